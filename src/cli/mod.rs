@@ -1,0 +1,163 @@
+//! Command-line interface: flags are parsed into plain values, then handed to the library.
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{Config, ENV_CONFIG};
+use crate::report::OutputFormat;
+
+mod scan;
+
+/// Exit status: success, nothing found.
+pub const EXIT_OK: u8 = 0;
+/// Exit status: findings were reported.
+pub const EXIT_FINDINGS: u8 = 1;
+/// Exit status: an error (bad usage, bad config, unreadable input); other inputs were still processed.
+pub const EXIT_ERROR: u8 = 2;
+
+const EXIT_CODES: &str = "Exit status: 0 nothing found, 1 findings reported, 2 error (bad usage or configuration, or an input that could not be read; the other inputs are still scanned and reported).";
+
+/// sidecar guards an OpenClaw Docker host: it finds and masks secrets in Docker's json-file logs.
+#[derive(Debug, Parser)]
+#[command(name = "sidecar", version, about, long_about = None, after_help = EXIT_CODES)]
+pub struct Cli {
+    /// Config file (TOML). Every key can also be set by a SIDECAR_… environment variable.
+    #[arg(long, global = true, env = ENV_CONFIG, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Scan files, directories or standard input for secrets and report them (never the secrets).
+    ///
+    /// Directories are walked recursively (symlinks are not followed). Each file's format is
+    /// detected: Docker json-file logs are decoded exactly (16 KiB partial entries rejoined, PEM keys
+    /// printed over several entries found as one), gzip files are decompressed, anything else is read
+    /// as text, binary files are skipped. Every core is used; memory stays bounded whatever the size.
+    #[command(after_help = EXIT_CODES)]
+    Scan(ScanArgs),
+    /// Check or print the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// List the detection rules in effect (built-in plus configured).
+    Rules(RulesArgs),
+}
+
+/// `sidecar scan` flags.
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// Files or directories to scan; `-` reads standard input.
+    #[arg(value_name = "PATH", required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Output format of the findings.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: OutputFormat,
+    /// Write findings to FILE (created 0600, atomically) instead of standard output.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Write a masked copy of every input file under DIR, at the same relative path.
+    #[arg(long, value_name = "DIR")]
+    pub redact_to: Option<PathBuf>,
+    /// Extra rule file(s) in sidecar's schema (adds to `rules.files`).
+    #[arg(long = "rules", value_name = "FILE")]
+    pub rules: Vec<PathBuf>,
+    /// gitleaks config file(s) to load (adds to `rules.gitleaks_configs`).
+    #[arg(long = "gitleaks-config", value_name = "FILE")]
+    pub gitleaks_config: Vec<PathBuf>,
+    /// Baseline: do not report findings whose fingerprint is listed in FILE (one fingerprint per
+    /// line, or a previous `--format jsonl`/`json` output).
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
+    /// State directory holding the fingerprint key (overrides `state_dir`).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Worker threads; 0 uses every core (overrides `scan.threads`).
+    #[arg(long, short = 'j', value_name = "N")]
+    pub threads: Option<usize>,
+    /// Do not show a progress bar, even on a terminal.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+/// `sidecar config …`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate the config file, the environment overrides and every configured rule file.
+    Check,
+    /// Print the effective configuration (defaults, file, environment) as TOML.
+    Show,
+}
+
+/// `sidecar rules` flags.
+#[derive(Debug, Args)]
+pub struct RulesArgs {
+    /// Print the rules as TOML in sidecar's schema instead of a table.
+    #[arg(long)]
+    pub toml: bool,
+}
+
+/// Parse the command line and run; returns the process exit status.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    ExitCode::from(run_cli(cli))
+}
+
+fn run_cli(cli: Cli) -> u8 {
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_ERROR;
+        }
+    };
+    init_tracing(&config.log);
+    let result = match cli.command {
+        Command::Scan(args) => scan::run(config, args),
+        Command::Config(ConfigCommand::Show) => {
+            print!("{}", config.to_toml());
+            Ok(EXIT_OK)
+        }
+        Command::Config(ConfigCommand::Check) => scan::build_engine(&config, &[], &[]).map(|(engine, _)| {
+            println!(
+                "configuration ok: {} rules ({} built-in), state_dir {}",
+                engine.rules().len(),
+                crate::redact::RuleFile::builtin().rule.len(),
+                config.state_dir.display()
+            );
+            EXIT_OK
+        }),
+        Command::Rules(args) => scan::list_rules(&config, args.toml),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            EXIT_ERROR
+        }
+    }
+}
+
+fn init_tracing(filter: &str) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,416 @@
+//! `sidecar scan`, `sidecar rules` and the engine set-up shared with `config check`.
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use rayon::prelude::*;
+
+use super::{ScanArgs, EXIT_ERROR, EXIT_FINDINGS, EXIT_OK};
+use crate::config::Config;
+use crate::logs::masking::write_masked_copy;
+use crate::logs::scan::{FileScan, Format, Notice, ScanOptions, Scanner};
+use crate::redact::{Engine, EngineBuilder, Finding, RuleFile};
+use crate::report::write_findings;
+
+/// Build the engine from the config plus extra rule files; returns it with the merged specs.
+pub fn build_engine(
+    config: &Config,
+    extra_rules: &[PathBuf],
+    extra_gitleaks: &[PathBuf],
+) -> Result<(Engine, RuleFile)> {
+    let mut builder = EngineBuilder::with_builtin();
+    for path in config.rules.files.iter().chain(extra_rules) {
+        let text = read_small_text(path).with_context(|| format!("rule file {}", path.display()))?;
+        builder = builder.with_rules(RuleFile::from_toml(&text, &path.display().to_string())?);
+    }
+    for path in config.rules.gitleaks_configs.iter().chain(extra_gitleaks) {
+        let text = read_small_text(path).with_context(|| format!("gitleaks config {}", path.display()))?;
+        builder = builder.with_rules(RuleFile::from_gitleaks_toml(&text, &path.display().to_string())?);
+    }
+    builder = builder.with_rules(RuleFile {
+        rule: Vec::new(),
+        allowlist: config.rules.allowlist.clone(),
+    });
+    builder = builder.disable(config.rules.disable.iter().cloned());
+    let specs = builder.specs().clone();
+    Ok((builder.build()?, specs))
+}
+
+/// Read a config-sized text file (rule files are small; refuse anything over 16 MiB).
+fn read_small_text(path: &Path) -> Result<String> {
+    let file = File::open(path).with_context(|| "cannot open (check the path and permissions)")?;
+    let mut text = String::new();
+    let n = io::Read::read_to_string(&mut io::Read::take(file, 16 << 20), &mut text)
+        .context("cannot read as UTF-8 text")?;
+    if n >= 16 << 20 {
+        bail!("larger than 16 MiB; is this really a rule file?");
+    }
+    Ok(text)
+}
+
+/// Fingerprints listed in a baseline file: one per line, or JSON/JSONL finding records.
+pub fn load_baseline(path: &Path) -> Result<HashSet<String>> {
+    let file = File::open(path).with_context(|| format!("baseline {}: cannot open", path.display()))?;
+    let mut reader = BufReader::new(file);
+    let mut set = HashSet::new();
+    let first = reader.fill_buf()?.iter().copied().find(|b| !b.is_ascii_whitespace());
+    if first == Some(b'[') {
+        let records: Vec<serde_json::Value> = serde_json::from_reader(reader)
+            .with_context(|| format!("baseline {}: not a JSON array of findings", path.display()))?;
+        for r in records {
+            if let Some(fp) = r.get("fingerprint").and_then(|v| v.as_str()) {
+                set.insert(fp.to_string());
+            }
+        }
+        return Ok(set);
+    }
+    for (i, line) in reader.lines().enumerate() {
+        let line = line.with_context(|| format!("baseline {}: cannot read line {}", path.display(), i + 1))?;
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if line.starts_with('{') {
+            let v: serde_json::Value = serde_json::from_str(line)
+                .with_context(|| format!("baseline {}:{}: not a JSON record", path.display(), i + 1))?;
+            if let Some(fp) = v.get("fingerprint").and_then(|v| v.as_str()) {
+                set.insert(fp.to_string());
+            }
+        } else if line.len() == 64 && line.bytes().all(|b| b.is_ascii_hexdigit()) {
+            set.insert(line.to_ascii_lowercase());
+        } else {
+            bail!(
+                "baseline {}:{}: expected a 64-hex-digit fingerprint or a JSON finding record",
+                path.display(),
+                i + 1
+            );
+        }
+    }
+    Ok(set)
+}
+
+/// `sidecar rules`.
+pub fn list_rules(config: &Config, as_toml: bool) -> Result<u8> {
+    let (engine, specs) = build_engine(config, &[], &[])?;
+    let active: HashSet<&str> = engine.rules().iter().map(|r| r.id.as_str()).collect();
+    let mut out = io::stdout().lock();
+    if as_toml {
+        let kept = RuleFile {
+            rule: specs
+                .rule
+                .into_iter()
+                .filter(|r| active.contains(r.id.as_str()))
+                .collect(),
+            allowlist: specs.allowlist,
+        };
+        write!(out, "{}", toml::to_string_pretty(&kept)?)?;
+    } else {
+        writeln!(out, "{:<32} {:<9} {:<40} DESCRIPTION", "RULE", "SEVERITY", "KEYWORDS")?;
+        for r in specs.rule.iter().filter(|r| active.contains(r.id.as_str())) {
+            let mut kw = r.keywords.join(",");
+            if kw.len() > 40 {
+                kw.truncate(37);
+                kw.push_str("...");
+            }
+            writeln!(
+                out,
+                "{:<32} {:<9} {:<40} {}",
+                r.id,
+                r.severity.as_str(),
+                kw,
+                r.description
+            )?;
+        }
+    }
+    Ok(EXIT_OK)
+}
+
+/// One input file: where to read it, how to label it, where its masked copy goes.
+#[derive(Debug)]
+struct Input {
+    path: PathBuf,
+    label: String,
+    rel: PathBuf,
+    size: u64,
+}
+
+/// Walk the arguments into input files. Problems are reported and counted, never fatal.
+fn collect_inputs(paths: &[PathBuf], errors: &mut Vec<String>) -> Vec<Input> {
+    let mut inputs = Vec::new();
+    for root in paths {
+        let meta = match std::fs::metadata(root) {
+            Ok(m) => m,
+            Err(e) => {
+                errors.push(format!("{}: cannot read: {e}", root.display()));
+                continue;
+            }
+        };
+        if meta.is_file() {
+            inputs.push(Input {
+                path: root.clone(),
+                label: root.display().to_string(),
+                rel: PathBuf::from(root.file_name().unwrap_or(root.as_os_str())),
+                size: meta.len(),
+            });
+            continue;
+        }
+        for entry in walkdir::WalkDir::new(root).follow_links(false).sort_by_file_name() {
+            match entry {
+                Ok(e) if e.file_type().is_file() => {
+                    let size = e.metadata().map(|m| m.len()).unwrap_or(0);
+                    let rel = e.path().strip_prefix(root).unwrap_or(e.path()).to_path_buf();
+                    inputs.push(Input {
+                        path: e.path().to_path_buf(),
+                        label: e.path().display().to_string(),
+                        rel,
+                        size,
+                    });
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    // A directory entry that vanished during the walk is not an error.
+                    if e.io_error().map(|io| io.kind()) == Some(io::ErrorKind::NotFound) {
+                        tracing::info!(path = %e.path().map(|p| p.display().to_string()).unwrap_or_default(), "vanished during the scan");
+                    } else {
+                        errors.push(format!(
+                            "{}: cannot read: {}",
+                            e.path().unwrap_or(root).display(),
+                            e.io_error().map(|io| io.to_string()).unwrap_or_else(|| e.to_string())
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    inputs
+}
+
+/// `sidecar scan`.
+pub fn run(mut config: Config, args: ScanArgs) -> Result<u8> {
+    if let Some(dir) = &args.state_dir {
+        config.state_dir = dir.clone();
+    }
+    if let Some(t) = args.threads {
+        config.scan.threads = t;
+    }
+    if let Some(b) = &args.baseline {
+        config.rules.baseline = Some(b.clone());
+    }
+    let stdin_count = args.paths.iter().filter(|p| p.as_os_str() == "-").count();
+    if stdin_count > 1 {
+        bail!("`-` (standard input) can be given once");
+    }
+    if stdin_count == 1 && args.redact_to.is_some() {
+        bail!("--redact-to cannot copy standard input; save it to a file first and scan the file");
+    }
+    let (engine, _) = build_engine(&config, &args.rules, &args.gitleaks_config)?;
+    let key = crate::state::load_or_create_key(&config.state_dir)?;
+    let baseline = match &config.rules.baseline {
+        Some(p) => load_baseline(p)?,
+        None => HashSet::new(),
+    };
+    let options = ScanOptions {
+        buffer_bytes: config.scan.buffer_kib << 10,
+        max_unit_bytes: config.scan.max_unit_kib << 10,
+        chunk_bytes: config.scan.chunk_mib << 20,
+        ..ScanOptions::default()
+    };
+    let scanner = Scanner {
+        engine: &engine,
+        key: &key,
+        options: &options,
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(config.scan.threads)
+        .build()
+        .context("cannot start worker threads")?;
+    if let Some(dir) = &args.redact_to {
+        crate::fsutil::create_private_dir(dir)
+            .with_context(|| format!("--redact-to {}: cannot create", dir.display()))?;
+    }
+
+    let started = Instant::now();
+    let mut errors: Vec<String> = Vec::new();
+    let file_paths: Vec<PathBuf> = args.paths.iter().filter(|p| p.as_os_str() != "-").cloned().collect();
+    let inputs = collect_inputs(&file_paths, &mut errors);
+    let total_bytes: u64 = inputs.iter().map(|i| i.size).sum();
+    let progress = (!args.no_progress && io::stderr().is_terminal()).then(|| {
+        let bar = indicatif::ProgressBar::new(total_bytes);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:40} {bytes}/{total_bytes} ({bytes_per_sec}) {msg}",
+            )
+            .expect("valid template"),
+        );
+        bar
+    });
+    let done_bytes = AtomicU64::new(0);
+
+    let mut results: Vec<(String, Result<FileScan, String>)> = Vec::new();
+    if stdin_count == 1 {
+        let scan = scanner
+            .scan_reader(io::stdin().lock(), "-", None)
+            .map_err(|e| e.to_string());
+        results.push(("-".into(), scan));
+    }
+    let redact_to = args.redact_to.as_deref();
+    let file_results: Vec<(String, Result<FileScan, String>)> = pool.install(|| {
+        inputs
+            .par_iter()
+            .map(|input| {
+                let result = scan_one(&scanner, input, redact_to, &baseline);
+                let done = done_bytes.fetch_add(input.size, Ordering::Relaxed) + input.size;
+                if let Some(bar) = &progress {
+                    bar.set_position(done);
+                }
+                (input.label.clone(), result)
+            })
+            .collect()
+    });
+    if let Some(bar) = progress {
+        bar.finish_and_clear();
+    }
+    results.extend(file_results);
+
+    // Gather.
+    let mut findings: Vec<Finding> = Vec::new();
+    let (mut bytes, mut lines, mut files, mut binary, mut malformed, mut long_lines, mut baselined) =
+        (0u64, 0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
+    for (label, result) in results {
+        match result {
+            Ok(scan) if scan.format.is_none() => {}
+            Ok(scan) => {
+                files += 1;
+                bytes += scan.bytes;
+                lines += scan.lines;
+                if scan.format == Some(Format::Binary) {
+                    binary += 1;
+                }
+                for n in &scan.notices {
+                    match n {
+                        Notice::MalformedLine { line, reason } => {
+                            malformed += 1;
+                            if malformed <= 20 {
+                                eprintln!(
+                                    "warning: {label}:{line}: not a valid json-file line ({reason}); scanned as text"
+                                );
+                            }
+                        }
+                        Notice::LongLine { line } => {
+                            long_lines += 1;
+                            eprintln!("warning: {label}:{line}: line longer than {} KiB; scanned as text in overlapping windows", options.buffer_bytes >> 10);
+                        }
+                    }
+                }
+                for f in scan.findings {
+                    if baseline.contains(&f.fingerprint) {
+                        baselined += 1;
+                    } else {
+                        findings.push(f);
+                    }
+                }
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    if malformed > 20 {
+        eprintln!("warning: {} more malformed lines not listed", malformed - 20);
+    }
+    for e in &errors {
+        eprintln!("error: {e}");
+    }
+
+    // Output.
+    match &args.output {
+        Some(path) => {
+            let mut out = crate::fsutil::AtomicFile::create(path)
+                .with_context(|| format!("--output {}: cannot create", path.display()))?;
+            write_findings(args.format, &findings, &mut out)?;
+            out.commit()
+                .with_context(|| format!("--output {}: cannot write", path.display()))?;
+        }
+        None => {
+            let mut out = io::BufWriter::new(io::stdout().lock());
+            write_findings(args.format, &findings, &mut out)?;
+            out.flush()?;
+        }
+    }
+
+    let secs = started.elapsed().as_secs_f64();
+    let mut rules: Vec<&str> = findings.iter().map(|f| f.rule.as_str()).collect();
+    rules.sort();
+    rules.dedup();
+    eprintln!(
+        "scanned {files} files, {:.1} MB, {lines} lines in {secs:.2} s ({:.0} MB/s): {} findings ({} rules){}{}{}{}",
+        bytes as f64 / 1e6,
+        bytes as f64 / 1e6 / secs.max(1e-9),
+        findings.len(),
+        rules.len(),
+        if baselined > 0 {
+            format!(", {baselined} in baseline")
+        } else {
+            String::new()
+        },
+        if malformed > 0 {
+            format!(", {malformed} malformed lines")
+        } else {
+            String::new()
+        },
+        if binary > 0 {
+            format!(", {binary} binary files skipped")
+        } else {
+            String::new()
+        },
+        if errors.is_empty() {
+            String::new()
+        } else {
+            format!(", {} errors", errors.len())
+        },
+    );
+    let _ = long_lines;
+    Ok(if !errors.is_empty() {
+        EXIT_ERROR
+    } else if !findings.is_empty() {
+        EXIT_FINDINGS
+    } else {
+        EXIT_OK
+    })
+}
+
+fn scan_one(
+    scanner: &Scanner<'_>,
+    input: &Input,
+    redact_to: Option<&Path>,
+    baseline: &HashSet<String>,
+) -> Result<FileScan, String> {
+    let scan = match scanner.scan_path(&input.path, &input.label) {
+        Ok(scan) => scan,
+        // The directory changed during the scan: a file listed a moment ago is gone. Not an error.
+        Err(e) if e.is_not_found() => {
+            tracing::info!(file = %input.label, "vanished during the scan");
+            return Ok(FileScan::default());
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    if let Some(dir) = redact_to {
+        let dest = dir.join(&input.rel);
+        if let Some(parent) = dest.parent() {
+            crate::fsutil::create_private_dir(parent)
+                .map_err(|e| format!("{}: cannot create: {e}", parent.display()))?;
+        }
+        // Baselined findings are masked too: a baseline silences reporting, not masking.
+        let _ = baseline;
+        write_masked_copy(&input.path, &dest, &scan.findings, scan.gzip).map_err(|e| {
+            format!(
+                "{}: cannot write the masked copy to {}: {e}",
+                input.label,
+                dest.display()
+            )
+        })?;
+    }
+    Ok(scan)
+}

@@ -1,0 +1,219 @@
+//! The one configuration file: TOML at `--config` (default `/etc/sidecar/sidecar.toml`), with a
+//! `SIDECAR_…` environment variable overriding every key. Nested keys join with `__`:
+//! `state_dir` ← `SIDECAR_STATE_DIR`, `scan.threads` ← `SIDECAR_SCAN__THREADS`,
+//! `rules.disable` ← `SIDECAR_RULES__DISABLE='["jwt","generic-secret"]'` (values are TOML).
+//! Unknown keys are errors, in the file and in the environment.
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+use crate::redact::rules::AllowlistSpec;
+
+/// Default location of the config file.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/sidecar/sidecar.toml";
+/// Environment variables with this prefix override config keys.
+pub const ENV_PREFIX: &str = "SIDECAR_";
+/// `SIDECAR_CONFIG` names the config file; it is not a config key.
+pub const ENV_CONFIG: &str = "SIDECAR_CONFIG";
+
+/// The effective configuration.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Directory for sidecar's own state: the fingerprint key (`fingerprint.key`), checkpoints,
+    /// findings. Created 0700.
+    pub state_dir: PathBuf,
+    /// Log verbosity of sidecar itself (`error`, `warn`, `info`, `debug`, `trace` or a tracing filter).
+    pub log: String,
+    /// Scanning.
+    pub scan: ScanConfig,
+    /// Detection rules.
+    pub rules: RulesConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            state_dir: PathBuf::from("/var/lib/sidecar"),
+            log: "warn".into(),
+            scan: ScanConfig::default(),
+            rules: RulesConfig::default(),
+        }
+    }
+}
+
+/// `[scan]`: how files are read.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScanConfig {
+    /// Worker threads; 0 uses every core.
+    pub threads: usize,
+    /// Read buffer in KiB; a line longer than this is scanned as text in overlapping windows.
+    pub buffer_kib: usize,
+    /// Largest text unit (a log entry rejoined from 16 KiB parts, a PEM block) matched in one go, in KiB.
+    pub max_unit_kib: usize,
+    /// Plain files larger than this many MiB are split into chunks scanned in parallel.
+    pub chunk_mib: u64,
+}
+
+impl Default for ScanConfig {
+    fn default() -> Self {
+        Self {
+            threads: 0,
+            buffer_kib: 1024,
+            max_unit_kib: 1024,
+            chunk_mib: 32,
+        }
+    }
+}
+
+/// `[rules]`: which rules run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct RulesConfig {
+    /// Extra rule files in sidecar's schema (see README, "Rules").
+    pub files: Vec<PathBuf>,
+    /// gitleaks config files to load (`[[rules]]`, allowlists).
+    pub gitleaks_configs: Vec<PathBuf>,
+    /// Built-in or loaded rule ids to turn off.
+    pub disable: Vec<String>,
+    /// Baseline file: findings whose fingerprint it lists are not reported.
+    pub baseline: Option<PathBuf>,
+    /// Extra global allowlist (regexes on the secret, stopwords).
+    pub allowlist: AllowlistSpec,
+}
+
+/// Errors loading the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The named file is missing.
+    #[error("config file {0} does not exist; create it (see README, \"Configuration\") or drop --config/SIDECAR_CONFIG to use the defaults")]
+    Missing(PathBuf),
+    /// Parsing or validation failed.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Load defaults, then the file (if `path` is given it must exist; the default path may be
+    /// absent), then `SIDECAR_…` environment variables.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        match path {
+            Some(p) => {
+                if !p.exists() {
+                    return Err(ConfigError::Missing(p.to_path_buf()));
+                }
+                fig = fig.merge(Toml::file_exact(p));
+            }
+            None => {
+                let p = Path::new(DEFAULT_CONFIG_PATH);
+                if p.exists() {
+                    fig = fig.merge(Toml::file_exact(p));
+                }
+            }
+        }
+        fig = fig.merge(Env::prefixed(ENV_PREFIX).split("__").ignore(&["config"]));
+        let cfg: Config = fig.extract().map_err(|e| ConfigError::Invalid(describe(e)))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Parse a TOML text on top of the defaults, without the environment (tests, `config check`).
+    pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
+        let cfg: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::string(text))
+            .extract()
+            .map_err(|e| ConfigError::Invalid(describe(e)))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.scan.buffer_kib < 64 {
+            return Err(ConfigError::Invalid("scan.buffer_kib must be at least 64".into()));
+        }
+        if self.scan.max_unit_kib < 64 {
+            return Err(ConfigError::Invalid("scan.max_unit_kib must be at least 64".into()));
+        }
+        if self.scan.chunk_mib == 0 {
+            return Err(ConfigError::Invalid("scan.chunk_mib must be at least 1".into()));
+        }
+        if self.state_dir.as_os_str().is_empty() {
+            return Err(ConfigError::Invalid("state_dir must not be empty".into()));
+        }
+        Ok(())
+    }
+
+    /// The effective configuration as TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("config serializes")
+    }
+}
+
+fn describe(e: figment::Error) -> String {
+    e.into_iter()
+        .map(|e| {
+            let key = if e.path.is_empty() {
+                String::new()
+            } else {
+                format!("`{}`: ", e.path.join("."))
+            };
+            let source = match &e.metadata {
+                Some(m) => match &m.source {
+                    Some(s) => format!(" (from {s})"),
+                    None => format!(" (from {})", m.name),
+                },
+                None => String::new(),
+            };
+            format!("{key}{}{source}", e.kind)
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_round_trip() {
+        let text = Config::default().to_toml();
+        assert_eq!(Config::from_toml_str(&text).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_naming_the_key() {
+        let err = Config::from_toml_str("[scan]\nthreds = 2\n").unwrap_err();
+        assert!(err.to_string().contains("threds"), "{err}");
+        let err = Config::from_toml_str("stat_dir = '/x'\n").unwrap_err();
+        assert!(err.to_string().contains("stat_dir"), "{err}");
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)]
+    fn file_and_env_layers() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("s.toml", "state_dir = '/from/file'\n[scan]\nthreads = 3\n")?;
+            jail.set_env("SIDECAR_SCAN__THREADS", "5");
+            jail.set_env("SIDECAR_RULES__DISABLE", "[\"jwt\"]");
+            jail.set_env("SIDECAR_CONFIG", "ignored-here");
+            let cfg = Config::load(Some(Path::new("s.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(cfg.state_dir, PathBuf::from("/from/file"));
+            assert_eq!(cfg.scan.threads, 5);
+            assert_eq!(cfg.rules.disable, vec!["jwt".to_string()]);
+            jail.set_env("SIDECAR_SCAN__NOPE", "1");
+            let err = Config::load(Some(Path::new("s.toml"))).unwrap_err().to_string();
+            assert!(err.contains("nope"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn missing_explicit_file_is_an_error() {
+        let err = Config::load(Some(Path::new("/nonexistent/sidecar.toml"))).unwrap_err();
+        assert!(err.to_string().contains("does not exist"), "{err}");
+    }
+}

@@ -1,0 +1,20 @@
+//! sidecar: guards an OpenClaw Docker host.
+//!
+//! The crate is a library holding all logic; `src/main.rs` is a thin shell around [`cli::run`].
+//! Domains live in their own modules and could be lifted into crates of their own:
+//! - [`redact`]: the pure detection engine (bytes in, matches out) and the masking format.
+//! - [`logs`]: Docker's json-file codec and the streaming file scanner that maps findings to file bytes.
+//! - [`report`]: output formats for findings (table, JSON, JSONL, SARIF).
+//! - [`config`]: the one TOML configuration file with `SIDECAR_…` environment overrides.
+//! - [`cli`]: command-line parsing and the commands.
+//! - [`fsutil`]: the one atomic, private file writer; [`state`]: the state directory and its key.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod cli;
+pub mod config;
+pub mod fsutil;
+pub mod logs;
+pub mod redact;
+pub mod report;
+pub mod state;

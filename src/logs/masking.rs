@@ -1,0 +1,197 @@
+//! Applying findings to bytes: the mask plan and masked copies of files (`scan --redact-to`).
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::path::Path;
+
+use crate::fsutil::AtomicFile;
+use crate::redact::Finding;
+
+/// Byte edits, sorted and non-overlapping, each replacing `[start, start + bytes.len())`.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct MaskPlan {
+    edits: Vec<(u64, Vec<u8>)>,
+}
+
+impl MaskPlan {
+    /// Spread each finding's mask over its ranges; where findings overlap, the first one wins.
+    pub fn from_findings(findings: &[Finding]) -> Self {
+        let mut edits = Vec::new();
+        for f in findings {
+            let mut used = 0usize;
+            for [s, e] in &f.ranges {
+                let len = (e - s) as usize;
+                let bytes = f
+                    .mask
+                    .get(used..used + len)
+                    .map(<[u8]>::to_vec)
+                    .unwrap_or_else(|| vec![b'*'; len]);
+                used += len;
+                edits.push((*s, bytes));
+            }
+        }
+        edits.sort_by_key(|(s, _)| *s);
+        let mut out: Vec<(u64, Vec<u8>)> = Vec::with_capacity(edits.len());
+        for (s, bytes) in edits {
+            let (s, bytes) = match out.last() {
+                Some((ps, pb)) if ps + pb.len() as u64 > s => {
+                    let skip = (ps + pb.len() as u64 - s) as usize;
+                    if skip >= bytes.len() {
+                        continue;
+                    }
+                    (s + skip as u64, bytes[skip..].to_vec())
+                }
+                _ => (s, bytes),
+            };
+            out.push((s, bytes));
+        }
+        Self { edits: out }
+    }
+
+    /// True when there is nothing to mask.
+    pub fn is_empty(&self) -> bool {
+        self.edits.is_empty()
+    }
+
+    /// The edits: (offset, replacement bytes).
+    pub fn edits(&self) -> &[(u64, Vec<u8>)] {
+        &self.edits
+    }
+
+    /// Copy `src` to `dst` replacing the planned bytes; returns bytes copied. Streaming.
+    pub fn apply_stream<R: Read, W: Write>(&self, src: R, dst: &mut W) -> io::Result<u64> {
+        let mut src = BufReader::with_capacity(256 << 10, src);
+        let mut pos = 0u64;
+        let mut next = 0usize;
+        loop {
+            let buf = src.fill_buf()?;
+            if buf.is_empty() {
+                break;
+            }
+            let mut chunk = buf.to_vec();
+            let len = chunk.len();
+            src.consume(len);
+            let end = pos + len as u64;
+            // Apply every edit that touches [pos, end).
+            let mut i = next;
+            while i < self.edits.len() && self.edits[i].0 < end {
+                let (s, bytes) = &self.edits[i];
+                let e = s + bytes.len() as u64;
+                if e > pos {
+                    let from = s.max(&pos) - pos;
+                    let to = e.min(end) - pos;
+                    let off = (pos.max(*s) - s) as usize;
+                    chunk[from as usize..to as usize].copy_from_slice(&bytes[off..off + (to - from) as usize]);
+                }
+                if e <= end {
+                    next = i + 1;
+                }
+                i += 1;
+            }
+            dst.write_all(&chunk)?;
+            pos = end;
+        }
+        if let Some((s, _)) = self.edits.get(next) {
+            if *s >= pos {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the file is shorter than the findings say (it changed since the scan); scan it again",
+                ));
+            }
+        }
+        Ok(pos)
+    }
+}
+
+/// Write a masked copy of `src` to `dst` (atomically, 0600). Gzip input gives gzip output with the
+/// same header (Docker keeps `{"lastTime":…}` in the Extra field).
+pub fn write_masked_copy(src: &Path, dst: &Path, findings: &[Finding], gzip: bool) -> io::Result<u64> {
+    let plan = MaskPlan::from_findings(findings);
+    let file = File::open(src)?;
+    let mut out = AtomicFile::create(dst)?;
+    let n = if gzip {
+        let mut decoder = BufReader::new(flate2::read::GzDecoder::new(file));
+        decoder.fill_buf()?;
+        let header = decoder.get_ref().header().cloned();
+        let mut builder = flate2::GzBuilder::new();
+        if let Some(h) = header {
+            if let Some(x) = h.extra() {
+                builder = builder.extra(x);
+            }
+            if let Some(f) = h.filename() {
+                builder = builder.filename(f);
+            }
+            if let Some(c) = h.comment() {
+                builder = builder.comment(c);
+            }
+            builder = builder.mtime(h.mtime());
+        }
+        let mut enc = builder.write(&mut out, flate2::Compression::default());
+        let n = plan.apply_stream(decoder, &mut enc)?;
+        enc.finish()?;
+        n
+    } else {
+        plan.apply_stream(file, &mut out)?
+    };
+    out.commit()?;
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::redact::Severity;
+
+    fn f(ranges: Vec<[u64; 2]>, mask: &[u8]) -> Finding {
+        Finding {
+            schema: 1,
+            rule: "r".into(),
+            description: String::new(),
+            severity: Severity::High,
+            file: "x".into(),
+            line: 1,
+            end_line: 1,
+            start: ranges[0][0],
+            end: ranges.last().unwrap()[1],
+            ranges,
+            container_id: None,
+            stream: None,
+            time: None,
+            fingerprint: "00".repeat(32),
+            preview: String::new(),
+            mask: mask.to_vec(),
+        }
+    }
+
+    #[test]
+    fn applies_across_ranges_and_buffer_edges() {
+        let src: Vec<u8> = (0..600_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+        let findings = vec![
+            f(vec![[10, 14], [20, 22]], b"ABCDEF"),
+            f(vec![[262_140, 262_150]], b"0123456789"),
+        ];
+        let plan = MaskPlan::from_findings(&findings);
+        let mut out = Vec::new();
+        assert_eq!(plan.apply_stream(&src[..], &mut out).unwrap(), src.len() as u64);
+        assert_eq!(out.len(), src.len());
+        assert_eq!(&out[10..14], b"ABCD");
+        assert_eq!(&out[20..22], b"EF");
+        assert_eq!(&out[262_140..262_150], b"0123456789");
+        assert_eq!(&out[..10], &src[..10]);
+        assert_eq!(&out[262_150..], &src[262_150..]);
+    }
+
+    #[test]
+    fn overlapping_edits_keep_the_first() {
+        let plan = MaskPlan::from_findings(&[f(vec![[0, 4]], b"AAAA"), f(vec![[2, 6]], b"BBBB")]);
+        let mut out = Vec::new();
+        plan.apply_stream(&b"xxxxxxxx"[..], &mut out).unwrap();
+        assert_eq!(out, b"AAAABBxx");
+    }
+
+    #[test]
+    fn a_shorter_file_is_an_error() {
+        let plan = MaskPlan::from_findings(&[f(vec![[100, 104]], b"AAAA")]);
+        let err = plan.apply_stream(&b"short"[..], &mut Vec::new()).unwrap_err();
+        assert!(err.to_string().contains("changed since the scan"));
+    }
+}

@@ -1,0 +1,1038 @@
+//! The streaming scanner: reads a file (plain, json-file or gzip), assembles log entries into text
+//! units, runs the engine on them and maps every secret back to exact raw byte ranges of the file.
+//!
+//! How it stays fast and bounded:
+//! - The keyword prefilter runs on raw bytes, a buffer at a time; only lines holding a keyword are
+//!   parsed and decoded. Docker's 16 KiB partial entries and PEM keys printed one line per entry are
+//!   assembled into one unit per stream before matching.
+//! - Memory is bounded by the read buffer ([`ScanOptions::buffer_bytes`]) and the largest unit
+//!   ([`ScanOptions::max_unit_bytes`]); a longer line or unit is scanned in overlapping windows.
+//! - A large plain file is cut into chunks at line starts and the chunks are scanned in parallel. Each
+//!   chunk reads a warm-up stretch before its start to learn what entries are open there; a unit
+//!   belongs to the chunk in which its first line starts and is completed by that chunk even past its end.
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
+use std::ops::Range;
+use std::path::Path;
+
+use memchr::memmem;
+
+use super::jsonfile::{self, JsonFileLine, Stream};
+use crate::redact::{mask, Engine, Finding, FingerprintKey, Match, Scratch};
+
+/// Tunables of the scanner.
+#[derive(Debug, Clone)]
+pub struct ScanOptions {
+    /// Read buffer size; also the longest line handled in one piece.
+    pub buffer_bytes: usize,
+    /// Longest text unit matched in one go; longer units are matched in overlapping windows.
+    pub max_unit_bytes: usize,
+    /// Overlap between windows of a long line or unit.
+    pub window_overlap: usize,
+    /// Most log entries joined into one PEM block.
+    pub pem_max_lines: usize,
+    /// Plain files larger than this are split into chunks of this size scanned in parallel.
+    pub chunk_bytes: u64,
+    /// Warm-up read before each chunk.
+    pub warmup_bytes: u64,
+}
+
+impl Default for ScanOptions {
+    fn default() -> Self {
+        Self {
+            buffer_bytes: 1 << 20,
+            max_unit_bytes: 1 << 20,
+            window_overlap: 16 << 10,
+            pem_max_lines: 256,
+            chunk_bytes: 32 << 20,
+            warmup_bytes: 1 << 20,
+        }
+    }
+}
+
+/// What a file turned out to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Docker json-file log lines.
+    JsonFile,
+    /// Plain text.
+    Text,
+    /// Looks binary (NUL bytes near the start): skipped.
+    Binary,
+    /// No bytes.
+    Empty,
+}
+
+impl Format {
+    /// Lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::JsonFile => "json-file",
+            Format::Text => "text",
+            Format::Binary => "binary",
+            Format::Empty => "empty",
+        }
+    }
+}
+
+/// A file-level problem that did not stop the scan. Carries line numbers, never line content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// A line of a json-file log is not valid json-file JSON; it was scanned as text.
+    MalformedLine {
+        /// 1-based line.
+        line: u64,
+        /// What is wrong (no content).
+        reason: String,
+    },
+    /// A line longer than the buffer was scanned as text in overlapping windows.
+    LongLine {
+        /// 1-based line.
+        line: u64,
+    },
+}
+
+/// The result of scanning one file.
+#[derive(Debug, Default)]
+pub struct FileScan {
+    /// Findings, ordered by position, without duplicates.
+    pub findings: Vec<Finding>,
+    /// Problems that did not stop the scan.
+    pub notices: Vec<Notice>,
+    /// Bytes scanned (decompressed bytes for gzip).
+    pub bytes: u64,
+    /// Lines scanned.
+    pub lines: u64,
+    /// Detected format.
+    pub format: Option<Format>,
+    /// The file was gzip-compressed.
+    pub gzip: bool,
+}
+
+/// Errors scanning a file: messages name the file and what to do, never file content.
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    /// Opening or reading failed.
+    #[error("{path}: {action}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// What was being done.
+        action: &'static str,
+        /// The OS error.
+        source: io::Error,
+    },
+}
+
+impl ScanError {
+    /// The file does not exist (any more): it vanished between listing and reading.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, ScanError::Io { source, .. } if source.kind() == io::ErrorKind::NotFound)
+    }
+}
+
+/// What a scan needs besides the bytes: engine, key and tunables.
+#[derive(Debug, Clone, Copy)]
+pub struct Scanner<'a> {
+    /// The engine.
+    pub engine: &'a Engine,
+    /// Fingerprint key.
+    pub key: &'a FingerprintKey,
+    /// Tunables.
+    pub options: &'a ScanOptions,
+}
+
+/// Docker container id from a path like `…/containers/<id>/<id>-json.log[.N][.gz]`.
+pub fn container_id_from_path(path: &Path) -> Option<String> {
+    let is_id = |s: &str| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit());
+    let name = path.file_name()?.to_str()?;
+    if let Some(id) = name
+        .split("-json.log")
+        .next()
+        .filter(|id| is_id(id) && name.contains("-json.log"))
+    {
+        return Some(id.to_string());
+    }
+    let parent = path.parent()?.file_name()?.to_str()?;
+    is_id(parent).then(|| parent.to_string())
+}
+
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+const SNIFF: usize = 8 << 10;
+
+/// A planned piece of work on one file.
+#[derive(Debug, Clone)]
+struct Job {
+    read_from: u64,
+    own: Range<u64>,
+}
+
+impl<'a> Scanner<'a> {
+    /// Scan a file on disk, in parallel chunks when it is large and plain.
+    pub fn scan_path(&self, path: &Path, label: &str) -> Result<FileScan, ScanError> {
+        let io_err = |action: &'static str| {
+            move |source: io::Error| ScanError::Io {
+                path: label.to_string(),
+                action,
+                source,
+            }
+        };
+        let mut file = File::open(path).map_err(io_err(
+            "cannot open (check that it exists and that sidecar may read it)",
+        ))?;
+        let size = file.metadata().map_err(io_err("cannot stat"))?.len();
+        let mut head = [0u8; 2];
+        let n = read_full(&mut file, &mut head).map_err(io_err("cannot read"))?;
+        file.seek(SeekFrom::Start(0)).map_err(io_err("cannot seek"))?;
+        let container = container_id_from_path(path);
+        if n == 2 && head == GZIP_MAGIC {
+            let decoder = flate2::read::MultiGzDecoder::new(BufReader::with_capacity(64 << 10, file));
+            let mut scan = self.scan_decompressed(decoder, label, container.as_deref())?;
+            scan.gzip = true;
+            return Ok(scan);
+        }
+        if size <= self.options.chunk_bytes + self.options.chunk_bytes / 2 {
+            return self.scan_reader(file, label, container.as_deref());
+        }
+        let format = {
+            let mut sniff = vec![0u8; SNIFF.max(64 << 10)];
+            let n = read_full(&mut file, &mut sniff).map_err(io_err("cannot read"))?;
+            sniff.truncate(n);
+            detect_format(&sniff)
+        };
+        if matches!(format, Format::Binary | Format::Empty) {
+            return Ok(FileScan {
+                format: Some(format),
+                bytes: size,
+                ..FileScan::default()
+            });
+        }
+        // Cut into chunks at line starts.
+        let mut starts = vec![0u64];
+        let mut at = self.options.chunk_bytes;
+        while at < size {
+            match next_line_start(&mut file, at).map_err(io_err("cannot read"))? {
+                Some(s) if s < size => {
+                    starts.push(s);
+                    at = s + self.options.chunk_bytes;
+                }
+                _ => break,
+            }
+        }
+        let mut jobs = Vec::with_capacity(starts.len());
+        for (i, &s) in starts.iter().enumerate() {
+            let end = starts.get(i + 1).copied().unwrap_or(u64::MAX);
+            let read_from = if s == 0 {
+                0
+            } else {
+                next_line_start(&mut file, s.saturating_sub(self.options.warmup_bytes))
+                    .map_err(io_err("cannot read"))?
+                    .unwrap_or(s)
+                    .min(s)
+            };
+            jobs.push(Job { read_from, own: s..end });
+        }
+        use rayon::prelude::*;
+        let parts: Vec<Result<ChunkScan, ScanError>> = jobs
+            .par_iter()
+            .map(|job| {
+                let mut f = File::open(path).map_err(io_err("cannot open"))?;
+                f.seek(SeekFrom::Start(job.read_from)).map_err(io_err("cannot seek"))?;
+                let mut chunk = ChunkScanner::new(self, label, container.as_deref(), format, job.clone());
+                chunk.run(f).map_err(io_err("cannot read"))?;
+                Ok(chunk.finish())
+            })
+            .collect();
+        let mut out = FileScan {
+            format: Some(format),
+            ..FileScan::default()
+        };
+        let mut lines_before = 0u64;
+        for part in parts {
+            let mut part = part?;
+            for f in &mut part.findings {
+                f.line += lines_before;
+                f.end_line += lines_before;
+            }
+            for n in &mut part.notices {
+                match n {
+                    Notice::MalformedLine { line, .. } | Notice::LongLine { line } => *line += lines_before,
+                }
+            }
+            lines_before += part.lines;
+            out.bytes += part.bytes;
+            out.findings.extend(part.findings);
+            out.notices.extend(part.notices);
+        }
+        out.lines = lines_before;
+        dedupe(&mut out.findings);
+        Ok(out)
+    }
+
+    /// Scan a stream from its start (standard input, a small file); gzip is detected and decompressed.
+    pub fn scan_reader<R: Read>(&self, reader: R, label: &str, container: Option<&str>) -> Result<FileScan, ScanError> {
+        let io_err = |source: io::Error| ScanError::Io {
+            path: label.to_string(),
+            action: "cannot read",
+            source,
+        };
+        let mut reader = BufReader::with_capacity(64 << 10, reader);
+        let head = reader.fill_buf().map_err(io_err)?;
+        if head.len() >= 2 && head[..2] == GZIP_MAGIC {
+            let decoder = flate2::bufread::MultiGzDecoder::new(reader);
+            let mut scan = self.scan_decompressed(decoder, label, container)?;
+            scan.gzip = true;
+            return Ok(scan);
+        }
+        self.scan_plain(reader, label, container, "cannot read")
+    }
+
+    /// Scan the decompressed stream of a gzip file: read errors mean a damaged file.
+    fn scan_decompressed<R: Read>(
+        &self,
+        reader: R,
+        label: &str,
+        container: Option<&str>,
+    ) -> Result<FileScan, ScanError> {
+        self.scan_plain(
+            BufReader::with_capacity(64 << 10, reader),
+            label,
+            container,
+            "cannot decompress (the gzip file is truncated or corrupted; findings before the damage are reported)",
+        )
+    }
+
+    fn scan_plain<R: BufRead>(
+        &self,
+        mut reader: R,
+        label: &str,
+        container: Option<&str>,
+        action: &'static str,
+    ) -> Result<FileScan, ScanError> {
+        let io_err = |source: io::Error| ScanError::Io {
+            path: label.to_string(),
+            action,
+            source,
+        };
+        // Sniff the format from the first bytes (at least one full line when it is short).
+        let mut sniff = Vec::with_capacity(SNIFF);
+        while sniff.len() < SNIFF {
+            let buf = reader.fill_buf().map_err(io_err)?;
+            if buf.is_empty() {
+                break;
+            }
+            let take = buf.len().min(SNIFF - sniff.len());
+            sniff.extend_from_slice(&buf[..take]);
+            reader.consume(take);
+        }
+        let format = detect_format(&sniff);
+        if matches!(format, Format::Binary | Format::Empty) {
+            let mut rest = 0u64;
+            if format == Format::Binary {
+                rest = io::copy(&mut reader, &mut io::sink()).map_err(io_err)?;
+            }
+            return Ok(FileScan {
+                format: Some(format),
+                bytes: sniff.len() as u64 + rest,
+                ..FileScan::default()
+            });
+        }
+        let mut chunk = ChunkScanner::new(
+            self,
+            label,
+            container,
+            format,
+            Job {
+                read_from: 0,
+                own: 0..u64::MAX,
+            },
+        );
+        chunk.run(io::Cursor::new(sniff).chain(reader)).map_err(io_err)?;
+        let part = chunk.finish();
+        let mut out = FileScan {
+            format: Some(format),
+            bytes: part.bytes,
+            lines: part.lines,
+            findings: part.findings,
+            notices: part.notices,
+            gzip: false,
+        };
+        dedupe(&mut out.findings);
+        Ok(out)
+    }
+}
+
+fn read_full<R: Read>(r: &mut R, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// Offset of the first line start at or after `at` (`at` itself when `at == 0` or the byte before
+/// it is a newline); `None` at end of file.
+fn next_line_start(file: &mut File, at: u64) -> io::Result<Option<u64>> {
+    if at == 0 {
+        return Ok(Some(0));
+    }
+    file.seek(SeekFrom::Start(at - 1))?;
+    let mut buf = vec![0u8; 64 << 10];
+    let mut pos = at - 1;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        if let Some(i) = memchr::memchr(b'\n', &buf[..n]) {
+            return Ok(Some(pos + i as u64 + 1));
+        }
+        pos += n as u64;
+    }
+}
+
+/// Detect the format of a file from its first bytes.
+pub fn detect_format(head: &[u8]) -> Format {
+    if head.is_empty() {
+        return Format::Empty;
+    }
+    if memchr::memchr(0, head).is_some() {
+        return Format::Binary;
+    }
+    let first = head
+        .split(|&b| b == b'\n')
+        .find(|l| !l.iter().all(u8::is_ascii_whitespace))
+        .unwrap_or(&[]);
+    if jsonfile::looks_like_json_file(first) {
+        Format::JsonFile
+    } else {
+        Format::Text
+    }
+}
+
+/// Sort by position and drop findings that a window overlap produced twice: of two overlapping
+/// findings of the same rule, the longer is kept.
+fn dedupe(findings: &mut Vec<Finding>) {
+    findings.sort_by(|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)));
+    let mut kept: Vec<Finding> = Vec::with_capacity(findings.len());
+    for f in findings.drain(..) {
+        if let Some(prev) = kept
+            .iter()
+            .rev()
+            .take(8)
+            .find(|k| k.rule == f.rule && k.start < f.end && f.start < k.end)
+        {
+            if prev.end >= f.end {
+                continue;
+            }
+        }
+        kept.push(f);
+    }
+    *findings = kept;
+}
+
+/// How a piece's decoded bytes map back to the raw line.
+#[derive(Debug)]
+enum PieceMap {
+    /// Decoded byte `i` is raw byte `line_start + offset + i` (plain text).
+    Identity { offset: u32 },
+    /// Decoded byte `i` came from the escape starting at `starts[i]`; `raw_end` closes the string.
+    Json { starts: Vec<u32>, raw_end: u32 },
+}
+
+#[derive(Debug)]
+struct Piece {
+    line: u64,
+    line_start: u64,
+    text_start: usize,
+    text_len: usize,
+    time: Option<String>,
+    map: PieceMap,
+}
+
+impl Piece {
+    /// Raw absolute range of local decoded range `r` (which does not cut an escape's bytes apart).
+    fn raw(&self, r: Range<usize>) -> Range<u64> {
+        match &self.map {
+            PieceMap::Identity { offset } => {
+                let base = self.line_start + *offset as u64;
+                base + r.start as u64..base + r.end as u64
+            }
+            PieceMap::Json { starts, raw_end } => {
+                let s = starts[r.start];
+                // the end: the start of the first decoded byte after r that begins a new escape
+                let mut e = *raw_end;
+                let last = starts[r.end - 1];
+                for &st in &starts[r.end..] {
+                    if st != last {
+                        e = st;
+                        break;
+                    }
+                }
+                self.line_start + s as u64..self.line_start + e as u64
+            }
+        }
+    }
+
+    /// Whether local decoded bytes `r` are exactly their raw bytes (no escapes).
+    fn is_verbatim(&self, r: Range<usize>) -> bool {
+        match &self.map {
+            PieceMap::Identity { .. } => true,
+            PieceMap::Json { starts, .. } => {
+                let raw = self.raw(r.clone());
+                raw.end - raw.start == r.len() as u64 && r.clone().skip(1).all(|i| starts[i] == starts[i - 1] + 1)
+            }
+        }
+    }
+}
+
+/// Text assembled from one or more pieces (log entries or lines) of one stream.
+#[derive(Debug, Default)]
+struct Unit {
+    text: Vec<u8>,
+    pieces: Vec<Piece>,
+    stream: Option<Stream>,
+    owned: bool,
+    /// Waiting for the rest of a 16 KiB-split entry.
+    partial_open: bool,
+    /// Inside a PEM block whose END line has not come yet.
+    pem_open: bool,
+}
+
+struct ChunkScan {
+    findings: Vec<Finding>,
+    notices: Vec<Notice>,
+    bytes: u64,
+    lines: u64,
+}
+
+struct ChunkScanner<'s, 'a> {
+    scanner: &'s Scanner<'a>,
+    label: &'s str,
+    container: Option<&'s str>,
+    format: Format,
+    job: Job,
+    line: JsonFileLine,
+    pending: HashMap<Stream, Unit>,
+    scratch: Scratch,
+    matches: Vec<Match>,
+    findings: Vec<Finding>,
+    notices: Vec<Notice>,
+    /// Lines in the owned range seen so far.
+    lines: u64,
+    /// Bytes of the owned range seen.
+    bytes: u64,
+    /// Lines read past the end of the owned range (to complete open units).
+    lines_after: u64,
+    stream_end_finder: memmem::Finder<'static>,
+}
+
+fn stream_name(s: Stream) -> &'static str {
+    match s {
+        Stream::Stdout => "stdout",
+        Stream::Stderr => "stderr",
+        Stream::Other => "other",
+    }
+}
+
+/// Opens a PEM block: `-----BEGIN … PRIVATE KEY-----` without an END after it.
+fn opens_pem(text: &[u8]) -> bool {
+    let Some(b) = memmem::rfind(text, b"-----BEGIN ") else {
+        return false;
+    };
+    let rest = &text[b..];
+    let header_end = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
+    memmem::find(&rest[..header_end], b"PRIVATE KEY").is_some() && memmem::find(rest, b"-----END").is_none()
+}
+
+impl<'s, 'a> ChunkScanner<'s, 'a> {
+    fn new(scanner: &'s Scanner<'a>, label: &'s str, container: Option<&'s str>, format: Format, job: Job) -> Self {
+        Self {
+            scanner,
+            label,
+            container,
+            format,
+            job,
+            line: JsonFileLine::default(),
+            pending: HashMap::new(),
+            scratch: Scratch::default(),
+            matches: Vec::new(),
+            findings: Vec::new(),
+            notices: Vec::new(),
+            lines: 0,
+            bytes: 0,
+            lines_after: 0,
+            stream_end_finder: memmem::Finder::new(b"\",\"stream\":\"").into_owned(),
+        }
+    }
+
+    fn finish(mut self) -> ChunkScan {
+        let streams: Vec<Stream> = self.pending.keys().copied().collect();
+        for s in streams {
+            if let Some(unit) = self.pending.remove(&s) {
+                self.scan_unit(unit);
+            }
+        }
+        ChunkScan {
+            findings: self.findings,
+            notices: self.notices,
+            bytes: self.bytes,
+            lines: self.lines,
+        }
+    }
+
+    fn run<R: Read>(&mut self, mut reader: R) -> io::Result<()> {
+        let cap = self.scanner.options.buffer_bytes.max(4096);
+        let overlap = self.scanner.options.window_overlap.min(cap / 4);
+        let mut buf: Vec<u8> = Vec::with_capacity(cap);
+        let mut abs = self.job.read_from; // offset of buf[0]
+        let mut eof = false;
+        // A line longer than the buffer: (line number, windows seen).
+        let mut long_line: Option<u64> = None;
+        loop {
+            // Fill.
+            while !eof && buf.len() < cap {
+                let old = buf.len();
+                buf.resize(cap, 0);
+                match reader.read(&mut buf[old..]) {
+                    Ok(0) => {
+                        buf.truncate(old);
+                        eof = true;
+                    }
+                    Ok(n) => buf.truncate(old + n),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => buf.truncate(old),
+                    Err(e) => return Err(e),
+                }
+            }
+            if buf.is_empty() {
+                break;
+            }
+            let mut pos = 0usize;
+            let mut next_hit = self.scanner.engine.next_keyword(&buf, 0);
+            while pos < buf.len() {
+                let (end, has_nl) = match memchr::memchr(b'\n', &buf[pos..]) {
+                    Some(i) => (pos + i, true),
+                    None if eof => (buf.len(), false),
+                    None => break,
+                };
+                let line_start = abs + pos as u64;
+                if line_start >= self.job.own.end && self.pending.is_empty() {
+                    return Ok(());
+                }
+                while let Some(h) = next_hit {
+                    if h >= pos {
+                        break;
+                    }
+                    next_hit = self.scanner.engine.next_keyword(&buf, pos);
+                }
+                let hit = matches!(next_hit, Some(h) if h < end);
+                let in_own = self.job.own.contains(&line_start);
+                if let Some(first) = long_line.take() {
+                    // The tail of a long line whose earlier windows were scanned below.
+                    let tail = &buf[pos..end];
+                    if in_own || first > 0 {
+                        self.bytes += (end - pos + has_nl as usize) as u64;
+                    }
+                    self.scan_text_window(tail, line_start, first, first > 0);
+                } else {
+                    let line_no = if in_own {
+                        self.lines += 1;
+                        self.bytes += (end - pos + has_nl as usize) as u64;
+                        self.lines
+                    } else if line_start >= self.job.own.end {
+                        // After the chunk: only units opened inside it continue here.
+                        self.lines_after += 1;
+                        self.lines + self.lines_after
+                    } else {
+                        0
+                    };
+                    let line = &buf[pos..end];
+                    self.on_line(line, has_nl, line_start, line_no, hit, in_own);
+                }
+                pos = end + has_nl as usize;
+                if hit {
+                    next_hit = self.scanner.engine.next_keyword(&buf, pos);
+                }
+            }
+            if pos == 0 && !eof && buf.len() >= cap {
+                // No newline in a full buffer: scan it as a window of a long line, keep an overlap.
+                let line_no = match long_line {
+                    Some(n) => n,
+                    None if self.job.own.contains(&abs) => {
+                        self.lines += 1;
+                        self.notices.push(Notice::LongLine { line: self.lines });
+                        self.lines
+                    }
+                    None => 0,
+                };
+                long_line = Some(line_no);
+                let keep_from = buf.len() - overlap;
+                let window = std::mem::take(&mut buf);
+                self.scan_text_window(&window, abs, line_no, line_no > 0);
+                if line_no > 0 {
+                    self.bytes += keep_from as u64;
+                }
+                buf = window;
+                buf.drain(..keep_from);
+                abs += keep_from as u64;
+                continue;
+            }
+            buf.drain(..pos);
+            abs += pos as u64;
+            if eof && buf.is_empty() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// One window of an overlong line, scanned as plain text on its own.
+    fn scan_text_window(&mut self, bytes: &[u8], start: u64, line_no: u64, owned: bool) {
+        if !owned || self.scanner.engine.next_keyword(bytes, 0).is_none() {
+            return;
+        }
+        let unit = Unit {
+            text: bytes.to_vec(),
+            pieces: vec![Piece {
+                line: line_no,
+                line_start: start,
+                text_start: 0,
+                text_len: bytes.len(),
+                time: None,
+                map: PieceMap::Identity { offset: 0 },
+            }],
+            stream: None,
+            owned,
+            partial_open: false,
+            pem_open: false,
+        };
+        self.scan_unit(unit);
+    }
+
+    /// Quick test on a Docker-ordered raw line: `Some(true)` when its `log` does not end in `\n`.
+    fn quick_partial(&self, raw: &[u8]) -> Option<bool> {
+        if !raw.starts_with(b"{\"log\":\"") {
+            return None;
+        }
+        let close = self.stream_end_finder.find(raw)?;
+        let content = &raw[8..close];
+        if !content.ends_with(b"\\n") {
+            return Some(true);
+        }
+        // `\n` only if the backslash before `n` is not itself escaped.
+        let backslashes = content[..content.len() - 1]
+            .iter()
+            .rev()
+            .take_while(|&&b| b == b'\\')
+            .count();
+        Some(backslashes % 2 == 0)
+    }
+
+    fn on_line(&mut self, raw: &[u8], has_nl: bool, line_start: u64, line_no: u64, hit: bool, in_own: bool) {
+        let may_start = line_start < self.job.own.end;
+        if self.format == Format::Text {
+            if !hit && self.pending.is_empty() {
+                return;
+            }
+            let map = PieceMap::Identity { offset: 0 };
+            self.add_piece(
+                Stream::Other,
+                raw,
+                has_nl,
+                line_start,
+                line_no,
+                None,
+                map,
+                hit && may_start,
+                in_own,
+                false,
+            );
+            return;
+        }
+        // json-file
+        if !hit && self.pending.is_empty() && self.quick_partial(raw) == Some(false) {
+            return;
+        }
+        let mut line = std::mem::take(&mut self.line);
+        match jsonfile::parse_line(raw, &mut line) {
+            Ok(()) => {
+                let stream = line.stream;
+                let partial = line.is_partial();
+                let open_here = (hit || partial) && may_start;
+                if open_here || self.pending.contains_key(&stream) {
+                    let time = (!line.time.is_empty()).then(|| line.time.clone());
+                    let starts = std::mem::take(&mut line.log.starts);
+                    let map = PieceMap::Json {
+                        starts,
+                        raw_end: line.log.raw_end,
+                    };
+                    self.add_piece(
+                        stream,
+                        &line.log.bytes,
+                        false,
+                        line_start,
+                        line_no,
+                        time,
+                        map,
+                        open_here,
+                        in_own,
+                        partial,
+                    );
+                }
+                if hit && in_own {
+                    let attrs = std::mem::take(&mut line.attrs);
+                    for (_, value) in &attrs {
+                        if self.scanner.engine.next_keyword(&value.bytes, 0).is_some() {
+                            let unit = Unit {
+                                text: value.bytes.clone(),
+                                pieces: vec![Piece {
+                                    line: line_no,
+                                    line_start,
+                                    text_start: 0,
+                                    text_len: value.bytes.len(),
+                                    time: (!line.time.is_empty()).then(|| line.time.clone()),
+                                    map: PieceMap::Json {
+                                        starts: value.starts.clone(),
+                                        raw_end: value.raw_end,
+                                    },
+                                }],
+                                stream: Some(stream),
+                                owned: true,
+                                partial_open: false,
+                                pem_open: false,
+                            };
+                            self.scan_unit(unit);
+                        }
+                    }
+                    line.attrs = attrs;
+                }
+            }
+            Err(e) => {
+                if in_own {
+                    self.notices.push(Notice::MalformedLine {
+                        line: line_no,
+                        reason: e.kind.to_string(),
+                    });
+                }
+                if hit && may_start {
+                    self.add_piece(
+                        Stream::Other,
+                        raw,
+                        has_nl,
+                        line_start,
+                        line_no,
+                        None,
+                        PieceMap::Identity { offset: 0 },
+                        true,
+                        in_own,
+                        false,
+                    );
+                }
+            }
+        }
+        self.line = line;
+    }
+
+    /// Append a piece to the stream's open unit, or open a unit with it when `may_open`.
+    #[allow(clippy::too_many_arguments)]
+    fn add_piece(
+        &mut self,
+        stream: Stream,
+        text: &[u8],
+        add_newline: bool,
+        line_start: u64,
+        line_no: u64,
+        time: Option<String>,
+        map: PieceMap,
+        may_open: bool,
+        in_own: bool,
+        partial: bool,
+    ) {
+        let max_unit = self.scanner.options.max_unit_bytes;
+        let pem_max = self.scanner.options.pem_max_lines;
+        let mut unit = match self.pending.remove(&stream) {
+            Some(u) => u,
+            None if may_open => Unit {
+                stream: (self.format == Format::JsonFile && stream != Stream::Other).then_some(stream),
+                owned: in_own,
+                ..Unit::default()
+            },
+            None => return,
+        };
+        let text_start = unit.text.len();
+        unit.text.extend_from_slice(text);
+        let mut text_len = text.len();
+        if add_newline {
+            // Plain text lines keep their newline so that joined lines stay lines; it maps to the
+            // raw newline byte, and newlines are never masked.
+            unit.text.push(b'\n');
+            text_len += 1;
+        }
+        let map = match map {
+            PieceMap::Json { mut starts, raw_end } if add_newline => {
+                starts.push(raw_end);
+                PieceMap::Json {
+                    starts,
+                    raw_end: raw_end + 1,
+                }
+            }
+            m => m,
+        };
+        unit.pieces.push(Piece {
+            line: line_no,
+            line_start,
+            text_start,
+            text_len,
+            time,
+            map,
+        });
+        let piece_text = &unit.text[text_start..];
+        unit.partial_open = partial;
+        if unit.pem_open {
+            if memmem::find(piece_text, b"-----END").is_some() || unit.pieces.len() >= pem_max {
+                unit.pem_open = false;
+            }
+        } else if memmem::find(piece_text, b"-----BEGIN ").is_some() && opens_pem(&unit.text) {
+            unit.pem_open = true;
+        }
+        if unit.partial_open || unit.pem_open {
+            if unit.text.len() > max_unit {
+                // Scan what we have; carry the last piece on as the overlap of the next window.
+                let last = unit.pieces.pop().expect("a piece was just pushed");
+                let carried = unit.text[last.text_start..].to_vec();
+                let owned = unit.owned;
+                let (partial_open, pem_open, ustream) = (unit.partial_open, unit.pem_open, unit.stream);
+                unit.text.truncate(last.text_start);
+                let piece_for_scan = Piece {
+                    line: last.line,
+                    line_start: last.line_start,
+                    text_start: last.text_start,
+                    text_len: last.text_len,
+                    time: last.time.clone(),
+                    map: match &last.map {
+                        PieceMap::Identity { offset } => PieceMap::Identity { offset: *offset },
+                        PieceMap::Json { starts, raw_end } => PieceMap::Json {
+                            starts: starts.clone(),
+                            raw_end: *raw_end,
+                        },
+                    },
+                };
+                unit.text.extend_from_slice(&carried);
+                unit.pieces.push(piece_for_scan);
+                self.scan_unit(unit);
+                let mut next = Unit {
+                    text: carried,
+                    pieces: vec![Piece { text_start: 0, ..last }],
+                    stream: ustream,
+                    owned,
+                    partial_open,
+                    pem_open,
+                };
+                next.pieces[0].text_start = 0;
+                self.pending.insert(stream, next);
+            } else {
+                self.pending.insert(stream, unit);
+            }
+        } else {
+            self.scan_unit(unit);
+        }
+    }
+
+    fn scan_unit(&mut self, unit: Unit) {
+        if !unit.owned || unit.text.is_empty() {
+            return;
+        }
+        self.matches.clear();
+        self.scanner
+            .engine
+            .find(&unit.text, &mut self.scratch, &mut self.matches);
+        let matches = std::mem::take(&mut self.matches);
+        for m in &matches {
+            if let Some(f) = self.finding(&unit, m) {
+                self.findings.push(f);
+            }
+        }
+        self.matches = matches;
+    }
+
+    fn finding(&self, unit: &Unit, m: &Match) -> Option<Finding> {
+        let rule = &self.scanner.engine.rules()[m.rule];
+        let secret = &unit.text[m.secret.clone()];
+        let mut ranges: Vec<[u64; 2]> = Vec::new();
+        let mut first_line = None;
+        let mut last_line = 0;
+        let mut time = None;
+        // Map every decoded sub-range between newlines to raw bytes, piece by piece.
+        for piece in &unit.pieces {
+            let ps = piece.text_start;
+            let pe = ps + piece.text_len;
+            let s = m.secret.start.max(ps);
+            let e = m.secret.end.min(pe);
+            if s >= e {
+                continue;
+            }
+            let local = &unit.text[s..e];
+            let mut i = 0;
+            while i < local.len() {
+                if local[i] == b'\n' || local[i] == b'\r' {
+                    i += 1;
+                    continue;
+                }
+                let j = local[i..]
+                    .iter()
+                    .position(|&b| b == b'\n' || b == b'\r')
+                    .map_or(local.len(), |k| i + k);
+                let raw = piece.raw(s - ps + i..s - ps + j);
+                match ranges.last_mut() {
+                    Some(last) if last[1] == raw.start => last[1] = raw.end,
+                    _ => ranges.push([raw.start, raw.end]),
+                }
+                i = j;
+            }
+            if first_line.is_none() {
+                first_line = Some(piece.line);
+                time = piece.time.clone();
+            }
+            last_line = piece.line;
+        }
+        let first_line = first_line?;
+        let fingerprint = self.scanner.key.fingerprint(secret);
+        let prefix = rule.public_prefix(secret);
+        // The prefix stays readable only when its bytes are written verbatim in the file.
+        let prefix_piece = unit
+            .pieces
+            .iter()
+            .find(|p| p.text_start <= m.secret.start && m.secret.start < p.text_start + p.text_len);
+        let prefix_ok = !prefix.is_empty()
+            && prefix_piece.is_some_and(|p| {
+                let ls = m.secret.start - p.text_start;
+                ls + prefix.len() <= p.text_len && p.is_verbatim(ls..ls + prefix.len())
+            });
+        let prefix = if prefix_ok { prefix } else { &[][..] };
+        let total: u64 = ranges.iter().map(|[s, e]| e - s).sum();
+        Some(Finding {
+            schema: crate::redact::finding::FINDING_SCHEMA,
+            rule: rule.id.clone(),
+            description: rule.description.clone(),
+            severity: rule.severity,
+            file: self.label.to_string(),
+            line: first_line,
+            end_line: last_line,
+            start: ranges.first()?[0],
+            end: ranges.last()?[1],
+            ranges,
+            container_id: self.container.map(str::to_string),
+            stream: unit.stream.map(|s| stream_name(s).to_string()),
+            time,
+            mask: mask::mask_bytes(&rule.id, &fingerprint, prefix, total as usize),
+            preview: mask::preview(prefix, secret.len()),
+            fingerprint,
+        })
+    }
+}

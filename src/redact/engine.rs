@@ -1,0 +1,560 @@
+//! The compiled engine: keyword prefilter, regex confirmation, entropy, validators, allowlists.
+use std::ops::Range;
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use regex::bytes::{CaptureLocations, Regex, RegexBuilder};
+
+use super::rules::{AllowTarget, AllowlistSpec, RuleError, RuleFile, RuleSpec, Severity};
+use super::shannon_entropy;
+use super::validate::Validator;
+
+/// A compiled rule.
+#[derive(Debug)]
+pub struct Rule {
+    /// Stable identifier.
+    pub id: String,
+    /// What the rule finds.
+    pub description: String,
+    /// Severity of a leak.
+    pub severity: Severity,
+    /// Overlap resolution priority.
+    pub priority: i32,
+    regex: Regex,
+    group: usize,
+    entropy: Option<f64>,
+    validator: Option<Validator>,
+    /// Public prefixes, longest first.
+    public_prefixes: Vec<Vec<u8>>,
+    allow: Allowlist,
+}
+
+impl Rule {
+    /// The longest public prefix that `secret` starts with, or an empty slice.
+    pub fn public_prefix<'s>(&self, secret: &'s [u8]) -> &'s [u8] {
+        for p in &self.public_prefixes {
+            if secret.len() >= p.len() && secret[..p.len()].eq_ignore_ascii_case(p) {
+                return &secret[..p.len()];
+            }
+        }
+        &[]
+    }
+}
+
+#[derive(Debug, Default)]
+struct Allowlist {
+    regexes: Vec<Regex>,
+    stopwords: Vec<Vec<u8>>,
+    target: AllowTarget,
+}
+
+impl Allowlist {
+    fn compile(spec: &AllowlistSpec, rule: &str) -> Result<Self, RuleError> {
+        let regexes = spec
+            .regexes
+            .iter()
+            .map(|r| compile_regex(r, rule))
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            regexes,
+            stopwords: spec
+                .stopwords
+                .iter()
+                .map(|s| s.to_ascii_lowercase().into_bytes())
+                .collect(),
+            target: spec.target,
+        })
+    }
+
+    fn allows(&self, secret: &[u8], whole: &[u8], unit: &[u8]) -> bool {
+        if !self.stopwords.is_empty() {
+            let lower = secret.to_ascii_lowercase();
+            if self.stopwords.iter().any(|w| memchr::memmem::find(&lower, w).is_some()) {
+                return true;
+            }
+        }
+        let target = match self.target {
+            AllowTarget::Secret => secret,
+            AllowTarget::Match => whole,
+            AllowTarget::Line => unit,
+        };
+        self.regexes.iter().any(|r| r.is_match(target))
+    }
+}
+
+fn compile_regex(pattern: &str, rule: &str) -> Result<Regex, RuleError> {
+    RegexBuilder::new(pattern)
+        .size_limit(8 << 20)
+        .dfa_size_limit(1 << 20)
+        .build()
+        .map_err(|e| RuleError::Regex {
+            rule: rule.to_string(),
+            message: e.to_string(),
+        })
+}
+
+/// A confirmed match in a text. Offsets are into the text given to [`Engine::find`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Match {
+    /// Index of the rule in [`Engine::rules`].
+    pub rule: usize,
+    /// The secret.
+    pub secret: Range<usize>,
+    /// The whole regex match.
+    pub whole: Range<usize>,
+}
+
+/// Per-thread reusable buffers for [`Engine::find`].
+#[derive(Debug, Default)]
+pub struct Scratch {
+    triggered: Vec<bool>,
+    order: Vec<usize>,
+    candidates: Vec<Match>,
+    locs: Vec<Option<CaptureLocations>>,
+}
+
+/// Builds an [`Engine`] from rule files.
+#[derive(Debug, Default)]
+pub struct EngineBuilder {
+    rules: RuleFile,
+    disabled: Vec<String>,
+}
+
+impl EngineBuilder {
+    /// Start from the built-in rules.
+    pub fn with_builtin() -> Self {
+        Self {
+            rules: RuleFile::builtin(),
+            disabled: Vec::new(),
+        }
+    }
+
+    /// Start from no rules at all.
+    pub fn empty() -> Self {
+        Self::default()
+    }
+
+    /// Add rules (same id replaces).
+    pub fn with_rules(mut self, file: RuleFile) -> Self {
+        self.rules.merge(file);
+        self
+    }
+
+    /// Disable rules by id.
+    pub fn disable<I: IntoIterator<Item = S>, S: Into<String>>(mut self, ids: I) -> Self {
+        self.disabled.extend(ids.into_iter().map(Into::into));
+        self
+    }
+
+    /// The rule specs as they stand (for `config show` and the example test).
+    pub fn specs(&self) -> &RuleFile {
+        &self.rules
+    }
+
+    /// Compile. Errors name the rule and the problem.
+    pub fn build(self) -> Result<Engine, RuleError> {
+        for id in &self.disabled {
+            if !self.rules.rule.iter().any(|r| &r.id == id) {
+                return Err(RuleError::Invalid {
+                    rule: id.clone(),
+                    message: "cannot disable: no rule has this id (see `sidecar rules`)".into(),
+                });
+            }
+        }
+        let specs: Vec<&RuleSpec> = self
+            .rules
+            .rule
+            .iter()
+            .filter(|r| !self.disabled.contains(&r.id))
+            .collect();
+        let mut rules = Vec::with_capacity(specs.len());
+        let mut patterns: Vec<Vec<u8>> = Vec::new();
+        let mut pattern_rules: Vec<Vec<usize>> = Vec::new();
+        let mut unconditional = Vec::new();
+        for (idx, spec) in specs.iter().enumerate() {
+            rules.push(compile_rule(spec)?);
+            if spec.keywords.is_empty() {
+                unconditional.push(idx);
+            }
+            for kw in &spec.keywords {
+                if kw.is_empty() {
+                    return Err(RuleError::Invalid {
+                        rule: spec.id.clone(),
+                        message: "empty keyword".into(),
+                    });
+                }
+                let lower = kw.to_ascii_lowercase().into_bytes();
+                let escaped = json_escaped(&lower);
+                for variant in [lower, escaped] {
+                    match patterns.iter().position(|p| *p == variant) {
+                        Some(p) => {
+                            if !pattern_rules[p].contains(&idx) {
+                                pattern_rules[p].push(idx)
+                            }
+                        }
+                        None => {
+                            patterns.push(variant);
+                            pattern_rules.push(vec![idx]);
+                        }
+                    }
+                }
+            }
+        }
+        let keywords = AhoCorasickBuilder::new()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::Standard)
+            .build(&patterns)
+            .map_err(|e| RuleError::Invalid {
+                rule: "*".into(),
+                message: format!("keyword automaton: {e}"),
+            })?;
+        Ok(Engine {
+            rules,
+            keywords,
+            pattern_rules,
+            unconditional,
+            global: Allowlist::compile(&self.rules.allowlist, "global allowlist")?,
+        })
+    }
+}
+
+fn compile_rule(spec: &RuleSpec) -> Result<Rule, RuleError> {
+    let invalid = |message: String| RuleError::Invalid {
+        rule: spec.id.clone(),
+        message,
+    };
+    if spec.id.is_empty() {
+        return Err(invalid("empty id".into()));
+    }
+    let regex = compile_regex(&spec.regex, &spec.id)?;
+    let group = match spec.secret_group.as_deref() {
+        Some(g) => match g.parse::<usize>() {
+            Ok(n) if n < regex.captures_len() => n,
+            Ok(n) => return Err(invalid(format!("secret_group {n} does not exist in the regex"))),
+            Err(_) => regex
+                .capture_names()
+                .position(|n| n == Some(g))
+                .ok_or_else(|| invalid(format!("secret_group `{g}` is not a named group of the regex")))?,
+        },
+        None => regex
+            .capture_names()
+            .position(|n| n == Some("secret"))
+            .unwrap_or(if regex.captures_len() > 1 { 1 } else { 0 }),
+    };
+    let validator = match spec.validator.as_deref() {
+        None => None,
+        Some(name) => Some(Validator::from_name(name).ok_or_else(|| {
+            invalid(format!(
+                "unknown validator `{name}`; known: {}",
+                Validator::NAMES.join(", ")
+            ))
+        })?),
+    };
+    let mut public_prefixes: Vec<Vec<u8>> = spec.public_prefixes.iter().map(|p| p.as_bytes().to_vec()).collect();
+    public_prefixes.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    Ok(Rule {
+        id: spec.id.clone(),
+        description: spec.description.clone(),
+        severity: spec.severity,
+        priority: spec.priority,
+        regex,
+        group,
+        entropy: spec.entropy,
+        validator,
+        public_prefixes,
+        allow: Allowlist::compile(&spec.allowlist, &spec.id)?,
+    })
+}
+
+/// The keyword as it appears inside a JSON string written by Docker (`<` → `\u003c`, …), so that
+/// the prefilter can run on raw json-file lines without decoding them.
+fn json_escaped(keyword: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(keyword.len());
+    for &b in keyword {
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            b'<' | b'>' | b'&' => out.extend_from_slice(format!("\\u{:04x}", b).as_bytes()),
+            0..=0x1f => out.extend_from_slice(format!("\\u{:04x}", b).as_bytes()),
+            _ => out.push(b),
+        }
+    }
+    out
+}
+
+/// The compiled detection engine. Cheap to share across threads (`&Engine` is `Sync`).
+#[derive(Debug)]
+pub struct Engine {
+    rules: Vec<Rule>,
+    keywords: AhoCorasick,
+    pattern_rules: Vec<Vec<usize>>,
+    unconditional: Vec<usize>,
+    global: Allowlist,
+}
+
+impl Engine {
+    /// The built-in rules, compiled.
+    pub fn builtin() -> Self {
+        EngineBuilder::with_builtin()
+            .build()
+            .expect("built-in rules compile (tested)")
+    }
+
+    /// The compiled rules.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// True when some rule runs on every text (a user rule without keywords).
+    pub fn has_unconditional_rules(&self) -> bool {
+        !self.unconditional.is_empty()
+    }
+
+    /// Offset of the first keyword in `bytes` at or after `from`, if any. Keywords are searched in
+    /// their plain and their JSON-escaped forms, so this works on raw json-file lines as well as on
+    /// decoded text. With unconditional rules, every position is a hit.
+    pub fn next_keyword(&self, bytes: &[u8], from: usize) -> Option<usize> {
+        if !self.unconditional.is_empty() {
+            return (from < bytes.len()).then_some(from);
+        }
+        self.keywords
+            .find(aho_corasick::Input::new(bytes).span(from..bytes.len()))
+            .map(|m| m.start())
+    }
+
+    /// Find the secrets in `text`, in order of position, without overlaps.
+    pub fn find(&self, text: &[u8], scratch: &mut Scratch, out: &mut Vec<Match>) {
+        let Scratch {
+            triggered,
+            order,
+            candidates,
+            locs,
+        } = scratch;
+        triggered.clear();
+        triggered.resize(self.rules.len(), false);
+        if locs.len() != self.rules.len() {
+            locs.clear();
+            locs.resize_with(self.rules.len(), || None);
+        }
+        order.clear();
+        for &r in &self.unconditional {
+            triggered[r] = true;
+            order.push(r);
+        }
+        for m in self.keywords.find_overlapping_iter(text) {
+            for &r in &self.pattern_rules[m.pattern().as_usize()] {
+                if !triggered[r] {
+                    triggered[r] = true;
+                    order.push(r);
+                }
+            }
+        }
+        if order.is_empty() {
+            return;
+        }
+        candidates.clear();
+        for &r in order.iter() {
+            let rule = &self.rules[r];
+            let loc = locs[r].get_or_insert_with(|| rule.regex.capture_locations());
+            let mut at = 0;
+            while at <= text.len() {
+                let Some(whole) = rule.regex.captures_read_at(loc, text, at) else {
+                    break;
+                };
+                at = if whole.end() > whole.start() {
+                    whole.end()
+                } else {
+                    whole.end() + 1
+                };
+                let Some((s, e)) = loc.get(rule.group) else {
+                    continue;
+                };
+                if s == e {
+                    continue;
+                }
+                let secret = &text[s..e];
+                if let Some(min) = rule.entropy {
+                    if shannon_entropy(secret) < min {
+                        continue;
+                    }
+                }
+                if let Some(v) = rule.validator {
+                    if !v.check(secret) {
+                        continue;
+                    }
+                }
+                let whole_bytes = &text[whole.range()];
+                if rule.allow.allows(secret, whole_bytes, text) || self.global.allows(secret, whole_bytes, text) {
+                    continue;
+                }
+                candidates.push(Match {
+                    rule: r,
+                    secret: s..e,
+                    whole: whole.range(),
+                });
+            }
+        }
+        // Most specific first, then longest; keep what does not overlap something kept.
+        candidates.sort_by(|a, b| {
+            let pa = self.rules[a.rule].priority;
+            let pb = self.rules[b.rule].priority;
+            pb.cmp(&pa)
+                .then((b.secret.len()).cmp(&a.secret.len()))
+                .then(a.secret.start.cmp(&b.secret.start))
+        });
+        let first = out.len();
+        for c in candidates.drain(..) {
+            let overlaps = out[first..]
+                .iter()
+                .any(|k| k.secret.start < c.secret.end && c.secret.start < k.secret.end);
+            if !overlaps {
+                out.push(c);
+            }
+        }
+        out[first..].sort_by_key(|m| m.secret.start);
+    }
+
+    /// Run every rule's examples and negative examples through this engine. Returns one message
+    /// per failure (empty when all hold): an example must yield a match of its own rule, and a
+    /// negative example must yield no match at all.
+    pub fn check_examples(&self, specs: &RuleFile) -> Vec<String> {
+        let mut failures = Vec::new();
+        let mut scratch = Scratch::default();
+        let mut out = Vec::new();
+        for spec in &specs.rule {
+            for (i, ex) in spec.examples.iter().enumerate() {
+                out.clear();
+                self.find(ex.as_bytes(), &mut scratch, &mut out);
+                if !out.iter().any(|m| self.rules[m.rule].id == spec.id) {
+                    let got: Vec<&str> = out.iter().map(|m| self.rules[m.rule].id.as_str()).collect();
+                    failures.push(format!("rule `{}`: example #{i} not found (got {got:?})", spec.id));
+                }
+            }
+            for (i, ex) in spec.negative_examples.iter().enumerate() {
+                out.clear();
+                self.find(ex.as_bytes(), &mut scratch, &mut out);
+                if let Some(m) = out.first() {
+                    failures.push(format!(
+                        "rule `{}`: negative example #{i} matched rule `{}`",
+                        spec.id, self.rules[m.rule].id
+                    ));
+                }
+            }
+        }
+        failures
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn engine(toml: &str) -> Engine {
+        EngineBuilder::empty()
+            .with_rules(RuleFile::from_toml(toml, "test").unwrap())
+            .build()
+            .unwrap()
+    }
+
+    fn ids(e: &Engine, text: &str) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        e.find(text.as_bytes(), &mut Scratch::default(), &mut out);
+        out.iter()
+            .map(|m| (e.rules()[m.rule].id.clone(), text[m.secret.clone()].to_string()))
+            .collect()
+    }
+
+    const TWO: &str = r#"
+[[rule]]
+id = "specific"
+priority = 90
+keywords = ["tok_"]
+regex = '''(tok_[a-z0-9]{8})'''
+[[rule]]
+id = "generic"
+priority = 10
+keywords = ["token"]
+regex = '''(?i)token\s*=\s*(?P<secret>[a-z0-9_]{8,})'''
+entropy = 2.5
+[allowlist]
+stopwords = ["example"]
+"#;
+
+    #[test]
+    fn prefilter_gates_regex_and_priority_resolves_overlap() {
+        let e = engine(TWO);
+        assert_eq!(
+            ids(&e, "TOKEN=tok_a1b2c3d4"),
+            vec![("specific".into(), "tok_a1b2c3d4".into())]
+        );
+        assert_eq!(
+            ids(&e, "token = q8w7e6r5t4"),
+            vec![("generic".into(), "q8w7e6r5t4".into())]
+        );
+        // low entropy
+        assert!(ids(&e, "token=aaaaaaaaaa").is_empty());
+        // global stopword
+        assert!(ids(&e, "token=example123").is_empty());
+        // no keyword, no regex run
+        assert!(ids(&e, "tik_a1b2c3d4").is_empty());
+    }
+
+    #[test]
+    fn keywords_found_in_escaped_and_plain_forms() {
+        let e = engine(
+            r#"[[rule]]
+id = "amp"
+keywords = ["a&b"]
+regex = '''a&b=(\w+)'''
+"#,
+        );
+        assert_eq!(e.next_keyword(br#"{"log":"x a\u0026b=1"}"#, 0), Some(10));
+        assert_eq!(e.next_keyword(b"x A&B=1", 0), Some(2));
+        assert_eq!(e.next_keyword(b"nothing", 0), None);
+    }
+
+    #[test]
+    fn bad_rules_give_clear_errors() {
+        let err = EngineBuilder::empty()
+            .with_rules(RuleFile::from_toml("[[rule]]\nid='r'\nregex='(unclosed'\n", "t").unwrap())
+            .build()
+            .unwrap_err();
+        assert!(err.to_string().starts_with("rule `r`: invalid regex"), "{err}");
+        let err = EngineBuilder::empty()
+            .with_rules(RuleFile::from_toml("[[rule]]\nid='r'\nregex='(a)'\nsecret_group='nope'\n", "t").unwrap())
+            .build()
+            .unwrap_err();
+        assert!(err.to_string().contains("not a named group"), "{err}");
+        let err = EngineBuilder::with_builtin()
+            .disable(["no-such-rule"])
+            .build()
+            .unwrap_err();
+        assert!(err.to_string().contains("no rule has this id"), "{err}");
+    }
+
+    #[test]
+    fn every_builtin_rule_has_keywords_and_examples() {
+        let specs = RuleFile::builtin();
+        assert!(!specs.rule.is_empty());
+        for r in &specs.rule {
+            assert!(!r.keywords.is_empty(), "rule {} has no keywords", r.id);
+            assert!(!r.examples.is_empty(), "rule {} has no examples", r.id);
+            assert!(!r.description.is_empty(), "rule {} has no description", r.id);
+        }
+        let mut ids: Vec<&str> = specs.rule.iter().map(|r| r.id.as_str()).collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), specs.rule.len(), "duplicate rule ids");
+    }
+
+    #[test]
+    fn every_builtin_rule_matches_its_examples_and_not_its_negatives() {
+        let builder = EngineBuilder::with_builtin();
+        let specs = builder.specs().clone();
+        let engine = builder.build().unwrap();
+        let failures = engine.check_examples(&specs);
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+}

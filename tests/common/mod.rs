@@ -1,0 +1,73 @@
+//! Helpers shared by the integration tests: run the real binary on real files.
+#![allow(dead_code)]
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// The `sidecar` binary built by cargo for these tests.
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_sidecar"))
+}
+
+/// A command for the binary with a private state dir and no config file from the host.
+pub fn sidecar(state: &Path) -> Command {
+    let mut cmd = Command::new(bin());
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("SIDECAR_STATE_DIR", state);
+    cmd.stdin(Stdio::null());
+    cmd
+}
+
+/// Run and capture.
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("sidecar runs")
+}
+
+/// Docker's json-file encoding of one entry (as the daemon writes it).
+pub fn docker_line(log: &[u8], stream: &str, time: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    sidecar::logs::jsonfile::encode_line(log, stream, &[], time, &mut out);
+    out
+}
+
+/// Docker's split of one message into 16 KiB parts (only the last part ends in `\n`).
+pub fn docker_split(message: &[u8], stream: &str, time: &str) -> Vec<u8> {
+    let mut full = message.to_vec();
+    full.push(b'\n');
+    let mut out = Vec::new();
+    let parts: Vec<&[u8]> = full.chunks(16384).collect();
+    for p in parts {
+        out.extend(docker_line(p, stream, time));
+    }
+    out
+}
+
+/// Parse JSONL findings.
+pub fn findings(stdout: &[u8]) -> Vec<serde_json::Value> {
+    std::str::from_utf8(stdout)
+        .expect("utf8 output")
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).expect("valid JSONL record"))
+        .collect()
+}
+
+/// Assert that no secret appears anywhere in the given bytes.
+pub fn assert_no_secret(haystack: &[u8], secrets: &[&str], what: &str) {
+    for s in secrets {
+        assert!(
+            memchr::memmem::find(haystack, s.as_bytes()).is_none(),
+            "{what} contains a secret (len {})",
+            s.len()
+        );
+    }
+}
+
+/// A GitHub classic token with a valid CRC32 tail.
+pub fn github_token(body30: &str) -> String {
+    assert_eq!(body30.len(), 30);
+    format!(
+        "ghp_{body30}{}",
+        sidecar::redact::validate::base62(crc32fast::hash(body30.as_bytes()) as u64, 6)
+    )
+}
