@@ -591,6 +591,7 @@ impl<'s, 'a> ChunkScanner<'s, 'a> {
         let cap = self.scanner.options.buffer_bytes.max(4096);
         let overlap = self.scanner.options.window_overlap.min(cap / 4);
         let mut buf: Vec<u8> = Vec::with_capacity(cap);
+        let mut lowered: Vec<u8> = Vec::with_capacity(cap);
         let mut abs = self.job.read_from; // offset of buf[0]
         let mut eof = false;
         // A line longer than the buffer: (line number, windows seen).
@@ -614,7 +615,8 @@ impl<'s, 'a> ChunkScanner<'s, 'a> {
                 break;
             }
             let mut pos = 0usize;
-            let mut next_hit = self.scanner.engine.next_keyword(&buf, 0);
+            crate::redact::engine::lowercase_into(&buf, &mut lowered);
+            let mut next_hit = self.scanner.engine.next_keyword_lowered(&lowered, 0);
             while pos < buf.len() {
                 let (end, has_nl) = match memchr::memchr(b'\n', &buf[pos..]) {
                     Some(i) => (pos + i, true),
@@ -629,7 +631,7 @@ impl<'s, 'a> ChunkScanner<'s, 'a> {
                     if h >= pos {
                         break;
                     }
-                    next_hit = self.scanner.engine.next_keyword(&buf, pos);
+                    next_hit = self.scanner.engine.next_keyword_lowered(&lowered, pos);
                 }
                 let hit = matches!(next_hit, Some(h) if h < end);
                 let in_own = self.job.own.contains(&line_start);
@@ -657,7 +659,7 @@ impl<'s, 'a> ChunkScanner<'s, 'a> {
                 }
                 pos = end + has_nl as usize;
                 if hit {
-                    next_hit = self.scanner.engine.next_keyword(&buf, pos);
+                    next_hit = self.scanner.engine.next_keyword_lowered(&lowered, pos);
                 }
             }
             if pos == 0 && !eof && buf.len() >= cap {
