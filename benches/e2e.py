@@ -34,6 +34,7 @@ import glob
 import json
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 import sys
@@ -126,7 +127,7 @@ def run_tool(tool: Tool, runs: int, outdir: str, prefix: list[str]):
         if os.path.exists(report):
             os.unlink(report)
         argv, cleanup = tool.argv_fn(report)
-        tool.argv_shown = " ".join(argv)
+        tool.argv_shown = shlex.join(argv)
         stdout = os.path.join(outdir, f"{tool.slug}.stdout")
         stderr = os.path.join(outdir, f"{tool.slug}.stderr")
         m = run_measured(prefix + argv, env=tool.env, stdout=stdout, stderr=stderr)
@@ -442,8 +443,8 @@ def fabricate(truth, corpus, path):
                 full = False
         else:
             ranges = [list(r) for r in t["ranges"]]
-            if n % 5 == 0 and len(ranges) > 0:  # sometimes one finding per range, sometimes wider than the secret
-                pass
+            if n % 5 == 0:  # a finding wider than the secret still masks it fully
+                ranges[0][0] = max(0, ranges[0][0] - 2)
             full = True
         for key in ("kind", "context"):
             e = exp[key][t[key]]
@@ -542,15 +543,16 @@ def tool_version(binary, args):
 # ----------------------------------------------------------------------------------------------------
 # Report
 # ----------------------------------------------------------------------------------------------------
-def md_table(head, rows):
-    out = ["| " + " | ".join(head) + " |", "|" + "|".join("---" if i == 0 else "---:" for i in range(len(head))) + "|"]
+def md_table(head, rows, left=1):
+    """Markdown table; the first `left` columns are left-aligned, the others (numbers) right-aligned."""
+    out = ["| " + " | ".join(head) + " |", "|" + "|".join("---" if i < left else "---:" for i in range(len(head))) + "|"]
     out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
     return "\n".join(out)
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--size-mb", type=float, default=256, help="corpus size in MiB (default 256)")
+    ap.add_argument("--size-mb", type=float, default=256.0, help="corpus size in MiB (default 256)")
     ap.add_argument("--seed", type=int, default=1, help="corpus seed (default 1)")
     ap.add_argument("--sidecar", help="sidecar binary to benchmark (default: cargo build --release, target/release/sidecar)")
     ap.add_argument("--out", default="bench-out", help="output directory (default bench-out)")
@@ -562,6 +564,7 @@ def main(argv=None):
     ap.add_argument("--self-test", action="store_true", help="score fabricated sidecar findings to prove the recall math")
     a = ap.parse_args(argv)
     t_start = time.time()
+    load_before = os.getloadavg()
     out = os.path.abspath(a.out)
     os.makedirs(out, exist_ok=True)
     corpus = os.path.join(out, "corpus")
@@ -696,9 +699,13 @@ def main(argv=None):
             log("self-test: recall math reproduces the fabricated numbers")
 
     # 6. report
-    results, md = build_report(a, meta, gen_secs, truth, tools, scores, corpus_bytes, prefix, fabricated, self_test_problems,
+    load_note = (f"Load average (1 min) {load_before[0]:.2f} before the runs, {os.getloadavg()[0]:.2f} after, on "
+                 f"{os.cpu_count()} CPUs" + (": the machine was busy, timings are noisy." if max(load_before[0], os.getloadavg()[0])
+                                             > 0.5 * (os.cpu_count() or 1) else "."))
+    results, md = build_report(load_note, a, meta, gen_secs, truth, tools, scores, corpus_bytes, prefix, fabricated, self_test_problems,
                                sidecar_bin)
     results["elapsed_seconds"] = round(time.time() - t_start, 1)
+    results["machine"]["loadavg_1m_before_after"] = [round(load_before[0], 2), round(os.getloadavg()[0], 2)]
     with open(os.path.join(out, "results.md"), "w", encoding="utf-8") as f:
         f.write(md)
     with open(os.path.join(out, "results.json"), "w", encoding="utf-8") as f:
@@ -709,7 +716,7 @@ def main(argv=None):
     return exit_code
 
 
-def build_report(a, meta, gen_secs, truth, tools, scores, corpus_bytes, prefix, fabricated, self_test_problems, sidecar_bin):
+def build_report(load_note, a, meta, gen_secs, truth, tools, scores, corpus_bytes, prefix, fabricated, self_test_problems, sidecar_bin):
     mib = corpus_bytes / MIB
     res = {"corpus": {k: meta[k] for k in ("size_mb", "seed", "bytes", "lines", "files", "secrets", "decoys", "version")},
            "generation_seconds": round(gen_secs, 2) if gen_secs else None,
@@ -723,7 +730,7 @@ def build_report(a, meta, gen_secs, truth, tools, scores, corpus_bytes, prefix, 
              f"seed {meta['seed']}; {meta['secrets']} planted secrets, {meta['decoys']} decoys. "
              f"Machine: {os.cpu_count()} CPUs ({cpu_model()}). Warm page cache; best of {a.runs} runs "
              f"(reference scanners: {a.ref_runs or a.runs}); peak RSS is the largest over the runs"
-             f"{'; every tool ran in a fresh network namespace' if prefix else ''}.\n")
+             f"{'; every tool ran in a fresh network namespace' if prefix else ''}. {load_note}\n")
     side = next(t for t in tools if t.kind == "sidecar")
     sb = best(side)
     side_wall = sb["wall"] if sb else None
@@ -753,16 +760,19 @@ def build_report(a, meta, gen_secs, truth, tools, scores, corpus_bytes, prefix, 
         if t.error and not b:
             rows.append([t.name, t.version or "", t.error.splitlines()[0][:90], "", "", "", "", "", "", ""])
             continue
-        if not b:
-            continue
         rec = f"{entry['recall_pct']:.1f}% ({entry['recall_level']})" if "recall_pct" in entry else "—"
+        if not b:  # self-test: fabricated findings, nothing timed
+            if t.findings is not None:
+                rows.append([t.name, t.version, "—", "—", "—", "—", t.count, rec, entry.get("decoy_hits", "—"), "—"])
+            continue
         rows.append([t.name + (" ⚠" if t.error else ""), t.version, f"{b['wall']:.3f}", f"{mib / b['wall']:.0f}",
                      f"{b['cpu']:.2f}" if b["cpu"] is not None else "n/a", fmt_mib(b["rss_kib"]),
                      t.count if t.count is not None else "—", rec,
-                     entry.get("decoy_hits", "—"), f"{b['wall'] / side_wall:.2f}×" if side_wall else "n/a"])
+                     entry.get("decoy_hits", "—"),
+                     "—" if t.kind == "sidecar" else (f"{b['wall'] / side_wall:.2f}×" if side_wall else "n/a")])
     L.append("## Throughput and memory\n")
     L.append(md_table(["tool", "version", "wall s", "MiB/s", "CPU s", "peak RSS MiB", "findings", "recall", "decoy hits",
-                       "sidecar speed ×"], rows))
+                       "sidecar speed ×"], rows, left=2))
     L.append("\n`sidecar speed ×` = the tool's wall time ÷ sidecar's (how many times faster sidecar is). grep's findings are"
              " matching lines. Reference recall is line-level (a finding on any line of the secret; PEM also its BEGIN/END"
              " lines), sidecar's is byte-level.\n")
@@ -836,7 +846,7 @@ def build_report(a, meta, gen_secs, truth, tools, scores, corpus_bytes, prefix, 
             rows = [[t["kind"], t["context"], f"{t['file'].split('/')[-1][:12]}…:{t['first_line']}",
                      "missed" if t in missed else "partial", "`" + t["value"][:48].replace("|", "\\|").replace("`", "'") + "`"]
                     for t in (missed[:15] + partial[:10])]
-            L.append(md_table(["kind", "context", "file:line", "", "value (app text)"], rows))
+            L.append(md_table(["kind", "context", "file:line", "", "value (app text)"], rows, left=5))
             L.append("")
 
     # targets
@@ -881,7 +891,7 @@ def build_report(a, meta, gen_secs, truth, tools, scores, corpus_bytes, prefix, 
         target("0 decoy findings", s["decoy_hits"] == 0, str(s["decoy_hits"]), "0")
     else:
         target("0 decoy findings", False, "n/a", "0")
-    L.append(md_table(["target", "result", "measured", "goal"], trows))
+    L.append(md_table(["target", "result", "measured", "goal"], trows, left=4))
     L.append("")
     if a.self_test:
         ok = not self_test_problems
