@@ -530,6 +530,7 @@ struct ChunkScanner<'s, 'a> {
     bytes: u64,
     /// Lines read past the end of the owned range (to complete open units).
     lines_after: u64,
+
     stream_end_finder: memmem::Finder<'static>,
 }
 
@@ -655,7 +656,7 @@ impl<'s, 'a> ChunkScanner<'s, 'a> {
                         0
                     };
                     let line = &buf[pos..end];
-                    self.on_line(line, has_nl, line_start, line_no, hit, in_own);
+                    self.on_line(line, &lowered[pos..end], has_nl, line_start, line_no, hit, in_own);
                 }
                 pos = end + has_nl as usize;
                 if hit {
@@ -736,7 +737,18 @@ impl<'s, 'a> ChunkScanner<'s, 'a> {
         Some(backslashes % 2 == 0)
     }
 
-    fn on_line(&mut self, raw: &[u8], has_nl: bool, line_start: u64, line_no: u64, hit: bool, in_own: bool) {
+    /// One complete line; `lowered` is the same line ASCII-lowercased.
+    #[allow(clippy::too_many_arguments)]
+    fn on_line(
+        &mut self,
+        raw: &[u8],
+        lowered: &[u8],
+        has_nl: bool,
+        line_start: u64,
+        line_no: u64,
+        hit: bool,
+        in_own: bool,
+    ) {
         let may_start = line_start < self.job.own.end;
         if self.format == Format::Text {
             if !hit && self.pending.is_empty() {
@@ -758,8 +770,12 @@ impl<'s, 'a> ChunkScanner<'s, 'a> {
             return;
         }
         // json-file
-        if !hit && self.pending.is_empty() && self.quick_partial(raw) == Some(false) {
-            return;
+        if self.pending.is_empty() {
+            match self.quick_partial(raw) {
+                // A complete entry: decode it only if a rule could match it.
+                Some(false) if !hit || !self.scanner.engine.might_match_lowered(lowered, 0) => return,
+                _ => {}
+            }
         }
         let mut line = std::mem::take(&mut self.line);
         match jsonfile::parse_line(raw, &mut line) {

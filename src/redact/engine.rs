@@ -25,7 +25,23 @@ pub struct Rule {
     validator: Option<Validator>,
     /// Public prefixes, longest first.
     public_prefixes: Vec<Vec<u8>>,
+    /// Lowercase literals of which one must occur in the text (empty: no such gate).
+    requires: Vec<Vec<u8>>,
+    /// How far from a keyword this rule's matches can reach: the regex's maximum match length when
+    /// it is bounded and small, else `None` (the rule always searches the whole text).
+    reach: Option<usize>,
     allow: Allowlist,
+}
+
+impl Rule {
+    /// Does `text` pass the rule's `requires` gate?
+    fn required_present(&self, text: &[u8]) -> bool {
+        self.requires.is_empty()
+            || self.requires.iter().any(|r| match r.as_slice() {
+                [b] => memchr::memchr2(*b, b.to_ascii_uppercase(), text).is_some(),
+                _ => text.windows(r.len()).any(|w| w.eq_ignore_ascii_case(r)),
+            })
+    }
 }
 
 impl Rule {
@@ -103,6 +119,36 @@ pub struct Match {
     pub whole: Range<usize>,
 }
 
+/// Texts longer than this are matched in windows around keywords.
+const WINDOW_MIN_TEXT: usize = 16 << 10;
+/// The most patterns Teddy accepts.
+const TEDDY_MAX_PATTERNS: usize = 64;
+
+/// The patterns not containing another pattern (a line containing one of those contains one of these).
+fn minimal_cover(mut patterns: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    patterns.sort();
+    patterns.dedup();
+    let all = patterns.clone();
+    patterns.retain(|p| {
+        !all.iter()
+            .any(|q| q.len() < p.len() && memchr::memmem::find(p, q).is_some())
+    });
+    patterns
+}
+
+/// Rules whose longest possible match is longer than this search whole texts, never windows.
+const MAX_WINDOW_REACH: usize = 8 << 10;
+
+/// The longest match of a regex in bytes, if it is bounded.
+fn max_match_len(pattern: &str) -> Option<usize> {
+    let hir = regex_syntax::ParserBuilder::new()
+        .utf8(false)
+        .build()
+        .parse(pattern)
+        .ok()?;
+    hir.properties().maximum_len()
+}
+
 /// Per-thread reusable buffers for [`Engine::find`].
 #[derive(Debug, Default)]
 pub struct Scratch {
@@ -110,6 +156,7 @@ pub struct Scratch {
     order: Vec<usize>,
     candidates: Vec<Match>,
     locs: Vec<Option<CaptureLocations>>,
+    windows: Vec<Vec<Range<usize>>>,
 }
 
 /// Builds an [`Engine`] from rule files.
@@ -183,8 +230,10 @@ impl EngineBuilder {
                     });
                 }
                 let lower = kw.to_ascii_lowercase().into_bytes();
-                let escaped = json_escaped(&lower);
-                for variant in [lower, escaped] {
+                // Docker writes a tab as \u0009, Go's encoding/json (attrs, app JSON) as \t.
+                let escaped = json_escaped(&lower, false);
+                let escaped_tab = json_escaped(&lower, true);
+                for variant in [lower, escaped, escaped_tab] {
                     match patterns.iter().position(|p| *p == variant) {
                         Some(p) => {
                             if !pattern_rules[p].contains(&idx) {
@@ -267,6 +316,13 @@ fn compile_rule(spec: &RuleSpec) -> Result<Rule, RuleError> {
         entropy: spec.entropy,
         validator,
         public_prefixes,
+        reach: max_match_len(&spec.regex).filter(|&n| n <= MAX_WINDOW_REACH),
+        requires: spec
+            .requires
+            .iter()
+            .map(|r| r.to_ascii_lowercase().into_bytes())
+            .filter(|r| !r.is_empty())
+            .collect(),
         allow: Allowlist::compile(&spec.allowlist, &spec.id)?,
     })
 }
@@ -281,54 +337,81 @@ pub fn lowercase_into(bytes: &[u8], out: &mut Vec<u8>) {
 /// contains (a keyword containing another is redundant here), searched with SIMD Teddy on lowercased
 /// bytes when the set is small enough, else with a DFA.
 #[derive(Debug)]
-enum Prefilter {
+struct Prefilter {
+    searcher: PrefilterSearcher,
+}
+
+#[derive(Debug)]
+enum PrefilterSearcher {
     Packed(aho_corasick::packed::Searcher),
     Automaton(AhoCorasick),
 }
 
 impl Prefilter {
     fn new(patterns: &[Vec<u8>]) -> Result<Self, aho_corasick::BuildError> {
-        let mut cover: Vec<&Vec<u8>> = Vec::new();
-        for p in patterns {
-            let redundant = patterns
-                .iter()
-                .any(|q| q.len() < p.len() && memchr::memmem::find(p, q).is_some());
-            if !redundant && !cover.contains(&p) {
-                cover.push(p);
+        let mut cover = minimal_cover(patterns.to_vec());
+        // Teddy takes at most 64 patterns: merge the patterns sharing the longest common prefix
+        // (of 3 bytes or more) until the set fits. Coarser patterns only let more lines through
+        // to the exact check in `might_match`.
+        while cover.len() > TEDDY_MAX_PATTERNS {
+            cover.sort();
+            let best = cover
+                .windows(2)
+                .map(|w| w[0].iter().zip(&w[1]).take_while(|(a, b)| a == b).count())
+                .enumerate()
+                .max_by_key(|&(_, lcp)| lcp);
+            match best {
+                Some((i, lcp)) if lcp >= 3 => {
+                    let prefix = cover[i][..lcp].to_vec();
+                    cover.retain(|p| !p.starts_with(&prefix));
+                    cover.push(prefix);
+                    cover = minimal_cover(cover);
+                }
+                _ => break,
             }
         }
+        let cover_refs: Vec<&Vec<u8>> = cover.iter().collect();
+        Ok(Prefilter {
+            searcher: PrefilterSearcher::build(&cover_refs)?,
+        })
+    }
+
+    /// First cover-pattern match at or after `from`: (start, cover index).
+    fn find(&self, lowered: &[u8], from: usize) -> Option<(usize, usize)> {
+        match &self.searcher {
+            PrefilterSearcher::Packed(s) => s
+                .find_in(lowered, aho_corasick::Span::from(from..lowered.len()))
+                .map(|m| (m.start(), m.pattern().as_usize())),
+            PrefilterSearcher::Automaton(a) => a
+                .find(aho_corasick::Input::new(lowered).span(from..lowered.len()))
+                .map(|m| (m.start(), m.pattern().as_usize())),
+        }
+    }
+}
+
+impl PrefilterSearcher {
+    fn build(cover: &[&Vec<u8>]) -> Result<Self, aho_corasick::BuildError> {
         if !cover.is_empty() {
             let mut builder = aho_corasick::packed::Config::new()
                 .match_kind(aho_corasick::packed::MatchKind::LeftmostFirst)
                 .builder();
             builder.extend(cover.iter());
             if let Some(searcher) = builder.build() {
-                return Ok(Prefilter::Packed(searcher));
+                return Ok(PrefilterSearcher::Packed(searcher));
             }
         }
-        Ok(Prefilter::Automaton(
+        Ok(PrefilterSearcher::Automaton(
             AhoCorasickBuilder::new()
                 .kind(Some(aho_corasick::AhoCorasickKind::DFA))
                 .match_kind(MatchKind::LeftmostFirst)
                 .build(cover)?,
         ))
     }
-
-    fn find(&self, lowered: &[u8], from: usize) -> Option<usize> {
-        match self {
-            Prefilter::Packed(s) => s
-                .find_in(lowered, aho_corasick::Span::from(from..lowered.len()))
-                .map(|m| m.start()),
-            Prefilter::Automaton(a) => a
-                .find(aho_corasick::Input::new(lowered).span(from..lowered.len()))
-                .map(|m| m.start()),
-        }
-    }
 }
 
 /// The keyword as it appears inside a JSON string written by Docker (`<` → `\u003c`, …), so that
 /// the prefilter can run on raw json-file lines without decoding them.
-fn json_escaped(keyword: &[u8]) -> Vec<u8> {
+fn json_escaped(keyword: &[u8], tab_as_unicode: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(keyword.len());
     for &b in keyword {
         match b {
@@ -336,7 +419,7 @@ fn json_escaped(keyword: &[u8]) -> Vec<u8> {
             b'\\' => out.extend_from_slice(b"\\\\"),
             b'\n' => out.extend_from_slice(b"\\n"),
             b'\r' => out.extend_from_slice(b"\\r"),
-            b'\t' => out.extend_from_slice(b"\\t"),
+            b'\t' if !tab_as_unicode => out.extend_from_slice(b"\\t"),
             b'<' | b'>' | b'&' => out.extend_from_slice(format!("\\u{:04x}", b).as_bytes()),
             0..=0x1f => out.extend_from_slice(format!("\\u{:04x}", b).as_bytes()),
             _ => out.push(b),
@@ -392,15 +475,42 @@ impl Engine {
         if from >= lowered.len() {
             return None;
         }
-        self.prefilter.find(lowered, from)
+        self.prefilter.find(lowered, from).map(|(at, _)| at)
     }
 
     /// Which searcher the raw prefilter uses (for benchmarks and diagnostics).
     pub fn prefilter_kind(&self) -> &'static str {
-        match self.prefilter {
-            Prefilter::Packed(_) => "teddy",
-            Prefilter::Automaton(_) => "aho-corasick-dfa",
+        match self.prefilter.searcher {
+            PrefilterSearcher::Packed(_) => "teddy",
+            PrefilterSearcher::Automaton(_) => "aho-corasick-dfa",
         }
+    }
+
+    /// [`Engine::might_match`] on a lowercased line: the exact keywords from `from` on, and the
+    /// `requires` gate of their rules.
+    pub fn might_match_lowered(&self, lowered: &[u8], from: usize) -> bool {
+        if !self.unconditional.is_empty() {
+            return true;
+        }
+        let input = aho_corasick::Input::new(lowered).span(from.min(lowered.len())..lowered.len());
+        for m in self.keywords.find_overlapping_iter(input) {
+            if self.pattern_rules[m.pattern().as_usize()]
+                .iter()
+                .any(|&r| self.rules[r].required_present(lowered))
+            {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Could `text` (decoded, or a raw json-file line: keywords are matched in escaped form too) hold a
+    /// secret? True when a keyword occurs and the `requires` gate of a rule it may belong to passes.
+    /// Much cheaper than decoding a line and calling [`Engine::find`].
+    pub fn might_match(&self, text: &[u8]) -> bool {
+        let mut lowered = Vec::with_capacity(text.len());
+        lowercase_into(text, &mut lowered);
+        self.might_match_lowered(&lowered, 0)
     }
 
     /// Find the secrets in `text`, in order of position, without overlaps.
@@ -410,12 +520,20 @@ impl Engine {
             order,
             candidates,
             locs,
+            windows,
         } = scratch;
         triggered.clear();
         triggered.resize(self.rules.len(), false);
         if locs.len() != self.rules.len() {
             locs.clear();
             locs.resize_with(self.rules.len(), || None);
+        }
+        // Large texts (rejoined 16 KiB parts, long lines): each rule's regex runs only in windows
+        // around its keywords, not over the whole text.
+        let windowed = text.len() > WINDOW_MIN_TEXT;
+        if windows.len() != self.rules.len() {
+            windows.clear();
+            windows.resize_with(self.rules.len(), Vec::new);
         }
         order.clear();
         for &r in &self.unconditional {
@@ -427,6 +545,15 @@ impl Engine {
                 if !triggered[r] {
                     triggered[r] = true;
                     order.push(r);
+                    windows[r].clear();
+                }
+                if let (true, Some(reach)) = (windowed, self.rules[r].reach) {
+                    // A match within `reach` of the keyword lies inside this window.
+                    let w = m.start().saturating_sub(reach)..(m.end() + reach).min(text.len());
+                    match windows[r].last_mut() {
+                        Some(last) if w.start <= last.end => last.end = last.end.max(w.end),
+                        _ => windows[r].push(w),
+                    }
                 }
             }
         }
@@ -436,43 +563,31 @@ impl Engine {
         candidates.clear();
         for &r in order.iter() {
             let rule = &self.rules[r];
+            if !rule.required_present(text) {
+                continue;
+            }
             let loc = locs[r].get_or_insert_with(|| rule.regex.capture_locations());
-            let mut at = 0;
-            while at <= text.len() {
-                let Some(whole) = rule.regex.captures_read_at(loc, text, at) else {
-                    break;
-                };
-                at = if whole.end() > whole.start() {
-                    whole.end()
-                } else {
-                    whole.end() + 1
-                };
-                let Some((s, e)) = loc.get(rule.group) else {
-                    continue;
-                };
-                if s == e {
-                    continue;
-                }
-                let secret = &text[s..e];
-                if let Some(min) = rule.entropy {
-                    if shannon_entropy(secret) < min {
-                        continue;
+            let before = candidates.len();
+            let mut complete = true;
+            if windowed && rule.reach.is_some() && !self.unconditional.contains(&r) {
+                for w in windows[r].iter() {
+                    let at_edge = |m: &regex::bytes::Match<'_>| {
+                        (m.start() == w.start && w.start > 0) || (m.end() == w.end && w.end < text.len())
+                    };
+                    if !self.search(r, loc, text, w.clone(), candidates, at_edge) {
+                        complete = false;
+                        break;
                     }
                 }
-                if let Some(v) = rule.validator {
-                    if !v.check(secret) {
-                        continue;
-                    }
+                if !complete {
+                    // A match touched a window's edge: it may continue beyond it. Search it all.
+                    candidates.truncate(before);
                 }
-                let whole_bytes = &text[whole.range()];
-                if rule.allow.allows(secret, whole_bytes, text) || self.global.allows(secret, whole_bytes, text) {
-                    continue;
-                }
-                candidates.push(Match {
-                    rule: r,
-                    secret: s..e,
-                    whole: whole.range(),
-                });
+            } else {
+                complete = false;
+            }
+            if !complete {
+                self.search(r, loc, text, 0..text.len(), candidates, |_| false);
             }
         }
         // Most specific first, then longest; keep what does not overlap something kept.
@@ -493,6 +608,62 @@ impl Engine {
             }
         }
         out[first..].sort_by_key(|m| m.secret.start);
+    }
+
+    /// Run rule `r` over `text[range]` (with the whole text as context), pushing confirmed matches.
+    /// Returns false, having pushed nothing more, as soon as a match satisfies `stop`.
+    fn search(
+        &self,
+        r: usize,
+        loc: &mut CaptureLocations,
+        text: &[u8],
+        range: Range<usize>,
+        candidates: &mut Vec<Match>,
+        stop: impl Fn(&regex::bytes::Match<'_>) -> bool,
+    ) -> bool {
+        let rule = &self.rules[r];
+        let hay = &text[..range.end];
+        let mut at = range.start;
+        while at <= hay.len() {
+            let Some(whole) = rule.regex.captures_read_at(loc, hay, at) else {
+                break;
+            };
+            if stop(&whole) {
+                return false;
+            }
+            at = if whole.end() > whole.start() {
+                whole.end()
+            } else {
+                whole.end() + 1
+            };
+            let Some((s, e)) = loc.get(rule.group) else {
+                continue;
+            };
+            if s == e {
+                continue;
+            }
+            let secret = &text[s..e];
+            if let Some(min) = rule.entropy {
+                if shannon_entropy(secret) < min {
+                    continue;
+                }
+            }
+            if let Some(v) = rule.validator {
+                if !v.check(secret) {
+                    continue;
+                }
+            }
+            let whole_bytes = &text[whole.range()];
+            if rule.allow.allows(secret, whole_bytes, text) || self.global.allows(secret, whole_bytes, text) {
+                continue;
+            }
+            candidates.push(Match {
+                rule: r,
+                secret: s..e,
+                whole: whole.range(),
+            });
+        }
+        true
     }
 
     /// Run every rule's examples and negative examples through this engine. Returns one message
@@ -592,6 +763,56 @@ regex = '''a&b=(\w+)'''
         assert_eq!(e.next_keyword(br#"{"log":"x a\u0026b=1"}"#, 0), Some(10));
         assert_eq!(e.next_keyword(b"x A&B=1", 0), Some(2));
         assert_eq!(e.next_keyword(b"nothing", 0), None);
+    }
+
+    #[test]
+    fn large_texts_are_matched_in_windows_without_losing_matches() {
+        let e = Engine::builtin();
+        let key = "sk-proj-Q3tX9vB2mK7pL4wR8nZ1yH6jF5dS0aG2cV7bN3mQ8xT4eW9uI1oP6lK2jH5gF8dS3aZ7xC4vB";
+        let b64 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut x: u64 = 0x2545F4914F6CDD1D;
+        let pem_body: String = (0..160)
+            .map(|_| {
+                let line: String = (0..64)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        b64[(x % 64) as usize] as char
+                    })
+                    .collect();
+                line + "\n"
+            })
+            .collect();
+        let filler = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk".repeat(400);
+        let text = format!(
+            "{filler} OPENAI_API_KEY={key} {filler}\n-----BEGIN RSA PRIVATE KEY-----\n{pem_body}-----END RSA PRIVATE KEY-----\n{filler}"
+        );
+        assert!(text.len() > 3 * WINDOW_MIN_TEXT && pem_body.len() > MAX_WINDOW_REACH);
+        let mut out = Vec::new();
+        e.find(text.as_bytes(), &mut Scratch::default(), &mut out);
+        let found: Vec<(&str, usize)> = out
+            .iter()
+            .map(|m| (e.rules()[m.rule].id.as_str(), m.secret.len()))
+            .collect();
+        assert!(found.contains(&("openai-api-key", key.len())), "{found:?}");
+        assert!(
+            found
+                .iter()
+                .any(|(id, len)| *id == "private-key-pem" && *len > MAX_WINDOW_REACH),
+            "{found:?}"
+        );
+        // Windows are an optimisation only: the same text in small and large form finds the same.
+        let small = format!(" OPENAI_API_KEY={key} ");
+        let mut small_out = Vec::new();
+        e.find(small.as_bytes(), &mut Scratch::default(), &mut small_out);
+        assert_eq!(small_out.len(), 1);
+    }
+
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn builtin_prefilter_uses_teddy() {
+        assert_eq!(Engine::builtin().prefilter_kind(), "teddy");
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! severity = "high"                      # critical | high | medium | low (default high)
 //! priority = 80                          # higher wins when two rules match overlapping text (default 50)
 //! keywords = ["ghp_"]                    # literal, case-insensitive prefilter
+//! requires = ["@"]                       # optional: the text must also contain one of these literals
 //! regex = '''(?P<secret>ghp_[A-Za-z0-9]{36})'''
 //! secret_group = "secret"                # name or number; default: group "secret", else 1, else 0
 //! entropy = 3.0                          # optional minimum Shannon entropy of the secret (bits/byte)
@@ -105,6 +106,10 @@ pub struct RuleSpec {
     /// A rule without keywords runs on every text (slow; user rules only).
     #[serde(default)]
     pub keywords: Vec<String>,
+    /// Literals (case-insensitive) of which the text must also contain at least one for the regex to
+    /// run: a cheap second gate for rules whose keyword is common (`://` for passwords in URLs, with `@`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requires: Vec<String>,
     /// The regex (Rust `regex` syntax, which accepts gitleaks' RE2 syntax).
     pub regex: String,
     /// Capture group holding the secret: a name or a number.
@@ -302,6 +307,7 @@ mod gitleaks {
                         severity: Severity::High,
                         priority: 50,
                         keywords: r.keywords,
+                        requires: Vec::new(),
                         regex,
                         secret_group: r.secret_group.filter(|g| *g > 0).map(|g| g.to_string()),
                         entropy: r.entropy,

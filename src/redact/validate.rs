@@ -16,6 +16,9 @@ pub enum Validator {
     /// `upper-lower-digit`: has an uppercase letter, a lowercase letter and a digit (random base62 or
     /// base64 strings of 30+ characters do; hex digests, UUIDs, ULIDs and words don't).
     UpperLowerDigit,
+    /// `mixed-chars`: looks machine-made: a letter and a digit, or upper- and lowercase letters and a
+    /// symbol (a password like `OOiEgu%XOKLl~-G`); not a word, a number or a lowercase-hyphenated name.
+    MixedChars,
     /// `discord-token`: three base64url parts, the first of which decodes to the bot's numeric
     /// (snowflake) id.
     DiscordToken,
@@ -30,6 +33,7 @@ impl Validator {
             "basic-auth" => Validator::BasicAuth,
             "mixed-alnum" => Validator::MixedAlnum,
             "upper-lower-digit" => Validator::UpperLowerDigit,
+            "mixed-chars" => Validator::MixedChars,
             "discord-token" => Validator::DiscordToken,
             _ => return None,
         })
@@ -42,6 +46,7 @@ impl Validator {
         "basic-auth",
         "mixed-alnum",
         "upper-lower-digit",
+        "mixed-chars",
         "discord-token",
     ];
 
@@ -58,6 +63,14 @@ impl Validator {
                 secret.iter().any(u8::is_ascii_digit)
                     && secret.iter().any(u8::is_ascii_uppercase)
                     && secret.iter().any(u8::is_ascii_lowercase)
+            }
+            Validator::MixedChars => {
+                let has = |f: fn(&u8) -> bool| secret.iter().any(f);
+                has(u8::is_ascii_alphabetic)
+                    && (has(u8::is_ascii_digit)
+                        || (has(u8::is_ascii_uppercase)
+                            && has(u8::is_ascii_lowercase)
+                            && has(u8::is_ascii_punctuation)))
             }
             Validator::DiscordToken => discord_token(secret),
         }
@@ -169,6 +182,16 @@ mod tests {
             Validator::from_name("upper-lower-digit"),
             Some(Validator::UpperLowerDigit)
         );
+    }
+
+    #[test]
+    fn mixed_chars() {
+        assert!(Validator::MixedChars.check(b"3Lc0FHsGuy5LOT6vEkibDp58"));
+        assert!(Validator::MixedChars.check(b"OOiEguEutFm%XOKLl~-G"));
+        assert!(!Validator::MixedChars.check(b"your-api-key-here"));
+        assert!(!Validator::MixedChars.check(b"CorrectHorseBatteryStaple"));
+        assert!(!Validator::MixedChars.check(b"12345678"));
+        assert_eq!(Validator::from_name("mixed-chars"), Some(Validator::MixedChars));
     }
 
     #[test]
