@@ -3,7 +3,7 @@
 //! A mask keeps the rule's public prefix readable (`ghp_`, `sk-proj-`, …), then carries a tag
 //! `[rule-id:fp6]` (rule and the first 6 hex digits of the fingerprint) when there is room, or `[fp6]`,
 //! and pads the rest with `*`. Every byte is printable ASCII other than `"` and `\`, so a masked JSON
-//! string stays valid, and every mask of 8 bytes or more contains `**`, which the engine's global
+//! string stays valid, and every mask of 2 bytes or more ends in `**`, which the engine's global
 //! allowlist treats as already masked, so a masked file scans clean.
 //!
 //! Examples (40 bytes): `ghp_[github-pat:3fa2c1]****************`;
@@ -78,8 +78,8 @@ mod tests {
             let m = mask_bytes("some rule\"id", FP, b"sk-proj-", len);
             assert_eq!(m.len(), len);
             assert!(m.iter().all(|&b| is_mask_safe(b)));
-            if len >= 8 {
-                assert!(m.windows(2).any(|w| w == b"**"), "{len}");
+            if len >= 2 {
+                assert!(m.ends_with(b"**"), "{len}");
             }
         }
     }
