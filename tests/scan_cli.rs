@@ -263,14 +263,16 @@ fn invalid_utf8_in_text_and_json_is_scanned() {
 #[test]
 fn empty_binary_and_missing_inputs() {
     let dir = tempfile::tempdir().unwrap();
-    write(&dir.path().join("empty.log"), b"");
+    // The scanned tree holds no state directory (its random key could look binary or not).
+    let tree = dir.path().join("in");
+    write(&tree.join("empty.log"), b"");
     let mut bin = vec![0u8, 1, 2, 3, 0, 0];
     bin.extend_from_slice(OPENAI.as_bytes());
-    write(&dir.path().join("blob.bin"), &bin);
+    write(&tree.join("blob.bin"), &bin);
     let state = dir.path().join("state");
     let out = run(sidecar(&state)
         .arg("scan")
-        .arg(dir.path())
+        .arg(&tree)
         .args(["--format", "jsonl", "--state-dir"])
         .arg(dir.path().join("st2")));
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));

@@ -262,7 +262,7 @@ pub fn run(mut config: Config, args: ScanArgs) -> Result<u8> {
         inputs
             .par_iter()
             .map(|input| {
-                let result = scan_one(&scanner, input, redact_to, &baseline);
+                let result = scan_one(&scanner, input, redact_to);
                 let done = done_bytes.fetch_add(input.size, Ordering::Relaxed) + input.size;
                 if let Some(bar) = &progress {
                     bar.set_position(done);
@@ -278,8 +278,8 @@ pub fn run(mut config: Config, args: ScanArgs) -> Result<u8> {
 
     // Gather.
     let mut findings: Vec<Finding> = Vec::new();
-    let (mut bytes, mut lines, mut files, mut binary, mut malformed, mut long_lines, mut baselined) =
-        (0u64, 0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
+    let (mut bytes, mut lines, mut files, mut binary, mut malformed, mut baselined) =
+        (0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
     for (label, result) in results {
         match result {
             Ok(scan) if scan.format.is_none() => {}
@@ -301,7 +301,6 @@ pub fn run(mut config: Config, args: ScanArgs) -> Result<u8> {
                             }
                         }
                         Notice::LongLine { line } => {
-                            long_lines += 1;
                             eprintln!("warning: {label}:{line}: line longer than {} KiB; scanned as text in overlapping windows", options.buffer_bytes >> 10);
                         }
                     }
@@ -371,7 +370,6 @@ pub fn run(mut config: Config, args: ScanArgs) -> Result<u8> {
             format!(", {} errors", errors.len())
         },
     );
-    let _ = long_lines;
     Ok(if !errors.is_empty() {
         EXIT_ERROR
     } else if !findings.is_empty() {
@@ -381,12 +379,7 @@ pub fn run(mut config: Config, args: ScanArgs) -> Result<u8> {
     })
 }
 
-fn scan_one(
-    scanner: &Scanner<'_>,
-    input: &Input,
-    redact_to: Option<&Path>,
-    baseline: &HashSet<String>,
-) -> Result<FileScan, String> {
+fn scan_one(scanner: &Scanner<'_>, input: &Input, redact_to: Option<&Path>) -> Result<FileScan, String> {
     let scan = match scanner.scan_path(&input.path, &input.label) {
         Ok(scan) => scan,
         // The directory changed during the scan: a file listed a moment ago is gone. Not an error.
@@ -402,8 +395,7 @@ fn scan_one(
             crate::fsutil::create_private_dir(parent)
                 .map_err(|e| format!("{}: cannot create: {e}", parent.display()))?;
         }
-        // Baselined findings are masked too: a baseline silences reporting, not masking.
-        let _ = baseline;
+        // Every finding is masked, baselined ones too: a baseline silences reporting, not masking.
         write_masked_copy(&input.path, &dest, &scan.findings, scan.gzip).map_err(|e| {
             format!(
                 "{}: cannot write the masked copy to {}: {e}",

@@ -591,37 +591,34 @@ impl<'s, 'a> ChunkScanner<'s, 'a> {
     fn run<R: Read>(&mut self, mut reader: R) -> io::Result<()> {
         let cap = self.scanner.options.buffer_bytes.max(4096);
         let overlap = self.scanner.options.window_overlap.min(cap / 4);
-        let mut buf: Vec<u8> = Vec::with_capacity(cap);
+        // `buf[..filled]` holds unprocessed bytes; the buffer is allocated (and zeroed) once.
+        let mut buf: Vec<u8> = vec![0; cap];
+        let mut filled = 0usize;
         let mut lowered: Vec<u8> = Vec::with_capacity(cap);
         let mut abs = self.job.read_from; // offset of buf[0]
         let mut eof = false;
-        // A line longer than the buffer: (line number, windows seen).
+        // Inside a line longer than the buffer: its line number (0 outside the owned range).
         let mut long_line: Option<u64> = None;
         loop {
-            // Fill.
-            while !eof && buf.len() < cap {
-                let old = buf.len();
-                buf.resize(cap, 0);
-                match reader.read(&mut buf[old..]) {
-                    Ok(0) => {
-                        buf.truncate(old);
-                        eof = true;
-                    }
-                    Ok(n) => buf.truncate(old + n),
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => buf.truncate(old),
+            while !eof && filled < cap {
+                match reader.read(&mut buf[filled..]) {
+                    Ok(0) => eof = true,
+                    Ok(n) => filled += n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) => return Err(e),
                 }
             }
-            if buf.is_empty() {
+            if filled == 0 {
                 break;
             }
+            let data = &buf[..filled];
             let mut pos = 0usize;
-            crate::redact::engine::lowercase_into(&buf, &mut lowered);
+            crate::redact::engine::lowercase_into(data, &mut lowered);
             let mut next_hit = self.scanner.engine.next_keyword_lowered(&lowered, 0);
-            while pos < buf.len() {
-                let (end, has_nl) = match memchr::memchr(b'\n', &buf[pos..]) {
+            while pos < data.len() {
+                let (end, has_nl) = match memchr::memchr(b'\n', &data[pos..]) {
                     Some(i) => (pos + i, true),
-                    None if eof => (buf.len(), false),
+                    None if eof => (data.len(), false),
                     None => break,
                 };
                 let line_start = abs + pos as u64;
@@ -638,11 +635,10 @@ impl<'s, 'a> ChunkScanner<'s, 'a> {
                 let in_own = self.job.own.contains(&line_start);
                 if let Some(first) = long_line.take() {
                     // The tail of a long line whose earlier windows were scanned below.
-                    let tail = &buf[pos..end];
-                    if in_own || first > 0 {
+                    if first > 0 {
                         self.bytes += (end - pos + has_nl as usize) as u64;
                     }
-                    self.scan_text_window(tail, line_start, first, first > 0);
+                    self.scan_text_window(&data[pos..end], line_start, first, first > 0);
                 } else {
                     let line_no = if in_own {
                         self.lines += 1;
@@ -655,15 +651,22 @@ impl<'s, 'a> ChunkScanner<'s, 'a> {
                     } else {
                         0
                     };
-                    let line = &buf[pos..end];
-                    self.on_line(line, &lowered[pos..end], has_nl, line_start, line_no, hit, in_own);
+                    self.on_line(
+                        &data[pos..end],
+                        &lowered[pos..end],
+                        has_nl,
+                        line_start,
+                        line_no,
+                        hit,
+                        in_own,
+                    );
                 }
                 pos = end + has_nl as usize;
                 if hit {
                     next_hit = self.scanner.engine.next_keyword_lowered(&lowered, pos);
                 }
             }
-            if pos == 0 && !eof && buf.len() >= cap {
+            if pos == 0 && !eof && filled >= cap {
                 // No newline in a full buffer: scan it as a window of a long line, keep an overlap.
                 let line_no = match long_line {
                     Some(n) => n,
@@ -675,20 +678,20 @@ impl<'s, 'a> ChunkScanner<'s, 'a> {
                     None => 0,
                 };
                 long_line = Some(line_no);
-                let keep_from = buf.len() - overlap;
-                let window = std::mem::take(&mut buf);
-                self.scan_text_window(&window, abs, line_no, line_no > 0);
+                let keep_from = filled - overlap;
+                self.scan_text_window(&buf[..filled], abs, line_no, line_no > 0);
                 if line_no > 0 {
                     self.bytes += keep_from as u64;
                 }
-                buf = window;
-                buf.drain(..keep_from);
+                buf.copy_within(keep_from..filled, 0);
+                filled -= keep_from;
                 abs += keep_from as u64;
                 continue;
             }
-            buf.drain(..pos);
+            buf.copy_within(pos..filled, 0);
+            filled -= pos;
             abs += pos as u64;
-            if eof && buf.is_empty() {
+            if eof && filled == 0 {
                 break;
             }
         }
@@ -964,6 +967,11 @@ impl<'s, 'a> ChunkScanner<'s, 'a> {
 
     fn scan_unit(&mut self, unit: Unit) {
         if !unit.owned || unit.text.is_empty() {
+            return;
+        }
+        // Rejoined 16 KiB parts are assembled whether or not a part held a keyword (one may span a
+        // split): the SIMD prefilter decides whether the engine needs to see the whole.
+        if unit.pieces.len() > 1 && self.scanner.engine.next_keyword(&unit.text, 0).is_none() {
             return;
         }
         self.matches.clear();

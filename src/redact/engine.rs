@@ -316,7 +316,9 @@ fn compile_rule(spec: &RuleSpec) -> Result<Rule, RuleError> {
         entropy: spec.entropy,
         validator,
         public_prefixes,
-        reach: max_match_len(&spec.regex).filter(|&n| n <= MAX_WINDOW_REACH),
+        reach: spec
+            .window
+            .or_else(|| max_match_len(&spec.regex).filter(|&n| n <= MAX_WINDOW_REACH)),
         requires: spec
             .requires
             .iter()

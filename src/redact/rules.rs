@@ -9,6 +9,7 @@
 //! priority = 80                          # higher wins when two rules match overlapping text (default 50)
 //! keywords = ["ghp_"]                    # literal, case-insensitive prefilter
 //! requires = ["@"]                       # optional: the text must also contain one of these literals
+//! window = 1024                          # optional: in texts over 16 KiB, look only this far around keywords
 //! regex = '''(?P<secret>ghp_[A-Za-z0-9]{36})'''
 //! secret_group = "secret"                # name or number; default: group "secret", else 1, else 0
 //! entropy = 3.0                          # optional minimum Shannon entropy of the secret (bits/byte)
@@ -110,6 +111,11 @@ pub struct RuleSpec {
     /// run: a cheap second gate for rules whose keyword is common (`://` for passwords in URLs, with `@`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub requires: Vec<String>,
+    /// In texts over 16 KiB, search only this many bytes before and after each keyword (a match that
+    /// reaches a window's edge still makes the rule search the whole text). Default: the regex's
+    /// longest match when it is bounded, else the whole text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<usize>,
     /// The regex (Rust `regex` syntax, which accepts gitleaks' RE2 syntax).
     pub regex: String,
     /// Capture group holding the secret: a name or a number.
@@ -308,6 +314,7 @@ mod gitleaks {
                         priority: 50,
                         keywords: r.keywords,
                         requires: Vec::new(),
+                        window: None,
                         regex,
                         secret_group: r.secret_group.filter(|g| *g > 0).map(|g| g.to_string()),
                         entropy: r.entropy,
