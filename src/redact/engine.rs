@@ -257,7 +257,7 @@ impl EngineBuilder {
                 rule: "*".into(),
                 message: format!("keyword automaton: {e}"),
             })?;
-        let prefilter = Prefilter::new(&patterns).map_err(|e| RuleError::Invalid {
+        let prefilter = Prefilter::new(&patterns, &pattern_rules).map_err(|e| RuleError::Invalid {
             rule: "*".into(),
             message: format!("keyword prefilter: {e}"),
         })?;
@@ -341,6 +341,8 @@ pub fn lowercase_into(bytes: &[u8], out: &mut Vec<u8>) {
 #[derive(Debug)]
 struct Prefilter {
     searcher: PrefilterSearcher,
+    /// For each cover pattern, the rules with a keyword (in any form) containing it.
+    cover_rules: Vec<Vec<usize>>,
 }
 
 #[derive(Debug)]
@@ -350,7 +352,7 @@ enum PrefilterSearcher {
 }
 
 impl Prefilter {
-    fn new(patterns: &[Vec<u8>]) -> Result<Self, aho_corasick::BuildError> {
+    fn new(patterns: &[Vec<u8>], pattern_rules: &[Vec<usize>]) -> Result<Self, aho_corasick::BuildError> {
         let mut cover = minimal_cover(patterns.to_vec());
         // Teddy takes at most 64 patterns: merge the patterns sharing the longest common prefix
         // (of 3 bytes or more) until the set fits. Coarser patterns only let more lines through
@@ -372,9 +374,24 @@ impl Prefilter {
                 _ => break,
             }
         }
+        let cover_rules = cover
+            .iter()
+            .map(|c| {
+                let mut rules: Vec<usize> = patterns
+                    .iter()
+                    .zip(pattern_rules)
+                    .filter(|(p, _)| memchr::memmem::find(p, c).is_some())
+                    .flat_map(|(_, r)| r.iter().copied())
+                    .collect();
+                rules.sort_unstable();
+                rules.dedup();
+                rules
+            })
+            .collect();
         let cover_refs: Vec<&Vec<u8>> = cover.iter().collect();
         Ok(Prefilter {
             searcher: PrefilterSearcher::build(&cover_refs)?,
+            cover_rules,
         })
     }
 
@@ -488,20 +505,24 @@ impl Engine {
         }
     }
 
-    /// [`Engine::might_match`] on a lowercased line: the exact keywords from `from` on, and the
-    /// `requires` gate of their rules.
+    /// [`Engine::might_match`] on a lowercased line: the keyword prefilter's matches from `from` on,
+    /// and the `requires` gate of the rules they may belong to.
     pub fn might_match_lowered(&self, lowered: &[u8], from: usize) -> bool {
         if !self.unconditional.is_empty() {
             return true;
         }
-        let input = aho_corasick::Input::new(lowered).span(from.min(lowered.len())..lowered.len());
-        for m in self.keywords.find_overlapping_iter(input) {
-            if self.pattern_rules[m.pattern().as_usize()]
+        // Every keyword occurrence contains a cover pattern occurrence, and no two cover patterns
+        // start at one position (none contains another), so stepping one byte past each match
+        // visits every occurrence; its rules are all rules whose keyword contains that pattern.
+        let mut at = from;
+        while let Some((start, cover)) = self.prefilter.find(lowered, at) {
+            if self.prefilter.cover_rules[cover]
                 .iter()
                 .any(|&r| self.rules[r].required_present(lowered))
             {
                 return true;
             }
+            at = start + 1;
         }
         false
     }
