@@ -25,6 +25,8 @@ pub struct Config {
     /// Directory for sidecar's own state: the fingerprint key (`fingerprint.key`), checkpoints,
     /// findings. Created 0700.
     pub state_dir: PathBuf,
+    /// Docker's data root; its `containers/` directory holds every container's json-file log.
+    pub docker_root: PathBuf,
     /// Log verbosity of sidecar itself (`error`, `warn`, `info`, `debug`, `trace` or a tracing filter).
     pub log: String,
     /// Scanning.
@@ -37,6 +39,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             state_dir: PathBuf::from("/var/lib/sidecar"),
+            docker_root: PathBuf::from("/var/lib/docker"),
             log: "warn".into(),
             scan: ScanConfig::default(),
             rules: RulesConfig::default(),
@@ -143,6 +146,9 @@ impl Config {
         }
         if self.state_dir.as_os_str().is_empty() {
             return Err(ConfigError::Invalid("state_dir must not be empty".into()));
+        }
+        if self.docker_root.as_os_str().is_empty() {
+            return Err(ConfigError::Invalid("docker_root must not be empty".into()));
         }
         Ok(())
     }

@@ -508,3 +508,22 @@ fn config_check_show_and_env_overrides() {
         assert!(help.contains(flag), "scan --help lacks {flag}");
     }
 }
+
+#[test]
+fn without_paths_scan_reads_the_docker_root_containers() {
+    let dir = tempfile::tempdir().unwrap();
+    let id = "c".repeat(64);
+    let root = dir.path().join("docker");
+    write(
+        &root.join(format!("containers/{id}/{id}-json.log")),
+        &docker_line(format!("boot with {OPENAI}\n").as_bytes(), "stdout", T),
+    );
+    let state = dir.path().join("state");
+    let out = run(sidecar(&state)
+        .env("SIDECAR_DOCKER_ROOT", &root)
+        .args(["scan", "--format", "jsonl"]));
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let found = findings(&out.stdout);
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0]["container_id"], id.as_str());
+}

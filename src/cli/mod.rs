@@ -51,8 +51,9 @@ pub enum Command {
 /// `sidecar scan` flags.
 #[derive(Debug, Args)]
 pub struct ScanArgs {
-    /// Files or directories to scan; `-` reads standard input.
-    #[arg(value_name = "PATH", required = true)]
+    /// Files or directories to scan; `-` reads standard input. Default: Docker's container logs,
+    /// `<docker_root>/containers` (`docker_root` defaults to /var/lib/docker).
+    #[arg(value_name = "PATH")]
     pub paths: Vec<PathBuf>,
     /// Output format of the findings.
     #[arg(long, value_enum, default_value = "table")]

@@ -200,6 +200,10 @@ pub fn run(mut config: Config, args: ScanArgs) -> Result<u8> {
     if let Some(b) = &args.baseline {
         config.rules.baseline = Some(b.clone());
     }
+    let mut args = args;
+    if args.paths.is_empty() {
+        args.paths.push(config.docker_root.join("containers"));
+    }
     let stdin_count = args.paths.iter().filter(|p| p.as_os_str() == "-").count();
     if stdin_count > 1 {
         bail!("`-` (standard input) can be given once");
