@@ -190,7 +190,7 @@ fn collect_inputs(paths: &[PathBuf], errors: &mut Vec<String>) -> Vec<Input> {
 }
 
 /// `sidecar scan`.
-pub fn run(mut config: Config, args: ScanArgs) -> Result<u8> {
+pub fn run(mut config: Config, mut args: ScanArgs) -> Result<u8> {
     if let Some(dir) = &args.state_dir {
         config.state_dir = dir.clone();
     }
@@ -200,7 +200,6 @@ pub fn run(mut config: Config, args: ScanArgs) -> Result<u8> {
     if let Some(b) = &args.baseline {
         config.rules.baseline = Some(b.clone());
     }
-    let mut args = args;
     if args.paths.is_empty() {
         args.paths.push(config.docker_root.join("containers"));
     }

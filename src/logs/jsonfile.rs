@@ -318,32 +318,30 @@ impl Parser<'_> {
         }
     }
 
-    /// Skip whitespace and step over the opening quote of a string.
+    /// Skip whitespace and step over `byte`; anything else is a `wrong` error.
     #[inline]
-    fn open_string(&mut self) -> PResult<()> {
+    fn expect_byte(&mut self, byte: u8, wrong: JsonLineErrorKind) -> PResult<()> {
         self.ws();
         match self.peek() {
-            Some(b'"') => {
+            Some(b) if b == byte => {
                 self.pos += 1;
                 Ok(())
             }
-            Some(_) => self.fail(self.pos, JsonLineErrorKind::ExpectedString),
+            Some(_) => self.fail(self.pos, wrong),
             None => self.fail(self.pos, JsonLineErrorKind::UnexpectedEnd),
         }
+    }
+
+    /// Skip whitespace and step over the opening quote of a string.
+    #[inline]
+    fn open_string(&mut self) -> PResult<()> {
+        self.expect_byte(b'"', JsonLineErrorKind::ExpectedString)
     }
 
     /// Skip whitespace and step over `:`.
     #[inline]
     fn colon(&mut self) -> PResult<()> {
-        self.ws();
-        match self.peek() {
-            Some(b':') => {
-                self.pos += 1;
-                Ok(())
-            }
-            Some(_) => self.fail(self.pos, JsonLineErrorKind::UnexpectedByte),
-            None => self.fail(self.pos, JsonLineErrorKind::UnexpectedEnd),
-        }
+        self.expect_byte(b':', JsonLineErrorKind::UnexpectedByte)
     }
 
     /// After a member or element: `,` gives `false` (more follow), `close` gives `true` (done).

@@ -186,13 +186,9 @@ impl<'a> Scanner<'a> {
         let n = read_full(&mut file, &mut head).map_err(io_err("cannot read"))?;
         file.seek(SeekFrom::Start(0)).map_err(io_err("cannot seek"))?;
         let container = container_id_from_path(path);
-        if n == 2 && head == GZIP_MAGIC {
-            let decoder = flate2::read::MultiGzDecoder::new(BufReader::with_capacity(64 << 10, file));
-            let mut scan = self.scan_decompressed(decoder, label, container.as_deref())?;
-            scan.gzip = true;
-            return Ok(scan);
-        }
-        if size <= self.options.chunk_bytes + self.options.chunk_bytes / 2 {
+        // Gzip is one sequential stream, and a small file is not worth chunking: scan from the start
+        // (scan_reader detects gzip itself).
+        if (n == 2 && head == GZIP_MAGIC) || size <= self.options.chunk_bytes + self.options.chunk_bytes / 2 {
             return self.scan_reader(file, label, container.as_deref());
         }
         let format = {
@@ -438,7 +434,7 @@ fn dedupe(findings: &mut Vec<Finding>) {
 }
 
 /// How a piece's decoded bytes map back to the raw line.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum PieceMap {
     /// Decoded byte `i` is raw byte `line_start + offset + i` (plain text).
     Identity { offset: u32 },
@@ -446,7 +442,7 @@ enum PieceMap {
     Json { starts: Vec<u32>, raw_end: u32 },
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Piece {
     line: u64,
     line_start: u64,
@@ -925,37 +921,16 @@ impl<'s, 'a> ChunkScanner<'s, 'a> {
         if unit.partial_open || unit.pem_open {
             if unit.text.len() > max_unit {
                 // Scan what we have; carry the last piece on as the overlap of the next window.
-                let last = unit.pieces.pop().expect("a piece was just pushed");
-                let carried = unit.text[last.text_start..].to_vec();
-                let owned = unit.owned;
-                let (partial_open, pem_open, ustream) = (unit.partial_open, unit.pem_open, unit.stream);
-                unit.text.truncate(last.text_start);
-                let piece_for_scan = Piece {
-                    line: last.line,
-                    line_start: last.line_start,
-                    text_start: last.text_start,
-                    text_len: last.text_len,
-                    time: last.time.clone(),
-                    map: match &last.map {
-                        PieceMap::Identity { offset } => PieceMap::Identity { offset: *offset },
-                        PieceMap::Json { starts, raw_end } => PieceMap::Json {
-                            starts: starts.clone(),
-                            raw_end: *raw_end,
-                        },
-                    },
-                };
-                unit.text.extend_from_slice(&carried);
-                unit.pieces.push(piece_for_scan);
-                self.scan_unit(unit);
-                let mut next = Unit {
-                    text: carried,
+                let last = unit.pieces.last().expect("a piece was just pushed").clone();
+                let next = Unit {
+                    text: unit.text[last.text_start..].to_vec(),
                     pieces: vec![Piece { text_start: 0, ..last }],
-                    stream: ustream,
-                    owned,
-                    partial_open,
-                    pem_open,
+                    stream: unit.stream,
+                    owned: unit.owned,
+                    partial_open: unit.partial_open,
+                    pem_open: unit.pem_open,
                 };
-                next.pieces[0].text_start = 0;
+                self.scan_unit(unit);
                 self.pending.insert(stream, next);
             } else {
                 self.pending.insert(stream, unit);
