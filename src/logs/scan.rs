@@ -610,7 +610,8 @@ impl<'s, 'a> ChunkScanner<'s, 'a> {
             let data = &buf[..filled];
             let mut pos = 0usize;
             crate::redact::engine::lowercase_into(data, &mut lowered);
-            let mut next_hit = self.scanner.engine.next_keyword_lowered(&lowered, 0);
+            let mut keywords = self.scanner.engine.keyword_cursor();
+            let mut next_hit = keywords.next(&lowered, 0);
             while pos < data.len() {
                 let (end, has_nl) = match memchr::memchr(b'\n', &data[pos..]) {
                     Some(i) => (pos + i, true),
@@ -625,7 +626,7 @@ impl<'s, 'a> ChunkScanner<'s, 'a> {
                     if h >= pos {
                         break;
                     }
-                    next_hit = self.scanner.engine.next_keyword_lowered(&lowered, pos);
+                    next_hit = keywords.next(&lowered, pos);
                 }
                 let hit = matches!(next_hit, Some(h) if h < end);
                 let in_own = self.job.own.contains(&line_start);
@@ -659,7 +660,7 @@ impl<'s, 'a> ChunkScanner<'s, 'a> {
                 }
                 pos = end + has_nl as usize;
                 if hit {
-                    next_hit = self.scanner.engine.next_keyword_lowered(&lowered, pos);
+                    next_hit = keywords.next(&lowered, pos);
                 }
             }
             if pos == 0 && !eof && filled >= cap {

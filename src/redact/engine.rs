@@ -100,7 +100,7 @@ impl Allowlist {
 fn compile_regex(pattern: &str, rule: &str) -> Result<Regex, RuleError> {
     RegexBuilder::new(pattern)
         .size_limit(8 << 20)
-        .dfa_size_limit(1 << 20)
+        .dfa_size_limit(2 << 20)
         .build()
         .map_err(|e| RuleError::Regex {
             rule: rule.to_string(),
@@ -338,11 +338,23 @@ pub fn lowercase_into(bytes: &[u8], out: &mut Vec<u8>) {
 /// The raw-bytes keyword prefilter: the smallest set of lowercase keywords that every keyword
 /// contains (a keyword containing another is redundant here), searched with SIMD Teddy on lowercased
 /// bytes when the set is small enough, else with a DFA.
+///
+/// Teddy compares a fingerprint of the first `min(4, shortest pattern)` bytes; on lowercased text a
+/// 3-byte fingerprint over ~60 patterns lets roughly one position in ten through to verification.
+/// So the patterns of 4 bytes or more get their own searcher (a 4-byte fingerprint) and the few
+/// shorter ones (`sk-`, `://`, …) another: two passes that together cost about half of one.
 #[derive(Debug)]
 struct Prefilter {
-    searcher: PrefilterSearcher,
+    groups: Vec<PrefilterGroup>,
     /// For each cover pattern, the rules with a keyword (in any form) containing it.
     cover_rules: Vec<Vec<usize>>,
+}
+
+#[derive(Debug)]
+struct PrefilterGroup {
+    searcher: PrefilterSearcher,
+    /// Pattern index in this group's searcher → index in the whole cover.
+    cover_index: Vec<usize>,
 }
 
 #[derive(Debug)]
@@ -351,28 +363,52 @@ enum PrefilterSearcher {
     Automaton(AhoCorasick),
 }
 
+/// Teddy's fingerprint is at most this long: patterns at least this long share one searcher.
+const TEDDY_FINGERPRINT: usize = 4;
+
+/// Merge the patterns sharing the longest common prefix (of 3 bytes or more) until at most `max`
+/// remain. Coarser patterns only let more lines through to the exact check in `might_match`.
+fn coarsen(mut cover: Vec<Vec<u8>>, max: usize) -> Vec<Vec<u8>> {
+    while cover.len() > max {
+        cover.sort();
+        let best = cover
+            .windows(2)
+            .map(|w| w[0].iter().zip(&w[1]).take_while(|(a, b)| a == b).count())
+            .enumerate()
+            .max_by_key(|&(_, lcp)| lcp);
+        match best {
+            Some((i, lcp)) if lcp >= 3 => {
+                let prefix = cover[i][..lcp].to_vec();
+                cover.retain(|p| !p.starts_with(&prefix));
+                cover.push(prefix);
+                cover = minimal_cover(cover);
+            }
+            _ => break,
+        }
+    }
+    cover
+}
+
 impl Prefilter {
     fn new(patterns: &[Vec<u8>], pattern_rules: &[Vec<usize>]) -> Result<Self, aho_corasick::BuildError> {
-        let mut cover = minimal_cover(patterns.to_vec());
-        // Teddy takes at most 64 patterns: merge the patterns sharing the longest common prefix
-        // (of 3 bytes or more) until the set fits. Coarser patterns only let more lines through
-        // to the exact check in `might_match`.
-        while cover.len() > TEDDY_MAX_PATTERNS {
-            cover.sort();
-            let best = cover
-                .windows(2)
-                .map(|w| w[0].iter().zip(&w[1]).take_while(|(a, b)| a == b).count())
-                .enumerate()
-                .max_by_key(|&(_, lcp)| lcp);
-            match best {
-                Some((i, lcp)) if lcp >= 3 => {
-                    let prefix = cover[i][..lcp].to_vec();
-                    cover.retain(|p| !p.starts_with(&prefix));
-                    cover.push(prefix);
-                    cover = minimal_cover(cover);
-                }
-                _ => break,
+        let cover = minimal_cover(patterns.to_vec());
+        let (long, short): (Vec<Vec<u8>>, Vec<Vec<u8>>) = cover.into_iter().partition(|p| p.len() >= TEDDY_FINGERPRINT);
+        // Teddy takes at most 64 patterns per searcher.
+        let long = coarsen(long, TEDDY_MAX_PATTERNS);
+        let short = coarsen(short, TEDDY_MAX_PATTERNS);
+        let mut cover: Vec<Vec<u8>> = Vec::new();
+        let mut groups = Vec::new();
+        for group in [long, short] {
+            if group.is_empty() {
+                continue;
             }
+            let cover_index = (cover.len()..cover.len() + group.len()).collect();
+            let refs: Vec<&Vec<u8>> = group.iter().collect();
+            groups.push(PrefilterGroup {
+                searcher: PrefilterSearcher::build(&refs)?,
+                cover_index,
+            });
+            cover.extend(group);
         }
         let cover_rules = cover
             .iter()
@@ -388,23 +424,70 @@ impl Prefilter {
                 rules
             })
             .collect();
-        let cover_refs: Vec<&Vec<u8>> = cover.iter().collect();
-        Ok(Prefilter {
-            searcher: PrefilterSearcher::build(&cover_refs)?,
-            cover_rules,
-        })
+        Ok(Prefilter { groups, cover_rules })
     }
 
     /// First cover-pattern match at or after `from`: (start, cover index).
     fn find(&self, lowered: &[u8], from: usize) -> Option<(usize, usize)> {
-        match &self.searcher {
+        self.groups
+            .iter()
+            .filter_map(|g| g.find(lowered, from))
+            .min_by_key(|&(at, _)| at)
+    }
+}
+
+impl PrefilterGroup {
+    /// First match of this group's patterns at or after `from`: (start, cover index).
+    fn find(&self, lowered: &[u8], from: usize) -> Option<(usize, usize)> {
+        if from >= lowered.len() {
+            return None;
+        }
+        let (at, i) = match &self.searcher {
             PrefilterSearcher::Packed(s) => s
                 .find_in(lowered, aho_corasick::Span::from(from..lowered.len()))
                 .map(|m| (m.start(), m.pattern().as_usize())),
             PrefilterSearcher::Automaton(a) => a
                 .find(aho_corasick::Input::new(lowered).span(from..lowered.len()))
                 .map(|m| (m.start(), m.pattern().as_usize())),
+        }?;
+        Some((at, self.cover_index[i]))
+    }
+}
+
+/// Successive keyword positions in one lowercased buffer, for queries at increasing offsets: each
+/// prefilter searcher's next match is remembered, so a query only re-runs the searchers whose
+/// remembered match lies before it. Made by [`Engine::keyword_cursor`]; use one per buffer.
+#[derive(Debug)]
+pub struct KeywordCursor<'e> {
+    engine: &'e Engine,
+    /// Per prefilter group: `None` = not searched yet, `Some(None)` = no match left,
+    /// `Some(Some(at))` = its next match starts at `at`.
+    next: Vec<Option<Option<usize>>>,
+}
+
+impl KeywordCursor<'_> {
+    /// Offset of the first keyword at or after `from` in `lowered` (the same buffer on every call;
+    /// `from` never decreasing), like [`Engine::next_keyword_lowered`].
+    pub fn next(&mut self, lowered: &[u8], from: usize) -> Option<usize> {
+        if !self.engine.unconditional.is_empty() {
+            return (from < lowered.len()).then_some(from);
         }
+        let mut best: Option<usize> = None;
+        for (g, slot) in self.engine.prefilter.groups.iter().zip(self.next.iter_mut()) {
+            let hit = match *slot {
+                Some(Some(at)) if at >= from => Some(at),
+                Some(None) => None,
+                _ => {
+                    let h = g.find(lowered, from).map(|(at, _)| at);
+                    *slot = Some(h);
+                    h
+                }
+            };
+            if let Some(h) = hit {
+                best = Some(best.map_or(h, |b| b.min(h)));
+            }
+        }
+        best
     }
 }
 
@@ -497,11 +580,23 @@ impl Engine {
         self.prefilter.find(lowered, from).map(|(at, _)| at)
     }
 
+    /// A cursor for successive [`Engine::next_keyword_lowered`] queries over one buffer.
+    pub fn keyword_cursor(&self) -> KeywordCursor<'_> {
+        KeywordCursor {
+            engine: self,
+            next: vec![None; self.prefilter.groups.len()],
+        }
+    }
+
     /// Which searcher the raw prefilter uses (for benchmarks and diagnostics).
     pub fn prefilter_kind(&self) -> &'static str {
-        match self.prefilter.searcher {
-            PrefilterSearcher::Packed(_) => "teddy",
-            PrefilterSearcher::Automaton(_) => "aho-corasick-dfa",
+        let packed = |g: &PrefilterGroup| matches!(g.searcher, PrefilterSearcher::Packed(_));
+        if self.prefilter.groups.iter().all(packed) {
+            "teddy"
+        } else if self.prefilter.groups.iter().any(packed) {
+            "teddy+aho-corasick-dfa"
+        } else {
+            "aho-corasick-dfa"
         }
     }
 
@@ -512,17 +607,20 @@ impl Engine {
             return true;
         }
         // Every keyword occurrence contains a cover pattern occurrence, and no two cover patterns
-        // start at one position (none contains another), so stepping one byte past each match
-        // visits every occurrence; its rules are all rules whose keyword contains that pattern.
-        let mut at = from;
-        while let Some((start, cover)) = self.prefilter.find(lowered, at) {
-            if self.prefilter.cover_rules[cover]
-                .iter()
-                .any(|&r| self.rules[r].required_present(lowered))
-            {
-                return true;
+        // of one group start at one position (none contains another), so stepping one byte past
+        // each match visits every occurrence; its rules are all rules whose keyword contains that
+        // pattern. The order of the groups does not matter here.
+        for group in &self.prefilter.groups {
+            let mut at = from;
+            while let Some((start, cover)) = group.find(lowered, at) {
+                if self.prefilter.cover_rules[cover]
+                    .iter()
+                    .any(|&r| self.rules[r].required_present(lowered))
+                {
+                    return true;
+                }
+                at = start + 1;
             }
-            at = start + 1;
         }
         false
     }
@@ -835,7 +933,42 @@ regex = '''a&b=(\w+)'''
     #[test]
     #[cfg(target_arch = "x86_64")]
     fn builtin_prefilter_uses_teddy() {
-        assert_eq!(Engine::builtin().prefilter_kind(), "teddy");
+        let e = Engine::builtin();
+        assert_eq!(e.prefilter_kind(), "teddy");
+        // Built-in keywords include short ones (`sk-`, `://`): two searchers.
+        assert_eq!(e.prefilter.groups.len(), 2);
+    }
+
+    #[test]
+    fn keyword_cursor_agrees_with_stateless_search_across_groups() {
+        let e = Engine::builtin();
+        let text = b"x sk-a y https://h/ z AKIA token= w hf_q \"private_key\" sk-b gsk_ ://";
+        let mut lowered = Vec::new();
+        lowercase_into(text, &mut lowered);
+        let mut stateless = Vec::new();
+        let mut at = 0;
+        while let Some(h) = e.next_keyword_lowered(&lowered, at) {
+            stateless.push(h);
+            at = h + 1;
+        }
+        assert!(stateless.len() >= 9, "{stateless:?}");
+        let mut cursor = e.keyword_cursor();
+        let mut with_cursor = Vec::new();
+        let mut at = 0;
+        while let Some(h) = cursor.next(&lowered, at) {
+            with_cursor.push(h);
+            at = h + 1;
+        }
+        assert_eq!(stateless, with_cursor);
+        // Queries that skip ahead past remembered matches.
+        let mut cursor = e.keyword_cursor();
+        for from in [0, 5, 6, 30, 31, 60, text.len()] {
+            assert_eq!(
+                cursor.next(&lowered, from),
+                e.next_keyword_lowered(&lowered, from),
+                "from {from}"
+            );
+        }
     }
 
     #[test]

@@ -16,7 +16,7 @@ pub mod mask;
 pub mod rules;
 pub mod validate;
 
-pub use engine::{Engine, EngineBuilder, Match, Scratch};
+pub use engine::{Engine, EngineBuilder, KeywordCursor, Match, Scratch};
 pub use finding::Finding;
 pub use fingerprint::FingerprintKey;
 pub use rules::{RuleFile, RuleSpec, Severity};
