@@ -5,12 +5,14 @@
 //! - [`redact`]: the pure detection engine (bytes in, matches out) and the masking format.
 //! - [`logs`]: Docker's json-file codec and the streaming file scanner that maps findings to file bytes.
 //! - [`report`]: output formats for findings (table, JSON, JSONL, SARIF).
+//! - [`backup`]: encrypted (age), compressed (zstd), streaming tar backups with a manifest, and restore.
 //! - [`config`]: the one TOML configuration file with `SIDECAR_…` environment overrides.
 //! - [`cli`]: command-line parsing and the commands.
 //! - [`fsutil`]: the one atomic, private file writer; [`state`]: the state directory and its key.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod backup;
 pub mod cli;
 pub mod config;
 pub mod fsutil;

@@ -1,0 +1,424 @@
+//! Writing the tar stream: our own directory walk (sorted, symlinks never followed, one file system),
+//! PAX records for nanosecond mtimes, large ids and xattrs, hardlinks stored once, sockets and
+//! devices skipped with a warning, and the manifest appended as the last entry.
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{self, BufRead, BufReader, Read, Seek, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+use tar::{EntryType, Header};
+
+use super::manifest::{self, Kind, Line, Record, Totals, MANIFEST_NAME};
+use super::BackupError;
+
+/// What a finished archive holds.
+#[derive(Debug, Clone, Default)]
+pub struct ArchiveSummary {
+    /// Totals, as in the manifest's last line.
+    pub totals: Totals,
+    /// Warnings (skipped or changed paths), already logged.
+    pub warnings: Vec<String>,
+}
+
+/// Builds the archive of one source directory into `out`.
+pub struct ArchiveWriter<W: Write> {
+    tar: tar::Builder<W>,
+    /// Manifest lines, spooled to an unnamed temporary file (bounded memory for any file count).
+    manifest: io::BufWriter<File>,
+    hardlinks: HashMap<(u64, u64), String>,
+    root_dev: u64,
+    summary: ArchiveSummary,
+}
+
+fn rel_string(rel: &Path) -> String {
+    String::from_utf8_lossy(rel.as_os_str().as_bytes()).into_owned()
+}
+
+/// `"%d %s=%s\n"` PAX records, where the leading length counts the whole record.
+fn pax_records(records: &[(String, Vec<u8>)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (k, v) in records {
+        let body = k.len() + v.len() + 3; // ' ', '=', '\n'
+        let mut len = body + 1;
+        while len != body + len.to_string().len() {
+            len = body + len.to_string().len();
+        }
+        out.extend_from_slice(len.to_string().as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(k.as_bytes());
+        out.push(b'=');
+        out.extend_from_slice(v);
+        out.push(b'\n');
+    }
+    out
+}
+
+fn mtime_ns(md: &fs::Metadata) -> i64 {
+    md.mtime().saturating_mul(1_000_000_000).saturating_add(md.mtime_nsec())
+}
+
+impl<W: Write> ArchiveWriter<W> {
+    /// Start an archive of `source` (its device bounds the walk) into `out`.
+    pub fn new(out: W, source: &Path, header: manifest::Header) -> Result<Self, BackupError> {
+        let md = fs::metadata(source).map_err(|e| BackupError::io(format!("source {}", source.display()), e))?;
+        if !md.is_dir() {
+            return Err(BackupError::Source(format!("{} is not a directory", source.display())));
+        }
+        let spool = tempfile::tempfile().map_err(|e| BackupError::io("manifest spool file", e))?;
+        let mut w = ArchiveWriter {
+            tar: tar::Builder::new(out),
+            manifest: io::BufWriter::new(spool),
+            hardlinks: HashMap::new(),
+            root_dev: md.dev(),
+            summary: ArchiveSummary::default(),
+        };
+        w.line(&Line::Header(header))?;
+        Ok(w)
+    }
+
+    fn line(&mut self, line: &Line) -> Result<(), BackupError> {
+        serde_json::to_writer(&mut self.manifest, line)
+            .map_err(|e| BackupError::io("manifest spool file", e.into()))?;
+        self.manifest
+            .write_all(b"\n")
+            .map_err(|e| BackupError::io("manifest spool file", e))
+    }
+
+    fn warn(&mut self, msg: String) {
+        tracing::warn!("{msg}");
+        self.summary.warnings.push(msg);
+    }
+
+    /// Archive everything under `source`, depth first, names sorted.
+    pub fn add_tree(&mut self, source: &Path) -> Result<(), BackupError> {
+        self.add_dir_contents(source, Path::new(""))
+    }
+
+    fn add_dir_contents(&mut self, dir: &Path, rel: &Path) -> Result<(), BackupError> {
+        let rd = match fs::read_dir(dir) {
+            Ok(rd) => rd,
+            Err(e) => {
+                self.summary.totals.skipped += 1;
+                self.warn(format!("skipped directory {}: {e}", dir.display()));
+                return Ok(());
+            }
+        };
+        let mut names: Vec<std::ffi::OsString> = rd.filter_map(|e| e.ok().map(|e| e.file_name())).collect();
+        names.sort();
+        for name in names {
+            let path = dir.join(&name);
+            let rel = rel.join(&name);
+            let md = match fs::symlink_metadata(&path) {
+                Ok(md) => md,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue, // removed meanwhile
+                Err(e) => {
+                    self.summary.totals.skipped += 1;
+                    self.warn(format!("skipped {}: {e}", path.display()));
+                    continue;
+                }
+            };
+            self.add_entry(&path, &rel, &md)?;
+        }
+        Ok(())
+    }
+
+    fn base_header(md: &fs::Metadata, kind: EntryType) -> (Header, Vec<(String, Vec<u8>)>) {
+        let mut h = Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_mode(md.mode() & 0o7777);
+        h.set_uid(md.uid() as u64);
+        h.set_gid(md.gid() as u64);
+        h.set_mtime(md.mtime().max(0) as u64);
+        h.set_size(0);
+        let pax = vec![(
+            "mtime".to_string(),
+            format!("{}.{:09}", md.mtime(), md.mtime_nsec()).into_bytes(),
+        )];
+        (h, pax)
+    }
+
+    fn xattrs(path: &Path, pax: &mut Vec<(String, Vec<u8>)>) {
+        if let Ok(names) = xattr::list(path) {
+            for name in names {
+                if let Ok(Some(value)) = xattr::get(path, &name) {
+                    pax.push((format!("SCHILY.xattr.{}", name.to_string_lossy()), value));
+                }
+            }
+        }
+    }
+
+    fn append(
+        &mut self,
+        mut header: Header,
+        pax: &[(String, Vec<u8>)],
+        rel: &Path,
+        data: impl Read,
+    ) -> Result<(), BackupError> {
+        let ctx = || "writing the archive".to_string();
+        if !pax.is_empty() {
+            let body = pax_records(pax);
+            let mut x = Header::new_ustar();
+            x.set_entry_type(EntryType::XHeader);
+            x.set_size(body.len() as u64);
+            x.set_mode(0o644);
+            let name = format!(
+                "PaxHeaders/{}",
+                rel.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
+            );
+            let name: String = name.chars().take(99).collect();
+            self.tar
+                .append_data(&mut x, name, &body[..])
+                .map_err(|e| BackupError::io(ctx(), e))?;
+        }
+        self.tar
+            .append_data(&mut header, rel, data)
+            .map_err(|e| BackupError::io(ctx(), e))
+    }
+
+    fn add_entry(&mut self, path: &Path, rel: &Path, md: &fs::Metadata) -> Result<(), BackupError> {
+        let ft = md.file_type();
+        let rel_s = rel_string(rel);
+        let mut record = Record {
+            path: rel_s.clone(),
+            kind: Kind::File,
+            size: 0,
+            mode: md.mode() & 0o7777,
+            uid: md.uid(),
+            gid: md.gid(),
+            mtime_ns: mtime_ns(md),
+            sha256: None,
+            link: None,
+            changed: false,
+        };
+        if ft.is_dir() {
+            let (h, mut pax) = Self::base_header(md, EntryType::Directory);
+            Self::xattrs(path, &mut pax);
+            self.append(h, &pax, rel, io::empty())?;
+            record.kind = Kind::Dir;
+            self.finish_record(record)?;
+            if md.dev() != self.root_dev {
+                self.warn(format!(
+                    "{}: another file system, its contents are not backed up",
+                    path.display()
+                ));
+                return Ok(());
+            }
+            return self.add_dir_contents(path, rel);
+        }
+        if ft.is_symlink() {
+            let target = match fs::read_link(path) {
+                Ok(t) => t,
+                Err(e) => {
+                    self.summary.totals.skipped += 1;
+                    self.warn(format!("skipped symlink {}: {e}", path.display()));
+                    return Ok(());
+                }
+            };
+            let (mut h, pax) = Self::base_header(md, EntryType::Symlink);
+            h.set_mode(0o777);
+            if let Err(e) = h.set_link_name_literal(target.as_os_str().as_bytes()) {
+                self.summary.totals.skipped += 1;
+                self.warn(format!("skipped symlink {}: {e}", path.display()));
+                return Ok(());
+            }
+            self.append(h, &pax, rel, io::empty())?;
+            record.kind = Kind::Symlink;
+            record.link = Some(String::from_utf8_lossy(target.as_os_str().as_bytes()).into_owned());
+            return self.finish_record(record);
+        }
+        if ft.is_fifo() {
+            let (h, pax) = Self::base_header(md, EntryType::Fifo);
+            self.append(h, &pax, rel, io::empty())?;
+            record.kind = Kind::Fifo;
+            return self.finish_record(record);
+        }
+        if ft.is_socket() || ft.is_block_device() || ft.is_char_device() {
+            self.summary.totals.skipped += 1;
+            let what = if ft.is_socket() { "socket" } else { "device file" };
+            self.warn(format!("skipped {what} {}", path.display()));
+            return Ok(());
+        }
+        // A regular file.
+        if md.nlink() > 1 {
+            if let Some(first) = self.hardlinks.get(&(md.dev(), md.ino())).cloned() {
+                let (mut h, pax) = Self::base_header(md, EntryType::Link);
+                h.set_link_name_literal(first.as_bytes())
+                    .map_err(|e| BackupError::io(format!("hardlink {}", path.display()), e))?;
+                self.append(h, &pax, rel, io::empty())?;
+                record.kind = Kind::Hardlink;
+                record.link = Some(first);
+                return self.finish_record(record);
+            }
+            self.hardlinks.insert((md.dev(), md.ino()), rel_s.clone());
+        }
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut file = match File::open(path) {
+                Ok(f) => f,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => {
+                    self.summary.totals.skipped += 1;
+                    self.warn(format!("skipped {}: {e}", path.display()));
+                    return Ok(());
+                }
+            };
+            let before = file
+                .metadata()
+                .map_err(|e| BackupError::io(format!("reading {}", path.display()), e))?;
+            let size = before.len();
+            let (mut h, mut pax) = Self::base_header(&before, EntryType::Regular);
+            Self::xattrs(path, &mut pax);
+            h.set_size(size);
+            // Exactly `size` bytes go into the entry whatever the file does meanwhile: a file that
+            // grew is cut at `size`, one that shrank is padded with zeros (and recorded as changed).
+            let mut hasher = Sha256::new();
+            let mut short = false;
+            {
+                let limited = (&mut file).take(size);
+                let mut reader = HashingReader {
+                    inner: limited,
+                    hasher: &mut hasher,
+                    got: 0,
+                };
+                let padded = PadTo {
+                    inner: &mut reader,
+                    want: size,
+                    given: 0,
+                    padded: &mut short,
+                };
+                self.append(h, &pax, rel, padded)?;
+            }
+            let _ = file.seek(io::SeekFrom::Start(0));
+            let after = fs::symlink_metadata(path).ok();
+            let changed = short
+                || after.is_none_or(|a| {
+                    a.len() != before.len() || a.mtime() != before.mtime() || a.mtime_nsec() != before.mtime_nsec()
+                });
+            record.size = size;
+            record.mode = before.mode() & 0o7777;
+            record.uid = before.uid();
+            record.gid = before.gid();
+            record.mtime_ns = mtime_ns(&before);
+            record.sha256 = Some(hex::encode(hasher.finalize()));
+            if changed && attempt == 1 {
+                // Stored again below: the later entry wins on extraction, the manifest describes it.
+                continue;
+            }
+            if changed {
+                record.changed = true;
+                self.summary.totals.changed += 1;
+                self.warn(format!(
+                    "{} changed while it was read (twice); stored as last read",
+                    path.display()
+                ));
+            }
+            self.summary.totals.files += 1;
+            self.summary.totals.bytes += size;
+            return self.finish_record(record);
+        }
+    }
+
+    fn finish_record(&mut self, record: Record) -> Result<(), BackupError> {
+        self.summary.totals.entries += 1;
+        self.line(&Line::Entry(record))
+    }
+
+    /// Append the manifest as the last entry, finish the tar stream and return the inner writer.
+    pub fn finish(mut self) -> Result<(W, ArchiveSummary), BackupError> {
+        let totals = self.summary.totals.clone();
+        self.line(&Line::Totals(totals))?;
+        let spool = self
+            .manifest
+            .into_inner()
+            .map_err(|e| BackupError::io("manifest spool file", e.into_error()))?;
+        let mut spool = BufReader::new(spool);
+        let len = spool
+            .get_mut()
+            .seek(io::SeekFrom::End(0))
+            .map_err(|e| BackupError::io("manifest spool file", e))?;
+        spool
+            .get_mut()
+            .seek(io::SeekFrom::Start(0))
+            .map_err(|e| BackupError::io("manifest spool file", e))?;
+        let _ = spool.fill_buf();
+        let mut h = Header::new_gnu();
+        h.set_entry_type(EntryType::Regular);
+        h.set_mode(0o600);
+        h.set_size(len);
+        h.set_mtime(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+        );
+        self.tar
+            .append_data(&mut h, MANIFEST_NAME, spool)
+            .map_err(|e| BackupError::io("writing the archive", e))?;
+        let out = self
+            .tar
+            .into_inner()
+            .map_err(|e| BackupError::io("writing the archive", e))?;
+        Ok((out, self.summary))
+    }
+}
+
+struct HashingReader<'h, R> {
+    inner: R,
+    hasher: &'h mut Sha256,
+    got: u64,
+}
+
+impl<R: Read> Read for HashingReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.got += n as u64;
+        Ok(n)
+    }
+}
+
+/// Reads `inner`, then zeros up to `want` bytes in all (a file that shrank while being read), also hashed.
+struct PadTo<'a, 'h, R> {
+    inner: &'a mut HashingReader<'h, R>,
+    want: u64,
+    given: u64,
+    padded: &'a mut bool,
+}
+
+impl<R: Read> Read for PadTo<'_, '_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.given >= self.want {
+            return Ok(0);
+        }
+        let n = self.inner.read(buf)?;
+        if n > 0 {
+            self.given += n as u64;
+            return Ok(n);
+        }
+        let k = ((self.want - self.given) as usize).min(buf.len());
+        buf[..k].fill(0);
+        self.inner.hasher.update(&buf[..k]);
+        self.given += k as u64;
+        *self.padded = true;
+        Ok(k)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pax_record_lengths_count_themselves() {
+        for v in [0usize, 1, 5, 6, 7, 90, 95, 96, 97, 990, 995] {
+            let rec = pax_records(&[("k".into(), vec![b'a'; v])]);
+            let text = String::from_utf8(rec.clone()).unwrap();
+            let (len, _) = text.split_once(' ').unwrap();
+            assert_eq!(len.parse::<usize>().unwrap(), rec.len(), "value length {v}");
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! age recipients and identities. The host only ever holds recipients (public keys): it can write
+//! backups but not read them. Restores take an identity file the operator brings.
+use std::io::BufRead;
+use std::path::Path;
+use std::str::FromStr;
+
+use super::BackupError;
+
+/// A parsed age recipient: an `age1…` X25519 key or an `ssh-ed25519`/`ssh-rsa` public key.
+pub enum Recipient {
+    /// `age1…`
+    X25519(age::x25519::Recipient),
+    /// An SSH public key line.
+    Ssh(age::ssh::Recipient),
+}
+
+impl std::fmt::Debug for Recipient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Recipient::X25519(r) => write!(f, "{r}"),
+            Recipient::Ssh(_) => f.write_str("ssh recipient"),
+        }
+    }
+}
+
+impl Recipient {
+    /// Parse one recipient string.
+    pub fn parse(s: &str) -> Result<Self, BackupError> {
+        let s = s.trim();
+        if s.starts_with("age1") {
+            age::x25519::Recipient::from_str(s)
+                .map(Recipient::X25519)
+                .map_err(|e| BackupError::Recipient(format!("`{s}`: {e}")))
+        } else if s.starts_with("ssh-") {
+            age::ssh::Recipient::from_str(s)
+                .map(Recipient::Ssh)
+                .map_err(|e| BackupError::Recipient(format!("ssh key `{}…`: {e:?}", &s[..s.len().min(24)])))
+        } else {
+            Err(BackupError::Recipient(format!(
+                "`{}`: not an age recipient (expected `age1…` or an `ssh-ed25519`/`ssh-rsa` public key)",
+                &s[..s.len().min(24)]
+            )))
+        }
+    }
+
+    /// As the trait object the age encryptor takes.
+    pub fn as_dyn(&self) -> &dyn age::Recipient {
+        match self {
+            Recipient::X25519(r) => r,
+            Recipient::Ssh(r) => r,
+        }
+    }
+}
+
+/// Read a recipients file: one recipient per line, blank lines and `#` comments ignored.
+pub fn read_recipients_file(path: &Path) -> Result<Vec<Recipient>, BackupError> {
+    let file =
+        std::fs::File::open(path).map_err(|e| BackupError::io(format!("recipients file {}", path.display()), e))?;
+    let mut out = Vec::new();
+    for line in std::io::BufReader::new(file).lines() {
+        let line = line.map_err(|e| BackupError::io(format!("recipients file {}", path.display()), e))?;
+        let t = line.trim();
+        if t.is_empty() || t.starts_with('#') {
+            continue;
+        }
+        out.push(Recipient::parse(t)?);
+    }
+    Ok(out)
+}
+
+/// Load the identities (private keys) from an age identity file or an SSH private key file.
+pub fn read_identities(path: &Path) -> Result<Vec<Box<dyn age::Identity + Send + Sync>>, BackupError> {
+    let ctx = || format!("identity file {}", path.display());
+    let text = std::fs::read(path).map_err(|e| BackupError::io(ctx(), e))?;
+    if text.starts_with(b"-----BEGIN OPENSSH PRIVATE KEY-----") || text.starts_with(b"-----BEGIN RSA PRIVATE KEY-----")
+    {
+        let id = age::ssh::Identity::from_buffer(&text[..], Some(path.display().to_string()))
+            .map_err(|e| BackupError::io(ctx(), e))?;
+        if let age::ssh::Identity::Unencrypted(_) = id {
+            return Ok(vec![Box::new(id)]);
+        }
+        return Err(BackupError::Identity(format!(
+            "{}: encrypted or unsupported SSH key; decrypt it first (ssh-keygen -p) or use an age identity",
+            path.display()
+        )));
+    }
+    let file = age::IdentityFile::from_buffer(&text[..]).map_err(|e| BackupError::io(ctx(), e))?;
+    let ids = file
+        .into_identities()
+        .map_err(|e| BackupError::Identity(format!("{}: {e}", path.display())))?;
+    if ids.is_empty() {
+        return Err(BackupError::Identity(format!(
+            "{}: no identity in the file (expected `AGE-SECRET-KEY-1…` lines)",
+            path.display()
+        )));
+    }
+    Ok(ids)
+}

@@ -1,0 +1,256 @@
+//! Encrypted, compressed, streaming backups of a directory (the `openclaw_data` volume) and their
+//! restore. One backup is one standard `.tar.zst.age` file: `age -d | zstd -d | tar -x` restores it
+//! without sidecar. Nothing is staged: the tar stream is compressed, encrypted and written to a
+//! temporary name in the destination, fsynced, and renamed only when complete.
+pub mod archive;
+pub mod crypto;
+pub mod manifest;
+pub mod restore;
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+pub use crypto::Recipient;
+
+/// Errors of backups and restores. Messages name the file and say what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    /// An I/O error while doing `what`.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+    /// The source directory cannot be backed up.
+    #[error("source: {0}")]
+    Source(String),
+    /// A recipient is malformed, or none was given.
+    #[error("recipient {0}")]
+    Recipient(String),
+    /// The identity file is unusable.
+    #[error("identity: {0}")]
+    Identity(String),
+    /// The backup file is not a valid sidecar backup (corrupted, truncated, wrong key, hostile).
+    #[error("backup {file}: {problem}")]
+    Invalid {
+        /// The backup file.
+        file: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// The restore target cannot be used.
+    #[error("restore target {0}")]
+    Target(String),
+}
+
+impl BackupError {
+    pub(crate) fn io(what: impl Into<String>, source: io::Error) -> Self {
+        BackupError::Io {
+            what: what.into(),
+            source,
+        }
+    }
+}
+
+/// Suffix of every backup file.
+pub const SUFFIX: &str = ".tar.zst.age";
+
+/// Options of one backup.
+#[derive(Debug)]
+pub struct BackupOptions {
+    /// Directory to back up.
+    pub source: PathBuf,
+    /// Local destination directory.
+    pub dest: PathBuf,
+    /// File name prefix (`openclaw_data`).
+    pub name: String,
+    /// Who can decrypt.
+    pub recipients: Vec<Recipient>,
+    /// zstd level (1–19).
+    pub level: i32,
+    /// zstd worker threads (0 = compress on the calling thread).
+    pub threads: u32,
+}
+
+/// A finished backup.
+#[derive(Debug)]
+pub struct BackupResult {
+    /// The backup file.
+    pub path: PathBuf,
+    /// Its size.
+    pub bytes: u64,
+    /// SHA-256 of the ciphertext, as written.
+    pub sha256: String,
+    /// What it holds.
+    pub summary: archive::ArchiveSummary,
+}
+
+/// Counts and hashes what passes through.
+struct HashingWriter<W> {
+    inner: W,
+    hasher: Sha256,
+    written: u64,
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.written += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// A UTC timestamp for file names: `20261127T013000Z`.
+pub fn stamp(t: std::time::SystemTime) -> String {
+    let secs = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0) as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// RFC 3339 UTC time.
+pub fn rfc3339(t: std::time::SystemTime) -> String {
+    let s = stamp(t);
+    format!(
+        "{}-{}-{}T{}:{}:{}Z",
+        &s[0..4],
+        &s[4..6],
+        &s[6..8],
+        &s[9..11],
+        &s[11..13],
+        &s[13..15]
+    )
+}
+
+/// Days since 1970-01-01 → (year, month, day), Howard Hinnant's algorithm.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// Make one backup of `opts.source` into `opts.dest`.
+pub fn create_backup(opts: &BackupOptions) -> Result<BackupResult, BackupError> {
+    if opts.recipients.is_empty() {
+        return Err(BackupError::Recipient(
+            "missing: give --recipient age1… or --recipients-file FILE (the host needs only the public key)".into(),
+        ));
+    }
+    let started = std::time::SystemTime::now();
+    crate::fsutil::create_private_dir(&opts.dest)
+        .map_err(|e| BackupError::io(format!("destination {}", opts.dest.display()), e))?;
+    let name = format!("{}-{}{}", opts.name, stamp(started), SUFFIX);
+    let final_path = opts.dest.join(&name);
+    // A dot name that does not end in the backup suffix: a killed backup never looks like one.
+    let mut rnd = [0u8; 6];
+    getrandom::fill(&mut rnd).map_err(|e| BackupError::io("random name", io::Error::other(e.to_string())))?;
+    let tmp_path = opts.dest.join(format!(".{name}.{}.partial", hex::encode(rnd)));
+    let result = write_backup(opts, started, &tmp_path);
+    match result {
+        Ok((bytes, sha256, summary)) => {
+            fs::rename(&tmp_path, &final_path).map_err(|e| {
+                let _ = fs::remove_file(&tmp_path);
+                BackupError::io(format!("renaming into {}", final_path.display()), e)
+            })?;
+            File::open(&opts.dest)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| BackupError::io(format!("fsync {}", opts.dest.display()), e))?;
+            Ok(BackupResult {
+                path: final_path,
+                bytes,
+                sha256,
+                summary,
+            })
+        }
+        Err(e) => {
+            let _ = fs::remove_file(&tmp_path);
+            Err(e)
+        }
+    }
+}
+
+fn write_backup(
+    opts: &BackupOptions,
+    started: std::time::SystemTime,
+    tmp_path: &Path,
+) -> Result<(u64, String, archive::ArchiveSummary), BackupError> {
+    let ctx = || format!("writing {}", tmp_path.display());
+    let file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(tmp_path)
+        .map_err(|e| BackupError::io(ctx(), e))?;
+    let hashing = HashingWriter {
+        inner: BufWriter::with_capacity(1 << 20, file),
+        hasher: Sha256::new(),
+        written: 0,
+    };
+    let encryptor = age::Encryptor::with_recipients(opts.recipients.iter().map(|r| r.as_dyn()))
+        .map_err(|e| BackupError::Recipient(e.to_string()))?;
+    let encrypted = encryptor.wrap_output(hashing).map_err(|e| BackupError::io(ctx(), e))?;
+    let mut zstd = zstd::stream::write::Encoder::new(encrypted, opts.level).map_err(|e| BackupError::io(ctx(), e))?;
+    zstd.include_checksum(true).map_err(|e| BackupError::io(ctx(), e))?;
+    if opts.threads > 0 {
+        zstd.multithread(opts.threads).map_err(|e| BackupError::io(ctx(), e))?;
+    }
+    let header = manifest::Header {
+        format: "sidecar-backup-manifest".into(),
+        version: manifest::MANIFEST_VERSION,
+        source: opts.source.display().to_string(),
+        created: rfc3339(started),
+        sidecar: env!("CARGO_PKG_VERSION").into(),
+    };
+    let mut writer = archive::ArchiveWriter::new(zstd, &opts.source, header)?;
+    writer.add_tree(&opts.source)?;
+    let (zstd, summary) = writer.finish()?;
+    let encrypted = zstd.finish().map_err(|e| BackupError::io(ctx(), e))?;
+    let mut hashing = encrypted.finish().map_err(|e| BackupError::io(ctx(), e))?;
+    hashing.flush().map_err(|e| BackupError::io(ctx(), e))?;
+    let file = hashing
+        .inner
+        .into_inner()
+        .map_err(|e| BackupError::io(ctx(), e.into_error()))?;
+    file.sync_all().map_err(|e| BackupError::io(ctx(), e))?;
+    Ok((hashing.written, hex::encode(hashing.hasher.finalize()), summary))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamps_are_utc_calendar_dates() {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_795_740_245);
+        assert_eq!(stamp(t), "20261127T004405Z");
+        assert_eq!(rfc3339(t), "2026-11-27T00:44:05Z");
+        assert_eq!(stamp(std::time::UNIX_EPOCH), "19700101T000000Z");
+        let leap = std::time::UNIX_EPOCH + std::time::Duration::from_secs(951_782_400); // 2000-02-29
+        assert_eq!(&stamp(leap)[..8], "20000229");
+    }
+}

@@ -1,0 +1,470 @@
+//! Restoring a backup: decrypt, decompress and extract into a staging directory inside the target,
+//! check every file against the manifest, and only then move the result into place. Hostile entries
+//! (`..`, absolute paths, device files, hardlinks out of the tree) are refused, nothing is ever
+//! written through a symlink, and a failed restore leaves the target as it was.
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use tar::EntryType;
+
+use super::manifest::{Kind, Line, MANIFEST_NAME};
+use super::BackupError;
+
+/// Restore options.
+#[derive(Debug)]
+pub struct RestoreOptions {
+    /// The backup file.
+    pub backup: PathBuf,
+    /// Identity file (age or SSH private key).
+    pub identity: PathBuf,
+    /// Target directory (created if missing; must be empty unless `force`).
+    pub target: PathBuf,
+    /// Move existing content of the target aside instead of refusing.
+    pub force: bool,
+    /// Decrypt and check everything, extract into staging, then discard instead of moving into place.
+    pub dry_run: bool,
+}
+
+/// What a restore did.
+#[derive(Debug, Default)]
+pub struct RestoreSummary {
+    /// Entries restored.
+    pub entries: u64,
+    /// Regular files restored, all matching their manifest hash.
+    pub files: u64,
+    /// Bytes of file content.
+    pub bytes: u64,
+    /// Where the target's previous content was moved (`--force`).
+    pub moved_aside: Option<PathBuf>,
+    /// Warnings (entries not restorable here, e.g. ownership without root).
+    pub warnings: Vec<String>,
+}
+
+fn invalid(file: &Path, problem: impl Into<String>) -> BackupError {
+    BackupError::Invalid {
+        file: file.display().to_string(),
+        problem: problem.into(),
+    }
+}
+
+/// A relative path of normal components only, else None.
+fn safe_relative(bytes: &[u8]) -> Option<PathBuf> {
+    let p = Path::new(std::ffi::OsStr::from_bytes(bytes));
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::CurDir => {}
+            _ => return None,
+        }
+    }
+    (!out.as_os_str().is_empty()).then_some(out)
+}
+
+/// Create the parents of `rel` under `root`, refusing any existing ancestor that is not a real directory.
+fn prepare_parents(root: &Path, rel: &Path) -> io::Result<()> {
+    let mut cur = root.to_path_buf();
+    let parents: Vec<_> = rel.parent().map(|p| p.components().collect()).unwrap_or_default();
+    for c in parents {
+        cur.push(c);
+        match fs::symlink_metadata(&cur) {
+            Ok(md) if md.is_dir() => {}
+            Ok(_) => {
+                return Err(io::Error::other(format!(
+                    "{} is not a directory (a symlink or file in the archive's way)",
+                    cur.display()
+                )))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => fs::create_dir(&cur)?,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Remove what an earlier entry put at `dest` (a file stored twice), never following a symlink.
+fn clear_slot(dest: &Path) -> io::Result<()> {
+    match fs::symlink_metadata(dest) {
+        Ok(md) if md.is_dir() => Ok(()),
+        Ok(_) => fs::remove_file(dest),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+struct Meta {
+    rel: PathBuf,
+    mode: u32,
+    uid: u64,
+    gid: u64,
+    mtime: filetime::FileTime,
+    xattrs: Vec<(String, Vec<u8>)>,
+}
+
+fn pax_meta(entry: &mut tar::Entry<'_, impl Read>) -> (Option<filetime::FileTime>, Vec<(String, Vec<u8>)>) {
+    let mut mtime = None;
+    let mut xattrs = Vec::new();
+    if let Ok(Some(exts)) = entry.pax_extensions() {
+        for ext in exts.flatten() {
+            let Ok(key) = ext.key() else { continue };
+            if key == "mtime" {
+                if let Ok(v) = ext.value() {
+                    let (s, ns) = v.split_once('.').unwrap_or((v, "0"));
+                    let ns = format!("{ns:0<9}");
+                    if let (Ok(s), Ok(ns)) = (s.parse::<i64>(), ns[..9].parse::<u32>()) {
+                        mtime = Some(filetime::FileTime::from_unix_time(s, ns));
+                    }
+                }
+            } else if let Some(name) = key.strip_prefix("SCHILY.xattr.") {
+                xattrs.push((name.to_string(), ext.value_bytes().to_vec()));
+            }
+        }
+    }
+    (mtime, xattrs)
+}
+
+fn is_root() -> bool {
+    // The effective uid without libc: the owner of a file we just created.
+    std::env::temp_dir()
+        .metadata()
+        .ok()
+        .and_then(|_| tempfile::tempfile().ok())
+        .and_then(|f| f.metadata().ok())
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false)
+}
+
+/// Restore `opts.backup` into `opts.target`.
+pub fn restore(opts: &RestoreOptions) -> Result<RestoreSummary, BackupError> {
+    let identities = super::crypto::read_identities(&opts.identity)?;
+    let target = &opts.target;
+    match fs::symlink_metadata(target) {
+        Ok(md) if md.is_dir() => {}
+        Ok(_) => {
+            return Err(BackupError::Target(format!(
+                "{}: exists and is not a directory",
+                target.display()
+            )))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => crate::fsutil::create_private_dir(target)
+            .map_err(|e| BackupError::io(format!("creating {}", target.display()), e))?,
+        Err(e) => return Err(BackupError::io(format!("restore target {}", target.display()), e)),
+    }
+    let existing: Vec<_> = fs::read_dir(target)
+        .map_err(|e| BackupError::io(format!("reading {}", target.display()), e))?
+        .filter_map(|e| e.ok())
+        .filter(|e| !e.file_name().as_bytes().starts_with(b".sidecar-restore-"))
+        .collect();
+    if !existing.is_empty() && !opts.force && !opts.dry_run {
+        return Err(BackupError::Target(format!(
+            "{} is not empty ({} entries); restore into an empty directory, or pass --force to move the current content aside",
+            target.display(),
+            existing.len()
+        )));
+    }
+    let mut rnd = [0u8; 6];
+    getrandom::fill(&mut rnd).map_err(|e| BackupError::io("random name", io::Error::other(e.to_string())))?;
+    let staging = target.join(format!(".sidecar-restore-{}", hex::encode(rnd)));
+    fs::create_dir(&staging).map_err(|e| BackupError::io(format!("creating {}", staging.display()), e))?;
+    fs::set_permissions(&staging, fs::Permissions::from_mode(0o700))
+        .map_err(|e| BackupError::io(format!("chmod {}", staging.display()), e))?;
+    let result = extract(opts, &identities, &staging);
+    let mut summary = match result {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = fs::remove_dir_all(&staging);
+            return Err(e);
+        }
+    };
+    if opts.dry_run {
+        let _ = fs::remove_dir_all(&staging);
+        return Ok(summary);
+    }
+    if !existing.is_empty() {
+        let aside = target.join(format!(
+            ".sidecar-replaced-{}",
+            super::stamp(std::time::SystemTime::now())
+        ));
+        fs::create_dir(&aside).map_err(|e| BackupError::io(format!("creating {}", aside.display()), e))?;
+        for e in &existing {
+            fs::rename(e.path(), aside.join(e.file_name()))
+                .map_err(|err| BackupError::io(format!("moving {} aside", e.path().display()), err))?;
+        }
+        summary.moved_aside = Some(aside);
+    }
+    let children: Vec<_> = fs::read_dir(&staging)
+        .map_err(|e| BackupError::io(format!("reading {}", staging.display()), e))?
+        .filter_map(|e| e.ok())
+        .collect();
+    for c in children {
+        fs::rename(c.path(), target.join(c.file_name()))
+            .map_err(|e| BackupError::io(format!("moving {} into place", c.path().display()), e))?;
+    }
+    fs::remove_dir(&staging).map_err(|e| BackupError::io(format!("removing {}", staging.display()), e))?;
+    Ok(summary)
+}
+
+fn extract(
+    opts: &RestoreOptions,
+    identities: &[Box<dyn age::Identity + Send + Sync>],
+    staging: &Path,
+) -> Result<RestoreSummary, BackupError> {
+    let file_path = &opts.backup;
+    let file =
+        File::open(file_path).map_err(|e| BackupError::io(format!("opening backup {}", file_path.display()), e))?;
+    let decryptor = age::Decryptor::new_buffered(BufReader::with_capacity(1 << 20, file)).map_err(|e| {
+        invalid(
+            file_path,
+            format!("not a readable age file ({e}); is this a sidecar backup?"),
+        )
+    })?;
+    let plain = decryptor
+        .decrypt(identities.iter().map(|i| i.as_ref() as &dyn age::Identity))
+        .map_err(|e| match e {
+            age::DecryptError::NoMatchingKeys => invalid(
+                file_path,
+                format!(
+                    "none of the identities in {} can decrypt it (wrong key?)",
+                    opts.identity.display()
+                ),
+            ),
+            e => invalid(file_path, format!("cannot decrypt the header: {e}")),
+        })?;
+    let zstd = zstd::stream::read::Decoder::new(plain).map_err(|e| invalid(file_path, format!("zstd: {e}")))?;
+    let mut archive = tar::Archive::new(zstd);
+    let root = is_root();
+    let mut summary = RestoreSummary::default();
+    let mut hashes: HashMap<PathBuf, String> = HashMap::new();
+    let mut dirs: Vec<Meta> = Vec::new();
+    let mut manifest: Option<tempfile::NamedTempFile> = None;
+    // Content errors (corruption, truncation) surface as I/O errors from the decrypting reader.
+    let corrupt = |e: io::Error| invalid(file_path, format!("damaged or truncated ({e})"));
+    let entries = archive.entries().map_err(corrupt)?;
+    for entry in entries {
+        let mut entry = entry.map_err(corrupt)?;
+        if manifest.is_some() {
+            return Err(invalid(
+                file_path,
+                "entries after the manifest (not written by sidecar?)",
+            ));
+        }
+        let raw_path = entry.path_bytes().into_owned();
+        let Some(rel) = safe_relative(&raw_path) else {
+            return Err(invalid(
+                file_path,
+                format!(
+                    "refused entry `{}`: absolute path or `..` component",
+                    String::from_utf8_lossy(&raw_path)
+                ),
+            ));
+        };
+        let header = entry.header().clone();
+        let kind = header.entry_type();
+        if rel == Path::new(MANIFEST_NAME) && kind == EntryType::Regular {
+            let mut spool = tempfile::NamedTempFile::new().map_err(|e| BackupError::io("manifest spool", e))?;
+            io::copy(&mut entry, &mut spool).map_err(corrupt)?;
+            manifest = Some(spool);
+            continue;
+        }
+        let (pax_mtime, xattrs) = pax_meta(&mut entry);
+        let meta = Meta {
+            rel: rel.clone(),
+            mode: header.mode().unwrap_or(0o600) & 0o7777,
+            uid: header.uid().unwrap_or(0),
+            gid: header.gid().unwrap_or(0),
+            mtime: pax_mtime
+                .unwrap_or_else(|| filetime::FileTime::from_unix_time(header.mtime().unwrap_or(0) as i64, 0)),
+            xattrs,
+        };
+        let dest = staging.join(&rel);
+        let ioerr = |what: &str, e: io::Error| BackupError::io(format!("{what} {}", dest.display()), e);
+        prepare_parents(staging, &rel).map_err(|e| ioerr("restoring", e))?;
+        match kind {
+            EntryType::Directory => {
+                match fs::symlink_metadata(&dest) {
+                    Ok(md) if md.is_dir() => {}
+                    Ok(_) => {
+                        return Err(invalid(
+                            file_path,
+                            format!("`{}` is both a file and a directory", rel.display()),
+                        ))
+                    }
+                    Err(_) => fs::create_dir(&dest).map_err(|e| ioerr("creating", e))?,
+                }
+                dirs.push(meta);
+            }
+            EntryType::Regular | EntryType::Continuous => {
+                clear_slot(&dest).map_err(|e| ioerr("replacing", e))?;
+                let mut out = OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&dest)
+                    .map_err(|e| ioerr("creating", e))?;
+                let mut hasher = Sha256::new();
+                let mut buf = vec![0u8; 256 << 10];
+                let mut n_total = 0u64;
+                loop {
+                    let n = entry.read(&mut buf).map_err(corrupt)?;
+                    if n == 0 {
+                        break;
+                    }
+                    hasher.update(&buf[..n]);
+                    out.write_all(&buf[..n]).map_err(|e| ioerr("writing", e))?;
+                    n_total += n as u64;
+                }
+                out.sync_all().map_err(|e| ioerr("fsync", e))?;
+                drop(out);
+                hashes.insert(rel.clone(), hex::encode(hasher.finalize()));
+                summary.bytes += n_total;
+                apply_meta(&dest, &meta, root, false, &mut summary)?;
+            }
+            EntryType::Symlink => {
+                let target = header
+                    .link_name_bytes()
+                    .ok_or_else(|| invalid(file_path, format!("symlink `{}` without a target", rel.display())))?;
+                clear_slot(&dest).map_err(|e| ioerr("replacing", e))?;
+                std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&target), &dest)
+                    .map_err(|e| ioerr("creating symlink", e))?;
+                apply_meta(&dest, &meta, root, true, &mut summary)?;
+            }
+            EntryType::Link => {
+                let target = header
+                    .link_name_bytes()
+                    .ok_or_else(|| invalid(file_path, format!("hardlink `{}` without a target", rel.display())))?;
+                let Some(target_rel) = safe_relative(&target) else {
+                    return Err(invalid(
+                        file_path,
+                        format!("refused hardlink `{}`: its target leaves the tree", rel.display()),
+                    ));
+                };
+                let src = staging.join(&target_rel);
+                match fs::symlink_metadata(&src) {
+                    Ok(md) if md.is_file() => {}
+                    _ => {
+                        return Err(invalid(
+                            file_path,
+                            format!(
+                                "refused hardlink `{}`: target is not a file restored before it",
+                                rel.display()
+                            ),
+                        ))
+                    }
+                }
+                clear_slot(&dest).map_err(|e| ioerr("replacing", e))?;
+                fs::hard_link(&src, &dest).map_err(|e| ioerr("linking", e))?;
+                if let Some(h) = hashes.get(&target_rel).cloned() {
+                    hashes.insert(rel.clone(), h);
+                }
+            }
+            EntryType::Fifo => {
+                summary.warnings.push(format!(
+                    "named pipe {} not restored (recreate it if needed)",
+                    rel.display()
+                ));
+            }
+            EntryType::Char | EntryType::Block => {
+                return Err(invalid(file_path, format!("refused device file `{}`", rel.display())));
+            }
+            other => {
+                return Err(invalid(
+                    file_path,
+                    format!("refused entry `{}` of type {other:?}", rel.display()),
+                ));
+            }
+        }
+        summary.entries += 1;
+    }
+    // The manifest is the last entry: its absence means truncation (or not a sidecar backup).
+    let Some(spool) = manifest else {
+        return Err(invalid(
+            file_path,
+            "no manifest at the end: the backup is truncated or was not written by sidecar",
+        ));
+    };
+    let reader = BufReader::new(spool.reopen().map_err(|e| BackupError::io("manifest spool", e))?);
+    let mut saw_totals = false;
+    for line in reader.lines() {
+        let line = line.map_err(|e| BackupError::io("manifest spool", e))?;
+        let parsed: Line = serde_json::from_str(&line).map_err(|e| invalid(file_path, format!("manifest: {e}")))?;
+        match parsed {
+            Line::Entry(r) if r.kind == Kind::File => {
+                let rel = safe_relative(r.path.as_bytes()).unwrap_or_default();
+                match (hashes.get(&rel), &r.sha256) {
+                    (Some(got), Some(want)) if got == want => summary.files += 1,
+                    (Some(_), Some(_)) => {
+                        return Err(invalid(
+                            file_path,
+                            format!("`{}`: content does not match the manifest hash", r.path),
+                        ))
+                    }
+                    (None, _) => {
+                        return Err(invalid(
+                            file_path,
+                            format!("`{}` is in the manifest but not in the archive", r.path),
+                        ))
+                    }
+                    (_, None) => {}
+                }
+            }
+            Line::Totals(_) => saw_totals = true,
+            _ => {}
+        }
+    }
+    if !saw_totals {
+        return Err(invalid(file_path, "manifest is incomplete (no totals line)"));
+    }
+    // Directories last, deepest first, so that their mtimes and read-only modes hold.
+    dirs.sort_by_key(|d| std::cmp::Reverse(d.rel.components().count()));
+    for d in &dirs {
+        apply_meta(&staging.join(&d.rel), d, root, false, &mut summary)?;
+    }
+    Ok(summary)
+}
+
+fn apply_meta(
+    dest: &Path,
+    meta: &Meta,
+    root: bool,
+    symlink: bool,
+    summary: &mut RestoreSummary,
+) -> Result<(), BackupError> {
+    let ioerr = |what: &str, e: io::Error| BackupError::io(format!("{what} {}", dest.display()), e);
+    if root {
+        std::os::unix::fs::lchown(dest, Some(meta.uid as u32), Some(meta.gid as u32)).map_err(|e| ioerr("chown", e))?;
+    }
+    if symlink {
+        filetime::set_symlink_file_times(dest, meta.mtime, meta.mtime).map_err(|e| ioerr("setting times of", e))?;
+        return Ok(());
+    }
+    for (name, value) in &meta.xattrs {
+        if let Err(e) = xattr::set(dest, name, value) {
+            summary
+                .warnings
+                .push(format!("xattr {name} on {}: {e}", meta.rel.display()));
+        }
+    }
+    fs::set_permissions(dest, fs::Permissions::from_mode(meta.mode)).map_err(|e| ioerr("chmod", e))?;
+    filetime::set_file_times(dest, meta.mtime, meta.mtime).map_err(|e| ioerr("setting times of", e))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_relative_paths_are_safe() {
+        assert_eq!(safe_relative(b"a/b"), Some(PathBuf::from("a/b")));
+        assert_eq!(safe_relative(b"./a"), Some(PathBuf::from("a")));
+        assert_eq!(safe_relative(b"../a"), None);
+        assert_eq!(safe_relative(b"a/../../b"), None);
+        assert_eq!(safe_relative(b"/etc/passwd"), None);
+        assert_eq!(safe_relative(b""), None);
+    }
+}
