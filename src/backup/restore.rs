@@ -128,15 +128,10 @@ fn pax_meta(entry: &mut tar::Entry<'_, impl Read>) -> (Option<filetime::FileTime
     (mtime, xattrs)
 }
 
+/// Running as root (ownership can be restored)? `/proc/self` belongs to the effective uid.
 fn is_root() -> bool {
-    // The effective uid without libc: the owner of a file we just created.
-    std::env::temp_dir()
-        .metadata()
-        .ok()
-        .and_then(|_| tempfile::tempfile().ok())
-        .and_then(|f| f.metadata().ok())
-        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
-        .unwrap_or(false)
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
 }
 
 /// Restore `opts.backup` into `opts.target`.
