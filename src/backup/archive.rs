@@ -3,7 +3,7 @@
 //! devices skipped with a warning, and the manifest appended as the last entry.
 use std::collections::HashMap;
 use std::fs::{self, File};
-use std::io::{self, BufRead, BufReader, Read, Seek, Write};
+use std::io::{self, BufReader, Read, Seek, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
@@ -292,7 +292,6 @@ impl<W: Write> ArchiveWriter<W> {
                 };
                 self.append(h, &pax, rel, padded)?;
             }
-            let _ = file.seek(io::SeekFrom::Start(0));
             let after = fs::symlink_metadata(path).ok();
             let changed = short
                 || after.is_none_or(|a| {
@@ -344,7 +343,6 @@ impl<W: Write> ArchiveWriter<W> {
             .get_mut()
             .seek(io::SeekFrom::Start(0))
             .map_err(|e| BackupError::io("manifest spool file", e))?;
-        let _ = spool.fill_buf();
         let mut h = Header::new_gnu();
         h.set_entry_type(EntryType::Regular);
         h.set_mode(0o600);
