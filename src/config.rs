@@ -33,6 +33,8 @@ pub struct Config {
     pub scan: ScanConfig,
     /// Detection rules.
     pub rules: RulesConfig,
+    /// Backups of the data volume.
+    pub backup: BackupConfig,
 }
 
 impl Default for Config {
@@ -43,6 +45,7 @@ impl Default for Config {
             log: "warn".into(),
             scan: ScanConfig::default(),
             rules: RulesConfig::default(),
+            backup: BackupConfig::default(),
         }
     }
 }
@@ -86,6 +89,40 @@ pub struct RulesConfig {
     pub baseline: Option<PathBuf>,
     /// Extra global allowlist (regexes on the secret, stopwords).
     pub allowlist: AllowlistSpec,
+}
+
+/// `[backup]`: what is backed up, where to, and to whom it is encrypted.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackupConfig {
+    /// Directory backed up (the `openclaw_data` volume, mounted read-only).
+    pub source: PathBuf,
+    /// Local destination directory for backup files (created 0700).
+    pub dest: PathBuf,
+    /// Backup file name prefix: `<name>-<UTC stamp>.tar.zst.age`.
+    pub name: String,
+    /// age recipients (`age1…` or SSH public keys) that can decrypt; the host holds no identity.
+    pub recipients: Vec<String>,
+    /// A file of recipients, one per line (`#` comments), added to `recipients`.
+    pub recipients_file: Option<PathBuf>,
+    /// zstd level, 1 (fast) to 19 (small).
+    pub level: i32,
+    /// zstd worker threads; 0 uses every core.
+    pub threads: u32,
+}
+
+impl Default for BackupConfig {
+    fn default() -> Self {
+        Self {
+            source: PathBuf::from("/data"),
+            dest: PathBuf::from("/backups"),
+            name: "openclaw_data".into(),
+            recipients: Vec::new(),
+            recipients_file: None,
+            level: 3,
+            threads: 0,
+        }
+    }
 }
 
 /// Errors loading the configuration.
@@ -146,6 +183,19 @@ impl Config {
         }
         if self.state_dir.as_os_str().is_empty() {
             return Err(ConfigError::Invalid("state_dir must not be empty".into()));
+        }
+        if !(1..=19).contains(&self.backup.level) {
+            return Err(ConfigError::Invalid("backup.level must be between 1 and 19".into()));
+        }
+        let name_ok = |n: &str| {
+            !n.is_empty()
+                && n.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-')
+        };
+        if !name_ok(&self.backup.name) || self.backup.name.starts_with('.') {
+            return Err(ConfigError::Invalid(
+                "backup.name must be letters, digits, `_`, `-` or `.` and not start with `.`".into(),
+            ));
         }
         if self.docker_root.as_os_str().is_empty() {
             return Err(ConfigError::Invalid("docker_root must not be empty".into()));

@@ -96,3 +96,53 @@ pub fn read_identities(path: &Path) -> Result<Vec<Box<dyn age::Identity + Send +
     }
     Ok(ids)
 }
+
+/// The stanza types of an age file's header (`X25519`, `ssh-ed25519`, `ssh-rsa`, `scrypt`, …), read
+/// without any key: enough to check who a backup was encrypted to.
+pub fn header_stanzas(path: &Path) -> Result<Vec<String>, BackupError> {
+    let file =
+        std::fs::File::open(path).map_err(|e| BackupError::io(format!("opening backup {}", path.display()), e))?;
+    let mut reader = std::io::BufReader::new(file);
+    let bad = |problem: &str| BackupError::Invalid {
+        file: path.display().to_string(),
+        problem: problem.to_string(),
+    };
+    use std::io::Read as _;
+    let mut first = Vec::new();
+    (&mut reader)
+        .take(64)
+        .read_until(b'\n', &mut first)
+        .map_err(|e| BackupError::io(format!("reading {}", path.display()), e))?;
+    if first != b"age-encryption.org/v1\n" {
+        return Err(bad("not an age file (no `age-encryption.org/v1` header)"));
+    }
+    let mut stanzas = Vec::new();
+    let mut line = Vec::new();
+    // Headers are small; stop at 1 MiB so a hostile file cannot make this read forever.
+    let mut limited = reader.take(1 << 20);
+    loop {
+        line.clear();
+        let n = limited
+            .read_until(b'\n', &mut line)
+            .map_err(|e| BackupError::io(format!("reading {}", path.display()), e))?;
+        if n == 0 {
+            return Err(bad("age header is truncated (no `---` line)"));
+        }
+        if line.starts_with(b"---") {
+            return Ok(stanzas);
+        }
+        if let Some(rest) = line.strip_prefix(b"-> ") {
+            let tag = rest.split(|&b| b == b' ' || b == b'\n').next().unwrap_or_default();
+            stanzas.push(String::from_utf8_lossy(tag).into_owned());
+        }
+    }
+}
+
+/// The header stanza type a recipient produces.
+pub fn stanza_tag(r: &Recipient) -> &'static str {
+    match r {
+        Recipient::X25519(_) => "X25519",
+        Recipient::Ssh(age::ssh::Recipient::SshEd25519(..)) => "ssh-ed25519",
+        Recipient::Ssh(_) => "ssh-rsa",
+    }
+}

@@ -154,6 +154,113 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
+/// The checksum file written beside each backup: `<backup>.sha256`, in `sha256sum` format.
+pub fn checksum_path(backup: &Path) -> PathBuf {
+    let mut name = backup.file_name().unwrap_or_default().to_os_string();
+    name.push(".sha256");
+    backup.with_file_name(name)
+}
+
+/// SHA-256 of a file, streamed.
+pub fn sha256_file(path: &Path) -> Result<String, BackupError> {
+    let mut file = File::open(path).map_err(|e| BackupError::io(format!("opening {}", path.display()), e))?;
+    let mut hasher = Sha256::new();
+    io::copy(&mut file, &mut hasher).map_err(|e| BackupError::io(format!("reading {}", path.display()), e))?;
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// Check a backup without any key: it is complete (its ciphertext hash matches the checksum file
+/// written with it) and its age header holds exactly the expected recipient stanzas (when
+/// `recipients` is given). Returns the stanza types.
+pub fn verify_without_key(backup: &Path, recipients: Option<&[Recipient]>) -> Result<Vec<String>, BackupError> {
+    let bad = |problem: String| BackupError::Invalid {
+        file: backup.display().to_string(),
+        problem,
+    };
+    let sums = checksum_path(backup);
+    let recorded = fs::read_to_string(&sums).map_err(|e| {
+        BackupError::io(
+            format!("checksum file {} (written with every backup)", sums.display()),
+            e,
+        )
+    })?;
+    let recorded = recorded.split_whitespace().next().unwrap_or_default().to_string();
+    let actual = sha256_file(backup)?;
+    if recorded != actual {
+        return Err(bad(format!(
+            "ciphertext SHA-256 {actual} differs from the recorded {recorded}: the file is damaged or incomplete"
+        )));
+    }
+    let stanzas = crypto::header_stanzas(backup)?;
+    if let Some(recipients) = recipients {
+        let mut want: Vec<&str> = recipients.iter().map(crypto::stanza_tag).collect();
+        let mut got: Vec<&str> = stanzas
+            .iter()
+            .map(String::as_str)
+            .filter(|t| !t.ends_with("-grease"))
+            .collect();
+        want.sort_unstable();
+        got.sort_unstable();
+        if want != got {
+            return Err(bad(format!(
+                "encrypted to {got:?}, but the configured recipients are {want:?}"
+            )));
+        }
+    }
+    Ok(stanzas)
+}
+
+/// Backups in a local destination, oldest first (names carry a UTC timestamp).
+pub fn list_backups(dest: &Path) -> Result<Vec<PathBuf>, BackupError> {
+    let rd = fs::read_dir(dest).map_err(|e| BackupError::io(format!("destination {}", dest.display()), e))?;
+    let mut out: Vec<PathBuf> = rd
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| {
+            let n = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            n.ends_with(SUFFIX) && !n.starts_with('.')
+        })
+        .collect();
+    out.sort_by_key(|p| {
+        let n = p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        // `<name>-<stamp>.tar.zst.age`: order by the stamp, then the name.
+        let stem = n.trim_end_matches(SUFFIX).to_string();
+        let stamp = stem.rsplit('-').next().unwrap_or_default().to_string();
+        (stamp, n)
+    });
+    Ok(out)
+}
+
+/// `BACKUP` as given on the command line: a path, a file name in `dest`, or `latest`.
+pub fn resolve(spec: &str, dest: &Path) -> Result<PathBuf, BackupError> {
+    if spec == "latest" {
+        return list_backups(dest)?.pop().ok_or_else(|| {
+            BackupError::io(
+                format!("no backup in {}", dest.display()),
+                io::Error::new(io::ErrorKind::NotFound, "no *.tar.zst.age file"),
+            )
+        });
+    }
+    let p = Path::new(spec);
+    if p.exists() {
+        return Ok(p.to_path_buf());
+    }
+    let in_dest = dest.join(spec);
+    if in_dest.exists() {
+        return Ok(in_dest);
+    }
+    Err(BackupError::io(
+        format!("backup {spec} (looked at the path and in {})", dest.display()),
+        io::Error::new(io::ErrorKind::NotFound, "not found"),
+    ))
+}
+
 /// Make one backup of `opts.source` into `opts.dest`.
 pub fn create_backup(opts: &BackupOptions) -> Result<BackupResult, BackupError> {
     if opts.recipients.is_empty() {
@@ -177,9 +284,14 @@ pub fn create_backup(opts: &BackupOptions) -> Result<BackupResult, BackupError> 
                 let _ = fs::remove_file(&tmp_path);
                 BackupError::io(format!("renaming into {}", final_path.display()), e)
             })?;
+            let line = format!("{sha256}  {name}\n");
+            crate::fsutil::write_atomic(&checksum_path(&final_path), line.as_bytes())
+                .map_err(|e| BackupError::io(format!("writing {}", checksum_path(&final_path).display()), e))?;
             File::open(&opts.dest)
                 .and_then(|d| d.sync_all())
                 .map_err(|e| BackupError::io(format!("fsync {}", opts.dest.display()), e))?;
+            // Verify what landed: re-read it from the destination (the host cannot decrypt it).
+            verify_without_key(&final_path, Some(&opts.recipients))?;
             Ok(BackupResult {
                 path: final_path,
                 bytes,

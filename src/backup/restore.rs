@@ -75,10 +75,10 @@ fn prepare_parents(root: &Path, rel: &Path) -> io::Result<()> {
         match fs::symlink_metadata(&cur) {
             Ok(md) if md.is_dir() => {}
             Ok(_) => {
-                return Err(io::Error::other(format!(
-                    "{} is not a directory (a symlink or file in the archive's way)",
-                    cur.display()
-                )))
+                return Err(io::Error::new(
+                    io::ErrorKind::NotADirectory,
+                    format!("{} is not a directory", cur.display()),
+                ))
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => fs::create_dir(&cur)?,
             Err(e) => return Err(e),
@@ -168,7 +168,7 @@ pub fn restore(opts: &RestoreOptions) -> Result<RestoreSummary, BackupError> {
     fs::create_dir(&staging).map_err(|e| BackupError::io(format!("creating {}", staging.display()), e))?;
     fs::set_permissions(&staging, fs::Permissions::from_mode(0o700))
         .map_err(|e| BackupError::io(format!("chmod {}", staging.display()), e))?;
-    let result = extract(opts, &identities, &staging);
+    let result = extract(&opts.backup, &opts.identity, &identities, Some(&staging));
     let mut summary = match result {
         Ok(s) => s,
         Err(e) => {
@@ -204,12 +204,14 @@ pub fn restore(opts: &RestoreOptions) -> Result<RestoreSummary, BackupError> {
     Ok(summary)
 }
 
+/// Decrypt and read the whole backup, checking every entry and every file hash against the manifest.
+/// With `staging`, the tree is extracted there; without, nothing is written (verification).
 fn extract(
-    opts: &RestoreOptions,
+    file_path: &Path,
+    identity_path: &Path,
     identities: &[Box<dyn age::Identity + Send + Sync>],
-    staging: &Path,
+    staging: Option<&Path>,
 ) -> Result<RestoreSummary, BackupError> {
-    let file_path = &opts.backup;
     let file =
         File::open(file_path).map_err(|e| BackupError::io(format!("opening backup {}", file_path.display()), e))?;
     let decryptor = age::Decryptor::new_buffered(BufReader::with_capacity(1 << 20, file)).map_err(|e| {
@@ -225,14 +227,14 @@ fn extract(
                 file_path,
                 format!(
                     "none of the identities in {} can decrypt it (wrong key?)",
-                    opts.identity.display()
+                    identity_path.display()
                 ),
             ),
             e => invalid(file_path, format!("cannot decrypt the header: {e}")),
         })?;
     let zstd = zstd::stream::read::Decoder::new(plain).map_err(|e| invalid(file_path, format!("zstd: {e}")))?;
     let mut archive = tar::Archive::new(zstd);
-    let root = is_root();
+    let root = staging.is_some() && is_root();
     let mut summary = RestoreSummary::default();
     let mut hashes: HashMap<PathBuf, String> = HashMap::new();
     let mut dirs: Vec<Meta> = Vec::new();
@@ -276,9 +278,44 @@ fn extract(
                 .unwrap_or_else(|| filetime::FileTime::from_unix_time(header.mtime().unwrap_or(0) as i64, 0)),
             xattrs,
         };
+        if matches!(kind, EntryType::Char | EntryType::Block) {
+            return Err(invalid(file_path, format!("refused device file `{}`", rel.display())));
+        }
+        let Some(staging) = staging else {
+            // Verification only: hash contents, check links, write nothing.
+            match kind {
+                EntryType::Regular | EntryType::Continuous => {
+                    let (hash, n) = hash_entry(&mut entry, None).map_err(|e| e.into_backup_error(file_path))?;
+                    hashes.insert(rel.clone(), hash);
+                    summary.bytes += n;
+                }
+                EntryType::Link => {
+                    let target_rel = hardlink_target(file_path, &header, &rel)?;
+                    match hashes.get(&target_rel).cloned() {
+                        Some(h) => {
+                            hashes.insert(rel.clone(), h);
+                        }
+                        None => return Err(hardlink_refused(file_path, &rel)),
+                    }
+                }
+                EntryType::Directory | EntryType::Symlink | EntryType::Fifo => {}
+                other => return Err(unknown_entry(file_path, &rel, other)),
+            }
+            summary.entries += 1;
+            continue;
+        };
         let dest = staging.join(&rel);
         let ioerr = |what: &str, e: io::Error| BackupError::io(format!("{what} {}", dest.display()), e);
-        prepare_parents(staging, &rel).map_err(|e| ioerr("restoring", e))?;
+        prepare_parents(staging, &rel).map_err(|e| match e.kind() {
+            io::ErrorKind::NotADirectory => invalid(
+                file_path,
+                format!(
+                    "refused entry `{}`: a parent is not a directory (a symlink or file from an earlier entry), {e}",
+                    rel.display()
+                ),
+            ),
+            _ => ioerr("restoring", e),
+        })?;
         match kind {
             EntryType::Directory => {
                 match fs::symlink_metadata(&dest) {
@@ -301,21 +338,13 @@ fn extract(
                     .mode(0o600)
                     .open(&dest)
                     .map_err(|e| ioerr("creating", e))?;
-                let mut hasher = Sha256::new();
-                let mut buf = vec![0u8; 256 << 10];
-                let mut n_total = 0u64;
-                loop {
-                    let n = entry.read(&mut buf).map_err(corrupt)?;
-                    if n == 0 {
-                        break;
-                    }
-                    hasher.update(&buf[..n]);
-                    out.write_all(&buf[..n]).map_err(|e| ioerr("writing", e))?;
-                    n_total += n as u64;
-                }
+                let (hash, n_total) = hash_entry(&mut entry, Some(&mut out)).map_err(|e| match e {
+                    CopyError::Read(e) => corrupt(e),
+                    CopyError::Write(e) => ioerr("writing", e),
+                })?;
                 out.sync_all().map_err(|e| ioerr("fsync", e))?;
                 drop(out);
-                hashes.insert(rel.clone(), hex::encode(hasher.finalize()));
+                hashes.insert(rel.clone(), hash);
                 summary.bytes += n_total;
                 apply_meta(&dest, &meta, root, false, &mut summary)?;
             }
@@ -329,27 +358,11 @@ fn extract(
                 apply_meta(&dest, &meta, root, true, &mut summary)?;
             }
             EntryType::Link => {
-                let target = header
-                    .link_name_bytes()
-                    .ok_or_else(|| invalid(file_path, format!("hardlink `{}` without a target", rel.display())))?;
-                let Some(target_rel) = safe_relative(&target) else {
-                    return Err(invalid(
-                        file_path,
-                        format!("refused hardlink `{}`: its target leaves the tree", rel.display()),
-                    ));
-                };
+                let target_rel = hardlink_target(file_path, &header, &rel)?;
                 let src = staging.join(&target_rel);
                 match fs::symlink_metadata(&src) {
                     Ok(md) if md.is_file() => {}
-                    _ => {
-                        return Err(invalid(
-                            file_path,
-                            format!(
-                                "refused hardlink `{}`: target is not a file restored before it",
-                                rel.display()
-                            ),
-                        ))
-                    }
+                    _ => return Err(hardlink_refused(file_path, &rel)),
                 }
                 clear_slot(&dest).map_err(|e| ioerr("replacing", e))?;
                 fs::hard_link(&src, &dest).map_err(|e| ioerr("linking", e))?;
@@ -363,15 +376,7 @@ fn extract(
                     rel.display()
                 ));
             }
-            EntryType::Char | EntryType::Block => {
-                return Err(invalid(file_path, format!("refused device file `{}`", rel.display())));
-            }
-            other => {
-                return Err(invalid(
-                    file_path,
-                    format!("refused entry `{}` of type {other:?}", rel.display()),
-                ));
-            }
+            other => return Err(unknown_entry(file_path, &rel, other)),
         }
         summary.entries += 1;
     }
@@ -415,11 +420,79 @@ fn extract(
         return Err(invalid(file_path, "manifest is incomplete (no totals line)"));
     }
     // Directories last, deepest first, so that their mtimes and read-only modes hold.
-    dirs.sort_by_key(|d| std::cmp::Reverse(d.rel.components().count()));
-    for d in &dirs {
-        apply_meta(&staging.join(&d.rel), d, root, false, &mut summary)?;
+    if let Some(staging) = staging {
+        dirs.sort_by_key(|d| std::cmp::Reverse(d.rel.components().count()));
+        for d in &dirs {
+            apply_meta(&staging.join(&d.rel), d, root, false, &mut summary)?;
+        }
     }
     Ok(summary)
+}
+
+enum CopyError {
+    Read(io::Error),
+    Write(io::Error),
+}
+
+impl CopyError {
+    fn into_backup_error(self, file: &Path) -> BackupError {
+        match self {
+            CopyError::Read(e) => invalid(file, format!("damaged or truncated ({e})")),
+            CopyError::Write(e) => BackupError::io("writing", e),
+        }
+    }
+}
+
+/// SHA-256 and length of an entry's content, copied to `out` when given.
+fn hash_entry(entry: &mut impl Read, mut out: Option<&mut File>) -> Result<(String, u64), CopyError> {
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 256 << 10];
+    let mut total = 0u64;
+    loop {
+        let n = entry.read(&mut buf).map_err(CopyError::Read)?;
+        if n == 0 {
+            return Ok((hex::encode(hasher.finalize()), total));
+        }
+        hasher.update(&buf[..n]);
+        if let Some(out) = out.as_mut() {
+            out.write_all(&buf[..n]).map_err(CopyError::Write)?;
+        }
+        total += n as u64;
+    }
+}
+
+/// The in-tree path a hardlink entry points to, or a refusal.
+fn hardlink_target(file: &Path, header: &tar::Header, rel: &Path) -> Result<PathBuf, BackupError> {
+    let target = header
+        .link_name_bytes()
+        .ok_or_else(|| invalid(file, format!("hardlink `{}` without a target", rel.display())))?;
+    safe_relative(&target).ok_or_else(|| {
+        invalid(
+            file,
+            format!("refused hardlink `{}`: its target leaves the tree", rel.display()),
+        )
+    })
+}
+
+fn hardlink_refused(file: &Path, rel: &Path) -> BackupError {
+    invalid(
+        file,
+        format!(
+            "refused hardlink `{}`: target is not a file restored before it",
+            rel.display()
+        ),
+    )
+}
+
+fn unknown_entry(file: &Path, rel: &Path, kind: EntryType) -> BackupError {
+    invalid(file, format!("refused entry `{}` of type {kind:?}", rel.display()))
+}
+
+/// Verify a backup end to end with the identity: decrypt, decompress, read every entry, check every
+/// file against the manifest. Writes nothing.
+pub fn verify(backup: &Path, identity: &Path) -> Result<RestoreSummary, BackupError> {
+    let identities = super::crypto::read_identities(identity)?;
+    extract(backup, identity, &identities, None)
 }
 
 fn apply_meta(

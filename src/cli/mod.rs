@@ -7,7 +7,10 @@ use clap::{Args, Parser, Subcommand};
 use crate::config::{Config, ENV_CONFIG};
 use crate::report::OutputFormat;
 
+mod backup;
 mod scan;
+
+pub use backup::{BackupArgs, BackupsCommand, RestoreArgs, VerifyArgs};
 
 /// Exit status: success, nothing found.
 pub const EXIT_OK: u8 = 0;
@@ -46,6 +49,27 @@ pub enum Command {
     Config(ConfigCommand),
     /// List the detection rules in effect (built-in plus configured).
     Rules(RulesArgs),
+    /// Back up a directory (the openclaw_data volume) into one encrypted `.tar.zst.age` file.
+    ///
+    /// Streams: nothing is staged. The file is written under a temporary name, fsynced, renamed,
+    /// then re-read and verified (ciphertext SHA-256, recorded in `<backup>.sha256`, and the age
+    /// header's recipients). `age -d -i KEY F | zstd -d | tar -x` restores it without sidecar.
+    #[command(after_help = backup::BACKUP_EXIT_CODES)]
+    Backup(BackupArgs),
+    /// Restore a backup into a directory, checking every file against the backup's manifest.
+    ///
+    /// Extracts into a staging directory inside the target and moves the result into place only
+    /// when everything checked out; a failed restore leaves the target as it was. Entries with
+    /// `..` or absolute paths, device files and hardlinks out of the tree are refused; nothing is
+    /// written through a symlink.
+    #[command(after_help = backup::BACKUP_EXIT_CODES)]
+    Restore(RestoreArgs),
+    /// Verify a backup: its hash and recipients without a key; with --identity, every file.
+    #[command(after_help = backup::BACKUP_EXIT_CODES)]
+    Verify(VerifyArgs),
+    /// Work with the backups in a destination.
+    #[command(subcommand)]
+    Backups(BackupsCommand),
 }
 
 /// `sidecar scan` flags.
@@ -123,16 +147,22 @@ fn run_cli(cli: Cli) -> u8 {
             print!("{}", config.to_toml());
             Ok(EXIT_OK)
         }
-        Command::Config(ConfigCommand::Check) => scan::build_engine(&config, &[], &[]).map(|(engine, _)| {
+        Command::Config(ConfigCommand::Check) => scan::build_engine(&config, &[], &[]).and_then(|(engine, _)| {
+            let recipients = backup::configured_recipients(&config)?;
             println!(
-                "configuration ok: {} rules ({} built-in), state_dir {}",
+                "configuration ok: {} rules ({} built-in), state_dir {}, {} backup recipient(s)",
                 engine.rules().len(),
                 crate::redact::RuleFile::builtin().rule.len(),
-                config.state_dir.display()
+                config.state_dir.display(),
+                recipients
             );
-            EXIT_OK
+            Ok(EXIT_OK)
         }),
         Command::Rules(args) => scan::list_rules(&config, args.toml),
+        Command::Backup(args) => Ok(backup::run_backup(&config, args)),
+        Command::Restore(args) => Ok(backup::run_restore(&config, args)),
+        Command::Verify(args) => Ok(backup::run_verify(&config, args)),
+        Command::Backups(BackupsCommand::List { from }) => Ok(backup::run_list(&config, from)),
     };
     match result {
         Ok(code) => code,

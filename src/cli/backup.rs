@@ -1,0 +1,275 @@
+//! `sidecar backup`, `restore`, `verify` and `backups list`.
+use std::path::PathBuf;
+use std::time::Instant;
+
+use clap::{Args, Subcommand};
+
+use super::{EXIT_ERROR, EXIT_FINDINGS, EXIT_OK};
+use crate::backup::{self, restore, BackupError, BackupOptions, Recipient};
+use crate::config::Config;
+
+pub(super) const BACKUP_EXIT_CODES: &str = "Exit status: 0 success, 1 the backup is invalid (damaged, truncated, wrong key, hostile entries, wrong recipients), 2 any other error (usage, configuration, permissions, disk).";
+
+/// `sidecar backup` flags. Defaults come from `[backup]` in the config.
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// Directory to back up (default `backup.source`, /data).
+    #[arg(long, value_name = "DIR")]
+    pub source: Option<PathBuf>,
+    /// Destination directory (default `backup.dest`, /backups).
+    #[arg(long = "to", value_name = "DIR")]
+    pub to: Option<PathBuf>,
+    /// age recipient (`age1…` or an SSH public key); repeatable. Replaces `backup.recipients`.
+    #[arg(long = "recipient", short = 'r', value_name = "R")]
+    pub recipients: Vec<String>,
+    /// File of recipients, one per line (replaces `backup.recipients_file`).
+    #[arg(long, value_name = "FILE")]
+    pub recipients_file: Option<PathBuf>,
+    /// zstd level 1–19 (default `backup.level`, 3).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i32).range(1..=19))]
+    pub level: Option<i32>,
+}
+
+/// `sidecar restore` flags.
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The backup: a path, a file name in the destination, or `latest`.
+    #[arg(value_name = "BACKUP")]
+    pub backup: String,
+    /// Where backups are (default `backup.dest`, /backups).
+    #[arg(long = "from", value_name = "DIR")]
+    pub from: Option<PathBuf>,
+    /// Directory to restore into: created if missing, must be empty unless --force.
+    #[arg(long = "to", value_name = "DIR")]
+    pub to: PathBuf,
+    /// age identity file (`AGE-SECRET-KEY-1…`) or unencrypted SSH private key. Keep it off the host.
+    #[arg(long, value_name = "FILE")]
+    pub identity: PathBuf,
+    /// Restore into a non-empty directory: its current content is moved aside into
+    /// `.sidecar-replaced-<stamp>/` inside it first.
+    #[arg(long)]
+    pub force: bool,
+    /// Decrypt, extract into a staging directory and check everything, then discard it.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// `sidecar verify` flags.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The backup: a path, a file name in the destination, or `latest`.
+    #[arg(value_name = "BACKUP")]
+    pub backup: String,
+    /// Where backups are (default `backup.dest`, /backups).
+    #[arg(long = "from", value_name = "DIR")]
+    pub from: Option<PathBuf>,
+    /// With an identity, also decrypt and check every file against the manifest (writes nothing).
+    /// Without, check the ciphertext hash and that the header is encrypted to the configured recipients.
+    #[arg(long, value_name = "FILE")]
+    pub identity: Option<PathBuf>,
+}
+
+/// `sidecar backups …`.
+#[derive(Debug, Subcommand)]
+pub enum BackupsCommand {
+    /// List the backups in a destination, oldest first.
+    List {
+        /// Where backups are (default `backup.dest`, /backups).
+        #[arg(long = "from", value_name = "DIR")]
+        from: Option<PathBuf>,
+    },
+}
+
+fn exit_for(e: &BackupError) -> u8 {
+    eprintln!("error: {e}");
+    match e {
+        BackupError::Invalid { .. } => EXIT_FINDINGS,
+        _ => EXIT_ERROR,
+    }
+}
+
+fn recipients(
+    config: &Config,
+    args_list: &[String],
+    args_file: Option<&PathBuf>,
+) -> Result<Vec<Recipient>, BackupError> {
+    let (list, file) = if args_list.is_empty() && args_file.is_none() {
+        (
+            config.backup.recipients.as_slice(),
+            config.backup.recipients_file.as_ref(),
+        )
+    } else {
+        (args_list, args_file)
+    };
+    let mut out = list
+        .iter()
+        .map(|r| Recipient::parse(r))
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Some(f) = file {
+        out.extend(backup::crypto::read_recipients_file(f)?);
+    }
+    Ok(out)
+}
+
+/// Parse the configured recipients (for `config check`); returns how many there are.
+pub fn configured_recipients(config: &Config) -> anyhow::Result<usize> {
+    Ok(recipients(config, &[], None)?.len())
+}
+
+fn human(bytes: u64) -> String {
+    let mut v = bytes as f64;
+    for unit in ["B", "KiB", "MiB", "GiB", "TiB"] {
+        if v < 1024.0 || unit == "TiB" {
+            return if unit == "B" {
+                format!("{bytes} B")
+            } else {
+                format!("{v:.1} {unit}")
+            };
+        }
+        v /= 1024.0;
+    }
+    unreachable!()
+}
+
+/// `sidecar backup`.
+pub fn run_backup(config: &Config, args: BackupArgs) -> u8 {
+    let recipients = match recipients(config, &args.recipients, args.recipients_file.as_ref()) {
+        Ok(r) => r,
+        Err(e) => return exit_for(&e),
+    };
+    let threads = match config.backup.threads {
+        0 => std::thread::available_parallelism()
+            .map(|n| n.get() as u32)
+            .unwrap_or(1),
+        n => n,
+    };
+    let opts = BackupOptions {
+        source: args.source.unwrap_or_else(|| config.backup.source.clone()),
+        dest: args.to.unwrap_or_else(|| config.backup.dest.clone()),
+        name: config.backup.name.clone(),
+        recipients,
+        level: args.level.unwrap_or(config.backup.level),
+        threads,
+    };
+    let started = Instant::now();
+    match backup::create_backup(&opts) {
+        Ok(r) => {
+            let t = &r.summary.totals;
+            eprintln!(
+                "backup {} written and verified: {}, {} files ({}) in {} entries, {} changed while read, {} skipped, {:.1} s",
+                r.path.display(),
+                human(r.bytes),
+                t.files,
+                human(t.bytes),
+                t.entries,
+                t.changed,
+                t.skipped,
+                started.elapsed().as_secs_f64()
+            );
+            println!("{}", r.path.display());
+            EXIT_OK
+        }
+        Err(e) => exit_for(&e),
+    }
+}
+
+/// `sidecar restore`.
+pub fn run_restore(config: &Config, args: RestoreArgs) -> u8 {
+    let from = args.from.unwrap_or_else(|| config.backup.dest.clone());
+    let path = match backup::resolve(&args.backup, &from) {
+        Ok(p) => p,
+        Err(e) => return exit_for(&e),
+    };
+    let started = Instant::now();
+    let opts = restore::RestoreOptions {
+        backup: path.clone(),
+        identity: args.identity,
+        target: args.to.clone(),
+        force: args.force,
+        dry_run: args.dry_run,
+    };
+    match restore::restore(&opts) {
+        Ok(s) => {
+            for w in &s.warnings {
+                eprintln!("warning: {w}");
+            }
+            if let Some(aside) = &s.moved_aside {
+                eprintln!("previous content of {} moved to {}", args.to.display(), aside.display());
+            }
+            eprintln!(
+                "{} {}: {} entries, {} files ({}) checked against the manifest, {:.1} s",
+                if args.dry_run { "dry run of" } else { "restored" },
+                path.display(),
+                s.entries,
+                s.files,
+                human(s.bytes),
+                started.elapsed().as_secs_f64()
+            );
+            EXIT_OK
+        }
+        Err(e) => exit_for(&e),
+    }
+}
+
+/// `sidecar verify`.
+pub fn run_verify(config: &Config, args: VerifyArgs) -> u8 {
+    let from = args.from.unwrap_or_else(|| config.backup.dest.clone());
+    let path = match backup::resolve(&args.backup, &from) {
+        Ok(p) => p,
+        Err(e) => return exit_for(&e),
+    };
+    let configured = match recipients(config, &[], None) {
+        Ok(r) => r,
+        Err(e) => return exit_for(&e),
+    };
+    let expected = (!configured.is_empty()).then_some(configured.as_slice());
+    let stanzas = match backup::verify_without_key(&path, expected) {
+        Ok(s) => s,
+        Err(e) => return exit_for(&e),
+    };
+    eprintln!(
+        "{}: ciphertext hash matches, encrypted to {} recipient(s) {:?}{}",
+        path.display(),
+        stanzas.len(),
+        stanzas,
+        if expected.is_some() { " as configured" } else { "" }
+    );
+    if let Some(identity) = args.identity {
+        match restore::verify(&path, &identity) {
+            Ok(s) => eprintln!(
+                "{}: decrypted, {} entries, {} files ({}) match the manifest",
+                path.display(),
+                s.entries,
+                s.files,
+                human(s.bytes)
+            ),
+            Err(e) => return exit_for(&e),
+        }
+    }
+    EXIT_OK
+}
+
+/// `sidecar backups list`.
+pub fn run_list(config: &Config, from: Option<PathBuf>) -> u8 {
+    let from = from.unwrap_or_else(|| config.backup.dest.clone());
+    let list = match backup::list_backups(&from) {
+        Ok(l) => l,
+        Err(e) => return exit_for(&e),
+    };
+    println!("{:<52} {:>10}  checksum", "backup", "size");
+    for p in &list {
+        let size = std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        let sums = if backup::checksum_path(p).exists() {
+            "present"
+        } else {
+            "missing"
+        };
+        println!(
+            "{:<52} {:>10}  {sums}",
+            p.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
+            human(size)
+        );
+    }
+    eprintln!("{} backup(s) in {}", list.len(), from.display());
+    EXIT_OK
+}
