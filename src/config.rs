@@ -109,6 +109,8 @@ pub struct BackupConfig {
     pub level: i32,
     /// zstd worker threads; 0 uses every core.
     pub threads: u32,
+    /// Which backups `sidecar prune` keeps.
+    pub retention: crate::backup::retention::Policy,
 }
 
 impl Default for BackupConfig {
@@ -121,6 +123,7 @@ impl Default for BackupConfig {
             recipients_file: None,
             level: 3,
             threads: 0,
+            retention: crate::backup::retention::Policy::default(),
         }
     }
 }
@@ -187,6 +190,10 @@ impl Config {
         if !(1..=19).contains(&self.backup.level) {
             return Err(ConfigError::Invalid("backup.level must be between 1 and 19".into()));
         }
+        self.backup
+            .retention
+            .validate()
+            .map_err(|e| ConfigError::Invalid(format!("backup.retention.keep_within: {e}")))?;
         let name_ok = |n: &str| {
             !n.is_empty()
                 && n.bytes()

@@ -286,3 +286,104 @@ fn hostile_entries_are_refused_and_nothing_escapes() {
         assert!(!Path::new("/tmp/sidecar-evil").exists(), "{label}");
     }
 }
+
+#[test]
+fn prune_keeps_what_the_policy_says_and_touches_only_its_own_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("data");
+    data(&src);
+    let k = keys(tmp.path());
+    let dest = tmp.path().join("backups");
+    let out = run(sidecar(tmp.path())
+        .args(["backup", "--source"])
+        .arg(&src)
+        .arg("--to")
+        .arg(&dest)
+        .args(["-r", &k.public]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let made = std::path::PathBuf::from(stdout(&out).trim());
+    // Ten daily backups, 2026-11-01 .. 2026-11-10, from copies of the real one.
+    for day in 1..=10 {
+        let name = format!("openclaw_data-202611{day:02}T030000Z.tar.zst.age");
+        fs::copy(&made, dest.join(&name)).unwrap();
+        let sums = fs::read_to_string(format!("{}.sha256", made.display())).unwrap();
+        let hash = sums.split_whitespace().next().unwrap();
+        fs::write(dest.join(format!("{name}.sha256")), format!("{hash}  {name}\n")).unwrap();
+    }
+    fs::remove_file(&made).unwrap();
+    fs::remove_file(format!("{}.sha256", made.display())).unwrap();
+    fs::write(dest.join("notes.txt"), b"operator notes").unwrap();
+    fs::copy(
+        dest.join("openclaw_data-20261101T030000Z.tar.zst.age"),
+        dest.join("other-20261101T030000Z.tar.zst.age"),
+    )
+    .unwrap();
+    let stale = dest.join(".openclaw_data-20261001T030000Z.tar.zst.age.a1b2c3.partial");
+    fs::write(&stale, b"killed").unwrap();
+    let old = filetime::FileTime::from_unix_time(1_700_000_000, 0);
+    filetime::set_file_mtime(&stale, old).unwrap();
+
+    let count = || fs::read_dir(&dest).unwrap().count();
+    let before = count();
+    let out = run(sidecar(tmp.path())
+        .args([
+            "prune",
+            "--dry-run",
+            "--keep-last",
+            "3",
+            "--keep-daily",
+            "0",
+            "--keep-weekly",
+            "0",
+            "--keep-monthly",
+            "0",
+            "--from",
+        ])
+        .arg(&dest));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out).matches("would delete").count(), 7, "{}", stdout(&out));
+    assert_eq!(count(), before, "dry run deletes nothing");
+
+    let out = run(sidecar(tmp.path())
+        .env("SIDECAR_BACKUP__RETENTION__KEEP_DAILY", "0")
+        .env("SIDECAR_BACKUP__RETENTION__KEEP_WEEKLY", "2")
+        .env("SIDECAR_BACKUP__RETENTION__KEEP_MONTHLY", "0")
+        .args(["prune", "--keep-last", "3", "--from"])
+        .arg(&dest));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mut left: Vec<String> = fs::read_dir(&dest)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    // Last 3 (08, 09, 10) plus the newest of each of 2 ISO weeks: 2026-11-08 is a Sunday (week of
+    // 11-02), 11-10 is in the week of 11-09.
+    let mut want: Vec<String> = ["08", "09", "10"]
+        .iter()
+        .flat_map(|d| {
+            let n = format!("openclaw_data-202611{d}T030000Z.tar.zst.age");
+            [n.clone(), format!("{n}.sha256")]
+        })
+        .collect();
+    want.push("notes.txt".into());
+    want.push("other-20261101T030000Z.tar.zst.age".into());
+    want.sort();
+    assert_eq!(left, want);
+
+    // No policy at all is refused rather than deleting all but one.
+    let out = run(sidecar(tmp.path())
+        .args([
+            "prune",
+            "--keep-last",
+            "0",
+            "--keep-daily",
+            "0",
+            "--keep-weekly",
+            "0",
+            "--keep-monthly",
+            "0",
+            "--from",
+        ])
+        .arg(&dest));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}

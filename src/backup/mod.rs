@@ -6,6 +6,7 @@ pub mod archive;
 pub mod crypto;
 pub mod manifest;
 pub mod restore;
+pub mod retention;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
@@ -141,8 +142,118 @@ pub fn rfc3339(t: std::time::SystemTime) -> String {
     )
 }
 
+/// Seconds since the epoch of a `20261127T013000Z` stamp.
+pub fn parse_stamp(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() != 16 || b[8] != b'T' || b[15] != b'Z' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> { s.get(r)?.parse().ok() };
+    let (y, m, d) = (num(0..4)?, num(4..6)?, num(6..8)?);
+    let (hh, mm, ss) = (num(9..11)?, num(11..13)?, num(13..15)?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
+        return None;
+    }
+    // Howard Hinnant's days_from_civil.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + hh * 3600 + mm * 60 + ss)
+}
+
+/// The UTC time a backup file's name carries.
+pub fn backup_time(path: &Path) -> Option<i64> {
+    let n = path.file_name()?.to_str()?;
+    let stem = n.strip_suffix(SUFFIX)?;
+    parse_stamp(stem.rsplit('-').next()?)
+}
+
+/// What pruning decided for one backup.
+#[derive(Debug)]
+pub struct PruneDecision {
+    /// The backup.
+    pub path: PathBuf,
+    /// Why it is kept; empty: deleted (or would be, in a dry run).
+    pub reasons: retention::Reasons,
+}
+
+/// Apply `policy` to the backups in `dest` whose name starts with `name-`: delete the others (with
+/// their checksum files) unless `dry_run`. Also removes `.partial` files of killed backups older than a
+/// day. Only sidecar's own file names are ever touched.
+pub fn prune(
+    dest: &Path,
+    name: &str,
+    policy: &retention::Policy,
+    dry_run: bool,
+) -> Result<Vec<PruneDecision>, BackupError> {
+    policy
+        .validate()
+        .map_err(|e| BackupError::Source(format!("retention: {e}")))?;
+    let prefix = format!("{name}-");
+    let paths: Vec<PathBuf> = list_backups(dest)?
+        .into_iter()
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(&prefix))
+        })
+        .filter(|p| backup_time(p).is_some())
+        .collect();
+    let mut items: Vec<retention::Item> = paths
+        .iter()
+        .map(|p| retention::Item {
+            time: backup_time(p).unwrap_or(0),
+            good: false,
+        })
+        .collect();
+    // Only the newest complete backup matters to the policy: check from the newest down.
+    for i in (0..paths.len()).rev() {
+        if verify_without_key(&paths[i], None).is_ok() {
+            items[i].good = true;
+            break;
+        }
+    }
+    let reasons = retention::plan(&items, policy);
+    let mut out = Vec::new();
+    for (path, reasons) in paths.into_iter().zip(reasons) {
+        if reasons.is_empty() && !dry_run {
+            fs::remove_file(&path).map_err(|e| BackupError::io(format!("deleting {}", path.display()), e))?;
+            let sums = checksum_path(&path);
+            if sums.exists() {
+                fs::remove_file(&sums).map_err(|e| BackupError::io(format!("deleting {}", sums.display()), e))?;
+            }
+        }
+        out.push(PruneDecision { path, reasons });
+    }
+    if !dry_run {
+        let day = std::time::Duration::from_secs(86_400);
+        for e in fs::read_dir(dest)
+            .map_err(|e| BackupError::io(format!("destination {}", dest.display()), e))?
+            .flatten()
+        {
+            let n = e.file_name().to_string_lossy().into_owned();
+            let ours = n.starts_with(&format!(".{prefix}")) && n.ends_with(".partial");
+            let old = e
+                .metadata()
+                .ok()
+                .and_then(|m| m.modified().ok())
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|a| a > day);
+            if ours && old {
+                fs::remove_file(e.path())
+                    .map_err(|err| BackupError::io(format!("deleting {}", e.path().display()), err))?;
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Days since 1970-01-01 → (year, month, day), Howard Hinnant's algorithm.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
+pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -364,5 +475,11 @@ mod tests {
         assert_eq!(stamp(std::time::UNIX_EPOCH), "19700101T000000Z");
         let leap = std::time::UNIX_EPOCH + std::time::Duration::from_secs(951_782_400); // 2000-02-29
         assert_eq!(&stamp(leap)[..8], "20000229");
+        for secs in [0i64, 951_782_400, 1_795_740_245, 4_102_444_799] {
+            let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs as u64);
+            assert_eq!(parse_stamp(&stamp(t)), Some(secs));
+        }
+        assert_eq!(parse_stamp("20261327T000000Z"), None);
+        assert_eq!(parse_stamp("nonsense"), None);
     }
 }

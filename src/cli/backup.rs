@@ -69,6 +69,38 @@ pub struct VerifyArgs {
     pub identity: Option<PathBuf>,
 }
 
+/// `sidecar prune` flags: each `--keep-…` replaces the configured `backup.retention` value.
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Where backups are (default `backup.dest`, /backups).
+    #[arg(long = "from", value_name = "DIR")]
+    pub from: Option<PathBuf>,
+    /// Show what would be deleted and why the rest is kept; delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Keep the N newest backups.
+    #[arg(long, value_name = "N")]
+    pub keep_last: Option<u32>,
+    /// Keep the newest backup of each of the last N hours.
+    #[arg(long, value_name = "N")]
+    pub keep_hourly: Option<u32>,
+    /// … of each of the last N days.
+    #[arg(long, value_name = "N")]
+    pub keep_daily: Option<u32>,
+    /// … of each of the last N ISO weeks.
+    #[arg(long, value_name = "N")]
+    pub keep_weekly: Option<u32>,
+    /// … of each of the last N months.
+    #[arg(long, value_name = "N")]
+    pub keep_monthly: Option<u32>,
+    /// … of each of the last N years.
+    #[arg(long, value_name = "N")]
+    pub keep_yearly: Option<u32>,
+    /// Keep everything younger than this, counted from the newest backup (`36h`, `30d`, `1y6m`).
+    #[arg(long, value_name = "DURATION")]
+    pub keep_within: Option<String>,
+}
+
 /// `sidecar backups …`.
 #[derive(Debug, Subcommand)]
 pub enum BackupsCommand {
@@ -272,4 +304,53 @@ pub fn run_list(config: &Config, from: Option<PathBuf>) -> u8 {
     }
     eprintln!("{} backup(s) in {}", list.len(), from.display());
     EXIT_OK
+}
+
+/// `sidecar prune`.
+pub fn run_prune(config: &Config, args: PruneArgs) -> u8 {
+    let from = args.from.unwrap_or_else(|| config.backup.dest.clone());
+    let mut policy = config.backup.retention.clone();
+    let set = |field: &mut u32, v: Option<u32>| {
+        if let Some(v) = v {
+            *field = v;
+        }
+    };
+    set(&mut policy.keep_last, args.keep_last);
+    set(&mut policy.keep_hourly, args.keep_hourly);
+    set(&mut policy.keep_daily, args.keep_daily);
+    set(&mut policy.keep_weekly, args.keep_weekly);
+    set(&mut policy.keep_monthly, args.keep_monthly);
+    set(&mut policy.keep_yearly, args.keep_yearly);
+    if let Some(w) = args.keep_within {
+        policy.keep_within = w;
+    }
+    if policy.is_empty() {
+        eprintln!(
+            "error: the retention policy keeps nothing but the newest backup; set backup.retention or a --keep-… flag"
+        );
+        return EXIT_ERROR;
+    }
+    match backup::prune(&from, &config.backup.name, &policy, args.dry_run) {
+        Ok(decisions) => {
+            let mut deleted = 0;
+            for d in &decisions {
+                let name = d.path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+                if d.reasons.is_empty() {
+                    deleted += 1;
+                    println!("{} {name}", if args.dry_run { "would delete" } else { "deleted" });
+                } else {
+                    println!("keep {name} ({})", d.reasons.join(", "));
+                }
+            }
+            eprintln!(
+                "{} of {} backup(s) {} in {}",
+                deleted,
+                decisions.len(),
+                if args.dry_run { "would be deleted" } else { "deleted" },
+                from.display()
+            );
+            EXIT_OK
+        }
+        Err(e) => exit_for(&e),
+    }
 }

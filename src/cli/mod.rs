@@ -10,7 +10,7 @@ use crate::report::OutputFormat;
 mod backup;
 mod scan;
 
-pub use backup::{BackupArgs, BackupsCommand, RestoreArgs, VerifyArgs};
+pub use backup::{BackupArgs, BackupsCommand, PruneArgs, RestoreArgs, VerifyArgs};
 
 /// Exit status: success, nothing found.
 pub const EXIT_OK: u8 = 0;
@@ -70,6 +70,12 @@ pub enum Command {
     /// Work with the backups in a destination.
     #[command(subcommand)]
     Backups(BackupsCommand),
+    /// Delete the backups the retention policy (`backup.retention`) does not keep.
+    ///
+    /// Only files named `<backup.name>-<stamp>.tar.zst.age` (and their `.sha256`) and day-old
+    /// `.partial` files of killed backups are touched; the newest complete backup is always kept.
+    #[command(after_help = backup::BACKUP_EXIT_CODES)]
+    Prune(PruneArgs),
 }
 
 /// `sidecar scan` flags.
@@ -163,6 +169,7 @@ fn run_cli(cli: Cli) -> u8 {
         Command::Restore(args) => Ok(backup::run_restore(&config, args)),
         Command::Verify(args) => Ok(backup::run_verify(&config, args)),
         Command::Backups(BackupsCommand::List { from }) => Ok(backup::run_list(&config, from)),
+        Command::Prune(args) => Ok(backup::run_prune(&config, args)),
     };
     match result {
         Ok(code) => code,
