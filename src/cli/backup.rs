@@ -114,6 +114,23 @@ pub enum BackupsCommand {
 
 fn exit_for(e: &BackupError) -> u8 {
     eprintln!("error: {e}");
+    if let BackupError::Io { source, .. } = e {
+        let hint = match source.kind() {
+            std::io::ErrorKind::StorageFull => Some(
+                "the file system is full: free space (`sidecar prune` removes old backups) or use another directory",
+            ),
+            std::io::ErrorKind::ReadOnlyFilesystem => {
+                Some("the file system is mounted read-only: mount it read-write or use another directory")
+            }
+            std::io::ErrorKind::PermissionDenied => {
+                Some("permission denied: run as a user that can write there (or as root)")
+            }
+            _ => None,
+        };
+        if let Some(h) = hint {
+            eprintln!("hint: {h}");
+        }
+    }
     match e {
         BackupError::Invalid { .. } => EXIT_FINDINGS,
         _ => EXIT_ERROR,

@@ -1,0 +1,159 @@
+//! Backups and restores against a full and a read-only file system (small tmpfs mounts, as root).
+//! Outside CI, a machine where mounting is not allowed skips these; in CI they must run.
+mod common;
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use age::secrecy::ExposeSecret;
+use common::{run, sidecar};
+
+struct Mount(PathBuf);
+
+impl Mount {
+    fn tmpfs(at: &Path, opts: &str) -> Option<Mount> {
+        fs::create_dir_all(at).unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", opts, "tmpfs"])
+            .arg(at)
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if !ok {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must be able to mount a tmpfs (run the tests as root)"
+            );
+            eprintln!("skipped: cannot mount a tmpfs here (not root?)");
+            return None;
+        }
+        Some(Mount(at.to_path_buf()))
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+fn keys(dir: &Path) -> (String, PathBuf) {
+    let id = age::x25519::Identity::generate();
+    let path = dir.join("key.txt");
+    fs::write(&path, format!("{}\n", id.to_string().expose_secret())).unwrap();
+    (id.to_public().to_string(), path)
+}
+
+/// 4 MiB of incompressible data plus a small file.
+fn data(root: &Path) {
+    fs::create_dir_all(root.join("media")).unwrap();
+    let mut f = fs::File::create(root.join("media/big.bin")).unwrap();
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut buf = vec![0u8; 1 << 20];
+    for _ in 0..4 {
+        for b in buf.iter_mut() {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            *b = x as u8;
+        }
+        f.write_all(&buf).unwrap();
+    }
+    fs::write(root.join("openclaw.json"), b"{}\n").unwrap();
+}
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn a_full_destination_fails_cleanly_and_keeps_earlier_backups() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("data");
+    data(&src);
+    let (public, _) = keys(tmp.path());
+    let dest = tmp.path().join("small");
+    let Some(_m) = Mount::tmpfs(&dest, "size=2m") else {
+        return;
+    };
+    fs::write(
+        dest.join("openclaw_data-20261101T000000Z.tar.zst.age"),
+        b"an earlier backup",
+    )
+    .unwrap();
+    let out = run(sidecar(tmp.path())
+        .args(["backup", "--source"])
+        .arg(&src)
+        .arg("--to")
+        .arg(&dest)
+        .args(["-r", &public]));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("No space left"), "{}", stderr(&out));
+    let names: Vec<String> = fs::read_dir(&dest)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        vec!["openclaw_data-20261101T000000Z.tar.zst.age".to_string()],
+        "no partial left"
+    );
+    assert_eq!(
+        fs::read(dest.join("openclaw_data-20261101T000000Z.tar.zst.age")).unwrap(),
+        b"an earlier backup"
+    );
+}
+
+#[test]
+fn a_read_only_destination_is_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("data");
+    data(&src);
+    let (public, _) = keys(tmp.path());
+    let dest = tmp.path().join("ro");
+    let Some(_m) = Mount::tmpfs(&dest, "size=8m,ro") else {
+        return;
+    };
+    let out = run(sidecar(tmp.path())
+        .args(["backup", "--source"])
+        .arg(&src)
+        .arg("--to")
+        .arg(&dest)
+        .args(["-r", &public]));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("Read-only file system"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_full_restore_target_is_left_as_it_was() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("data");
+    data(&src);
+    let (public, identity) = keys(tmp.path());
+    let out = run(sidecar(tmp.path())
+        .args(["backup", "--source"])
+        .arg(&src)
+        .arg("--to")
+        .arg(tmp.path().join("b"))
+        .args(["-r", &public]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let backup = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let target = tmp.path().join("target");
+    let Some(_m) = Mount::tmpfs(&target, "size=2m") else {
+        return;
+    };
+    let out = run(sidecar(tmp.path())
+        .args(["restore", &backup, "--to"])
+        .arg(&target)
+        .arg("--identity")
+        .arg(&identity));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("No space left"), "{}", stderr(&out));
+    assert_eq!(
+        fs::read_dir(&target).unwrap().count(),
+        0,
+        "staging removed, target as it was"
+    );
+}
