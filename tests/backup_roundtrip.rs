@@ -75,6 +75,7 @@ fn make_backup(src: &Path, dest: &Path, recipient: Recipient) -> backup::BackupR
         recipients: vec![recipient],
         level: 3,
         threads: 2,
+        progress: None,
     })
     .unwrap()
 }
@@ -113,6 +114,7 @@ fn backup_and_restore_reproduce_the_tree() {
         target: target.clone(),
         force: false,
         dry_run: false,
+        progress: None,
     })
     .unwrap();
     assert_eq!(summary.files, 3);
@@ -132,6 +134,7 @@ fn backup_and_restore_reproduce_the_tree() {
         target: target.clone(),
         force: false,
         dry_run: false,
+        progress: None,
     })
     .unwrap_err()
     .to_string();
@@ -142,6 +145,7 @@ fn backup_and_restore_reproduce_the_tree() {
         target: target.clone(),
         force: true,
         dry_run: false,
+        progress: None,
     })
     .unwrap();
     let aside = forced.moved_aside.expect("old content moved aside");
@@ -164,6 +168,7 @@ fn wrong_key_truncation_and_corruption_are_refused_and_leave_the_target_alone() 
             target: target.clone(),
             force: false,
             dry_run: false,
+            progress: None,
         })
         .unwrap_err()
         .to_string()

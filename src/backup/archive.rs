@@ -31,6 +31,7 @@ pub struct ArchiveWriter<W: Write> {
     hardlinks: HashMap<(u64, u64), String>,
     root_dev: u64,
     summary: ArchiveSummary,
+    progress: Option<std::sync::Arc<super::Progress>>,
 }
 
 fn rel_string(rel: &Path) -> String {
@@ -62,7 +63,12 @@ fn mtime_ns(md: &fs::Metadata) -> i64 {
 
 impl<W: Write> ArchiveWriter<W> {
     /// Start an archive of `source` (its device bounds the walk) into `out`.
-    pub fn new(out: W, source: &Path, header: manifest::Header) -> Result<Self, BackupError> {
+    pub fn new(
+        out: W,
+        source: &Path,
+        header: manifest::Header,
+        progress: Option<std::sync::Arc<super::Progress>>,
+    ) -> Result<Self, BackupError> {
         let md = fs::metadata(source).map_err(|e| BackupError::io(format!("source {}", source.display()), e))?;
         if !md.is_dir() {
             return Err(BackupError::Source(format!("{} is not a directory", source.display())));
@@ -74,6 +80,7 @@ impl<W: Write> ArchiveWriter<W> {
             hardlinks: HashMap::new(),
             root_dev: md.dev(),
             summary: ArchiveSummary::default(),
+            progress,
         };
         w.line(&Line::Header(header))?;
         Ok(w)
@@ -277,12 +284,13 @@ impl<W: Write> ArchiveWriter<W> {
             // grew is cut at `size`, one that shrank is padded with zeros (and recorded as changed).
             let mut hasher = Sha256::new();
             let mut short = false;
+            let progress = self.progress.clone();
             {
                 let limited = (&mut file).take(size);
                 let mut reader = HashingReader {
                     inner: limited,
                     hasher: &mut hasher,
-                    got: 0,
+                    progress: &progress,
                 };
                 let padded = PadTo {
                     inner: &mut reader,
@@ -317,6 +325,7 @@ impl<W: Write> ArchiveWriter<W> {
             }
             self.summary.totals.files += 1;
             self.summary.totals.bytes += size;
+            super::Progress::add(&self.progress, 0, 1);
             return self.finish_record(record);
         }
     }
@@ -367,14 +376,14 @@ impl<W: Write> ArchiveWriter<W> {
 struct HashingReader<'h, R> {
     inner: R,
     hasher: &'h mut Sha256,
-    got: u64,
+    progress: &'h Option<std::sync::Arc<super::Progress>>,
 }
 
 impl<R: Read> Read for HashingReader<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.hasher.update(&buf[..n]);
-        self.got += n as u64;
+        super::Progress::add(self.progress, n as u64, 0);
         Ok(n)
     }
 }

@@ -60,6 +60,25 @@ impl BackupError {
     }
 }
 
+/// Live counters a caller can show as progress: content bytes read (backup) or backup bytes read
+/// (restore), and files done.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Bytes so far.
+    pub bytes: std::sync::atomic::AtomicU64,
+    /// Files so far.
+    pub files: std::sync::atomic::AtomicU64,
+}
+
+impl Progress {
+    pub(crate) fn add(p: &Option<std::sync::Arc<Progress>>, bytes: u64, files: u64) {
+        if let Some(p) = p {
+            p.bytes.fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+            p.files.fetch_add(files, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
 /// Suffix of every backup file.
 pub const SUFFIX: &str = ".tar.zst.age";
 
@@ -78,6 +97,8 @@ pub struct BackupOptions {
     pub level: i32,
     /// zstd worker threads (0 = compress on the calling thread).
     pub threads: u32,
+    /// Counters updated while the backup runs.
+    pub progress: Option<std::sync::Arc<Progress>>,
 }
 
 /// A finished backup.
@@ -449,7 +470,7 @@ fn write_backup(
         created: rfc3339(started),
         sidecar: env!("CARGO_PKG_VERSION").into(),
     };
-    let mut writer = archive::ArchiveWriter::new(zstd, &opts.source, header)?;
+    let mut writer = archive::ArchiveWriter::new(zstd, &opts.source, header, opts.progress.clone())?;
     writer.add_tree(&opts.source)?;
     let (zstd, summary) = writer.finish()?;
     let encrypted = zstd.finish().map_err(|e| BackupError::io(ctx(), e))?;

@@ -28,6 +28,22 @@ pub struct RestoreOptions {
     pub force: bool,
     /// Decrypt and check everything, extract into staging, then discard instead of moving into place.
     pub dry_run: bool,
+    /// Counters: backup bytes read, files restored.
+    pub progress: Option<std::sync::Arc<super::Progress>>,
+}
+
+/// Counts the backup bytes read into the progress counters.
+struct CountingReader<'p, R> {
+    inner: R,
+    progress: &'p Option<std::sync::Arc<super::Progress>>,
+}
+
+impl<R: Read> Read for CountingReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        super::Progress::add(self.progress, n as u64, 0);
+        Ok(n)
+    }
 }
 
 /// What a restore did.
@@ -168,7 +184,13 @@ pub fn restore(opts: &RestoreOptions) -> Result<RestoreSummary, BackupError> {
     fs::create_dir(&staging).map_err(|e| BackupError::io(format!("creating {}", staging.display()), e))?;
     fs::set_permissions(&staging, fs::Permissions::from_mode(0o700))
         .map_err(|e| BackupError::io(format!("chmod {}", staging.display()), e))?;
-    let result = extract(&opts.backup, &opts.identity, &identities, Some(&staging));
+    let result = extract(
+        &opts.backup,
+        &opts.identity,
+        &identities,
+        Some(&staging),
+        &opts.progress,
+    );
     let mut summary = match result {
         Ok(s) => s,
         Err(e) => {
@@ -211,9 +233,11 @@ fn extract(
     identity_path: &Path,
     identities: &[Box<dyn age::Identity + Send + Sync>],
     staging: Option<&Path>,
+    progress: &Option<std::sync::Arc<super::Progress>>,
 ) -> Result<RestoreSummary, BackupError> {
     let file =
         File::open(file_path).map_err(|e| BackupError::io(format!("opening backup {}", file_path.display()), e))?;
+    let file = CountingReader { inner: file, progress };
     let decryptor = age::Decryptor::new_buffered(BufReader::with_capacity(1 << 20, file)).map_err(|e| {
         invalid(
             file_path,
@@ -346,6 +370,7 @@ fn extract(
                 drop(out);
                 hashes.insert(rel.clone(), hash);
                 summary.bytes += n_total;
+                super::Progress::add(progress, 0, 1);
                 apply_meta(&dest, &meta, root, false, &mut summary)?;
             }
             EntryType::Symlink => {
@@ -490,9 +515,13 @@ fn unknown_entry(file: &Path, rel: &Path, kind: EntryType) -> BackupError {
 
 /// Verify a backup end to end with the identity: decrypt, decompress, read every entry, check every
 /// file against the manifest. Writes nothing.
-pub fn verify(backup: &Path, identity: &Path) -> Result<RestoreSummary, BackupError> {
+pub fn verify(
+    backup: &Path,
+    identity: &Path,
+    progress: Option<std::sync::Arc<super::Progress>>,
+) -> Result<RestoreSummary, BackupError> {
     let identities = super::crypto::read_identities(identity)?;
-    extract(backup, identity, &identities, None)
+    extract(backup, identity, &identities, None, &progress)
 }
 
 fn apply_meta(

@@ -1,11 +1,14 @@
 //! `sidecar backup`, `restore`, `verify` and `backups list`.
+use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand};
 
 use super::{EXIT_ERROR, EXIT_FINDINGS, EXIT_OK};
-use crate::backup::{self, restore, BackupError, BackupOptions, Recipient};
+use crate::backup::{self, restore, BackupError, BackupOptions, Progress, Recipient};
 use crate::config::Config;
 
 pub(super) const BACKUP_EXIT_CODES: &str = "Exit status: 0 success, 1 the backup is invalid (damaged, truncated, wrong key, hostile entries, wrong recipients), 2 any other error (usage, configuration, permissions, disk).";
@@ -28,6 +31,9 @@ pub struct BackupArgs {
     /// zstd level 1–19 (default `backup.level`, 3).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(i32).range(1..=19))]
     pub level: Option<i32>,
+    /// Do not show progress, even on a terminal.
+    #[arg(long)]
+    pub no_progress: bool,
 }
 
 /// `sidecar restore` flags.
@@ -52,6 +58,9 @@ pub struct RestoreArgs {
     /// Decrypt, extract into a staging directory and check everything, then discard it.
     #[arg(long)]
     pub dry_run: bool,
+    /// Do not show progress, even on a terminal.
+    #[arg(long)]
+    pub no_progress: bool,
 }
 
 /// `sidecar verify` flags.
@@ -67,6 +76,9 @@ pub struct VerifyArgs {
     /// Without, check the ciphertext hash and that the header is encrypted to the configured recipients.
     #[arg(long, value_name = "FILE")]
     pub identity: Option<PathBuf>,
+    /// Do not show progress, even on a terminal.
+    #[arg(long)]
+    pub no_progress: bool,
 }
 
 /// `sidecar prune` flags: each `--keep-…` replaces the configured `backup.retention` value.
@@ -165,6 +177,56 @@ pub fn configured_recipients(config: &Config) -> anyhow::Result<usize> {
     Ok(recipients(config, &[], None)?.len())
 }
 
+/// Run `work` with live counters shown on stderr when it is a terminal: a bar when the total is
+/// known (bytes of the backup file being read), else a spinner with files and bytes.
+fn with_progress<T>(show: bool, total: Option<u64>, what: &str, work: impl FnOnce(Option<Arc<Progress>>) -> T) -> T {
+    if !show || !std::io::stderr().is_terminal() {
+        return work(None);
+    }
+    let counters = Arc::new(Progress::default());
+    let bar = match total {
+        Some(t) => {
+            let bar = indicatif::ProgressBar::new(t);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] {bar:40} {bytes}/{total_bytes} ({bytes_per_sec}) {msg}",
+                )
+                .expect("valid template"),
+            );
+            bar
+        }
+        None => {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}").expect("valid template"),
+            );
+            bar
+        }
+    };
+    let done = AtomicBool::new(false);
+    let result = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while !done.load(Ordering::Relaxed) {
+                let bytes = counters.bytes.load(Ordering::Relaxed);
+                let files = counters.files.load(Ordering::Relaxed);
+                if total.is_some() {
+                    bar.set_position(bytes);
+                    bar.set_message(format!("{what}: {files} files"));
+                } else {
+                    bar.set_message(format!("{what}: {files} files, {}", human(bytes)));
+                    bar.tick();
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        let r = work(Some(counters.clone()));
+        done.store(true, Ordering::Relaxed);
+        r
+    });
+    bar.finish_and_clear();
+    result
+}
+
 fn human(bytes: u64) -> String {
     let mut v = bytes as f64;
     for unit in ["B", "KiB", "MiB", "GiB", "TiB"] {
@@ -199,9 +261,13 @@ pub fn run_backup(config: &Config, args: BackupArgs) -> u8 {
         recipients,
         level: args.level.unwrap_or(config.backup.level),
         threads,
+        progress: None,
     };
     let started = Instant::now();
-    match backup::create_backup(&opts) {
+    let result = with_progress(!args.no_progress, None, "backing up", |progress| {
+        backup::create_backup(&BackupOptions { progress, ..opts })
+    });
+    match result {
         Ok(r) => {
             let t = &r.summary.totals;
             eprintln!(
@@ -236,8 +302,13 @@ pub fn run_restore(config: &Config, args: RestoreArgs) -> u8 {
         target: args.to.clone(),
         force: args.force,
         dry_run: args.dry_run,
+        progress: None,
     };
-    match restore::restore(&opts) {
+    let total = std::fs::metadata(&path).map(|m| m.len()).ok();
+    let result = with_progress(!args.no_progress, total, "restoring", |progress| {
+        restore::restore(&restore::RestoreOptions { progress, ..opts })
+    });
+    match result {
         Ok(s) => {
             for w in &s.warnings {
                 eprintln!("warning: {w}");
@@ -284,7 +355,11 @@ pub fn run_verify(config: &Config, args: VerifyArgs) -> u8 {
         if expected.is_some() { " as configured" } else { "" }
     );
     if let Some(identity) = args.identity {
-        match restore::verify(&path, &identity) {
+        let total = std::fs::metadata(&path).map(|m| m.len()).ok();
+        let result = with_progress(!args.no_progress, total, "verifying", |progress| {
+            restore::verify(&path, &identity, progress)
+        });
+        match result {
             Ok(s) => eprintln!(
                 "{}: decrypted, {} entries, {} files ({}) match the manifest",
                 path.display(),
