@@ -200,3 +200,42 @@ fn wrong_key_truncation_and_corruption_are_refused_and_leave_the_target_alone() 
         assert_eq!(fs::read_dir(&target).unwrap().count(), 0, "{label}: target untouched");
     }
 }
+
+#[test]
+fn sparse_files_are_stored_and_restored_sparse() {
+    use std::io::{Seek, SeekFrom};
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("data");
+    fs::create_dir_all(&src).unwrap();
+    let size: u64 = 64 << 20;
+    let mut f = fs::File::create(src.join("disk.img")).unwrap();
+    f.seek(SeekFrom::Start(8 << 20)).unwrap();
+    f.write_all(&[0xAB; 100_000]).unwrap();
+    f.seek(SeekFrom::Start(40 << 20)).unwrap();
+    f.write_all(b"middle of the image").unwrap();
+    f.set_len(size).unwrap();
+    drop(f);
+    let md = fs::metadata(src.join("disk.img")).unwrap();
+    assert!(md.blocks() * 512 < 4 << 20, "the test file system keeps holes");
+    let (recipient, identity) = keys(tmp.path());
+    let result = make_backup(&src, &tmp.path().join("backups"), recipient);
+    assert!(result.bytes < 1 << 20, "holes are not stored: {} bytes", result.bytes);
+    let target = tmp.path().join("restored");
+    restore::restore(&restore::RestoreOptions {
+        backup: result.path,
+        identity,
+        target: target.clone(),
+        force: false,
+        dry_run: false,
+        progress: None,
+    })
+    .unwrap();
+    let back = fs::metadata(target.join("disk.img")).unwrap();
+    assert_eq!(back.len(), size);
+    assert!(
+        back.blocks() * 512 < 4 << 20,
+        "restored sparse: {} blocks",
+        back.blocks()
+    );
+    assert_eq!(snapshot(&src), snapshot(&target));
+}

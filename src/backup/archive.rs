@@ -57,6 +57,9 @@ fn pax_records(records: &[(String, Vec<u8>)]) -> Vec<u8> {
     out
 }
 
+/// A file counts as sparse when at least this many bytes of it are holes.
+const SPARSE_SLACK: u64 = 1 << 20;
+
 fn mtime_ns(md: &fs::Metadata) -> i64 {
     md.mtime().saturating_mul(1_000_000_000).saturating_add(md.mtime_nsec())
 }
@@ -157,6 +160,26 @@ impl<W: Write> ArchiveWriter<W> {
         }
     }
 
+    /// A PAX extended header for the entry that follows.
+    fn append_pax(&mut self, pax: &[(String, Vec<u8>)], rel: &Path) -> Result<(), BackupError> {
+        if pax.is_empty() {
+            return Ok(());
+        }
+        let body = pax_records(pax);
+        let mut x = Header::new_ustar();
+        x.set_entry_type(EntryType::XHeader);
+        x.set_size(body.len() as u64);
+        x.set_mode(0o644);
+        let name = format!(
+            "PaxHeaders/{}",
+            rel.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
+        );
+        let name: String = name.chars().take(99).collect();
+        self.tar
+            .append_data(&mut x, name, &body[..])
+            .map_err(|e| BackupError::io("writing the archive", e))
+    }
+
     fn append(
         &mut self,
         mut header: Header,
@@ -164,25 +187,48 @@ impl<W: Write> ArchiveWriter<W> {
         rel: &Path,
         data: impl Read,
     ) -> Result<(), BackupError> {
-        let ctx = || "writing the archive".to_string();
-        if !pax.is_empty() {
-            let body = pax_records(pax);
-            let mut x = Header::new_ustar();
-            x.set_entry_type(EntryType::XHeader);
-            x.set_size(body.len() as u64);
-            x.set_mode(0o644);
-            let name = format!(
-                "PaxHeaders/{}",
-                rel.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
-            );
-            let name: String = name.chars().take(99).collect();
-            self.tar
-                .append_data(&mut x, name, &body[..])
-                .map_err(|e| BackupError::io(ctx(), e))?;
-        }
+        self.append_pax(pax, rel)?;
         self.tar
             .append_data(&mut header, rel, data)
-            .map_err(|e| BackupError::io(ctx(), e))
+            .map_err(|e| BackupError::io("writing the archive", e))
+    }
+
+    /// Store a sparse file as a GNU sparse entry (only its data segments), if it stays unchanged
+    /// while read. Returns its content hash, or `None` when it changed (the caller stores it densely).
+    fn append_sparse(
+        &mut self,
+        path: &Path,
+        rel: &Path,
+        file: &mut File,
+        before: &fs::Metadata,
+    ) -> Result<Option<String>, BackupError> {
+        let ctx = || format!("reading {}", path.display());
+        let mut hasher = Sha256::new();
+        let progress = self.progress.clone();
+        let read = io::copy(
+            &mut HashingReader {
+                inner: (&mut *file).take(before.len()),
+                hasher: &mut hasher,
+                progress: &progress,
+            },
+            &mut io::sink(),
+        )
+        .map_err(|e| BackupError::io(ctx(), e))?;
+        let same = |m: &fs::Metadata| {
+            m.len() == before.len() && m.mtime() == before.mtime() && m.mtime_nsec() == before.mtime_nsec()
+        };
+        if read != before.len() || !file.metadata().map(|m| same(&m)).unwrap_or(false) {
+            return Ok(None);
+        }
+        file.seek(io::SeekFrom::Start(0))
+            .map_err(|e| BackupError::io(ctx(), e))?;
+        let (_, mut pax) = Self::base_header(before, EntryType::Regular);
+        Self::xattrs(path, &mut pax);
+        self.append_pax(&pax, rel)?;
+        self.tar
+            .append_file(rel, file)
+            .map_err(|e| BackupError::io("writing the archive", e))?;
+        Ok(Some(hex::encode(hasher.finalize())))
     }
 
     fn add_entry(&mut self, path: &Path, rel: &Path, md: &fs::Metadata) -> Result<(), BackupError> {
@@ -277,6 +323,22 @@ impl<W: Write> ArchiveWriter<W> {
                 .metadata()
                 .map_err(|e| BackupError::io(format!("reading {}", path.display()), e))?;
             let size = before.len();
+            // Sparse (far fewer blocks allocated than its size): store only its data segments.
+            if attempt == 1 && before.blocks().saturating_mul(512).saturating_add(SPARSE_SLACK) < size {
+                if let Some(hash) = self.append_sparse(path, rel, &mut file, &before)? {
+                    record.size = size;
+                    record.mode = before.mode() & 0o7777;
+                    record.uid = before.uid();
+                    record.gid = before.gid();
+                    record.mtime_ns = mtime_ns(&before);
+                    record.sha256 = Some(hash);
+                    self.summary.totals.files += 1;
+                    self.summary.totals.bytes += size;
+                    super::Progress::add(&self.progress, 0, 1);
+                    return self.finish_record(record);
+                }
+                continue;
+            }
             let (mut h, mut pax) = Self::base_header(&before, EntryType::Regular);
             Self::xattrs(path, &mut pax);
             h.set_size(size);

@@ -308,7 +308,7 @@ fn extract(
         let Some(staging) = staging else {
             // Verification only: hash contents, check links, write nothing.
             match kind {
-                EntryType::Regular | EntryType::Continuous => {
+                EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
                     let (hash, n) = hash_entry(&mut entry, None).map_err(|e| e.into_backup_error(file_path))?;
                     hashes.insert(rel.clone(), hash);
                     summary.bytes += n;
@@ -354,7 +354,7 @@ fn extract(
                 }
                 dirs.push(meta);
             }
-            EntryType::Regular | EntryType::Continuous => {
+            EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
                 clear_slot(&dest).map_err(|e| ioerr("replacing", e))?;
                 let mut out = OpenOptions::new()
                     .write(true)
@@ -468,22 +468,54 @@ impl CopyError {
     }
 }
 
-/// SHA-256 and length of an entry's content, copied to `out` when given.
+/// Blocks of zeros this large are left as holes when restoring (like `cp --sparse=auto`).
+const HOLE_BLOCK: usize = 4096;
+
+/// SHA-256 and length of an entry's content, copied to `out` when given. Whole blocks of zeros are
+/// skipped with a seek, so sparse files come back sparse.
 fn hash_entry(entry: &mut impl Read, mut out: Option<&mut File>) -> Result<(String, u64), CopyError> {
+    use std::io::Seek;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 256 << 10];
     let mut total = 0u64;
+    let mut hole_at_end = false;
     loop {
-        let n = entry.read(&mut buf).map_err(CopyError::Read)?;
+        let n = read_full(entry, &mut buf).map_err(CopyError::Read)?;
         if n == 0 {
+            if let (Some(out), true) = (out.as_mut(), hole_at_end) {
+                out.set_len(total).map_err(CopyError::Write)?;
+            }
             return Ok((hex::encode(hasher.finalize()), total));
         }
         hasher.update(&buf[..n]);
         if let Some(out) = out.as_mut() {
-            out.write_all(&buf[..n]).map_err(CopyError::Write)?;
+            for block in buf[..n].chunks(HOLE_BLOCK) {
+                if block.len() == HOLE_BLOCK && block.iter().all(|&b| b == 0) {
+                    out.seek(io::SeekFrom::Current(HOLE_BLOCK as i64))
+                        .map_err(CopyError::Write)?;
+                    hole_at_end = true;
+                } else {
+                    out.write_all(block).map_err(CopyError::Write)?;
+                    hole_at_end = false;
+                }
+            }
         }
         total += n as u64;
     }
+}
+
+/// Read until `buf` is full or the end (so hole detection sees whole blocks).
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
 }
 
 /// The in-tree path a hardlink entry points to, or a refusal.
