@@ -260,6 +260,15 @@ fn hostile_entries_are_refused_and_nothing_escapes() {
             "device",
         ),
         (
+            "file missing from the manifest",
+            Box::new(|b| {
+                raw_entry(b, b"extra", tar::EntryType::Regular, None, b"x");
+                let manifest = b"{\"line\":\"header\",\"format\":\"sidecar-backup-manifest\",\"version\":1,\"source\":\"/data\",\"created\":\"2026-11-27T00:00:00Z\",\"sidecar\":\"0.1.0\"}\n{\"line\":\"totals\",\"entries\":0,\"files\":0,\"bytes\":0,\"changed\":0,\"skipped\":0}\n";
+                raw_entry(b, b".sidecar-manifest.jsonl", tar::EntryType::Regular, None, manifest);
+            }),
+            "does not list",
+        ),
+        (
             "no manifest",
             Box::new(|b| raw_entry(b, b"plain", tar::EntryType::Regular, None, b"x")),
             "no manifest",
@@ -386,4 +395,38 @@ fn prune_keeps_what_the_policy_says_and_touches_only_its_own_files() {
         ])
         .arg(&dest));
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
+
+#[test]
+fn a_file_stored_twice_restores_its_later_copy() {
+    use sha2::Digest;
+    let tmp = tempfile::tempdir().unwrap();
+    let k = keys(tmp.path());
+    let hash = hex::encode(sha2::Sha256::digest(b"second read"));
+    let path = hostile_backup(tmp.path(), &k.public, |b| {
+        raw_entry(b, b"db.sqlite", tar::EntryType::Regular, None, b"first read");
+        raw_entry(b, b"db.sqlite", tar::EntryType::Regular, None, b"second read");
+        let manifest = format!(
+            "{{\"line\":\"header\",\"format\":\"sidecar-backup-manifest\",\"version\":1,\"source\":\"/data\",\"created\":\"2026-11-27T00:00:00Z\",\"sidecar\":\"0.1.0\"}}\n\
+             {{\"line\":\"entry\",\"path\":\"db.sqlite\",\"type\":\"file\",\"size\":11,\"mode\":420,\"uid\":0,\"gid\":0,\"mtime_ns\":0,\"sha256\":\"{hash}\"}}\n\
+             {{\"line\":\"totals\",\"entries\":1,\"files\":1,\"bytes\":11,\"changed\":0,\"skipped\":0}}\n"
+        );
+        raw_entry(
+            b,
+            b".sidecar-manifest.jsonl",
+            tar::EntryType::Regular,
+            None,
+            manifest.as_bytes(),
+        );
+    });
+    let target = tmp.path().join("t");
+    let out = run(sidecar(tmp.path())
+        .arg("restore")
+        .arg(&path)
+        .arg("--to")
+        .arg(&target)
+        .arg("--identity")
+        .arg(&k.identity));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(fs::read(target.join("db.sqlite")).unwrap(), b"second read");
 }

@@ -2,9 +2,8 @@
 //! check every file against the manifest, and only then move the result into place. Hostile entries
 //! (`..`, absolute paths, device files, hardlinks out of the tree) are refused, nothing is ever
 //! written through a symlink, and a failed restore leaves the target as it was.
-use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufRead, BufReader, Read, Seek, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
@@ -260,7 +259,14 @@ fn extract(
     let mut archive = tar::Archive::new(zstd);
     let root = staging.is_some() && is_root();
     let mut summary = RestoreSummary::default();
-    let mut hashes: HashMap<PathBuf, String> = HashMap::new();
+    // (path, SHA-256) of every file entry in archive order, spooled to an unnamed temporary file and
+    // merged with the manifest at the end: memory stays flat whatever the file count.
+    let spool_err = |e: io::Error| BackupError::io("restore spool file", e);
+    let mut file_hashes = io::BufWriter::new(tempfile::tempfile().map_err(spool_err)?);
+    let mut record_hash = |rel: &Path, hash: String| -> Result<(), BackupError> {
+        serde_json::to_writer(&mut file_hashes, &(rel.display().to_string(), hash)).map_err(|e| spool_err(e.into()))?;
+        file_hashes.write_all(b"\n").map_err(spool_err)
+    };
     let mut dirs: Vec<Meta> = Vec::new();
     let mut manifest: Option<tempfile::NamedTempFile> = None;
     // Content errors (corruption, truncation) surface as I/O errors from the decrypting reader.
@@ -310,17 +316,11 @@ fn extract(
             match kind {
                 EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
                     let (hash, n) = hash_entry(&mut entry, None).map_err(|e| e.into_backup_error(file_path))?;
-                    hashes.insert(rel.clone(), hash);
+                    record_hash(&rel, hash)?;
                     summary.bytes += n;
                 }
                 EntryType::Link => {
-                    let target_rel = hardlink_target(file_path, &header, &rel)?;
-                    match hashes.get(&target_rel).cloned() {
-                        Some(h) => {
-                            hashes.insert(rel.clone(), h);
-                        }
-                        None => return Err(hardlink_refused(file_path, &rel)),
-                    }
+                    hardlink_target(file_path, &header, &rel)?;
                 }
                 EntryType::Directory | EntryType::Symlink | EntryType::Fifo => {}
                 other => return Err(unknown_entry(file_path, &rel, other)),
@@ -368,7 +368,7 @@ fn extract(
                 })?;
                 out.sync_all().map_err(|e| ioerr("fsync", e))?;
                 drop(out);
-                hashes.insert(rel.clone(), hash);
+                record_hash(&rel, hash)?;
                 summary.bytes += n_total;
                 super::Progress::add(progress, 0, 1);
                 apply_meta(&dest, &meta, root, false, &mut summary)?;
@@ -391,9 +391,6 @@ fn extract(
                 }
                 clear_slot(&dest).map_err(|e| ioerr("replacing", e))?;
                 fs::hard_link(&src, &dest).map_err(|e| ioerr("linking", e))?;
-                if let Some(h) = hashes.get(&target_rel).cloned() {
-                    hashes.insert(rel.clone(), h);
-                }
             }
             EntryType::Fifo => {
                 summary.warnings.push(format!(
@@ -412,6 +409,15 @@ fn extract(
             "no manifest at the end: the backup is truncated or was not written by sidecar",
         ));
     };
+    let mut file_hashes = file_hashes.into_inner().map_err(|e| spool_err(e.into_error()))?;
+    file_hashes.seek(io::SeekFrom::Start(0)).map_err(spool_err)?;
+    let mut archived = BufReader::new(file_hashes)
+        .lines()
+        .map(|l| -> Result<(String, String), BackupError> {
+            let l = l.map_err(spool_err)?;
+            serde_json::from_str(&l).map_err(|e| spool_err(e.into()))
+        });
+    let mut pending: Option<(String, String)> = None;
     let reader = BufReader::new(spool.reopen().map_err(|e| BackupError::io("manifest spool", e))?);
     let mut saw_totals = false;
     for line in reader.lines() {
@@ -419,27 +425,61 @@ fn extract(
         let parsed: Line = serde_json::from_str(&line).map_err(|e| invalid(file_path, format!("manifest: {e}")))?;
         match parsed {
             Line::Entry(r) if r.kind == Kind::File => {
-                let rel = safe_relative(r.path.as_bytes()).unwrap_or_default();
-                match (hashes.get(&rel), &r.sha256) {
-                    (Some(got), Some(want)) if got == want => summary.files += 1,
-                    (Some(_), Some(_)) => {
+                let want_path = safe_relative(r.path.as_bytes())
+                    .unwrap_or_default()
+                    .display()
+                    .to_string();
+                // The archive lists files in manifest order; a file stored twice (it changed while
+                // read) is two consecutive entries, and the later one counts.
+                let mut got = match pending.take() {
+                    Some(p) => Some(p),
+                    None => archived.next().transpose()?,
+                };
+                match &got {
+                    Some((path, _)) if *path == want_path => {}
+                    Some((path, _)) => {
                         return Err(invalid(
                             file_path,
-                            format!("`{}`: content does not match the manifest hash", r.path),
+                            format!("the archive holds `{path}` where the manifest lists `{}`", r.path),
                         ))
                     }
-                    (None, _) => {
+                    None => {
                         return Err(invalid(
                             file_path,
                             format!("`{}` is in the manifest but not in the archive", r.path),
                         ))
                     }
-                    (_, None) => {}
+                }
+                loop {
+                    match archived.next().transpose()? {
+                        Some(next) if next.0 == want_path => got = Some(next),
+                        other => {
+                            pending = other;
+                            break;
+                        }
+                    }
+                }
+                let (_, hash) = got.expect("checked above");
+                match &r.sha256 {
+                    Some(want) if *want == hash => summary.files += 1,
+                    Some(_) => {
+                        return Err(invalid(
+                            file_path,
+                            format!("`{}`: content does not match the manifest hash", r.path),
+                        ))
+                    }
+                    None => {}
                 }
             }
             Line::Totals(_) => saw_totals = true,
             _ => {}
         }
+    }
+    if let Some((path, _)) = pending.or(archived.next().transpose()?) {
+        return Err(invalid(
+            file_path,
+            format!("the archive holds `{path}`, which the manifest does not list"),
+        ));
     }
     if !saw_totals {
         return Err(invalid(file_path, "manifest is incomplete (no totals line)"));
