@@ -109,7 +109,14 @@ pub struct BackupConfig {
     pub level: i32,
     /// zstd worker threads; 0 uses every core.
     pub threads: u32,
-    /// Which backups `sidecar prune` keeps.
+    /// When `sidecar backup --schedule` runs backups: 5 cron fields (`30 3 * * *`), optionally
+    /// with seconds first (6 fields), or `@hourly`, `@daily`, `@weekly`, `@monthly`.
+    pub schedule: String,
+    /// IANA time zone the schedule is read in (`UTC`, `Europe/Berlin`).
+    pub timezone: String,
+    /// Up to this many seconds of per-host delay added to each scheduled run (spreads a fleet).
+    pub jitter_seconds: u64,
+    /// Which backups `sidecar prune` keeps (also applied after each scheduled backup).
     pub retention: crate::backup::retention::Policy,
 }
 
@@ -123,6 +130,9 @@ impl Default for BackupConfig {
             recipients_file: None,
             level: 3,
             threads: 0,
+            schedule: "@daily".into(),
+            timezone: "UTC".into(),
+            jitter_seconds: 0,
             retention: crate::backup::retention::Policy::default(),
         }
     }
@@ -194,6 +204,12 @@ impl Config {
             .retention
             .validate()
             .map_err(|e| ConfigError::Invalid(format!("backup.retention.keep_within: {e}")))?;
+        crate::backup::schedule::Schedule::new(
+            &self.backup.schedule,
+            &self.backup.timezone,
+            self.backup.jitter_seconds,
+        )
+        .map_err(|e| ConfigError::Invalid(format!("backup.schedule / backup.timezone: {e}")))?;
         let name_ok = |n: &str| {
             !n.is_empty()
                 && n.bytes()

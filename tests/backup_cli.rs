@@ -430,3 +430,146 @@ fn a_file_stored_twice_restores_its_later_copy() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(fs::read(target.join("db.sqlite")).unwrap(), b"second read");
 }
+
+/// Start `sidecar backup --schedule`, wait for `lines` backups to be printed, stop it with SIGTERM.
+fn scheduled(
+    tmp: &Path,
+    src: &Path,
+    dest: &Path,
+    public: &str,
+    schedule: &str,
+    wait: std::time::Duration,
+) -> (std::process::ExitStatus, String, String) {
+    use std::io::Read;
+    let mut child = sidecar(tmp)
+        .env("SIDECAR_BACKUP__SCHEDULE", schedule)
+        .env("SIDECAR_BACKUP__RECIPIENTS", format!("[\"{public}\"]"))
+        .args(["backup", "--schedule", "--no-progress", "--source"])
+        .arg(src)
+        .arg("--to")
+        .arg(dest)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(wait);
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let status = child.wait().unwrap();
+    let (mut out, mut err) = (String::new(), String::new());
+    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    (status, out, err)
+}
+
+#[test]
+fn scheduled_backups_catch_up_run_on_time_and_stop_on_sigterm() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("data");
+    data(&src);
+    let k = keys(tmp.path());
+    let dest = tmp.path().join("backups");
+    // Daily at 03:00: nothing in the destination yet, so the missed run happens at start, and the
+    // next is hours away.
+    let (status, out, err) = scheduled(
+        tmp.path(),
+        &src,
+        &dest,
+        &k.public,
+        "0 3 * * *",
+        std::time::Duration::from_secs(3),
+    );
+    assert!(status.success(), "{err}");
+    assert!(err.contains("catching up"), "{err}");
+    assert_eq!(out.lines().count(), 1, "{out}\n{err}");
+    assert!(
+        err.contains("next backup at") && err.contains("stopped (0 failed"),
+        "{err}"
+    );
+    // Every second (6 fields, seconds first). Names carry seconds, so runs one second apart get
+    // distinct files.
+    let (status, out, err) = scheduled(
+        tmp.path(),
+        &src,
+        &dest,
+        &k.public,
+        "* * * * * *",
+        std::time::Duration::from_millis(3500),
+    );
+    assert!(status.success(), "{err}");
+    assert!(out.lines().count() >= 2, "{out}\n{err}");
+    let backups = fs::read_dir(&dest)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".tar.zst.age")
+        })
+        .count();
+    assert_eq!(backups, 1 + out.lines().count(), "every printed backup exists");
+    for line in out.lines() {
+        let v = run(sidecar(tmp.path())
+            .args(["verify", line.trim(), "--identity"])
+            .arg(&k.identity));
+        assert_eq!(v.status.code(), Some(0), "{}", stderr(&v));
+    }
+}
+
+#[test]
+fn a_killed_backup_never_looks_like_a_backup() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("data");
+    fs::create_dir_all(&src).unwrap();
+    // 256 MiB of incompressible data: long enough to be killed mid-way.
+    let mut f = fs::File::create(src.join("media.bin")).unwrap();
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut buf = vec![0u8; 1 << 20];
+    for _ in 0..256 {
+        for chunk in buf.chunks_mut(8) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            chunk.copy_from_slice(&x.to_le_bytes());
+        }
+        f.write_all(&buf).unwrap();
+    }
+    drop(f);
+    let k = keys(tmp.path());
+    let dest = tmp.path().join("backups");
+    for signal in ["-KILL", "-TERM"] {
+        let mut child = sidecar(tmp.path())
+            .args(["backup", "--no-progress", "--level", "9", "--source"])
+            .arg(&src)
+            .arg("--to")
+            .arg(&dest)
+            .args(["-r", &k.public])
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(700));
+        assert!(Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success());
+        let status = child.wait().unwrap();
+        assert!(
+            !status.success(),
+            "{signal}: the backup was expected to be still running"
+        );
+        let list = run(sidecar(tmp.path()).args(["backups", "list", "--from"]).arg(&dest));
+        assert!(stderr(&list).contains("0 backup(s)"), "{signal}: {}", stdout(&list));
+        for e in fs::read_dir(&dest).unwrap() {
+            let n = e.unwrap().file_name().to_string_lossy().into_owned();
+            assert!(n.starts_with('.') && !n.ends_with(".tar.zst.age"), "{signal}: {n}");
+            // SIGTERM is handled: the partial file is removed (only the lock-free leftovers of
+            // the earlier SIGKILL remain).
+        }
+    }
+    let partials = fs::read_dir(&dest)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".partial"))
+        .count();
+    assert_eq!(partials, 1, "SIGKILL leaves its partial file, SIGTERM removes its own");
+}

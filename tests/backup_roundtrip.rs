@@ -76,6 +76,7 @@ fn make_backup(src: &Path, dest: &Path, recipient: Recipient) -> backup::BackupR
         level: 3,
         threads: 2,
         progress: None,
+        stop: None,
     })
     .unwrap()
 }

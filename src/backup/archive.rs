@@ -32,6 +32,7 @@ pub struct ArchiveWriter<W: Write> {
     root_dev: u64,
     summary: ArchiveSummary,
     progress: Option<std::sync::Arc<super::Progress>>,
+    stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 fn rel_string(rel: &Path) -> String {
@@ -71,6 +72,7 @@ impl<W: Write> ArchiveWriter<W> {
         source: &Path,
         header: manifest::Header,
         progress: Option<std::sync::Arc<super::Progress>>,
+        stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
     ) -> Result<Self, BackupError> {
         let md = fs::metadata(source).map_err(|e| BackupError::io(format!("source {}", source.display()), e))?;
         if !md.is_dir() {
@@ -84,6 +86,7 @@ impl<W: Write> ArchiveWriter<W> {
             root_dev: md.dev(),
             summary: ArchiveSummary::default(),
             progress,
+            stop,
         };
         w.line(&Line::Header(header))?;
         Ok(w)
@@ -205,11 +208,13 @@ impl<W: Write> ArchiveWriter<W> {
         let ctx = || format!("reading {}", path.display());
         let mut hasher = Sha256::new();
         let progress = self.progress.clone();
+        let stop = self.stop.clone();
         let read = io::copy(
             &mut HashingReader {
                 inner: (&mut *file).take(before.len()),
                 hasher: &mut hasher,
                 progress: &progress,
+                stop: &stop,
             },
             &mut io::sink(),
         )
@@ -232,6 +237,13 @@ impl<W: Write> ArchiveWriter<W> {
     }
 
     fn add_entry(&mut self, path: &Path, rel: &Path, md: &fs::Metadata) -> Result<(), BackupError> {
+        if self
+            .stop
+            .as_ref()
+            .is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed))
+        {
+            return Err(BackupError::Interrupted);
+        }
         let ft = md.file_type();
         let rel_s = rel_string(rel);
         let mut record = Record {
@@ -347,12 +359,14 @@ impl<W: Write> ArchiveWriter<W> {
             let mut hasher = Sha256::new();
             let mut short = false;
             let progress = self.progress.clone();
+            let stop = self.stop.clone();
             {
                 let limited = (&mut file).take(size);
                 let mut reader = HashingReader {
                     inner: limited,
                     hasher: &mut hasher,
                     progress: &progress,
+                    stop: &stop,
                 };
                 let padded = PadTo {
                     inner: &mut reader,
@@ -439,10 +453,18 @@ struct HashingReader<'h, R> {
     inner: R,
     hasher: &'h mut Sha256,
     progress: &'h Option<std::sync::Arc<super::Progress>>,
+    stop: &'h Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl<R: Read> Read for HashingReader<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self
+            .stop
+            .as_ref()
+            .is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed))
+        {
+            return Err(io::Error::other("stop requested"));
+        }
         let n = self.inner.read(buf)?;
         self.hasher.update(&buf[..n]);
         super::Progress::add(self.progress, n as u64, 0);

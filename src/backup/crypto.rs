@@ -43,6 +43,14 @@ impl Recipient {
         }
     }
 
+    /// A copy (recipients are plain public keys).
+    pub fn clone_parsed(&self) -> Self {
+        match self {
+            Recipient::X25519(r) => Recipient::X25519(r.clone()),
+            Recipient::Ssh(r) => Recipient::Ssh(r.clone()),
+        }
+    }
+
     /// As the trait object the age encryptor takes.
     pub fn as_dyn(&self) -> &dyn age::Recipient {
         match self {

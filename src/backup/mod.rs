@@ -7,6 +7,7 @@ pub mod crypto;
 pub mod manifest;
 pub mod restore;
 pub mod retention;
+pub mod schedule;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
@@ -49,6 +50,9 @@ pub enum BackupError {
     /// The restore target cannot be used.
     #[error("restore target {0}")]
     Target(String),
+    /// Stopped by a signal; the partial file was removed.
+    #[error("backup interrupted (stop requested); the partial file was removed")]
+    Interrupted,
 }
 
 impl BackupError {
@@ -99,6 +103,8 @@ pub struct BackupOptions {
     pub threads: u32,
     /// Counters updated while the backup runs.
     pub progress: Option<std::sync::Arc<Progress>>,
+    /// Set to stop a running backup (SIGTERM): it ends with [`BackupError::Interrupted`].
+    pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// A finished backup.
@@ -273,6 +279,113 @@ pub fn prune(
     Ok(out)
 }
 
+/// What a scheduled run did, for the caller to report.
+#[derive(Debug)]
+pub enum ScheduledEvent {
+    /// A run starts (`missed`: it catches up on a run missed while sidecar was not running).
+    Starting {
+        /// Catching up.
+        missed: bool,
+    },
+    /// A backup was written and verified.
+    Done(BackupResult),
+    /// A backup failed; the next one runs at the next scheduled time.
+    Failed(BackupError),
+    /// Another process holds the destination's backup lock: this run is skipped.
+    Skipped,
+    /// Retention ran after a backup: how many backups were deleted.
+    Pruned(usize),
+    /// The next run is due at this time (epoch seconds, jitter included).
+    Next(i64),
+}
+
+/// Run backups on `schedule` until `stop` is set: a run missed while sidecar was down runs first,
+/// runs never overlap, and after each successful backup `retention` (if any) prunes the destination.
+pub fn run_scheduled(
+    opts: &BackupOptions,
+    schedule: &schedule::Schedule,
+    retention: Option<&retention::Policy>,
+    host_seed: u64,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    mut on_event: impl FnMut(ScheduledEvent),
+) {
+    let newest = || -> Option<i64> {
+        let prefix = format!("{}-", opts.name);
+        list_backups(&opts.dest)
+            .ok()?
+            .iter()
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(&prefix))
+            })
+            .filter_map(|p| backup_time(p))
+            .max()
+    };
+    let mut catch_up = schedule.missed(schedule::now(), newest());
+    loop {
+        if !catch_up {
+            let Some(fire) = schedule.next_after(schedule::now()) else {
+                return;
+            };
+            let due = fire + schedule.jitter_for(fire, host_seed) as i64;
+            on_event(ScheduledEvent::Next(due));
+            if schedule::sleep_until(due, &stop) {
+                return;
+            }
+        }
+        on_event(ScheduledEvent::Starting { missed: catch_up });
+        catch_up = false;
+        let lock = match schedule::try_lock(&opts.dest) {
+            Ok(Some(lock)) => lock,
+            Ok(None) => {
+                on_event(ScheduledEvent::Skipped);
+                continue;
+            }
+            Err(e) => {
+                on_event(ScheduledEvent::Failed(BackupError::io(
+                    format!("backup lock in {}", opts.dest.display()),
+                    e,
+                )));
+                continue;
+            }
+        };
+        let run = BackupOptions {
+            recipients: opts.recipients.iter().map(Recipient::clone_parsed).collect(),
+            source: opts.source.clone(),
+            dest: opts.dest.clone(),
+            name: opts.name.clone(),
+            level: opts.level,
+            threads: opts.threads,
+            progress: None,
+            stop: Some(stop.clone()),
+        };
+        match create_backup(&run) {
+            Ok(result) => {
+                on_event(ScheduledEvent::Done(result));
+                if let Some(policy) = retention.filter(|p| !p.is_empty()) {
+                    match prune(&opts.dest, &opts.name, policy, false) {
+                        Ok(d) => on_event(ScheduledEvent::Pruned(
+                            d.iter().filter(|d| d.reasons.is_empty()).count(),
+                        )),
+                        Err(e) => on_event(ScheduledEvent::Failed(e)),
+                    }
+                }
+            }
+            Err(BackupError::Interrupted) => {
+                drop(lock);
+                on_event(ScheduledEvent::Failed(BackupError::Interrupted));
+                return;
+            }
+            Err(e) => on_event(ScheduledEvent::Failed(e)),
+        }
+        drop(lock);
+        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+    }
+}
+
 /// Days since 1970-01-01 → (year, month, day), Howard Hinnant's algorithm.
 pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
@@ -433,7 +546,11 @@ pub fn create_backup(opts: &BackupOptions) -> Result<BackupResult, BackupError> 
         }
         Err(e) => {
             let _ = fs::remove_file(&tmp_path);
-            Err(e)
+            let stopped = opts
+                .stop
+                .as_ref()
+                .is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed));
+            Err(if stopped { BackupError::Interrupted } else { e })
         }
     }
 }
@@ -470,8 +587,20 @@ fn write_backup(
         created: rfc3339(started),
         sidecar: env!("CARGO_PKG_VERSION").into(),
     };
-    let mut writer = archive::ArchiveWriter::new(zstd, &opts.source, header, opts.progress.clone())?;
-    writer.add_tree(&opts.source)?;
+    let mut writer = archive::ArchiveWriter::new(zstd, &opts.source, header, opts.progress.clone(), opts.stop.clone())?;
+    if let Err(e) = writer.add_tree(&opts.source) {
+        let stopping = opts
+            .stop
+            .as_ref()
+            .is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed));
+        if stopping {
+            // Shutting down: dropping the pipeline would finish the tar stream and wait for zstd's
+            // workers to compress everything queued (tens of seconds at high levels), past the
+            // container's stop timeout. The partial file is removed by the caller either way.
+            std::mem::forget(writer);
+        }
+        return Err(e);
+    }
     let (zstd, summary) = writer.finish()?;
     let encrypted = zstd.finish().map_err(|e| BackupError::io(ctx(), e))?;
     let mut hashing = encrypted.finish().map_err(|e| BackupError::io(ctx(), e))?;

@@ -31,6 +31,12 @@ pub struct BackupArgs {
     /// zstd level 1–19 (default `backup.level`, 3).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(i32).range(1..=19))]
     pub level: Option<i32>,
+    /// Keep running and back up on `backup.schedule` (in `backup.timezone`, with
+    /// `backup.jitter_seconds`), pruning with `backup.retention` after each backup. A backup missed
+    /// while sidecar was not running runs at start. Stops cleanly on SIGTERM or SIGINT (a running
+    /// backup is abandoned and its partial file removed).
+    #[arg(long)]
+    pub schedule: bool,
     /// Do not show progress, even on a terminal.
     #[arg(long)]
     pub no_progress: bool,
@@ -262,10 +268,22 @@ pub fn run_backup(config: &Config, args: BackupArgs) -> u8 {
         level: args.level.unwrap_or(config.backup.level),
         threads,
         progress: None,
+        stop: None,
+    };
+    if args.schedule {
+        return run_schedule(config, opts);
+    }
+    let stop = match stop_on_signals() {
+        Ok(s) => s,
+        Err(code) => return code,
     };
     let started = Instant::now();
     let result = with_progress(!args.no_progress, None, "backing up", |progress| {
-        backup::create_backup(&BackupOptions { progress, ..opts })
+        backup::create_backup(&BackupOptions {
+            progress,
+            stop: Some(stop),
+            ..opts
+        })
     });
     match result {
         Ok(r) => {
@@ -286,6 +304,93 @@ pub fn run_backup(config: &Config, args: BackupArgs) -> u8 {
         }
         Err(e) => exit_for(&e),
     }
+}
+
+/// A flag set by SIGTERM or SIGINT.
+fn stop_on_signals() -> Result<Arc<AtomicBool>, u8> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        if let Err(e) = signal_hook::flag::register(signal, stop.clone()) {
+            eprintln!("error: cannot handle signal {signal}: {e}");
+            return Err(EXIT_ERROR);
+        }
+    }
+    Ok(stop)
+}
+
+fn host_seed() -> u64 {
+    use sha2::Digest;
+    let id = std::fs::read("/etc/machine-id")
+        .or_else(|_| std::fs::read("/proc/sys/kernel/hostname"))
+        .unwrap_or_default();
+    let h = sha2::Sha256::digest(&id);
+    u64::from_le_bytes(h[..8].try_into().expect("8 bytes"))
+}
+
+fn run_schedule(config: &Config, opts: BackupOptions) -> u8 {
+    let schedule = match backup::schedule::Schedule::new(
+        &config.backup.schedule,
+        &config.backup.timezone,
+        config.backup.jitter_seconds,
+    ) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_ERROR;
+        }
+    };
+    if opts.recipients.is_empty() {
+        return exit_for(&BackupError::Recipient(
+            "missing: set backup.recipients (or give -r age1…) before scheduling backups".into(),
+        ));
+    }
+    let stop = match stop_on_signals() {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    eprintln!(
+        "scheduled backups of {} to {}: `{}` in {}",
+        opts.source.display(),
+        opts.dest.display(),
+        schedule.spec,
+        config.backup.timezone
+    );
+    let mut failures = 0u64;
+    backup::run_scheduled(
+        &opts,
+        &schedule,
+        Some(&config.backup.retention),
+        host_seed(),
+        stop,
+        |event| match event {
+            backup::ScheduledEvent::Next(t) => eprintln!(
+                "next backup at {}",
+                backup::rfc3339(std::time::UNIX_EPOCH + Duration::from_secs(t.max(0) as u64))
+            ),
+            backup::ScheduledEvent::Starting { missed } => {
+                eprintln!(
+                    "backup starting{}",
+                    if missed { " (catching up on a missed run)" } else { "" }
+                )
+            }
+            backup::ScheduledEvent::Done(r) => {
+                eprintln!("backup {} written and verified: {}", r.path.display(), human(r.bytes));
+                println!("{}", r.path.display());
+            }
+            backup::ScheduledEvent::Failed(e) => {
+                failures += 1;
+                exit_for(&e);
+            }
+            backup::ScheduledEvent::Skipped => eprintln!("backup skipped: another backup holds the destination's lock"),
+            backup::ScheduledEvent::Pruned(n) => {
+                if n > 0 {
+                    eprintln!("retention: {n} old backup(s) deleted")
+                }
+            }
+        },
+    );
+    eprintln!("stopped ({failures} failed run(s))");
+    EXIT_OK
 }
 
 /// `sidecar restore`.
