@@ -96,13 +96,16 @@ fn backup_and_restore_reproduce_the_tree() {
     assert_eq!(fs::metadata(&result.path).unwrap().mode() & 0o777, 0o600);
     assert_eq!(result.bytes, fs::metadata(&result.path).unwrap().len());
     assert_eq!(result.summary.totals.files, 3, "{:?}", result.summary);
-    // Nothing but the backup and its checksum file in the destination (no temporary file left).
+    // Nothing but the backup, its checksum file and its index in the destination (no temporary file left).
     let mut names: Vec<String> = fs::read_dir(tmp.path().join("backups"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    assert_eq!(names, vec![name.clone(), format!("{name}.sha256")]);
+    assert_eq!(
+        names,
+        vec![name.clone(), format!("{name}.index.age"), format!("{name}.sha256")]
+    );
     // The backup is not plaintext.
     let raw = fs::read(&result.path).unwrap();
     assert!(raw.starts_with(b"age-encryption.org/v1\n"));

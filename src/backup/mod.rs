@@ -249,14 +249,29 @@ pub fn prune(
     for (path, reasons) in paths.into_iter().zip(reasons) {
         if reasons.is_empty() && !dry_run {
             fs::remove_file(&path).map_err(|e| BackupError::io(format!("deleting {}", path.display()), e))?;
-            let sums = checksum_path(&path);
-            if sums.exists() {
-                fs::remove_file(&sums).map_err(|e| BackupError::io(format!("deleting {}", sums.display()), e))?;
+            for extra in [checksum_path(&path), index_path(&path)] {
+                if extra.exists() {
+                    fs::remove_file(&extra).map_err(|e| BackupError::io(format!("deleting {}", extra.display()), e))?;
+                }
             }
         }
         out.push(PruneDecision { path, reasons });
     }
     if !dry_run {
+        // Checksum and index files whose backup is gone (deleted by hand).
+        for e in fs::read_dir(dest)
+            .map_err(|e| BackupError::io(format!("destination {}", dest.display()), e))?
+            .flatten()
+        {
+            let n = e.file_name().to_string_lossy().into_owned();
+            let Some(base) = n.strip_suffix(".sha256").or_else(|| n.strip_suffix(".index.age")) else {
+                continue;
+            };
+            if base.starts_with(&prefix) && backup_time(Path::new(base)).is_some() && !dest.join(base).exists() {
+                fs::remove_file(e.path())
+                    .map_err(|err| BackupError::io(format!("deleting {}", e.path().display()), err))?;
+            }
+        }
         let day = std::time::Duration::from_secs(86_400);
         for e in fs::read_dir(dest)
             .map_err(|e| BackupError::io(format!("destination {}", dest.display()), e))?
@@ -406,6 +421,68 @@ pub fn checksum_path(backup: &Path) -> PathBuf {
     backup.with_file_name(name)
 }
 
+/// The small encrypted index written beside each backup (`<backup>.index.age`): what `backups
+/// list --identity` shows without reading the backup itself. Encrypted to the same recipients, so the
+/// host cannot read it either.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct Index {
+    /// The backup's file name.
+    pub backup: String,
+    /// When it started (RFC 3339 UTC).
+    pub created: String,
+    /// The directory backed up.
+    pub source: String,
+    /// The sidecar version that wrote it.
+    pub sidecar: String,
+    /// SHA-256 of the backup file.
+    pub sha256: String,
+    /// Size of the backup file.
+    pub bytes: u64,
+    /// What it holds.
+    pub totals: manifest::Totals,
+}
+
+/// `<backup>.index.age`.
+pub fn index_path(backup: &Path) -> PathBuf {
+    let mut name = backup.file_name().unwrap_or_default().to_os_string();
+    name.push(".index.age");
+    backup.with_file_name(name)
+}
+
+fn write_index(path: &Path, index: &Index, recipients: &[Recipient]) -> Result<(), BackupError> {
+    let ctx = || format!("writing {}", path.display());
+    let json = serde_json::to_vec(index).map_err(|e| BackupError::io(ctx(), e.into()))?;
+    let mut out = crate::fsutil::AtomicFile::create(path).map_err(|e| BackupError::io(ctx(), e))?;
+    let encryptor = age::Encryptor::with_recipients(recipients.iter().map(|r| r.as_dyn()))
+        .map_err(|e| BackupError::Recipient(e.to_string()))?;
+    let mut w = encryptor.wrap_output(&mut out).map_err(|e| BackupError::io(ctx(), e))?;
+    w.write_all(&json).map_err(|e| BackupError::io(ctx(), e))?;
+    w.finish().map_err(|e| BackupError::io(ctx(), e))?;
+    out.commit().map_err(|e| BackupError::io(ctx(), e))
+}
+
+/// Decrypt a backup's index with the identities.
+pub fn read_index(path: &Path, identities: &[Box<dyn age::Identity + Send + Sync>]) -> Result<Index, BackupError> {
+    use std::io::Read;
+    let bad = |problem: String| BackupError::Invalid {
+        file: path.display().to_string(),
+        problem,
+    };
+    let file = File::open(path).map_err(|e| BackupError::io(format!("opening {}", path.display()), e))?;
+    let dec =
+        age::Decryptor::new_buffered(io::BufReader::new(file)).map_err(|e| bad(format!("not an age file ({e})")))?;
+    let reader = dec
+        .decrypt(identities.iter().map(|i| i.as_ref() as &dyn age::Identity))
+        .map_err(|e| bad(format!("cannot decrypt ({e})")))?;
+    let mut text = Vec::new();
+    // An index is a few hundred bytes; refuse anything large.
+    reader
+        .take(1 << 20)
+        .read_to_end(&mut text)
+        .map_err(|e| bad(format!("damaged ({e})")))?;
+    serde_json::from_slice(&text).map_err(|e| bad(format!("not an index ({e})")))
+}
+
 /// SHA-256 of a file, streamed.
 pub fn sha256_file(path: &Path) -> Result<String, BackupError> {
     let mut file = File::open(path).map_err(|e| BackupError::io(format!("opening {}", path.display()), e))?;
@@ -532,6 +609,16 @@ pub fn create_backup(opts: &BackupOptions) -> Result<BackupResult, BackupError> 
             let line = format!("{sha256}  {name}\n");
             crate::fsutil::write_atomic(&checksum_path(&final_path), line.as_bytes())
                 .map_err(|e| BackupError::io(format!("writing {}", checksum_path(&final_path).display()), e))?;
+            let index = Index {
+                backup: name.clone(),
+                created: rfc3339(started),
+                source: opts.source.display().to_string(),
+                sidecar: env!("CARGO_PKG_VERSION").into(),
+                sha256: sha256.clone(),
+                bytes,
+                totals: summary.totals.clone(),
+            };
+            write_index(&index_path(&final_path), &index, &opts.recipients)?;
             File::open(&opts.dest)
                 .and_then(|d| d.sync_all())
                 .map_err(|e| BackupError::io(format!("fsync {}", opts.dest.display()), e))?;

@@ -127,6 +127,9 @@ pub enum BackupsCommand {
         /// Where backups are (default `backup.dest`, /backups).
         #[arg(long = "from", value_name = "DIR")]
         from: Option<PathBuf>,
+        /// Decrypt each backup's small index (`<backup>.index.age`) to show file counts and sizes.
+        #[arg(long, value_name = "FILE")]
+        identity: Option<PathBuf>,
     },
 }
 
@@ -479,13 +482,20 @@ pub fn run_verify(config: &Config, args: VerifyArgs) -> u8 {
 }
 
 /// `sidecar backups list`.
-pub fn run_list(config: &Config, from: Option<PathBuf>) -> u8 {
+pub fn run_list(config: &Config, from: Option<PathBuf>, identity: Option<PathBuf>) -> u8 {
     let from = from.unwrap_or_else(|| config.backup.dest.clone());
+    let identities = match identity.as_deref().map(backup::crypto::read_identities).transpose() {
+        Ok(i) => i,
+        Err(e) => return exit_for(&e),
+    };
     let list = match backup::list_backups(&from) {
         Ok(l) => l,
         Err(e) => return exit_for(&e),
     };
-    println!("{:<52} {:>10}  checksum", "backup", "size");
+    println!(
+        "{:<48} {:<20} {:>10}  {:<8} {:>8} {:>10}",
+        "backup", "created (UTC)", "size", "checksum", "files", "content"
+    );
     for p in &list {
         let size = std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
         let sums = if backup::checksum_path(p).exists() {
@@ -493,9 +503,20 @@ pub fn run_list(config: &Config, from: Option<PathBuf>) -> u8 {
         } else {
             "missing"
         };
+        let created = backup::backup_time(p)
+            .map(|t| backup::rfc3339(std::time::UNIX_EPOCH + Duration::from_secs(t.max(0) as u64)))
+            .unwrap_or_default();
+        let (files, content) = match &identities {
+            Some(ids) => match backup::read_index(&backup::index_path(p), ids) {
+                Ok(ix) => (ix.totals.files.to_string(), human(ix.totals.bytes)),
+                Err(_) => ("?".into(), "no index".into()),
+            },
+            None => ("-".into(), "-".into()),
+        };
         println!(
-            "{:<52} {:>10}  {sums}",
+            "{:<48} {:<20} {:>10}  {sums:<8} {files:>8} {content:>10}",
             p.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
+            created,
             human(size)
         );
     }
