@@ -213,6 +213,10 @@ pub fn restore(opts: &RestoreOptions) -> Result<RestoreSummary, BackupError> {
         }
         summary.moved_aside = Some(aside);
     }
+    // One syncfs for the whole tree (per-file fsync made small-file restores several times slower):
+    // everything is on disk before anything is moved into place.
+    let fs_handle = File::open(&staging).map_err(|e| BackupError::io(format!("opening {}", staging.display()), e))?;
+    rustix::fs::syncfs(&fs_handle).map_err(|e| BackupError::io(format!("syncfs {}", staging.display()), e.into()))?;
     let children: Vec<_> = fs::read_dir(&staging)
         .map_err(|e| BackupError::io(format!("reading {}", staging.display()), e))?
         .filter_map(|e| e.ok())
@@ -222,6 +226,9 @@ pub fn restore(opts: &RestoreOptions) -> Result<RestoreSummary, BackupError> {
             .map_err(|e| BackupError::io(format!("moving {} into place", c.path().display()), e))?;
     }
     fs::remove_dir(&staging).map_err(|e| BackupError::io(format!("removing {}", staging.display()), e))?;
+    File::open(target)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| BackupError::io(format!("fsync {}", target.display()), e))?;
     Ok(summary)
 }
 
@@ -366,7 +373,6 @@ fn extract(
                     CopyError::Read(e) => corrupt(e),
                     CopyError::Write(e) => ioerr("writing", e),
                 })?;
-                out.sync_all().map_err(|e| ioerr("fsync", e))?;
                 drop(out);
                 record_hash(&rel, hash)?;
                 summary.bytes += n_total;
