@@ -83,6 +83,9 @@ impl Progress {
     }
 }
 
+/// zstd job size in multithreaded mode.
+const ZSTD_JOB_SIZE: u32 = 2 << 20;
+
 /// Suffix of every backup file.
 pub const SUFFIX: &str = ".tar.zst.age";
 
@@ -666,6 +669,10 @@ fn write_backup(
     zstd.include_checksum(true).map_err(|e| BackupError::io(ctx(), e))?;
     if opts.threads > 0 {
         zstd.multithread(opts.threads).map_err(|e| BackupError::io(ctx(), e))?;
+        // Smaller jobs than zstd's default (4 windows) keep the workers' buffers, and so peak
+        // memory, down.
+        zstd.set_parameter(zstd::zstd_safe::CParameter::JobSize(ZSTD_JOB_SIZE))
+            .map_err(|e| BackupError::io(ctx(), e))?;
     }
     let header = manifest::Header {
         format: "sidecar-backup-manifest".into(),
