@@ -45,6 +45,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 import gen_corpus  # noqa: E402
+from benchutil import run_measured  # noqa: E402
 
 MIB = 1 << 20
 GREP_PATTERN = "token|key|password|secret"
@@ -64,37 +65,6 @@ def log(msg):
 # ----------------------------------------------------------------------------------------------------
 # Running and measuring
 # ----------------------------------------------------------------------------------------------------
-def run_measured(argv, *, env=None, stdout=None, stderr=None, cwd=None):
-    """Run argv; -> dict(wall, rss_kib, user, sys, rc). Peak RSS from /usr/bin/time, else wait4."""
-    out = open(stdout or os.devnull, "wb")
-    err = open(stderr or os.devnull, "wb")
-    try:
-        if os.access(TIME_BIN, os.X_OK):
-            fd, tf = tempfile.mkstemp(prefix="e2e-time-")
-            os.close(fd)
-            t0 = time.perf_counter()
-            p = subprocess.run([TIME_BIN, "-o", tf, "-f", "%e %M %U %S"] + argv, stdout=out, stderr=err, env=env, cwd=cwd)
-            wall = time.perf_counter() - t0
-            lines = [ln for ln in open(tf).read().splitlines() if ln.strip()]
-            os.unlink(tf)
-            try:
-                _, rss, user, sys_ = lines[-1].split()
-                rss, user, sys_ = int(rss), float(user), float(sys_)
-            except (IndexError, ValueError):
-                rss, user, sys_ = None, None, None
-            return {"wall": wall, "rss_kib": rss, "user": user, "sys": sys_, "rc": p.returncode, "meter": "/usr/bin/time"}
-        t0 = time.perf_counter()
-        p = subprocess.Popen(argv, stdout=out, stderr=err, env=env, cwd=cwd)
-        _, status, ru = os.wait4(p.pid, 0)
-        wall = time.perf_counter() - t0
-        p.returncode = os.waitstatus_to_exitcode(status)
-        return {"wall": wall, "rss_kib": ru.ru_maxrss, "user": ru.ru_utime, "sys": ru.ru_stime, "rc": p.returncode,
-                "meter": "wait4"}
-    finally:
-        out.close()
-        err.close()
-
-
 def netns_prefix():
     """['unshare', '-n'] when a fresh network namespace can be made (root), else []."""
     u = shutil.which("unshare")
