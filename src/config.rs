@@ -97,8 +97,9 @@ pub struct RulesConfig {
 pub struct BackupConfig {
     /// Directory backed up (the `openclaw_data` volume, mounted read-only).
     pub source: PathBuf,
-    /// Local destination directory for backup files (created 0700).
-    pub dest: PathBuf,
+    /// Where backup files go: a local directory (created 0700) or `s3://bucket/prefix` (endpoint and
+    /// credentials from the `AWS_*` variables).
+    pub dest: String,
     /// Backup file name prefix: `<name>-<UTC stamp>.tar.zst.age`.
     pub name: String,
     /// age recipients (`age1…` or SSH public keys) that can decrypt; the host holds no identity.
@@ -124,7 +125,7 @@ impl Default for BackupConfig {
     fn default() -> Self {
         Self {
             source: PathBuf::from("/data"),
-            dest: PathBuf::from("/backups"),
+            dest: "/backups".into(),
             name: "openclaw_data".into(),
             recipients: Vec::new(),
             recipients_file: None,

@@ -84,7 +84,7 @@ fn operator_round_trip_through_the_cli() {
     let out = run(sidecar(tmp.path()).args(["backups", "list", "--from"]).arg(&dest));
     assert_eq!(out.status.code(), Some(0));
     assert!(
-        stdout(&out).contains("openclaw_data-") && stdout(&out).contains("present"),
+        stdout(&out).contains("openclaw_data-") && stdout(&out).contains(" yes "),
         "{}",
         stdout(&out)
     );
@@ -126,6 +126,54 @@ fn operator_round_trip_through_the_cli() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(tree_bytes(&src), tree_bytes(&target));
 
+    // Only a subtree: `--path workspace/notes` restores it (and its parent directory), nothing else.
+    let partial = tmp.path().join("partial");
+    let out = run(sidecar(tmp.path())
+        .args(["restore", "latest", "--path", "workspace/notes", "--from"])
+        .arg(&dest)
+        .arg("--to")
+        .arg(&partial)
+        .arg("--identity")
+        .arg(&k.identity));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let got: Vec<String> = tree_bytes(&partial).into_iter().map(|(p, _)| p).collect();
+    assert_eq!(got, ["workspace", "workspace/notes", "workspace/notes/a.md"]);
+    assert_eq!(
+        fs::read(partial.join("workspace/notes/a.md")).unwrap(),
+        fs::read(src.join("workspace/notes/a.md")).unwrap()
+    );
+    let out = run(sidecar(tmp.path())
+        .args(["restore", "latest", "--path", "no/such/dir", "--from"])
+        .arg(&dest)
+        .arg("--to")
+        .arg(tmp.path().join("none"))
+        .arg("--identity")
+        .arg(&k.identity));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no such path in the backup"), "{}", stderr(&out));
+    assert_eq!(fs::read_dir(tmp.path().join("none")).unwrap().count(), 0);
+
+    // A second backup, then a restore drill over both.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let out = run(sidecar(tmp.path())
+        .args(["backup", "--source"])
+        .arg(&src)
+        .arg("--to")
+        .arg(&dest)
+        .args(["-r", &k.public]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = run(sidecar(tmp.path())
+        .args(["verify", "--all", "--from"])
+        .arg(&dest)
+        .arg("--identity")
+        .arg(&k.identity));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("2 backup(s) checked: all good"),
+        "{}",
+        stderr(&out)
+    );
+
     // A flipped byte: verify without a key sees it (exit 1), and so does a restore.
     let mut raw = fs::read(&path).unwrap();
     let i = raw.len() - 100;
@@ -141,6 +189,17 @@ fn operator_round_trip_through_the_cli() {
         .arg(&k.identity));
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert_eq!(fs::read_dir(tmp.path().join("r2")).unwrap().count(), 0);
+    // The drill and the listing both flag it; the other backup still checks out.
+    let out = run(sidecar(tmp.path()).args(["verify", "--all", "--from"]).arg(&dest));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("some FAILED"), "{}", stderr(&out));
+    let out = run(sidecar(tmp.path()).args(["backups", "list", "--from"]).arg(&dest));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(" FAILED ") && stdout(&out).contains(" yes "),
+        "{}",
+        stdout(&out)
+    );
 }
 
 trait TapMkdir {

@@ -67,10 +67,17 @@ fn keys(dir: &Path) -> (Recipient, std::path::PathBuf) {
     (Recipient::parse(&id.to_public().to_string()).unwrap(), path)
 }
 
+fn local_ref(p: &Path) -> backup::BackupRef {
+    backup::BackupRef {
+        store: std::sync::Arc::new(backup::LocalStore::new(p.parent().unwrap())),
+        name: p.file_name().unwrap().to_string_lossy().into_owned(),
+    }
+}
+
 fn make_backup(src: &Path, dest: &Path, recipient: Recipient) -> backup::BackupResult {
     backup::create_backup(&BackupOptions {
         source: src.to_path_buf(),
-        dest: dest.to_path_buf(),
+        store: std::sync::Arc::new(backup::LocalStore::new(dest)),
         name: "openclaw_data".into(),
         recipients: vec![recipient],
         level: 3,
@@ -88,13 +95,14 @@ fn backup_and_restore_reproduce_the_tree() {
     tree(&src);
     let (recipient, identity) = keys(tmp.path());
     let result = make_backup(&src, &tmp.path().join("backups"), recipient);
-    let name = result.path.file_name().unwrap().to_string_lossy().to_string();
+    let result_path = tmp.path().join("backups").join(&result.name);
+    let name = result.name.clone();
     assert!(
         name.starts_with("openclaw_data-") && name.ends_with(".tar.zst.age"),
         "{name}"
     );
-    assert_eq!(fs::metadata(&result.path).unwrap().mode() & 0o777, 0o600);
-    assert_eq!(result.bytes, fs::metadata(&result.path).unwrap().len());
+    assert_eq!(fs::metadata(&result_path).unwrap().mode() & 0o777, 0o600);
+    assert_eq!(result.bytes, fs::metadata(&result_path).unwrap().len());
     assert_eq!(result.summary.totals.files, 3, "{:?}", result.summary);
     // Nothing but the backup, its checksum file and its index in the destination (no temporary file left).
     let mut names: Vec<String> = fs::read_dir(tmp.path().join("backups"))
@@ -107,17 +115,18 @@ fn backup_and_restore_reproduce_the_tree() {
         vec![name.clone(), format!("{name}.index.age"), format!("{name}.sha256")]
     );
     // The backup is not plaintext.
-    let raw = fs::read(&result.path).unwrap();
+    let raw = fs::read(&result_path).unwrap();
     assert!(raw.starts_with(b"age-encryption.org/v1\n"));
     assert!(memchr::memmem::find(&raw, b"gateway").is_none());
 
     let target = tmp.path().join("restored");
     let summary = restore::restore(&restore::RestoreOptions {
-        backup: result.path.clone(),
+        backup: local_ref(&result_path),
         identity: identity.clone(),
         target: target.clone(),
         force: false,
         dry_run: false,
+        paths: Vec::new(),
         progress: None,
     })
     .unwrap();
@@ -133,22 +142,24 @@ fn backup_and_restore_reproduce_the_tree() {
 
     // A non-empty target is refused without --force; with it, the old content is moved aside.
     let err = restore::restore(&restore::RestoreOptions {
-        backup: result.path.clone(),
+        backup: local_ref(&result_path),
         identity: identity.clone(),
         target: target.clone(),
         force: false,
         dry_run: false,
+        paths: Vec::new(),
         progress: None,
     })
     .unwrap_err()
     .to_string();
     assert!(err.contains("not empty") && err.contains("--force"), "{err}");
     let forced = restore::restore(&restore::RestoreOptions {
-        backup: result.path,
+        backup: local_ref(&result_path),
         identity,
         target: target.clone(),
         force: true,
         dry_run: false,
+        paths: Vec::new(),
         progress: None,
     })
     .unwrap();
@@ -163,15 +174,17 @@ fn wrong_key_truncation_and_corruption_are_refused_and_leave_the_target_alone() 
     tree(&src);
     let (recipient, identity) = keys(tmp.path());
     let result = make_backup(&src, &tmp.path().join("backups"), recipient);
+    let result_path = tmp.path().join("backups").join(&result.name);
     let target = tmp.path().join("target");
     fs::create_dir(&target).unwrap();
     let run = |backup: &Path, identity: &Path| {
         restore::restore(&restore::RestoreOptions {
-            backup: backup.to_path_buf(),
+            backup: local_ref(backup),
             identity: identity.to_path_buf(),
             target: target.clone(),
             force: false,
             dry_run: false,
+            paths: Vec::new(),
             progress: None,
         })
         .unwrap_err()
@@ -179,10 +192,10 @@ fn wrong_key_truncation_and_corruption_are_refused_and_leave_the_target_alone() 
     };
     let other = tempfile::tempdir().unwrap();
     let (_, wrong) = keys(other.path());
-    let err = run(&result.path, &wrong);
+    let err = run(&result_path, &wrong);
     assert!(err.contains("wrong key"), "{err}");
 
-    let raw = fs::read(&result.path).unwrap();
+    let raw = fs::read(&result_path).unwrap();
     for (label, bytes) in [
         ("truncated mid-chunk", raw[..raw.len() / 2 + 17].to_vec()),
         (
@@ -223,14 +236,16 @@ fn sparse_files_are_stored_and_restored_sparse() {
     assert!(md.blocks() * 512 < 4 << 20, "the test file system keeps holes");
     let (recipient, identity) = keys(tmp.path());
     let result = make_backup(&src, &tmp.path().join("backups"), recipient);
+    let result_path = tmp.path().join("backups").join(&result.name);
     assert!(result.bytes < 1 << 20, "holes are not stored: {} bytes", result.bytes);
     let target = tmp.path().join("restored");
     restore::restore(&restore::RestoreOptions {
-        backup: result.path,
+        backup: local_ref(&result_path),
         identity,
         target: target.clone(),
         force: false,
         dry_run: false,
+        paths: Vec::new(),
         progress: None,
     })
     .unwrap();

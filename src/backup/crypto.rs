@@ -107,20 +107,17 @@ pub fn read_identities(path: &Path) -> Result<Vec<Box<dyn age::Identity + Send +
 
 /// The stanza types of an age file's header (`X25519`, `ssh-ed25519`, `ssh-rsa`, `scrypt`, …), read
 /// without any key: enough to check who a backup was encrypted to.
-pub fn header_stanzas(path: &Path) -> Result<Vec<String>, BackupError> {
-    let file =
-        std::fs::File::open(path).map_err(|e| BackupError::io(format!("opening backup {}", path.display()), e))?;
-    let mut reader = std::io::BufReader::new(file);
+pub fn header_stanzas(reader: &mut impl std::io::BufRead, label: &str) -> Result<Vec<String>, BackupError> {
     let bad = |problem: &str| BackupError::Invalid {
-        file: path.display().to_string(),
+        file: label.to_string(),
         problem: problem.to_string(),
     };
     use std::io::Read as _;
     let mut first = Vec::new();
-    (&mut reader)
+    (&mut *reader)
         .take(64)
         .read_until(b'\n', &mut first)
-        .map_err(|e| BackupError::io(format!("reading {}", path.display()), e))?;
+        .map_err(|e| BackupError::io(format!("reading {label}"), e))?;
     if first != b"age-encryption.org/v1\n" {
         return Err(bad("not an age file (no `age-encryption.org/v1` header)"));
     }
@@ -132,7 +129,7 @@ pub fn header_stanzas(path: &Path) -> Result<Vec<String>, BackupError> {
         line.clear();
         let n = limited
             .read_until(b'\n', &mut line)
-            .map_err(|e| BackupError::io(format!("reading {}", path.display()), e))?;
+            .map_err(|e| BackupError::io(format!("reading {label}"), e))?;
         if n == 0 {
             return Err(bad("age header is truncated (no `---` line)"));
         }

@@ -8,15 +8,16 @@ pub mod manifest;
 pub mod restore;
 pub mod retention;
 pub mod schedule;
+pub mod store;
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufWriter, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
 pub use crypto::Recipient;
+pub use store::{open_store, LocalStore, Store};
 
 /// Errors of backups and restores. Messages name the file and say what to do.
 #[derive(Debug, thiserror::Error)]
@@ -94,8 +95,8 @@ pub const SUFFIX: &str = ".tar.zst.age";
 pub struct BackupOptions {
     /// Directory to back up.
     pub source: PathBuf,
-    /// Local destination directory.
-    pub dest: PathBuf,
+    /// Where backups go (local directory or S3).
+    pub store: Arc<dyn Store>,
     /// File name prefix (`openclaw_data`).
     pub name: String,
     /// Who can decrypt.
@@ -113,33 +114,16 @@ pub struct BackupOptions {
 /// A finished backup.
 #[derive(Debug)]
 pub struct BackupResult {
-    /// The backup file.
-    pub path: PathBuf,
+    /// The backup's file name in the store.
+    pub name: String,
+    /// Its full location, for messages.
+    pub location: String,
     /// Its size.
     pub bytes: u64,
     /// SHA-256 of the ciphertext, as written.
     pub sha256: String,
     /// What it holds.
     pub summary: archive::ArchiveSummary,
-}
-
-/// Counts and hashes what passes through.
-struct HashingWriter<W> {
-    inner: W,
-    hasher: Sha256,
-    written: u64,
-}
-
-impl<W: Write> Write for HashingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.written += n as u64;
-        Ok(n)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
 }
 
 /// A UTC timestamp for file names: `20261127T013000Z`.
@@ -196,8 +180,7 @@ pub fn parse_stamp(s: &str) -> Option<i64> {
 }
 
 /// The UTC time a backup file's name carries.
-pub fn backup_time(path: &Path) -> Option<i64> {
-    let n = path.file_name()?.to_str()?;
+pub fn backup_time(n: &str) -> Option<i64> {
     let stem = n.strip_suffix(SUFFIX)?;
     parse_stamp(stem.rsplit('-').next()?)
 }
@@ -205,17 +188,17 @@ pub fn backup_time(path: &Path) -> Option<i64> {
 /// What pruning decided for one backup.
 #[derive(Debug)]
 pub struct PruneDecision {
-    /// The backup.
-    pub path: PathBuf,
+    /// The backup's file name.
+    pub name: String,
     /// Why it is kept; empty: deleted (or would be, in a dry run).
     pub reasons: retention::Reasons,
 }
 
-/// Apply `policy` to the backups in `dest` whose name starts with `name-`: delete the others (with
-/// their checksum files) unless `dry_run`. Also removes `.partial` files of killed backups older than a
-/// day. Only sidecar's own file names are ever touched.
+/// Apply `policy` to the backups in `store` whose name starts with `name-`: delete the others (with
+/// their checksum and index files) unless `dry_run`. Also removes leftovers of killed backups older
+/// than a day. Only sidecar's own file names are ever touched.
 pub fn prune(
-    dest: &Path,
+    store: &dyn Store,
     name: &str,
     policy: &retention::Policy,
     dry_run: bool,
@@ -224,75 +207,51 @@ pub fn prune(
         .validate()
         .map_err(|e| BackupError::Source(format!("retention: {e}")))?;
     let prefix = format!("{name}-");
-    let paths: Vec<PathBuf> = list_backups(dest)?
+    let objects = store.list()?;
+    let names: Vec<String> = sorted_backups(&objects)
         .into_iter()
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with(&prefix))
-        })
-        .filter(|p| backup_time(p).is_some())
+        .filter(|n| n.starts_with(&prefix) && backup_time(n).is_some())
         .collect();
-    let mut items: Vec<retention::Item> = paths
+    let mut items: Vec<retention::Item> = names
         .iter()
-        .map(|p| retention::Item {
-            time: backup_time(p).unwrap_or(0),
+        .map(|n| retention::Item {
+            time: backup_time(n).unwrap_or(0),
             good: false,
         })
         .collect();
     // Only the newest complete backup matters to the policy: check from the newest down.
-    for i in (0..paths.len()).rev() {
-        if verify_without_key(&paths[i], None).is_ok() {
+    for i in (0..names.len()).rev() {
+        if verify_without_key(store, &names[i], None).is_ok() {
             items[i].good = true;
             break;
         }
     }
     let reasons = retention::plan(&items, policy);
     let mut out = Vec::new();
-    for (path, reasons) in paths.into_iter().zip(reasons) {
+    for (n, reasons) in names.into_iter().zip(reasons) {
         if reasons.is_empty() && !dry_run {
-            fs::remove_file(&path).map_err(|e| BackupError::io(format!("deleting {}", path.display()), e))?;
-            for extra in [checksum_path(&path), index_path(&path)] {
-                if extra.exists() {
-                    fs::remove_file(&extra).map_err(|e| BackupError::io(format!("deleting {}", extra.display()), e))?;
-                }
-            }
+            store.delete(&n)?;
+            store.delete(&checksum_name(&n))?;
+            store.delete(&index_name(&n))?;
         }
-        out.push(PruneDecision { path, reasons });
+        out.push(PruneDecision { name: n, reasons });
     }
     if !dry_run {
         // Checksum and index files whose backup is gone (deleted by hand).
-        for e in fs::read_dir(dest)
-            .map_err(|e| BackupError::io(format!("destination {}", dest.display()), e))?
-            .flatten()
-        {
-            let n = e.file_name().to_string_lossy().into_owned();
-            let Some(base) = n.strip_suffix(".sha256").or_else(|| n.strip_suffix(".index.age")) else {
+        let present: std::collections::HashSet<&str> = objects.iter().map(|o| o.name.as_str()).collect();
+        for o in &objects {
+            let Some(base) = o
+                .name
+                .strip_suffix(".sha256")
+                .or_else(|| o.name.strip_suffix(".index.age"))
+            else {
                 continue;
             };
-            if base.starts_with(&prefix) && backup_time(Path::new(base)).is_some() && !dest.join(base).exists() {
-                fs::remove_file(e.path())
-                    .map_err(|err| BackupError::io(format!("deleting {}", e.path().display()), err))?;
+            if base.starts_with(&prefix) && backup_time(base).is_some() && !present.contains(base) {
+                store.delete(&o.name)?;
             }
         }
-        let day = std::time::Duration::from_secs(86_400);
-        for e in fs::read_dir(dest)
-            .map_err(|e| BackupError::io(format!("destination {}", dest.display()), e))?
-            .flatten()
-        {
-            let n = e.file_name().to_string_lossy().into_owned();
-            let ours = n.starts_with(&format!(".{prefix}")) && n.ends_with(".partial");
-            let old = e
-                .metadata()
-                .ok()
-                .and_then(|m| m.modified().ok())
-                .and_then(|t| t.elapsed().ok())
-                .is_some_and(|a| a > day);
-            if ours && old {
-                fs::remove_file(e.path())
-                    .map_err(|err| BackupError::io(format!("deleting {}", e.path().display()), err))?;
-            }
-        }
+        store.sweep(&prefix, std::time::Duration::from_secs(86_400))?;
     }
     Ok(out)
 }
@@ -329,15 +288,11 @@ pub fn run_scheduled(
 ) {
     let newest = || -> Option<i64> {
         let prefix = format!("{}-", opts.name);
-        list_backups(&opts.dest)
+        list_backups(opts.store.as_ref())
             .ok()?
             .iter()
-            .filter(|p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with(&prefix))
-            })
-            .filter_map(|p| backup_time(p))
+            .filter(|n| n.starts_with(&prefix))
+            .filter_map(|n| backup_time(n))
             .max()
     };
     let mut catch_up = schedule.missed(schedule::now(), newest());
@@ -354,24 +309,21 @@ pub fn run_scheduled(
         }
         on_event(ScheduledEvent::Starting { missed: catch_up });
         catch_up = false;
-        let lock = match schedule::try_lock(&opts.dest) {
+        let lock = match opts.store.lock() {
             Ok(Some(lock)) => lock,
             Ok(None) => {
                 on_event(ScheduledEvent::Skipped);
                 continue;
             }
             Err(e) => {
-                on_event(ScheduledEvent::Failed(BackupError::io(
-                    format!("backup lock in {}", opts.dest.display()),
-                    e,
-                )));
+                on_event(ScheduledEvent::Failed(e));
                 continue;
             }
         };
         let run = BackupOptions {
             recipients: opts.recipients.iter().map(Recipient::clone_parsed).collect(),
             source: opts.source.clone(),
-            dest: opts.dest.clone(),
+            store: opts.store.clone(),
             name: opts.name.clone(),
             level: opts.level,
             threads: opts.threads,
@@ -382,7 +334,7 @@ pub fn run_scheduled(
             Ok(result) => {
                 on_event(ScheduledEvent::Done(result));
                 if let Some(policy) = retention.filter(|p| !p.is_empty()) {
-                    match prune(&opts.dest, &opts.name, policy, false) {
+                    match prune(opts.store.as_ref(), &opts.name, policy, false) {
                         Ok(d) => on_event(ScheduledEvent::Pruned(
                             d.iter().filter(|d| d.reasons.is_empty()).count(),
                         )),
@@ -418,10 +370,8 @@ pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
 }
 
 /// The checksum file written beside each backup: `<backup>.sha256`, in `sha256sum` format.
-pub fn checksum_path(backup: &Path) -> PathBuf {
-    let mut name = backup.file_name().unwrap_or_default().to_os_string();
-    name.push(".sha256");
-    backup.with_file_name(name)
+pub fn checksum_name(backup: &str) -> String {
+    format!("{backup}.sha256")
 }
 
 /// The small encrypted index written beside each backup (`<backup>.index.age`): what `backups
@@ -446,77 +396,140 @@ pub struct Index {
 }
 
 /// `<backup>.index.age`.
-pub fn index_path(backup: &Path) -> PathBuf {
-    let mut name = backup.file_name().unwrap_or_default().to_os_string();
-    name.push(".index.age");
-    backup.with_file_name(name)
+pub fn index_name(backup: &str) -> String {
+    format!("{backup}.index.age")
 }
 
-fn write_index(path: &Path, index: &Index, recipients: &[Recipient]) -> Result<(), BackupError> {
-    let ctx = || format!("writing {}", path.display());
+/// Write a small file to the store, atomically.
+fn put_small(store: &dyn Store, name: &str, data: &[u8]) -> Result<(), BackupError> {
+    let mut up = store.create(name)?;
+    up.write_all(data)
+        .map_err(|e| BackupError::io(format!("writing {}", store.locate(name)), e))?;
+    up.commit()
+}
+
+/// Read a small file from the store (at most `limit` bytes; larger is an error).
+fn get_small(store: &dyn Store, name: &str, limit: u64) -> Result<Vec<u8>, BackupError> {
+    let mut data = Vec::new();
+    store
+        .open(name)?
+        .take(limit + 1)
+        .read_to_end(&mut data)
+        .map_err(|e| BackupError::io(format!("reading {}", store.locate(name)), e))?;
+    if data.len() as u64 > limit {
+        return Err(BackupError::Invalid {
+            file: store.locate(name),
+            problem: format!("larger than {limit} bytes: not a file sidecar wrote"),
+        });
+    }
+    Ok(data)
+}
+
+fn write_index(store: &dyn Store, name: &str, index: &Index, recipients: &[Recipient]) -> Result<(), BackupError> {
+    let ctx = || format!("writing {}", store.locate(name));
     let json = serde_json::to_vec(index).map_err(|e| BackupError::io(ctx(), e.into()))?;
-    let mut out = crate::fsutil::AtomicFile::create(path).map_err(|e| BackupError::io(ctx(), e))?;
     let encryptor = age::Encryptor::with_recipients(recipients.iter().map(|r| r.as_dyn()))
         .map_err(|e| BackupError::Recipient(e.to_string()))?;
-    let mut w = encryptor.wrap_output(&mut out).map_err(|e| BackupError::io(ctx(), e))?;
+    let mut sealed = Vec::new();
+    let mut w = encryptor
+        .wrap_output(&mut sealed)
+        .map_err(|e| BackupError::io(ctx(), e))?;
     w.write_all(&json).map_err(|e| BackupError::io(ctx(), e))?;
     w.finish().map_err(|e| BackupError::io(ctx(), e))?;
-    out.commit().map_err(|e| BackupError::io(ctx(), e))
+    put_small(store, name, &sealed)
 }
 
 /// Decrypt a backup's index with the identities.
-pub fn read_index(path: &Path, identities: &[Box<dyn age::Identity + Send + Sync>]) -> Result<Index, BackupError> {
-    use std::io::Read;
+pub fn read_index(
+    store: &dyn Store,
+    backup: &str,
+    identities: &[Box<dyn age::Identity + Send + Sync>],
+) -> Result<Index, BackupError> {
+    let name = index_name(backup);
     let bad = |problem: String| BackupError::Invalid {
-        file: path.display().to_string(),
+        file: store.locate(&name),
         problem,
     };
-    let file = File::open(path).map_err(|e| BackupError::io(format!("opening {}", path.display()), e))?;
-    let dec =
-        age::Decryptor::new_buffered(io::BufReader::new(file)).map_err(|e| bad(format!("not an age file ({e})")))?;
-    let reader = dec
+    // An index is a few hundred bytes; refuse anything large.
+    let sealed = get_small(store, &name, 1 << 20)?;
+    let dec = age::Decryptor::new_buffered(&sealed[..]).map_err(|e| bad(format!("not an age file ({e})")))?;
+    let mut reader = dec
         .decrypt(identities.iter().map(|i| i.as_ref() as &dyn age::Identity))
         .map_err(|e| bad(format!("cannot decrypt ({e})")))?;
     let mut text = Vec::new();
-    // An index is a few hundred bytes; refuse anything large.
     reader
-        .take(1 << 20)
         .read_to_end(&mut text)
         .map_err(|e| bad(format!("damaged ({e})")))?;
     serde_json::from_slice(&text).map_err(|e| bad(format!("not an index ({e})")))
 }
 
-/// SHA-256 of a file, streamed.
+/// Hashes what is read through it.
+struct HashingReader<R> {
+    inner: R,
+    hasher: Sha256,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// SHA-256 of a local file, streamed.
 pub fn sha256_file(path: &Path) -> Result<String, BackupError> {
-    let mut file = File::open(path).map_err(|e| BackupError::io(format!("opening {}", path.display()), e))?;
+    let mut file = std::fs::File::open(path).map_err(|e| BackupError::io(format!("opening {}", path.display()), e))?;
     let mut hasher = Sha256::new();
     io::copy(&mut file, &mut hasher).map_err(|e| BackupError::io(format!("reading {}", path.display()), e))?;
     Ok(hex::encode(hasher.finalize()))
 }
 
-/// Check a backup without any key: it is complete (its ciphertext hash matches the checksum file
-/// written with it) and its age header holds exactly the expected recipient stanzas (when
-/// `recipients` is given). Returns the stanza types.
-pub fn verify_without_key(backup: &Path, recipients: Option<&[Recipient]>) -> Result<Vec<String>, BackupError> {
+/// Check a backup without any key, in one streamed read from its store: it is complete (its
+/// ciphertext hash matches the checksum file written with it) and its age header holds exactly the
+/// expected recipient stanzas (when `recipients` is given). Returns the stanza types.
+pub fn verify_without_key(
+    store: &dyn Store,
+    backup: &str,
+    recipients: Option<&[Recipient]>,
+) -> Result<Vec<String>, BackupError> {
     let bad = |problem: String| BackupError::Invalid {
-        file: backup.display().to_string(),
+        file: store.locate(backup),
         problem,
     };
-    let sums = checksum_path(backup);
-    let recorded = fs::read_to_string(&sums).map_err(|e| {
-        BackupError::io(
-            format!("checksum file {} (written with every backup)", sums.display()),
-            e,
-        )
+    let sums = checksum_name(backup);
+    let recorded = get_small(store, &sums, 4096).map_err(|e| match e {
+        BackupError::Io { source, .. } => BackupError::io(
+            format!(
+                "checksum file {} (written with every backup; missing: the backup did not finish)",
+                store.locate(&sums)
+            ),
+            source,
+        ),
+        e => e,
     })?;
-    let recorded = recorded.split_whitespace().next().unwrap_or_default().to_string();
-    let actual = sha256_file(backup)?;
+    let recorded = String::from_utf8_lossy(&recorded)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let mut reader = io::BufReader::with_capacity(
+        1 << 20,
+        HashingReader {
+            inner: store.open(backup)?,
+            hasher: Sha256::new(),
+        },
+    );
+    let stanzas = crypto::header_stanzas(&mut reader, &store.locate(backup));
+    io::copy(&mut reader, &mut io::sink())
+        .map_err(|e| BackupError::io(format!("reading {}", store.locate(backup)), e))?;
+    let actual = hex::encode(reader.into_inner().hasher.finalize());
     if recorded != actual {
         return Err(bad(format!(
             "ciphertext SHA-256 {actual} differs from the recorded {recorded}: the file is damaged or incomplete"
         )));
     }
-    let stanzas = crypto::header_stanzas(backup)?;
+    let stanzas = stanzas?;
     if let Some(recipients) = recipients {
         let mut want: Vec<&str> = recipients.iter().map(crypto::stanza_tag).collect();
         let mut got: Vec<&str> = stanzas
@@ -535,58 +548,78 @@ pub fn verify_without_key(backup: &Path, recipients: Option<&[Recipient]>) -> Re
     Ok(stanzas)
 }
 
-/// Backups in a local destination, oldest first (names carry a UTC timestamp).
-pub fn list_backups(dest: &Path) -> Result<Vec<PathBuf>, BackupError> {
-    let rd = fs::read_dir(dest).map_err(|e| BackupError::io(format!("destination {}", dest.display()), e))?;
-    let mut out: Vec<PathBuf> = rd
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .filter(|p| {
-            let n = p
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            n.ends_with(SUFFIX) && !n.starts_with('.')
-        })
+/// Backup file names among `objects`, oldest first (names carry a UTC timestamp).
+pub fn sorted_backups(objects: &[store::Object]) -> Vec<String> {
+    let mut out: Vec<String> = objects
+        .iter()
+        .map(|o| o.name.clone())
+        .filter(|n| n.ends_with(SUFFIX) && !n.starts_with('.'))
         .collect();
-    out.sort_by_key(|p| {
-        let n = p
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+    out.sort_by_key(|n| {
         // `<name>-<stamp>.tar.zst.age`: order by the stamp, then the name.
-        let stem = n.trim_end_matches(SUFFIX).to_string();
-        let stamp = stem.rsplit('-').next().unwrap_or_default().to_string();
-        (stamp, n)
+        let stem = n.trim_end_matches(SUFFIX);
+        (stem.rsplit('-').next().unwrap_or_default().to_string(), n.clone())
     });
-    Ok(out)
+    out
 }
 
-/// `BACKUP` as given on the command line: a path, a file name in `dest`, or `latest`.
-pub fn resolve(spec: &str, dest: &Path) -> Result<PathBuf, BackupError> {
+/// Backups in a store, oldest first.
+pub fn list_backups(store: &dyn Store) -> Result<Vec<String>, BackupError> {
+    Ok(sorted_backups(&store.list()?))
+}
+
+/// One backup: its store and file name.
+#[derive(Debug, Clone)]
+pub struct BackupRef {
+    /// Where it is.
+    pub store: Arc<dyn Store>,
+    /// Its file name there.
+    pub name: String,
+}
+
+impl BackupRef {
+    /// Full location, for messages.
+    pub fn label(&self) -> String {
+        self.store.locate(&self.name)
+    }
+}
+
+/// `BACKUP` as given on the command line: `latest`, a file name in `store`, or a local path.
+pub fn resolve(spec: &str, store: Arc<dyn Store>) -> Result<BackupRef, BackupError> {
     if spec == "latest" {
-        return list_backups(dest)?.pop().ok_or_else(|| {
+        let name = list_backups(store.as_ref())?.pop().ok_or_else(|| {
             BackupError::io(
-                format!("no backup in {}", dest.display()),
+                format!("no backup in {}", store.describe()),
                 io::Error::new(io::ErrorKind::NotFound, "no *.tar.zst.age file"),
             )
-        });
+        })?;
+        return Ok(BackupRef { store, name });
     }
     let p = Path::new(spec);
-    if p.exists() {
-        return Ok(p.to_path_buf());
+    if !spec.contains('/') && store.exists(spec)? {
+        return Ok(BackupRef {
+            store,
+            name: spec.to_string(),
+        });
     }
-    let in_dest = dest.join(spec);
-    if in_dest.exists() {
-        return Ok(in_dest);
+    if p.is_file() {
+        let dir = p
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let name = p.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        return Ok(BackupRef {
+            store: Arc::new(LocalStore::new(dir)),
+            name,
+        });
     }
     Err(BackupError::io(
-        format!("backup {spec} (looked at the path and in {})", dest.display()),
+        format!("backup {spec} (looked in {} and at the path)", store.describe()),
         io::Error::new(io::ErrorKind::NotFound, "not found"),
     ))
 }
 
-/// Make one backup of `opts.source` into `opts.dest`.
+/// Make one backup of `opts.source` into `opts.store`.
 pub fn create_backup(opts: &BackupOptions) -> Result<BackupResult, BackupError> {
     if opts.recipients.is_empty() {
         return Err(BackupError::Recipient(
@@ -594,71 +627,73 @@ pub fn create_backup(opts: &BackupOptions) -> Result<BackupResult, BackupError> 
         ));
     }
     let started = std::time::SystemTime::now();
-    crate::fsutil::create_private_dir(&opts.dest)
-        .map_err(|e| BackupError::io(format!("destination {}", opts.dest.display()), e))?;
+    let store = opts.store.as_ref();
+    store.prepare()?;
     let name = format!("{}-{}{}", opts.name, stamp(started), SUFFIX);
-    let final_path = opts.dest.join(&name);
-    // A dot name that does not end in the backup suffix: a killed backup never looks like one.
-    let mut rnd = [0u8; 6];
-    getrandom::fill(&mut rnd).map_err(|e| BackupError::io("random name", io::Error::other(e.to_string())))?;
-    let tmp_path = opts.dest.join(format!(".{name}.{}.partial", hex::encode(rnd)));
-    let result = write_backup(opts, started, &tmp_path);
-    match result {
-        Ok((bytes, sha256, summary)) => {
-            fs::rename(&tmp_path, &final_path).map_err(|e| {
-                let _ = fs::remove_file(&tmp_path);
-                BackupError::io(format!("renaming into {}", final_path.display()), e)
-            })?;
-            let line = format!("{sha256}  {name}\n");
-            crate::fsutil::write_atomic(&checksum_path(&final_path), line.as_bytes())
-                .map_err(|e| BackupError::io(format!("writing {}", checksum_path(&final_path).display()), e))?;
-            let index = Index {
-                backup: name.clone(),
-                created: rfc3339(started),
-                source: opts.source.display().to_string(),
-                sidecar: env!("CARGO_PKG_VERSION").into(),
-                sha256: sha256.clone(),
-                bytes,
-                totals: summary.totals.clone(),
-            };
-            write_index(&index_path(&final_path), &index, &opts.recipients)?;
-            File::open(&opts.dest)
-                .and_then(|d| d.sync_all())
-                .map_err(|e| BackupError::io(format!("fsync {}", opts.dest.display()), e))?;
-            // Verify what landed: re-read it from the destination (the host cannot decrypt it).
-            verify_without_key(&final_path, Some(&opts.recipients))?;
-            Ok(BackupResult {
-                path: final_path,
-                bytes,
-                sha256,
-                summary,
-            })
-        }
+    let upload = store.create(&name)?;
+    let result = write_backup(opts, started, upload, &store.locate(&name));
+    let (bytes, sha256, summary) = match result {
+        Ok(r) => r,
         Err(e) => {
-            let _ = fs::remove_file(&tmp_path);
             let stopped = opts
                 .stop
                 .as_ref()
                 .is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed));
-            Err(if stopped { BackupError::Interrupted } else { e })
+            return Err(if stopped { BackupError::Interrupted } else { e });
         }
+    };
+    let line = format!("{sha256}  {name}\n");
+    put_small(store, &checksum_name(&name), line.as_bytes())?;
+    let index = Index {
+        backup: name.clone(),
+        created: rfc3339(started),
+        source: opts.source.display().to_string(),
+        sidecar: env!("CARGO_PKG_VERSION").into(),
+        sha256: sha256.clone(),
+        bytes,
+        totals: summary.totals.clone(),
+    };
+    write_index(store, &index_name(&name), &index, &opts.recipients)?;
+    // Verify what landed: re-read it from the destination (the host cannot decrypt it).
+    verify_without_key(store, &name, Some(&opts.recipients))?;
+    Ok(BackupResult {
+        location: store.locate(&name),
+        name,
+        bytes,
+        sha256,
+        summary,
+    })
+}
+
+/// Counts and hashes what passes through.
+struct HashingWriter<W> {
+    inner: W,
+    hasher: Sha256,
+    written: u64,
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.written += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
     }
 }
 
 fn write_backup(
     opts: &BackupOptions,
     started: std::time::SystemTime,
-    tmp_path: &Path,
+    upload: Box<dyn store::Upload>,
+    label: &str,
 ) -> Result<(u64, String, archive::ArchiveSummary), BackupError> {
-    let ctx = || format!("writing {}", tmp_path.display());
-    let file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(tmp_path)
-        .map_err(|e| BackupError::io(ctx(), e))?;
+    let ctx = || format!("writing {label}");
+    let cleanup = upload.cleanup();
     let hashing = HashingWriter {
-        inner: BufWriter::with_capacity(1 << 20, file),
+        inner: upload,
         hasher: Sha256::new(),
         written: 0,
     };
@@ -690,8 +725,9 @@ fn write_backup(
         if stopping {
             // Shutting down: dropping the pipeline would finish the tar stream and wait for zstd's
             // workers to compress everything queued (tens of seconds at high levels), past the
-            // container's stop timeout. The partial file is removed by the caller either way.
+            // container's stop timeout. The partial file is removed here; the rest is left to exit.
             std::mem::forget(writer);
+            cleanup();
         }
         return Err(e);
     }
@@ -699,12 +735,9 @@ fn write_backup(
     let encrypted = zstd.finish().map_err(|e| BackupError::io(ctx(), e))?;
     let mut hashing = encrypted.finish().map_err(|e| BackupError::io(ctx(), e))?;
     hashing.flush().map_err(|e| BackupError::io(ctx(), e))?;
-    let file = hashing
-        .inner
-        .into_inner()
-        .map_err(|e| BackupError::io(ctx(), e.into_error()))?;
-    file.sync_all().map_err(|e| BackupError::io(ctx(), e))?;
-    Ok((hashing.written, hex::encode(hashing.hasher.finalize()), summary))
+    let (written, sha256) = (hashing.written, hex::encode(hashing.hasher.finalize()));
+    hashing.inner.commit()?;
+    Ok((written, sha256, summary))
 }
 
 #[cfg(test)]

@@ -17,8 +17,8 @@ use super::BackupError;
 /// Restore options.
 #[derive(Debug)]
 pub struct RestoreOptions {
-    /// The backup file.
-    pub backup: PathBuf,
+    /// The backup.
+    pub backup: super::BackupRef,
     /// Identity file (age or SSH private key).
     pub identity: PathBuf,
     /// Target directory (created if missing; must be empty unless `force`).
@@ -27,6 +27,9 @@ pub struct RestoreOptions {
     pub force: bool,
     /// Decrypt and check everything, extract into staging, then discard instead of moving into place.
     pub dry_run: bool,
+    /// Restore only these paths (relative to the backed-up directory) and what is below them; empty:
+    /// everything. The whole backup is still read and checked against the manifest.
+    pub paths: Vec<PathBuf>,
     /// Counters: backup bytes read, files restored.
     pub progress: Option<std::sync::Arc<super::Progress>>,
 }
@@ -60,9 +63,9 @@ pub struct RestoreSummary {
     pub warnings: Vec<String>,
 }
 
-fn invalid(file: &Path, problem: impl Into<String>) -> BackupError {
+fn invalid(file: &str, problem: impl Into<String>) -> BackupError {
     BackupError::Invalid {
-        file: file.display().to_string(),
+        file: file.to_string(),
         problem: problem.into(),
     }
 }
@@ -152,6 +155,18 @@ fn is_root() -> bool {
 /// Restore `opts.backup` into `opts.target`.
 pub fn restore(opts: &RestoreOptions) -> Result<RestoreSummary, BackupError> {
     let identities = super::crypto::read_identities(&opts.identity)?;
+    let selection = opts
+        .paths
+        .iter()
+        .map(|p| {
+            safe_relative(p.as_os_str().as_bytes()).ok_or_else(|| {
+                BackupError::Target(format!(
+                    "--path {}: give a path relative to the backed-up directory, without `..`",
+                    p.display()
+                ))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let target = &opts.target;
     match fs::symlink_metadata(target) {
         Ok(md) if md.is_dir() => {}
@@ -188,6 +203,7 @@ pub fn restore(opts: &RestoreOptions) -> Result<RestoreSummary, BackupError> {
         &opts.identity,
         &identities,
         Some(&staging),
+        &selection,
         &opts.progress,
     );
     let mut summary = match result {
@@ -235,14 +251,17 @@ pub fn restore(opts: &RestoreOptions) -> Result<RestoreSummary, BackupError> {
 /// Decrypt and read the whole backup, checking every entry and every file hash against the manifest.
 /// With `staging`, the tree is extracted there; without, nothing is written (verification).
 fn extract(
-    file_path: &Path,
+    backup: &super::BackupRef,
     identity_path: &Path,
     identities: &[Box<dyn age::Identity + Send + Sync>],
     staging: Option<&Path>,
+    select: &[PathBuf],
     progress: &Option<std::sync::Arc<super::Progress>>,
 ) -> Result<RestoreSummary, BackupError> {
-    let file =
-        File::open(file_path).map_err(|e| BackupError::io(format!("opening backup {}", file_path.display()), e))?;
+    let mut matched = vec![false; select.len()];
+    let label = backup.label();
+    let file_path = label.as_str();
+    let file = backup.store.open(&backup.name)?;
     let file = CountingReader { inner: file, progress };
     let decryptor = age::Decryptor::new_buffered(BufReader::with_capacity(1 << 20, file)).map_err(|e| {
         invalid(
@@ -318,8 +337,18 @@ fn extract(
         if matches!(kind, EntryType::Char | EntryType::Block) {
             return Err(invalid(file_path, format!("refused device file `{}`", rel.display())));
         }
-        let Some(staging) = staging else {
-            // Verification only: hash contents, check links, write nothing.
+        // With --path: entries at or below a selected path, and the directories above one.
+        let mut wanted = select.is_empty();
+        for (i, s) in select.iter().enumerate() {
+            if rel.starts_with(s) {
+                matched[i] = true;
+                wanted = true;
+            } else if kind == EntryType::Directory && s.starts_with(&rel) {
+                wanted = true;
+            }
+        }
+        let Some(staging) = staging.filter(|_| wanted) else {
+            // Verification only (or not selected): hash contents, check links, write nothing.
             match kind {
                 EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
                     let (hash, n) = hash_entry(&mut entry, None).map_err(|e| e.into_backup_error(file_path))?;
@@ -490,6 +519,12 @@ fn extract(
     if !saw_totals {
         return Err(invalid(file_path, "manifest is incomplete (no totals line)"));
     }
+    if let Some(i) = matched.iter().position(|m| !m) {
+        return Err(BackupError::Target(format!(
+            "--path {}: no such path in the backup (paths are relative to the backed-up directory)",
+            select[i].display()
+        )));
+    }
     // Directories last, deepest first, so that their mtimes and read-only modes hold.
     if let Some(staging) = staging {
         dirs.sort_by_key(|d| std::cmp::Reverse(d.rel.components().count()));
@@ -506,7 +541,7 @@ enum CopyError {
 }
 
 impl CopyError {
-    fn into_backup_error(self, file: &Path) -> BackupError {
+    fn into_backup_error(self, file: &str) -> BackupError {
         match self {
             CopyError::Read(e) => invalid(file, format!("damaged or truncated ({e})")),
             CopyError::Write(e) => BackupError::io("writing", e),
@@ -565,7 +600,7 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 }
 
 /// The in-tree path a hardlink entry points to, or a refusal.
-fn hardlink_target(file: &Path, header: &tar::Header, rel: &Path) -> Result<PathBuf, BackupError> {
+fn hardlink_target(file: &str, header: &tar::Header, rel: &Path) -> Result<PathBuf, BackupError> {
     let target = header
         .link_name_bytes()
         .ok_or_else(|| invalid(file, format!("hardlink `{}` without a target", rel.display())))?;
@@ -577,7 +612,7 @@ fn hardlink_target(file: &Path, header: &tar::Header, rel: &Path) -> Result<Path
     })
 }
 
-fn hardlink_refused(file: &Path, rel: &Path) -> BackupError {
+fn hardlink_refused(file: &str, rel: &Path) -> BackupError {
     invalid(
         file,
         format!(
@@ -587,19 +622,19 @@ fn hardlink_refused(file: &Path, rel: &Path) -> BackupError {
     )
 }
 
-fn unknown_entry(file: &Path, rel: &Path, kind: EntryType) -> BackupError {
+fn unknown_entry(file: &str, rel: &Path, kind: EntryType) -> BackupError {
     invalid(file, format!("refused entry `{}` of type {kind:?}", rel.display()))
 }
 
 /// Verify a backup end to end with the identity: decrypt, decompress, read every entry, check every
 /// file against the manifest. Writes nothing.
 pub fn verify(
-    backup: &Path,
+    backup: &super::BackupRef,
     identity: &Path,
     progress: Option<std::sync::Arc<super::Progress>>,
 ) -> Result<RestoreSummary, BackupError> {
     let identities = super::crypto::read_identities(identity)?;
-    extract(backup, identity, &identities, None, &progress)
+    extract(backup, identity, &identities, None, &[], &progress)
 }
 
 fn apply_meta(

@@ -19,9 +19,12 @@ pub struct BackupArgs {
     /// Directory to back up (default `backup.source`, /data).
     #[arg(long, value_name = "DIR")]
     pub source: Option<PathBuf>,
-    /// Destination directory (default `backup.dest`, /backups).
-    #[arg(long = "to", value_name = "DIR")]
-    pub to: Option<PathBuf>,
+    /// Destination: a directory or `s3://bucket/prefix` (default `backup.dest`, /backups). S3
+    /// endpoint, region and credentials come from `AWS_ENDPOINT_URL`, `AWS_REGION`,
+    /// `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` (or their `*_FILE` forms, or
+    /// `~/.aws/credentials`).
+    #[arg(long = "to", value_name = "DEST")]
+    pub to: Option<String>,
     /// age recipient (`age1…` or an SSH public key); repeatable. Replaces `backup.recipients`.
     #[arg(long = "recipient", short = 'r', value_name = "R")]
     pub recipients: Vec<String>,
@@ -48,9 +51,9 @@ pub struct RestoreArgs {
     /// The backup: a path, a file name in the destination, or `latest`.
     #[arg(value_name = "BACKUP")]
     pub backup: String,
-    /// Where backups are (default `backup.dest`, /backups).
-    #[arg(long = "from", value_name = "DIR")]
-    pub from: Option<PathBuf>,
+    /// Where backups are: a directory or `s3://bucket/prefix` (default `backup.dest`, /backups).
+    #[arg(long = "from", value_name = "DEST")]
+    pub from: Option<String>,
     /// Directory to restore into: created if missing, must be empty unless --force.
     #[arg(long = "to", value_name = "DIR")]
     pub to: PathBuf,
@@ -64,6 +67,10 @@ pub struct RestoreArgs {
     /// Decrypt, extract into a staging directory and check everything, then discard it.
     #[arg(long)]
     pub dry_run: bool,
+    /// Restore only this path (relative to the backed-up directory, e.g. `workspace/notes`) and what
+    /// is below it; repeatable. The whole backup is still read and checked.
+    #[arg(long = "path", value_name = "SUB")]
+    pub paths: Vec<PathBuf>,
     /// Do not show progress, even on a terminal.
     #[arg(long)]
     pub no_progress: bool,
@@ -72,12 +79,15 @@ pub struct RestoreArgs {
 /// `sidecar verify` flags.
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// The backup: a path, a file name in the destination, or `latest`.
-    #[arg(value_name = "BACKUP")]
-    pub backup: String,
-    /// Where backups are (default `backup.dest`, /backups).
-    #[arg(long = "from", value_name = "DIR")]
-    pub from: Option<PathBuf>,
+    /// The backup: a path, a file name in the destination, or `latest`. Omit with --all.
+    #[arg(value_name = "BACKUP", required_unless_present = "all", conflicts_with = "all")]
+    pub backup: Option<String>,
+    /// Verify every backup in the destination, oldest first (a restore drill); exit 1 if any fails.
+    #[arg(long)]
+    pub all: bool,
+    /// Where backups are: a directory or `s3://bucket/prefix` (default `backup.dest`, /backups).
+    #[arg(long = "from", value_name = "DEST")]
+    pub from: Option<String>,
     /// With an identity, also decrypt and check every file against the manifest (writes nothing).
     /// Without, check the ciphertext hash and that the header is encrypted to the configured recipients.
     #[arg(long, value_name = "FILE")]
@@ -90,9 +100,9 @@ pub struct VerifyArgs {
 /// `sidecar prune` flags: each `--keep-…` replaces the configured `backup.retention` value.
 #[derive(Debug, Args)]
 pub struct PruneArgs {
-    /// Where backups are (default `backup.dest`, /backups).
-    #[arg(long = "from", value_name = "DIR")]
-    pub from: Option<PathBuf>,
+    /// Where backups are: a directory or `s3://bucket/prefix` (default `backup.dest`, /backups).
+    #[arg(long = "from", value_name = "DEST")]
+    pub from: Option<String>,
     /// Show what would be deleted and why the rest is kept; delete nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -124,9 +134,12 @@ pub struct PruneArgs {
 pub enum BackupsCommand {
     /// List the backups in a destination, oldest first.
     List {
-        /// Where backups are (default `backup.dest`, /backups).
-        #[arg(long = "from", value_name = "DIR")]
-        from: Option<PathBuf>,
+        /// Where backups are: a directory or `s3://bucket/prefix` (default `backup.dest`, /backups).
+        #[arg(long = "from", value_name = "DEST")]
+        from: Option<String>,
+        /// Skip re-reading each backup to check its ciphertext hash (the `verified` column shows `-`).
+        #[arg(long)]
+        fast: bool,
         /// Decrypt each backup's small index (`<backup>.index.age`) to show file counts and sizes.
         #[arg(long, value_name = "FILE")]
         identity: Option<PathBuf>,
@@ -265,7 +278,10 @@ pub fn run_backup(config: &Config, args: BackupArgs) -> u8 {
     };
     let opts = BackupOptions {
         source: args.source.unwrap_or_else(|| config.backup.source.clone()),
-        dest: args.to.unwrap_or_else(|| config.backup.dest.clone()),
+        store: match backup::open_store(&args.to.unwrap_or_else(|| config.backup.dest.clone())) {
+            Ok(s) => s,
+            Err(e) => return exit_for(&e),
+        },
         name: config.backup.name.clone(),
         recipients,
         level: args.level.unwrap_or(config.backup.level),
@@ -293,7 +309,7 @@ pub fn run_backup(config: &Config, args: BackupArgs) -> u8 {
             let t = &r.summary.totals;
             eprintln!(
                 "backup {} written and verified: {}, {} files ({}) in {} entries, {} changed while read, {} skipped, {:.1} s",
-                r.path.display(),
+                r.location,
                 human(r.bytes),
                 t.files,
                 human(t.bytes),
@@ -302,7 +318,7 @@ pub fn run_backup(config: &Config, args: BackupArgs) -> u8 {
                 t.skipped,
                 started.elapsed().as_secs_f64()
             );
-            println!("{}", r.path.display());
+            println!("{}", r.location);
             EXIT_OK
         }
         Err(e) => exit_for(&e),
@@ -354,7 +370,7 @@ fn run_schedule(config: &Config, opts: BackupOptions) -> u8 {
     eprintln!(
         "scheduled backups of {} to {}: `{}` in {}",
         opts.source.display(),
-        opts.dest.display(),
+        opts.store.describe(),
         schedule.spec,
         config.backup.timezone
     );
@@ -377,8 +393,8 @@ fn run_schedule(config: &Config, opts: BackupOptions) -> u8 {
                 )
             }
             backup::ScheduledEvent::Done(r) => {
-                eprintln!("backup {} written and verified: {}", r.path.display(), human(r.bytes));
-                println!("{}", r.path.display());
+                eprintln!("backup {} written and verified: {}", r.location, human(r.bytes));
+                println!("{}", r.location);
             }
             backup::ScheduledEvent::Failed(e) => {
                 failures += 1;
@@ -396,23 +412,38 @@ fn run_schedule(config: &Config, opts: BackupOptions) -> u8 {
     EXIT_OK
 }
 
+fn store_or_default(config: &Config, from: Option<String>) -> Result<Arc<dyn backup::Store>, BackupError> {
+    backup::open_store(&from.unwrap_or_else(|| config.backup.dest.clone()))
+}
+
+/// Size of a backup in its store, for the progress bar.
+fn backup_size(b: &backup::BackupRef) -> Option<u64> {
+    b.store
+        .list()
+        .ok()?
+        .into_iter()
+        .find(|o| o.name == b.name)
+        .map(|o| o.size)
+}
+
 /// `sidecar restore`.
 pub fn run_restore(config: &Config, args: RestoreArgs) -> u8 {
-    let from = args.from.unwrap_or_else(|| config.backup.dest.clone());
-    let path = match backup::resolve(&args.backup, &from) {
+    let found = store_or_default(config, args.from).and_then(|store| backup::resolve(&args.backup, store));
+    let found = match found {
         Ok(p) => p,
         Err(e) => return exit_for(&e),
     };
     let started = Instant::now();
     let opts = restore::RestoreOptions {
-        backup: path.clone(),
+        backup: found.clone(),
         identity: args.identity,
         target: args.to.clone(),
         force: args.force,
         dry_run: args.dry_run,
+        paths: args.paths,
         progress: None,
     };
-    let total = std::fs::metadata(&path).map(|m| m.len()).ok();
+    let total = backup_size(&found);
     let result = with_progress(!args.no_progress, total, "restoring", |progress| {
         restore::restore(&restore::RestoreOptions { progress, ..opts })
     });
@@ -427,7 +458,7 @@ pub fn run_restore(config: &Config, args: RestoreArgs) -> u8 {
             eprintln!(
                 "{} {}: {} entries, {} files ({}) checked against the manifest, {:.1} s",
                 if args.dry_run { "dry run of" } else { "restored" },
-                path.display(),
+                found.label(),
                 s.entries,
                 s.files,
                 human(s.bytes),
@@ -441,36 +472,78 @@ pub fn run_restore(config: &Config, args: RestoreArgs) -> u8 {
 
 /// `sidecar verify`.
 pub fn run_verify(config: &Config, args: VerifyArgs) -> u8 {
-    let from = args.from.unwrap_or_else(|| config.backup.dest.clone());
-    let path = match backup::resolve(&args.backup, &from) {
-        Ok(p) => p,
+    let store = match store_or_default(config, args.from) {
+        Ok(s) => s,
         Err(e) => return exit_for(&e),
+    };
+    let targets = if args.all {
+        match backup::list_backups(store.as_ref()) {
+            Ok(names) if names.is_empty() => {
+                eprintln!("error: no backup in {}", store.describe());
+                return EXIT_ERROR;
+            }
+            Ok(names) => names
+                .into_iter()
+                .map(|name| backup::BackupRef {
+                    store: store.clone(),
+                    name,
+                })
+                .collect(),
+            Err(e) => return exit_for(&e),
+        }
+    } else {
+        match backup::resolve(args.backup.as_deref().unwrap_or("latest"), store) {
+            Ok(b) => vec![b],
+            Err(e) => return exit_for(&e),
+        }
     };
     let configured = match recipients(config, &[], None) {
         Ok(r) => r,
         Err(e) => return exit_for(&e),
     };
     let expected = (!configured.is_empty()).then_some(configured.as_slice());
-    let stanzas = match backup::verify_without_key(&path, expected) {
+    let mut worst = EXIT_OK;
+    for b in &targets {
+        let code = verify_one(b, expected, args.identity.as_deref(), args.no_progress);
+        worst = worst.max(code);
+    }
+    if targets.len() > 1 {
+        let failed = worst != EXIT_OK;
+        eprintln!(
+            "{} backup(s) checked: {}",
+            targets.len(),
+            if failed { "some FAILED (see above)" } else { "all good" }
+        );
+    }
+    worst
+}
+
+fn verify_one(
+    b: &backup::BackupRef,
+    expected: Option<&[Recipient]>,
+    identity: Option<&std::path::Path>,
+    no_progress: bool,
+) -> u8 {
+    let stanzas = match backup::verify_without_key(b.store.as_ref(), &b.name, expected) {
         Ok(s) => s,
         Err(e) => return exit_for(&e),
     };
     eprintln!(
         "{}: ciphertext hash matches, encrypted to {} recipient(s) {:?}{}",
-        path.display(),
+        b.label(),
         stanzas.len(),
         stanzas,
         if expected.is_some() { " as configured" } else { "" }
     );
-    if let Some(identity) = args.identity {
-        let total = std::fs::metadata(&path).map(|m| m.len()).ok();
-        let result = with_progress(!args.no_progress, total, "verifying", |progress| {
-            restore::verify(&path, &identity, progress)
+    if let Some(identity) = identity {
+        let total = backup_size(b);
+        let result = with_progress(!no_progress, total, "verifying", |progress| {
+            restore::verify(b, identity, progress)
         });
         match result {
             Ok(s) => eprintln!(
                 "{}: decrypted, {} entries, {} files ({}) match the manifest",
-                path.display(),
+                b.label(),
                 s.entries,
                 s.files,
                 human(s.bytes)
@@ -482,51 +555,68 @@ pub fn run_verify(config: &Config, args: VerifyArgs) -> u8 {
 }
 
 /// `sidecar backups list`.
-pub fn run_list(config: &Config, from: Option<PathBuf>, identity: Option<PathBuf>) -> u8 {
-    let from = from.unwrap_or_else(|| config.backup.dest.clone());
+pub fn run_list(config: &Config, from: Option<String>, identity: Option<PathBuf>, fast: bool) -> u8 {
+    let store = match store_or_default(config, from) {
+        Ok(s) => s,
+        Err(e) => return exit_for(&e),
+    };
     let identities = match identity.as_deref().map(backup::crypto::read_identities).transpose() {
         Ok(i) => i,
         Err(e) => return exit_for(&e),
     };
-    let list = match backup::list_backups(&from) {
+    let objects = match store.list() {
         Ok(l) => l,
         Err(e) => return exit_for(&e),
     };
+    let list = backup::sorted_backups(&objects);
     println!(
         "{:<48} {:<20} {:>10}  {:<8} {:>8} {:>10}",
-        "backup", "created (UTC)", "size", "checksum", "files", "content"
+        "backup", "created (UTC)", "size", "verified", "files", "content"
     );
-    for p in &list {
-        let size = std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
-        let sums = if backup::checksum_path(p).exists() {
-            "present"
+    let mut bad = 0;
+    for name in &list {
+        let size = objects.iter().find(|o| &o.name == name).map(|o| o.size).unwrap_or(0);
+        let verified = if fast {
+            "-"
         } else {
-            "missing"
+            match backup::verify_without_key(store.as_ref(), name, None) {
+                Ok(_) => "yes",
+                Err(e) => {
+                    bad += 1;
+                    eprintln!("{name}: {e}");
+                    "FAILED"
+                }
+            }
         };
-        let created = backup::backup_time(p)
+        let created = backup::backup_time(name)
             .map(|t| backup::rfc3339(std::time::UNIX_EPOCH + Duration::from_secs(t.max(0) as u64)))
             .unwrap_or_default();
         let (files, content) = match &identities {
-            Some(ids) => match backup::read_index(&backup::index_path(p), ids) {
+            Some(ids) => match backup::read_index(store.as_ref(), name, ids) {
                 Ok(ix) => (ix.totals.files.to_string(), human(ix.totals.bytes)),
                 Err(_) => ("?".into(), "no index".into()),
             },
             None => ("-".into(), "-".into()),
         };
         println!(
-            "{:<48} {:<20} {:>10}  {sums:<8} {files:>8} {content:>10}",
-            p.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
-            created,
+            "{name:<48} {created:<20} {:>10}  {verified:<8} {files:>8} {content:>10}",
             human(size)
         );
     }
-    eprintln!("{} backup(s) in {}", list.len(), from.display());
+    eprintln!("{} backup(s) in {}", list.len(), store.describe());
+    if bad > 0 {
+        eprintln!("{bad} backup(s) FAILED the ciphertext check: run `sidecar verify NAME` for details");
+        return EXIT_FINDINGS;
+    }
     EXIT_OK
 }
 
 /// `sidecar prune`.
 pub fn run_prune(config: &Config, args: PruneArgs) -> u8 {
-    let from = args.from.unwrap_or_else(|| config.backup.dest.clone());
+    let store = match store_or_default(config, args.from) {
+        Ok(s) => s,
+        Err(e) => return exit_for(&e),
+    };
     let mut policy = config.backup.retention.clone();
     let set = |field: &mut u32, v: Option<u32>| {
         if let Some(v) = v {
@@ -548,11 +638,11 @@ pub fn run_prune(config: &Config, args: PruneArgs) -> u8 {
         );
         return EXIT_ERROR;
     }
-    match backup::prune(&from, &config.backup.name, &policy, args.dry_run) {
+    match backup::prune(store.as_ref(), &config.backup.name, &policy, args.dry_run) {
         Ok(decisions) => {
             let mut deleted = 0;
             for d in &decisions {
-                let name = d.path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+                let name = &d.name;
                 if d.reasons.is_empty() {
                     deleted += 1;
                     println!("{} {name}", if args.dry_run { "would delete" } else { "deleted" });
@@ -565,7 +655,7 @@ pub fn run_prune(config: &Config, args: PruneArgs) -> u8 {
                 deleted,
                 decisions.len(),
                 if args.dry_run { "would be deleted" } else { "deleted" },
-                from.display()
+                store.describe()
             );
             EXIT_OK
         }

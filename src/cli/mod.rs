@@ -168,7 +168,9 @@ fn run_cli(cli: Cli) -> u8 {
         Command::Backup(args) => Ok(backup::run_backup(&config, args)),
         Command::Restore(args) => Ok(backup::run_restore(&config, args)),
         Command::Verify(args) => Ok(backup::run_verify(&config, args)),
-        Command::Backups(BackupsCommand::List { from, identity }) => Ok(backup::run_list(&config, from, identity)),
+        Command::Backups(BackupsCommand::List { from, identity, fast }) => {
+            Ok(backup::run_list(&config, from, identity, fast))
+        }
         Command::Prune(args) => Ok(backup::run_prune(&config, args)),
     };
     match result {
