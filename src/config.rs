@@ -117,6 +117,15 @@ pub struct BackupConfig {
     pub timezone: String,
     /// Up to this many seconds of per-host delay added to each scheduled run (spreads a fleet).
     pub jitter_seconds: u64,
+    /// Pause running containers carrying `pause_label` through the Docker API while the source is
+    /// read (consistent SQLite databases and their `-wal` files). Without the Docker socket, a warning.
+    pub pause: bool,
+    /// Label of the containers to pause, `key=value` or `key`. A hosting provider running several
+    /// stacks on one host gives each its own value.
+    pub pause_label: String,
+    /// Longest pause in seconds; then the containers are unpaused and the backup goes on with a
+    /// warning that it may be inconsistent.
+    pub pause_max_seconds: u64,
     /// Which backups `sidecar prune` keeps (also applied after each scheduled backup).
     pub retention: crate::backup::retention::Policy,
 }
@@ -134,6 +143,9 @@ impl Default for BackupConfig {
             schedule: "@daily".into(),
             timezone: "UTC".into(),
             jitter_seconds: 0,
+            pause: true,
+            pause_label: "sidecar.backup.pause=true".into(),
+            pause_max_seconds: 600,
             retention: crate::backup::retention::Policy::default(),
         }
     }
@@ -219,6 +231,11 @@ impl Config {
         if !name_ok(&self.backup.name) || self.backup.name.starts_with('.') {
             return Err(ConfigError::Invalid(
                 "backup.name must be letters, digits, `_`, `-` or `.` and not start with `.`".into(),
+            ));
+        }
+        if self.backup.pause && (self.backup.pause_label.trim().is_empty() || self.backup.pause_max_seconds == 0) {
+            return Err(ConfigError::Invalid(
+                "backup.pause_label must not be empty and backup.pause_max_seconds must be at least 1 (or set backup.pause = false)".into(),
             ));
         }
         if self.docker_root.as_os_str().is_empty() {

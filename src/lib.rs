@@ -15,6 +15,7 @@
 pub mod backup;
 pub mod cli;
 pub mod config;
+pub mod docker;
 pub mod fsutil;
 pub mod logs;
 pub mod redact;

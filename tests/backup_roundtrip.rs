@@ -84,6 +84,7 @@ fn make_backup(src: &Path, dest: &Path, recipient: Recipient) -> backup::BackupR
         threads: 2,
         progress: None,
         stop: None,
+        pause: None,
     })
     .unwrap()
 }

@@ -5,6 +5,7 @@
 pub mod archive;
 pub mod crypto;
 pub mod manifest;
+pub mod pause;
 pub mod restore;
 pub mod retention;
 pub mod schedule;
@@ -109,6 +110,8 @@ pub struct BackupOptions {
     pub progress: Option<std::sync::Arc<Progress>>,
     /// Set to stop a running backup (SIGTERM): it ends with [`BackupError::Interrupted`].
     pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// Containers to pause while the source is read (`None`: pause nothing).
+    pub pause: Option<pause::PauseOptions>,
 }
 
 /// A finished backup.
@@ -124,6 +127,10 @@ pub struct BackupResult {
     pub sha256: String,
     /// What it holds.
     pub summary: archive::ArchiveSummary,
+    /// Containers paused while the source was read.
+    pub paused: Vec<String>,
+    /// The maximum pause time ran out before the source was read: not consistent.
+    pub pause_expired: bool,
 }
 
 /// A UTC timestamp for file names: `20261127T013000Z`.
@@ -329,6 +336,7 @@ pub fn run_scheduled(
             threads: opts.threads,
             progress: None,
             stop: Some(stop.clone()),
+            pause: opts.pause.clone(),
         };
         match create_backup(&run) {
             Ok(result) => {
@@ -631,7 +639,13 @@ pub fn create_backup(opts: &BackupOptions) -> Result<BackupResult, BackupError> 
     store.prepare()?;
     let name = format!("{}-{}{}", opts.name, stamp(started), SUFFIX);
     let upload = store.create(&name)?;
+    let guard = opts.pause.as_ref().map(pause::pause).transpose()?;
     let result = write_backup(opts, started, upload, &store.locate(&name));
+    let (paused, pause_expired) = match &guard {
+        Some(g) => (g.names().to_vec(), g.expired()),
+        None => (Vec::new(), false),
+    };
+    drop(guard); // unpause now, also when the backup failed
     let (bytes, sha256, summary) = match result {
         Ok(r) => r,
         Err(e) => {
@@ -662,6 +676,8 @@ pub fn create_backup(opts: &BackupOptions) -> Result<BackupResult, BackupError> 
         bytes,
         sha256,
         summary,
+        paused,
+        pause_expired,
     })
 }
 

@@ -288,6 +288,7 @@ pub fn run_backup(config: &Config, args: BackupArgs) -> u8 {
         threads,
         progress: None,
         stop: None,
+        pause: pause_options(config),
     };
     if args.schedule {
         return run_schedule(config, opts);
@@ -306,6 +307,7 @@ pub fn run_backup(config: &Config, args: BackupArgs) -> u8 {
     });
     match result {
         Ok(r) => {
+            report_pause(&r);
             let t = &r.summary.totals;
             eprintln!(
                 "backup {} written and verified: {}, {} files ({}) in {} entries, {} changed while read, {} skipped, {:.1} s",
@@ -322,6 +324,40 @@ pub fn run_backup(config: &Config, args: BackupArgs) -> u8 {
             EXIT_OK
         }
         Err(e) => exit_for(&e),
+    }
+}
+
+/// What to pause during backups: `None` when pausing is off or the Docker API is unreachable (then
+/// with a warning, since labelled containers would be backed up live).
+fn pause_options(config: &Config) -> Option<backup::pause::PauseOptions> {
+    if !config.backup.pause {
+        return None;
+    }
+    match crate::docker::Docker::connect() {
+        Ok(docker) => Some(backup::pause::PauseOptions {
+            docker: Arc::new(docker),
+            label: config.backup.pause_label.clone(),
+            max: Duration::from_secs(config.backup.pause_max_seconds),
+            journal: config.state_dir.join("backup-paused.json"),
+        }),
+        Err(e) => {
+            eprintln!(
+                "warning: containers labelled {} cannot be paused during backups: {e} (or set backup.pause = false)",
+                config.backup.pause_label
+            );
+            None
+        }
+    }
+}
+
+fn report_pause(r: &backup::BackupResult) {
+    if !r.paused.is_empty() {
+        eprintln!("paused while reading the source: {}", r.paused.join(", "));
+    }
+    if r.pause_expired {
+        eprintln!(
+            "warning: the maximum pause time (backup.pause_max_seconds) ran out before the source was read; containers were unpaused early and this backup may be inconsistent"
+        );
     }
 }
 
@@ -393,6 +429,7 @@ fn run_schedule(config: &Config, opts: BackupOptions) -> u8 {
                 )
             }
             backup::ScheduledEvent::Done(r) => {
+                report_pause(&r);
                 eprintln!("backup {} written and verified: {}", r.location, human(r.bytes));
                 println!("{}", r.location);
             }
