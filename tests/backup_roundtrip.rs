@@ -30,6 +30,13 @@ fn tree(root: &Path) {
     fs::set_permissions(root.join("agents"), fs::Permissions::from_mode(0o750)).unwrap();
     let t = filetime::FileTime::from_unix_time(1_700_000_000, 123_456_789);
     filetime::set_file_times(root.join("empty"), t, t).unwrap();
+    // A named pipe (some agents' tools leave one): restored as a pipe, with its mode.
+    let ok = std::process::Command::new("mkfifo")
+        .args(["-m", "0640"])
+        .arg(root.join("agents/control.fifo"))
+        .status()
+        .unwrap();
+    assert!(ok.success());
 }
 
 /// path → (kind, mode, mtime s, mtime ns, content or link target, inode group)
@@ -46,6 +53,8 @@ fn snapshot(root: &Path) -> Vec<(String, String, u32, i64, i64, Vec<u8>)> {
             )
         } else if md.is_dir() {
             ("dir", Vec::new())
+        } else if std::os::unix::fs::FileTypeExt::is_fifo(&md.file_type()) {
+            ("fifo", Vec::new())
         } else {
             ("file", fs::read(e.path()).unwrap())
         };

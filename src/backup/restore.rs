@@ -371,6 +371,7 @@ fn extract(
         file_hashes.write_all(b"\n").map_err(spool_err)
     };
     let mut dirs: Vec<Meta> = Vec::new();
+    let mut last_parent: Option<PathBuf> = None;
     let mut manifest: Option<tempfile::NamedTempFile> = None;
     // Content errors (corruption, truncation) surface as I/O errors from the decrypting reader.
     let corrupt = |e: io::Error| invalid(file_path, format!("damaged or truncated ({e})"));
@@ -443,7 +444,12 @@ fn extract(
         };
         let dest = staging.join(&rel);
         let ioerr = |what: &str, e: io::Error| BackupError::io(format!("{what} {}", dest.display()), e);
-        prepare_parents(staging, &rel).map_err(|e| match e.kind() {
+        // Entries come in walk order, so consecutive ones share their parent: once checked to be
+        // real directories, the same parents need no new check (in the private staging directory,
+        // an existing directory is never replaced: later entries cannot turn it into a symlink).
+        let parent = rel.parent().map(Path::to_path_buf);
+        let known = parent.is_some() && parent == last_parent;
+        (if known { Ok(()) } else { prepare_parents(staging, &rel) }).map_err(|e| match e.kind() {
             io::ErrorKind::NotADirectory => invalid(
                 file_path,
                 format!(
@@ -453,6 +459,7 @@ fn extract(
             ),
             _ => ioerr("restoring", e),
         })?;
+        last_parent = parent;
         match kind {
             EntryType::Directory => {
                 match fs::symlink_metadata(&dest) {
@@ -483,7 +490,7 @@ fn extract(
                 record_hash(&rel, hash)?;
                 summary.bytes += n_total;
                 super::Progress::add(progress, 0, 1);
-                apply_meta(&dest, &meta, root, false, &mut summary)?;
+                apply_meta(&dest, &meta, root, Special::No, &mut summary)?;
             }
             EntryType::Symlink => {
                 let target = header
@@ -492,7 +499,7 @@ fn extract(
                 clear_slot(&dest).map_err(|e| ioerr("replacing", e))?;
                 std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&target), &dest)
                     .map_err(|e| ioerr("creating symlink", e))?;
-                apply_meta(&dest, &meta, root, true, &mut summary)?;
+                apply_meta(&dest, &meta, root, Special::Symlink, &mut summary)?;
             }
             EntryType::Link => {
                 let target_rel = hardlink_target(file_path, &header, &rel)?;
@@ -505,10 +512,16 @@ fn extract(
                 fs::hard_link(&src, &dest).map_err(|e| ioerr("linking", e))?;
             }
             EntryType::Fifo => {
-                summary.warnings.push(format!(
-                    "named pipe {} not restored (recreate it if needed)",
-                    rel.display()
-                ));
+                clear_slot(&dest).map_err(|e| ioerr("replacing", e))?;
+                rustix::fs::mknodat(
+                    rustix::fs::CWD,
+                    &dest,
+                    rustix::fs::FileType::Fifo,
+                    rustix::fs::Mode::from_raw_mode(0o600),
+                    0,
+                )
+                .map_err(|e| ioerr("creating named pipe", e.into()))?;
+                apply_meta(&dest, &meta, root, Special::Fifo, &mut summary)?;
             }
             other => return Err(unknown_entry(file_path, &rel, other)),
         }
@@ -606,7 +619,7 @@ fn extract(
     if let Some(staging) = staging {
         dirs.sort_by_key(|d| std::cmp::Reverse(d.rel.components().count()));
         for d in &dirs {
-            apply_meta(&staging.join(&d.rel), d, root, false, &mut summary)?;
+            apply_meta(&staging.join(&d.rel), d, root, Special::No, &mut summary)?;
         }
     }
     Ok(summary)
@@ -714,18 +727,26 @@ pub fn verify(
     extract(backup, identity, &identities, None, &[], &progress)
 }
 
+/// What `apply_meta` must not do to an entry: follow a symlink, or open a named pipe (which blocks).
+#[derive(PartialEq, Eq, Clone, Copy)]
+enum Special {
+    No,
+    Symlink,
+    Fifo,
+}
+
 fn apply_meta(
     dest: &Path,
     meta: &Meta,
     root: bool,
-    symlink: bool,
+    special: Special,
     summary: &mut RestoreSummary,
 ) -> Result<(), BackupError> {
     let ioerr = |what: &str, e: io::Error| BackupError::io(format!("{what} {}", dest.display()), e);
     if root {
         std::os::unix::fs::lchown(dest, Some(meta.uid as u32), Some(meta.gid as u32)).map_err(|e| ioerr("chown", e))?;
     }
-    if symlink {
+    if special == Special::Symlink {
         filetime::set_symlink_file_times(dest, meta.mtime, meta.mtime).map_err(|e| ioerr("setting times of", e))?;
         return Ok(());
     }
@@ -737,7 +758,12 @@ fn apply_meta(
         }
     }
     fs::set_permissions(dest, fs::Permissions::from_mode(meta.mode)).map_err(|e| ioerr("chmod", e))?;
-    filetime::set_file_times(dest, meta.mtime, meta.mtime).map_err(|e| ioerr("setting times of", e))?;
+    if special == Special::Fifo {
+        // utimensat on the path itself: opening a pipe would wait for a writer.
+        filetime::set_symlink_file_times(dest, meta.mtime, meta.mtime).map_err(|e| ioerr("setting times of", e))?;
+    } else {
+        filetime::set_file_times(dest, meta.mtime, meta.mtime).map_err(|e| ioerr("setting times of", e))?;
+    }
     Ok(())
 }
 
