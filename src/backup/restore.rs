@@ -372,6 +372,8 @@ fn extract(
     };
     let mut dirs: Vec<Meta> = Vec::new();
     let mut last_parent: Option<PathBuf> = None;
+    // One copy buffer for every entry (zeroing a fresh one per file dominated small-file restores).
+    let mut scratch = vec![0u8; 256 << 10];
     let mut manifest: Option<tempfile::NamedTempFile> = None;
     // Content errors (corruption, truncation) surface as I/O errors from the decrypting reader.
     let corrupt = |e: io::Error| invalid(file_path, format!("damaged or truncated ({e})"));
@@ -429,7 +431,8 @@ fn extract(
             // Verification only (or not selected): hash contents, check links, write nothing.
             match kind {
                 EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
-                    let (hash, n) = hash_entry(&mut entry, None).map_err(|e| e.into_backup_error(file_path))?;
+                    let (hash, n) =
+                        hash_entry(&mut entry, None, &mut scratch).map_err(|e| e.into_backup_error(file_path))?;
                     record_hash(&rel, hash)?;
                     summary.bytes += n;
                 }
@@ -482,7 +485,7 @@ fn extract(
                     .mode(0o600)
                     .open(&dest)
                     .map_err(|e| ioerr("creating", e))?;
-                let (hash, n_total) = hash_entry(&mut entry, Some(&mut out)).map_err(|e| match e {
+                let (hash, n_total) = hash_entry(&mut entry, Some(&mut out), &mut scratch).map_err(|e| match e {
                     CopyError::Read(e) => corrupt(e),
                     CopyError::Write(e) => ioerr("writing", e),
                 })?;
@@ -644,14 +647,13 @@ const HOLE_BLOCK: usize = 4096;
 
 /// SHA-256 and length of an entry's content, copied to `out` when given. Whole blocks of zeros are
 /// skipped with a seek, so sparse files come back sparse.
-fn hash_entry(entry: &mut impl Read, mut out: Option<&mut File>) -> Result<(String, u64), CopyError> {
+fn hash_entry(entry: &mut impl Read, mut out: Option<&mut File>, buf: &mut [u8]) -> Result<(String, u64), CopyError> {
     use std::io::Seek;
     let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 256 << 10];
     let mut total = 0u64;
     let mut hole_at_end = false;
     loop {
-        let n = read_full(entry, &mut buf).map_err(CopyError::Read)?;
+        let n = read_full(entry, buf).map_err(CopyError::Read)?;
         if n == 0 {
             if let (Some(out), true) = (out.as_mut(), hole_at_end) {
                 out.set_len(total).map_err(CopyError::Write)?;
@@ -660,15 +662,27 @@ fn hash_entry(entry: &mut impl Read, mut out: Option<&mut File>) -> Result<(Stri
         }
         hasher.update(&buf[..n]);
         if let Some(out) = out.as_mut() {
-            for block in buf[..n].chunks(HOLE_BLOCK) {
-                if block.len() == HOLE_BLOCK && block.iter().all(|&b| b == 0) {
-                    out.seek(io::SeekFrom::Current(HOLE_BLOCK as i64))
+            // Runs of data blocks are written with one call, runs of zero blocks skipped.
+            let data = &buf[..n];
+            let mut at = 0;
+            while at < n {
+                let zero = |i: usize| i + HOLE_BLOCK <= n && data[i..i + HOLE_BLOCK].iter().all(|&b| b == 0);
+                let mut end = at;
+                if zero(at) {
+                    while end < n && zero(end) {
+                        end += HOLE_BLOCK;
+                    }
+                    out.seek(io::SeekFrom::Current((end - at) as i64))
                         .map_err(CopyError::Write)?;
                     hole_at_end = true;
                 } else {
-                    out.write_all(block).map_err(CopyError::Write)?;
+                    while end < n && !zero(end) {
+                        end = (end + HOLE_BLOCK).min(n);
+                    }
+                    out.write_all(&data[at..end]).map_err(CopyError::Write)?;
                     hole_at_end = false;
                 }
+                at = end;
             }
         }
         total += n as u64;
