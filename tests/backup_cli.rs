@@ -7,23 +7,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::Command;
 
-use age::secrecy::ExposeSecret;
-use common::{run, sidecar};
-
-struct Keys {
-    public: String,
-    identity: std::path::PathBuf,
-}
-
-fn keys(dir: &Path) -> Keys {
-    let id = age::x25519::Identity::generate();
-    let identity = dir.join("key.txt");
-    fs::write(&identity, format!("{}\n", id.to_string().expose_secret())).unwrap();
-    Keys {
-        public: id.to_public().to_string(),
-        identity,
-    }
-}
+use common::{keys, run, sidecar, tree_bytes};
 
 fn data(root: &Path) {
     fs::create_dir_all(root.join("workspace/notes")).unwrap();
@@ -38,27 +22,6 @@ fn stdout(o: &std::process::Output) -> String {
 
 fn stderr(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn tree_bytes(root: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut out = Vec::new();
-    for e in walkdir::WalkDir::new(root).min_depth(1).sort_by_file_name() {
-        let e = e.unwrap();
-        let rel = e.path().strip_prefix(root).unwrap().display().to_string();
-        if rel.starts_with(".sidecar-manifest") {
-            continue;
-        }
-        let ft = e.file_type();
-        let content = if ft.is_symlink() {
-            fs::read_link(e.path()).unwrap().into_os_string().into_encoded_bytes()
-        } else if ft.is_file() {
-            fs::read(e.path()).unwrap()
-        } else {
-            b"<dir>".to_vec()
-        };
-        out.push((rel, content));
-    }
-    out
 }
 
 #[test]

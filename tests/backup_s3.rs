@@ -12,8 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use age::secrecy::ExposeSecret;
-use common::{run, sidecar};
+use common::{keys, run, sidecar, tree_bytes};
 
 /// A moto S3 server on a free loopback port, killed on drop.
 struct Moto {
@@ -99,21 +98,6 @@ impl Drop for Moto {
     }
 }
 
-struct Keys {
-    public: String,
-    identity: std::path::PathBuf,
-}
-
-fn keys(dir: &Path) -> Keys {
-    let id = age::x25519::Identity::generate();
-    let identity = dir.join("key.txt");
-    fs::write(&identity, format!("{}\n", id.to_string().expose_secret())).unwrap();
-    Keys {
-        public: id.to_public().to_string(),
-        identity,
-    }
-}
-
 /// Incompressible bytes (xorshift), so the backup spans several 8 MiB parts.
 fn noise(len: usize, mut seed: u64) -> Vec<u8> {
     let mut out = Vec::with_capacity(len + 8);
@@ -132,26 +116,6 @@ fn data(root: &Path, big: usize) {
     fs::write(root.join("openclaw.json"), b"{\"agents\":{}}\n").unwrap();
     fs::write(root.join("workspace/media.bin"), noise(big, 0x9e37_79b9_7f4a_7c15)).unwrap();
     std::os::unix::fs::symlink("media.bin", root.join("workspace/latest")).unwrap();
-}
-
-fn tree(root: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut out = Vec::new();
-    for e in walkdir::WalkDir::new(root).min_depth(1).sort_by_file_name() {
-        let e = e.unwrap();
-        let rel = e.path().strip_prefix(root).unwrap().display().to_string();
-        if rel.starts_with(".sidecar-manifest") {
-            continue;
-        }
-        let c = if e.file_type().is_symlink() {
-            fs::read_link(e.path()).unwrap().into_os_string().into_encoded_bytes()
-        } else if e.file_type().is_file() {
-            fs::read(e.path()).unwrap()
-        } else {
-            b"<dir>".to_vec()
-        };
-        out.push((rel, c));
-    }
-    out
 }
 
 fn s3_env<'a>(cmd: &'a mut Command, endpoint: &str) -> &'a mut Command {
@@ -204,19 +168,7 @@ fn backup_list_verify_restore_and_prune_on_s3() {
     assert_eq!(listing.matches(" yes ").count(), 2, "{listing}");
     assert!(listing.contains("20.0 MiB"), "{listing}");
 
-    let out = run(s3_env(&mut sidecar(tmp.path()), &moto.url())
-        .args(["verify", "--all", "--from", dest, "--identity"])
-        .arg(&k.identity));
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-
-    let target = tmp.path().join("restored");
-    let out = run(s3_env(&mut sidecar(tmp.path()), &moto.url())
-        .args(["restore", "latest", "--from", dest, "--to"])
-        .arg(&target)
-        .arg("--identity")
-        .arg(&k.identity));
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(tree(&src), tree(&target));
+    verify_and_restore(&moto, tmp.path(), dest, "--all", &k, &src);
 
     let out = run(s3_env(&mut sidecar(tmp.path()), &moto.url()).args(["prune", "--from", dest, "--keep-last", "1"]));
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -342,16 +294,21 @@ fn server_gone_mid_upload_leaves_no_backup_and_harms_none() {
 
     // Nothing new is visible; the earlier backup still verifies and restores.
     assert_eq!(moto.keys("backups", "host-2"), before);
-    let out = run(s3_env(&mut sidecar(tmp.path()), &moto.url())
-        .args(["verify", "latest", "--from", dest, "--identity"])
+    verify_and_restore(&moto, tmp.path(), dest, "latest", &k, &src);
+}
+
+/// `sidecar verify WHICH --identity` passes, and `restore latest` reproduces `src`.
+fn verify_and_restore(moto: &Moto, tmp: &Path, dest: &str, which: &str, k: &common::Keys, src: &Path) {
+    let out = run(s3_env(&mut sidecar(tmp), &moto.url())
+        .args(["verify", which, "--from", dest, "--identity"])
         .arg(&k.identity));
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let target = tmp.path().join("restored");
-    let out = run(s3_env(&mut sidecar(tmp.path()), &moto.url())
+    let target = tmp.join("restored");
+    let out = run(s3_env(&mut sidecar(tmp), &moto.url())
         .args(["restore", "latest", "--from", dest, "--to"])
         .arg(&target)
         .arg("--identity")
         .arg(&k.identity));
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(tree(&src), tree(&target));
+    assert_eq!(tree_bytes(src), tree_bytes(&target));
 }

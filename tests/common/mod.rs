@@ -71,3 +71,48 @@ pub fn github_token(body30: &str) -> String {
         sidecar::redact::validate::base62(crc32fast::hash(body30.as_bytes()) as u64, 6)
     )
 }
+
+/// A fresh age key pair: the public recipient and the identity file written in `dir`.
+pub struct Keys {
+    /// `age1…`.
+    pub public: String,
+    /// The identity file.
+    pub identity: PathBuf,
+}
+
+/// Generate [`Keys`] in `dir`.
+pub fn keys(dir: &Path) -> Keys {
+    use age::secrecy::ExposeSecret;
+    let id = age::x25519::Identity::generate();
+    let identity = dir.join("key.txt");
+    std::fs::write(&identity, format!("{}\n", id.to_string().expose_secret())).unwrap();
+    Keys {
+        public: id.to_public().to_string(),
+        identity,
+    }
+}
+
+/// A tree as (relative path, content or link target or `<dir>`), sorted, without the backup manifest.
+pub fn tree_bytes(root: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for e in walkdir::WalkDir::new(root).min_depth(1).sort_by_file_name() {
+        let e = e.unwrap();
+        let rel = e.path().strip_prefix(root).unwrap().display().to_string();
+        if rel.starts_with(".sidecar-manifest") {
+            continue;
+        }
+        let ft = e.file_type();
+        let content = if ft.is_symlink() {
+            std::fs::read_link(e.path())
+                .unwrap()
+                .into_os_string()
+                .into_encoded_bytes()
+        } else if ft.is_file() {
+            std::fs::read(e.path()).unwrap()
+        } else {
+            b"<dir>".to_vec()
+        };
+        out.push((rel, content));
+    }
+    out
+}
