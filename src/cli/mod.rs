@@ -51,9 +51,12 @@ pub enum Command {
     Rules(RulesArgs),
     /// Back up a directory (the openclaw_data volume) into one encrypted `.tar.zst.age` file.
     ///
-    /// Streams: nothing is staged. The file is written under a temporary name, fsynced, renamed,
-    /// then re-read and verified (ciphertext SHA-256, recorded in `<backup>.sha256`, and the age
-    /// header's recipients). `age -d -i KEY F | zstd -d | tar -x` restores it without sidecar.
+    /// Streams: nothing is staged. In a local directory the file is written under a temporary name,
+    /// fsynced and renamed; on S3 (`--to s3://bucket/prefix`) it is a multipart upload that appears
+    /// only when complete. Then it is re-read from the destination and verified (ciphertext SHA-256,
+    /// recorded in `<backup>.sha256`, and the age header's recipients). Containers labelled
+    /// `sidecar.backup.pause=true` are paused while the source is read. `age -d -i KEY F | zstd -d |
+    /// tar -x` restores a backup without sidecar.
     #[command(after_help = backup::BACKUP_EXIT_CODES)]
     Backup(BackupArgs),
     /// Restore a backup into a directory, checking every file against the backup's manifest.
@@ -72,8 +75,9 @@ pub enum Command {
     Backups(BackupsCommand),
     /// Delete the backups the retention policy (`backup.retention`) does not keep.
     ///
-    /// Only files named `<backup.name>-<stamp>.tar.zst.age` (and their `.sha256`) and day-old
-    /// `.partial` files of killed backups are touched; the newest complete backup is always kept.
+    /// Only files named `<backup.name>-<stamp>.tar.zst.age` (and their `.sha256` and `.index.age`)
+    /// and day-old `.partial` files of killed backups are touched; the newest complete backup is
+    /// always kept.
     #[command(after_help = backup::BACKUP_EXIT_CODES)]
     Prune(PruneArgs),
 }
