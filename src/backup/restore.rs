@@ -489,11 +489,12 @@ fn extract(
                     CopyError::Read(e) => corrupt(e),
                     CopyError::Write(e) => ioerr("writing", e),
                 })?;
+                // Through the open file: no path lookups, and nothing else can be reached.
+                apply_file_meta(&out, &dest, &meta, root, &mut summary)?;
                 drop(out);
                 record_hash(&rel, hash)?;
                 summary.bytes += n_total;
                 super::Progress::add(progress, 0, 1);
-                apply_meta(&dest, &meta, root, Special::No, &mut summary)?;
             }
             EntryType::Symlink => {
                 let target = header
@@ -739,6 +740,31 @@ pub fn verify(
 ) -> Result<RestoreSummary, BackupError> {
     let identities = super::crypto::read_identities(identity)?;
     extract(backup, identity, &identities, None, &[], &progress)
+}
+
+/// Owner, xattrs, mode and mtime of a restored regular file, set through its open handle.
+fn apply_file_meta(
+    file: &File,
+    dest: &Path,
+    meta: &Meta,
+    root: bool,
+    summary: &mut RestoreSummary,
+) -> Result<(), BackupError> {
+    use xattr::FileExt as _;
+    let ioerr = |what: &str, e: io::Error| BackupError::io(format!("{what} {}", dest.display()), e);
+    if root {
+        std::os::unix::fs::fchown(file, Some(meta.uid as u32), Some(meta.gid as u32)).map_err(|e| ioerr("chown", e))?;
+    }
+    for (name, value) in &meta.xattrs {
+        if let Err(e) = file.set_xattr(name, value) {
+            summary
+                .warnings
+                .push(format!("xattr {name} on {}: {e}", meta.rel.display()));
+        }
+    }
+    file.set_permissions(fs::Permissions::from_mode(meta.mode))
+        .map_err(|e| ioerr("chmod", e))?;
+    filetime::set_file_handle_times(file, Some(meta.mtime), Some(meta.mtime)).map_err(|e| ioerr("setting times of", e))
 }
 
 /// What `apply_meta` must not do to an entry: follow a symlink, or open a named pipe (which blocks).
