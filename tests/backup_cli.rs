@@ -16,6 +16,18 @@ fn data(root: &Path) {
     std::os::unix::fs::symlink("notes/a.md", root.join("workspace/latest.md")).unwrap();
 }
 
+/// `sidecar backup --source SRC --to DEST -r PUBLIC`, which must succeed.
+fn backup_ok(state: &Path, src: &Path, dest: &Path, public: &str) -> std::process::Output {
+    let out = run(sidecar(state)
+        .args(["backup", "--source"])
+        .arg(src)
+        .arg("--to")
+        .arg(dest)
+        .args(["-r", public]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    out
+}
+
 fn stdout(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -31,13 +43,7 @@ fn operator_round_trip_through_the_cli() {
     data(&src);
     let k = keys(tmp.path());
     let dest = tmp.path().join("backups");
-    let out = run(sidecar(tmp.path())
-        .args(["backup", "--source"])
-        .arg(&src)
-        .arg("--to")
-        .arg(&dest)
-        .args(["-r", &k.public]));
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = backup_ok(tmp.path(), &src, &dest, &k.public);
     let path = stdout(&out).trim().to_string();
     assert!(Path::new(&path).exists() && path.ends_with(".tar.zst.age"), "{path}");
     assert!(stderr(&out).contains("written and verified"), "{}", stderr(&out));
@@ -118,13 +124,7 @@ fn operator_round_trip_through_the_cli() {
 
     // A second backup, then a restore drill over both.
     std::thread::sleep(std::time::Duration::from_millis(1100));
-    let out = run(sidecar(tmp.path())
-        .args(["backup", "--source"])
-        .arg(&src)
-        .arg("--to")
-        .arg(&dest)
-        .args(["-r", &k.public]));
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    backup_ok(tmp.path(), &src, &dest, &k.public);
     let out = run(sidecar(tmp.path())
         .args(["verify", "--all", "--from"])
         .arg(&dest)
@@ -194,13 +194,7 @@ fn the_standard_tools_restore_a_backup_without_sidecar() {
     let src = tmp.path().join("data");
     data(&src);
     let k = keys(tmp.path());
-    let out = run(sidecar(tmp.path())
-        .args(["backup", "--source"])
-        .arg(&src)
-        .arg("--to")
-        .arg(tmp.path().join("b"))
-        .args(["-r", &k.public]));
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = backup_ok(tmp.path(), &src, &tmp.path().join("b"), &k.public);
     let path = stdout(&out).trim().to_string();
     let target = tmp.path().join("by-hand").tap_mkdir();
     let status = Command::new("sh")
@@ -325,13 +319,7 @@ fn prune_keeps_what_the_policy_says_and_touches_only_its_own_files() {
     data(&src);
     let k = keys(tmp.path());
     let dest = tmp.path().join("backups");
-    let out = run(sidecar(tmp.path())
-        .args(["backup", "--source"])
-        .arg(&src)
-        .arg("--to")
-        .arg(&dest)
-        .args(["-r", &k.public]));
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = backup_ok(tmp.path(), &src, &dest, &k.public);
     let made = std::path::PathBuf::from(stdout(&out).trim());
     // Ten daily backups, 2026-11-01 .. 2026-11-10, from copies of the real one.
     for day in 1..=10 {

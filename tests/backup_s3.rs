@@ -56,8 +56,8 @@ impl Moto {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    /// One plain HTTP request (moto does not check signatures); returns the status code.
-    fn request(&self, method: &str, path: &str) -> u16 {
+    /// One plain HTTP request without a body (moto does not check signatures); the whole response.
+    fn http(&self, method: &str, path: &str) -> String {
         let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
         write!(
             s,
@@ -67,20 +67,22 @@ impl Moto {
         .unwrap();
         let mut resp = String::new();
         s.read_to_string(&mut resp).unwrap();
-        resp.split_whitespace().nth(1).unwrap().parse().unwrap()
+        resp
+    }
+
+    /// The status code of a request.
+    fn request(&self, method: &str, path: &str) -> u16 {
+        self.http(method, path)
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap()
     }
 
     /// Keys under `prefix/` in `bucket` (ListObjectsV2 XML, parsed crudely).
     fn keys(&self, bucket: &str, prefix: &str) -> Vec<String> {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        write!(
-            s,
-            "GET /{bucket}?list-type=2&prefix={prefix}/ HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n",
-            self.port
-        )
-        .unwrap();
-        let mut resp = String::new();
-        s.read_to_string(&mut resp).unwrap();
+        let resp = self.http("GET", &format!("/{bucket}?list-type=2&prefix={prefix}/"));
         let mut out: Vec<String> = resp
             .split("<Key>")
             .skip(1)
