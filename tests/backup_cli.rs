@@ -47,7 +47,7 @@ fn operator_round_trip_through_the_cli() {
     let path = stdout(&out).trim().to_string();
     assert!(Path::new(&path).exists() && path.ends_with(".tar.zst.age"), "{path}");
     assert!(stderr(&out).contains("written and verified"), "{}", stderr(&out));
-    let sums = fs::read_to_string(format!("{path}.sha256")).unwrap();
+    let sums = fs::read_to_string(format!("{path}.b3")).unwrap();
     assert!(sums.ends_with(".tar.zst.age\n") && sums.len() > 66, "{sums}");
 
     let out = run(sidecar(tmp.path()).args(["backups", "list", "--from"]).arg(&dest));
@@ -186,8 +186,8 @@ fn tool(name: &str) -> bool {
 
 #[test]
 fn the_standard_tools_restore_a_backup_without_sidecar() {
-    if !(tool("age") && tool("zstd") && tool("tar")) {
-        eprintln!("skipped: age, zstd or tar not installed");
+    if !(tool("age") && tool("zstd") && tool("tar") && tool("b3sum")) {
+        eprintln!("skipped: age, zstd, tar or b3sum not installed");
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -196,6 +196,24 @@ fn the_standard_tools_restore_a_backup_without_sidecar() {
     let k = keys(tmp.path());
     let out = backup_ok(tmp.path(), &src, &tmp.path().join("b"), &k.public);
     let path = stdout(&out).trim().to_string();
+    // The checksum file beside it checks with b3sum, and fails once the backup is damaged.
+    let check = || {
+        Command::new("b3sum")
+            .arg("-c")
+            .arg(format!("{path}.b3"))
+            .current_dir(tmp.path().join("b"))
+            .output()
+            .unwrap()
+    };
+    let ok = check();
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let original = fs::read(&path).unwrap();
+    let mut damaged = original.clone();
+    let mid = damaged.len() / 2;
+    damaged[mid] ^= 1;
+    fs::write(&path, &damaged).unwrap();
+    assert!(!check().status.success(), "b3sum -c must notice a flipped byte");
+    fs::write(&path, &original).unwrap();
     let target = tmp.path().join("by-hand").tap_mkdir();
     let status = Command::new("sh")
         .arg("-c")
@@ -279,10 +297,18 @@ fn hostile_entries_are_refused_and_nothing_escapes() {
             "file missing from the manifest",
             Box::new(|b| {
                 raw_entry(b, b"extra", tar::EntryType::Regular, None, b"x");
-                let manifest = b"{\"line\":\"header\",\"format\":\"sidecar-backup-manifest\",\"version\":1,\"source\":\"/data\",\"created\":\"2026-11-27T00:00:00Z\",\"sidecar\":\"0.1.0\"}\n{\"line\":\"totals\",\"entries\":0,\"files\":0,\"bytes\":0,\"changed\":0,\"skipped\":0}\n";
+                let manifest = b"{\"line\":\"header\",\"format\":\"sidecar-backup-manifest\",\"version\":2,\"source\":\"/data\",\"created\":\"2026-11-27T00:00:00Z\",\"sidecar\":\"0.1.0\"}\n{\"line\":\"totals\",\"entries\":0,\"files\":0,\"bytes\":0,\"changed\":0,\"skipped\":0}\n";
                 raw_entry(b, b".sidecar-manifest.jsonl", tar::EntryType::Regular, None, manifest);
             }),
             "does not list",
+        ),
+        (
+            "manifest of another format version",
+            Box::new(|b| {
+                let manifest = b"{\"line\":\"header\",\"format\":\"sidecar-backup-manifest\",\"version\":1,\"source\":\"/data\",\"created\":\"2026-11-27T00:00:00Z\",\"sidecar\":\"0.1.0\"}\n{\"line\":\"totals\",\"entries\":0,\"files\":0,\"bytes\":0,\"changed\":0,\"skipped\":0}\n";
+                raw_entry(b, b".sidecar-manifest.jsonl", tar::EntryType::Regular, None, manifest);
+            }),
+            "manifest version 1",
         ),
         (
             "no manifest",
@@ -325,12 +351,12 @@ fn prune_keeps_what_the_policy_says_and_touches_only_its_own_files() {
     for day in 1..=10 {
         let name = format!("openclaw_data-202611{day:02}T030000Z.tar.zst.age");
         fs::copy(&made, dest.join(&name)).unwrap();
-        let sums = fs::read_to_string(format!("{}.sha256", made.display())).unwrap();
+        let sums = fs::read_to_string(format!("{}.b3", made.display())).unwrap();
         let hash = sums.split_whitespace().next().unwrap();
-        fs::write(dest.join(format!("{name}.sha256")), format!("{hash}  {name}\n")).unwrap();
+        fs::write(dest.join(format!("{name}.b3")), format!("{hash}  {name}\n")).unwrap();
     }
     fs::remove_file(&made).unwrap();
-    fs::remove_file(format!("{}.sha256", made.display())).unwrap();
+    fs::remove_file(format!("{}.b3", made.display())).unwrap();
     fs::write(dest.join("notes.txt"), b"operator notes").unwrap();
     fs::copy(
         dest.join("openclaw_data-20261101T030000Z.tar.zst.age"),
@@ -381,7 +407,7 @@ fn prune_keeps_what_the_policy_says_and_touches_only_its_own_files() {
         .iter()
         .flat_map(|d| {
             let n = format!("openclaw_data-202611{d}T030000Z.tar.zst.age");
-            [n.clone(), format!("{n}.sha256")]
+            [n.clone(), format!("{n}.b3")]
         })
         .collect();
     want.push("notes.txt".into());
@@ -409,16 +435,15 @@ fn prune_keeps_what_the_policy_says_and_touches_only_its_own_files() {
 
 #[test]
 fn a_file_stored_twice_restores_its_later_copy() {
-    use sha2::Digest;
     let tmp = tempfile::tempdir().unwrap();
     let k = keys(tmp.path());
-    let hash = hex::encode(sha2::Sha256::digest(b"second read"));
+    let hash = blake3::hash(b"second read").to_hex();
     let path = hostile_backup(tmp.path(), &k.public, |b| {
         raw_entry(b, b"db.sqlite", tar::EntryType::Regular, None, b"first read");
         raw_entry(b, b"db.sqlite", tar::EntryType::Regular, None, b"second read");
         let manifest = format!(
-            "{{\"line\":\"header\",\"format\":\"sidecar-backup-manifest\",\"version\":1,\"source\":\"/data\",\"created\":\"2026-11-27T00:00:00Z\",\"sidecar\":\"0.1.0\"}}\n\
-             {{\"line\":\"entry\",\"path\":\"db.sqlite\",\"type\":\"file\",\"size\":11,\"mode\":420,\"uid\":0,\"gid\":0,\"mtime_ns\":0,\"sha256\":\"{hash}\"}}\n\
+            "{{\"line\":\"header\",\"format\":\"sidecar-backup-manifest\",\"version\":2,\"source\":\"/data\",\"created\":\"2026-11-27T00:00:00Z\",\"sidecar\":\"0.1.0\"}}\n\
+             {{\"line\":\"entry\",\"path\":\"db.sqlite\",\"type\":\"file\",\"size\":11,\"mode\":420,\"uid\":0,\"gid\":0,\"mtime_ns\":0,\"blake3\":\"{hash}\"}}\n\
              {{\"line\":\"totals\",\"entries\":1,\"files\":1,\"bytes\":11,\"changed\":0,\"skipped\":0}}\n"
         );
         raw_entry(

@@ -122,7 +122,7 @@ fn backup_and_restore_reproduce_the_tree() {
     names.sort();
     assert_eq!(
         names,
-        vec![name.clone(), format!("{name}.index.age"), format!("{name}.sha256")]
+        vec![name.clone(), format!("{name}.b3"), format!("{name}.index.age")]
     );
     // The backup is not plaintext.
     let raw = fs::read(&result_path).unwrap();

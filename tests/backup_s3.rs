@@ -157,7 +157,7 @@ fn backup_list_verify_restore_and_prune_on_s3() {
     let keys_now = moto.keys("backups", "host-1");
     assert_eq!(keys_now.len(), 6, "{keys_now:?}");
     for n in &names {
-        for suffix in ["", ".sha256", ".index.age"] {
+        for suffix in ["", ".b3", ".index.age"] {
             assert!(keys_now.contains(&format!("host-1/{n}{suffix}")), "{keys_now:?}");
         }
     }
@@ -180,7 +180,7 @@ fn backup_list_verify_restore_and_prune_on_s3() {
         [
             format!("host-1/{}", names[1]),
             format!("host-1/{}.index.age", names[1]),
-            format!("host-1/{}.sha256", names[1])
+            format!("host-1/{}.b3", names[1])
         ]
     );
 

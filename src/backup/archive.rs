@@ -8,7 +8,6 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
-use sha2::{Digest, Sha256};
 use tar::{EntryType, Header};
 
 use super::manifest::{self, Kind, Line, Record, Totals, MANIFEST_NAME};
@@ -33,6 +32,18 @@ pub struct ArchiveWriter<W: Write> {
     summary: ArchiveSummary,
     progress: Option<std::sync::Arc<super::Progress>>,
     stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// The read buffer for file contents, [`READ_BLOCK`] bytes, reused.
+    block: Vec<u8>,
+}
+
+/// Open `name` in `dir` for reading if it is (still) a regular file: never follows a symlink and
+/// never blocks on a FIFO that replaced it meanwhile. `None`: look again by path.
+fn open_regular(dir: &File, name: &std::ffi::OsStr) -> Option<(File, fs::Metadata)> {
+    use rustix::fs::{Mode, OFlags};
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY;
+    let file = File::from(rustix::fs::openat(dir, name, flags, Mode::empty()).ok()?);
+    let md = file.metadata().ok()?;
+    md.file_type().is_file().then_some((file, md))
 }
 
 fn rel_string(rel: &Path) -> String {
@@ -87,6 +98,7 @@ impl<W: Write> ArchiveWriter<W> {
             summary: ArchiveSummary::default(),
             progress,
             stop,
+            block: vec![0; READ_BLOCK],
         };
         w.line(&Line::Header(header))?;
         Ok(w)
@@ -119,11 +131,26 @@ impl<W: Write> ArchiveWriter<W> {
                 return Ok(());
             }
         };
-        let mut names: Vec<std::ffi::OsString> = rd.filter_map(|e| e.ok().map(|e| e.file_name())).collect();
-        names.sort();
-        for name in names {
+        let mut names: Vec<(std::ffi::OsString, bool)> = rd
+            .filter_map(|e| {
+                let e = e.ok()?;
+                let is_file = e.file_type().is_ok_and(|t| t.is_file());
+                Some((e.file_name(), is_file))
+            })
+            .collect();
+        names.sort_unstable();
+        // Regular files are opened relative to the directory (no path walk each time) and their
+        // metadata taken from the open handle: one lookup per file instead of three.
+        let dirfd = File::open(dir).ok();
+        for (name, is_file) in names {
             let path = dir.join(&name);
             let rel = rel.join(&name);
+            if let (true, Some(dirfd)) = (is_file, dirfd.as_ref()) {
+                if let Some((file, md)) = open_regular(dirfd, &name) {
+                    self.add_entry(&path, &rel, &md, Some(file))?;
+                    continue;
+                }
+            }
             let md = match fs::symlink_metadata(&path) {
                 Ok(md) => md,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue, // removed meanwhile
@@ -133,7 +160,7 @@ impl<W: Write> ArchiveWriter<W> {
                     continue;
                 }
             };
-            self.add_entry(&path, &rel, &md)?;
+            self.add_entry(&path, &rel, &md, None)?;
         }
         Ok(())
     }
@@ -151,6 +178,18 @@ impl<W: Write> ArchiveWriter<W> {
             format!("{}.{:09}", md.mtime(), md.mtime_nsec()).into_bytes(),
         )];
         (h, pax)
+    }
+
+    /// The same, read through an open handle.
+    fn xattrs_fd(file: &File, pax: &mut Vec<(String, Vec<u8>)>) {
+        use xattr::FileExt;
+        if let Ok(names) = file.list_xattr() {
+            for name in names {
+                if let Ok(Some(value)) = file.get_xattr(&name) {
+                    pax.push((format!("SCHILY.xattr.{}", name.to_string_lossy()), value));
+                }
+            }
+        }
     }
 
     fn xattrs(path: &Path, pax: &mut Vec<(String, Vec<u8>)>) {
@@ -206,7 +245,7 @@ impl<W: Write> ArchiveWriter<W> {
         before: &fs::Metadata,
     ) -> Result<Option<String>, BackupError> {
         let ctx = || format!("reading {}", path.display());
-        let mut hasher = Sha256::new();
+        let mut hasher = blake3::Hasher::new();
         let progress = self.progress.clone();
         let stop = self.stop.clone();
         let read = io::copy(
@@ -233,10 +272,17 @@ impl<W: Write> ArchiveWriter<W> {
         self.tar
             .append_file(rel, file)
             .map_err(|e| BackupError::io("writing the archive", e))?;
-        Ok(Some(hex::encode(hasher.finalize())))
+        Ok(Some(hasher.finalize().to_hex().to_string()))
     }
 
-    fn add_entry(&mut self, path: &Path, rel: &Path, md: &fs::Metadata) -> Result<(), BackupError> {
+    /// Archive one path; `opened` is the regular file `md` describes, already open.
+    fn add_entry(
+        &mut self,
+        path: &Path,
+        rel: &Path,
+        md: &fs::Metadata,
+        mut opened: Option<File>,
+    ) -> Result<(), BackupError> {
         if self
             .stop
             .as_ref()
@@ -254,7 +300,7 @@ impl<W: Write> ArchiveWriter<W> {
             uid: md.uid(),
             gid: md.gid(),
             mtime_ns: mtime_ns(md),
-            sha256: None,
+            blake3: None,
             link: None,
             changed: false,
         };
@@ -322,7 +368,11 @@ impl<W: Write> ArchiveWriter<W> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let mut file = match File::open(path) {
+            let reopened = match opened.take() {
+                Some(f) => Ok(f),
+                None => File::open(path),
+            };
+            let mut file = match reopened {
                 Ok(f) => f,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
                 Err(e) => {
@@ -343,7 +393,7 @@ impl<W: Write> ArchiveWriter<W> {
                     record.uid = before.uid();
                     record.gid = before.gid();
                     record.mtime_ns = mtime_ns(&before);
-                    record.sha256 = Some(hash);
+                    record.blake3 = Some(hash);
                     self.summary.totals.files += 1;
                     self.summary.totals.bytes += size;
                     super::Progress::add(&self.progress, 0, 1);
@@ -352,21 +402,30 @@ impl<W: Write> ArchiveWriter<W> {
                 continue;
             }
             let (mut h, mut pax) = Self::base_header(&before, EntryType::Regular);
-            Self::xattrs(path, &mut pax);
+            Self::xattrs_fd(&file, &mut pax);
             h.set_size(size);
             // Exactly `size` bytes go into the entry whatever the file does meanwhile: a file that
             // grew is cut at `size`, one that shrank is padded with zeros (and recorded as changed).
-            let mut hasher = Sha256::new();
+            let mut hasher = blake3::Hasher::new();
             let mut short = false;
+            // One block buffer for all files (a fresh one per file would be zeroed every time).
+            let mut block = std::mem::take(&mut self.block);
             let progress = self.progress.clone();
             let stop = self.stop.clone();
             {
                 let limited = (&mut file).take(size);
-                let mut reader = HashingReader {
-                    inner: limited,
-                    hasher: &mut hasher,
-                    progress: &progress,
-                    stop: &stop,
+                // tar copies in 8 KiB pieces; reading and hashing in large blocks below it saves
+                // syscalls and lets BLAKE3 hash many chunks at once.
+                let mut reader = BlockReader {
+                    inner: HashingReader {
+                        inner: limited,
+                        hasher: &mut hasher,
+                        progress: &progress,
+                        stop: &stop,
+                    },
+                    buf: &mut block,
+                    pos: 0,
+                    end: 0,
                 };
                 let padded = PadTo {
                     inner: &mut reader,
@@ -374,9 +433,11 @@ impl<W: Write> ArchiveWriter<W> {
                     given: 0,
                     padded: &mut short,
                 };
-                self.append(h, &pax, rel, padded)?;
+                let appended = self.append(h, &pax, rel, padded);
+                self.block = block;
+                appended?;
             }
-            let after = fs::symlink_metadata(path).ok();
+            let after = file.metadata().ok();
             let changed = short
                 || after.is_none_or(|a| {
                     a.len() != before.len() || a.mtime() != before.mtime() || a.mtime_nsec() != before.mtime_nsec()
@@ -386,7 +447,7 @@ impl<W: Write> ArchiveWriter<W> {
             record.uid = before.uid();
             record.gid = before.gid();
             record.mtime_ns = mtime_ns(&before);
-            record.sha256 = Some(hex::encode(hasher.finalize()));
+            record.blake3 = Some(hasher.finalize().to_hex().to_string());
             if changed && attempt == 1 {
                 // Stored again below: the later entry wins on extraction, the manifest describes it.
                 continue;
@@ -449,9 +510,12 @@ impl<W: Write> ArchiveWriter<W> {
     }
 }
 
+/// Size of the reads from source files.
+const READ_BLOCK: usize = 256 * 1024;
+
 struct HashingReader<'h, R> {
     inner: R,
-    hasher: &'h mut Sha256,
+    hasher: &'h mut blake3::Hasher,
     progress: &'h Option<std::sync::Arc<super::Progress>>,
     stop: &'h Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
@@ -472,9 +536,30 @@ impl<R: Read> Read for HashingReader<'_, R> {
     }
 }
 
+/// Reads `inner` in blocks of `buf`'s size and hands them out in whatever pieces are asked for.
+struct BlockReader<'b, R> {
+    inner: R,
+    buf: &'b mut [u8],
+    pos: usize,
+    end: usize,
+}
+
+impl<R: Read> Read for BlockReader<'_, R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.pos == self.end {
+            self.end = self.inner.read(self.buf)?;
+            self.pos = 0;
+        }
+        let n = out.len().min(self.end - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
 /// Reads `inner`, then zeros up to `want` bytes in all (a file that shrank while being read), also hashed.
 struct PadTo<'a, 'h, R> {
-    inner: &'a mut HashingReader<'h, R>,
+    inner: &'a mut BlockReader<'a, HashingReader<'h, R>>,
     want: u64,
     given: u64,
     padded: &'a mut bool,
@@ -492,7 +577,7 @@ impl<R: Read> Read for PadTo<'_, '_, R> {
         }
         let k = ((self.want - self.given) as usize).min(buf.len());
         buf[..k].fill(0);
-        self.inner.hasher.update(&buf[..k]);
+        self.inner.inner.hasher.update(&buf[..k]);
         self.given += k as u64;
         *self.padded = true;
         Ok(k)

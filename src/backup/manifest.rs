@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 /// Name of the manifest entry, the last one in every archive.
 pub const MANIFEST_NAME: &str = ".sidecar-manifest.jsonl";
 /// Manifest format version.
-pub const MANIFEST_VERSION: u32 = 1;
+pub const MANIFEST_VERSION: u32 = 2;
 
 /// The first line.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -56,9 +56,9 @@ pub struct Record {
     pub gid: u32,
     /// Modification time, nanoseconds since the epoch.
     pub mtime_ns: i64,
-    /// SHA-256 of the content as stored (files).
+    /// BLAKE3 hash (hex) of the content as stored (files).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sha256: Option<String>,
+    pub blake3: Option<String>,
     /// Symlink target, or the path a hardlink points to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link: Option<String>,

@@ -15,8 +15,6 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use sha2::{Digest, Sha256};
-
 pub use crypto::Recipient;
 pub use store::{open_store, LocalStore, Store};
 
@@ -123,8 +121,8 @@ pub struct BackupResult {
     pub location: String,
     /// Its size.
     pub bytes: u64,
-    /// SHA-256 of the ciphertext, as written.
-    pub sha256: String,
+    /// BLAKE3 hash (hex) of the ciphertext, as written.
+    pub blake3: String,
     /// What it holds.
     pub summary: archive::ArchiveSummary,
     /// Containers paused while the source was read.
@@ -247,11 +245,7 @@ pub fn prune(
         // Checksum and index files whose backup is gone (deleted by hand).
         let present: std::collections::HashSet<&str> = objects.iter().map(|o| o.name.as_str()).collect();
         for o in &objects {
-            let Some(base) = o
-                .name
-                .strip_suffix(".sha256")
-                .or_else(|| o.name.strip_suffix(".index.age"))
-            else {
+            let Some(base) = o.name.strip_suffix(".b3").or_else(|| o.name.strip_suffix(".index.age")) else {
                 continue;
             };
             if base.starts_with(&prefix) && backup_time(base).is_some() && !present.contains(base) {
@@ -377,9 +371,9 @@ pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
-/// The checksum file written beside each backup: `<backup>.sha256`, in `sha256sum` format.
+/// The checksum file written beside each backup: `<backup>.b3`: the ciphertext's BLAKE3 hash in `b3sum` format (`b3sum -c` checks it).
 pub fn checksum_name(backup: &str) -> String {
-    format!("{backup}.sha256")
+    format!("{backup}.b3")
 }
 
 /// The small encrypted index written beside each backup (`<backup>.index.age`): what `backups
@@ -395,8 +389,8 @@ pub struct Index {
     pub source: String,
     /// The sidecar version that wrote it.
     pub sidecar: String,
-    /// SHA-256 of the backup file.
-    pub sha256: String,
+    /// BLAKE3 hash (hex) of the backup file.
+    pub blake3: String,
     /// Size of the backup file.
     pub bytes: u64,
     /// What it holds.
@@ -474,7 +468,7 @@ pub fn read_index(
 /// Hashes what is read through it.
 struct HashingReader<R> {
     inner: R,
-    hasher: Sha256,
+    hasher: blake3::Hasher,
 }
 
 impl<R: Read> Read for HashingReader<R> {
@@ -483,14 +477,6 @@ impl<R: Read> Read for HashingReader<R> {
         self.hasher.update(&buf[..n]);
         Ok(n)
     }
-}
-
-/// SHA-256 of a local file, streamed.
-pub fn sha256_file(path: &Path) -> Result<String, BackupError> {
-    let mut file = std::fs::File::open(path).map_err(|e| BackupError::io(format!("opening {}", path.display()), e))?;
-    let mut hasher = Sha256::new();
-    io::copy(&mut file, &mut hasher).map_err(|e| BackupError::io(format!("reading {}", path.display()), e))?;
-    Ok(hex::encode(hasher.finalize()))
 }
 
 /// Check a backup without any key, in one streamed read from its store: it is complete (its
@@ -525,16 +511,16 @@ pub fn verify_without_key(
         1 << 20,
         HashingReader {
             inner: store.open(backup)?,
-            hasher: Sha256::new(),
+            hasher: blake3::Hasher::new(),
         },
     );
     let stanzas = crypto::header_stanzas(&mut reader, &store.locate(backup));
     io::copy(&mut reader, &mut io::sink())
         .map_err(|e| BackupError::io(format!("reading {}", store.locate(backup)), e))?;
-    let actual = hex::encode(reader.into_inner().hasher.finalize());
+    let actual = reader.into_inner().hasher.finalize().to_hex().to_string();
     if recorded != actual {
         return Err(bad(format!(
-            "ciphertext SHA-256 {actual} differs from the recorded {recorded}: the file is damaged or incomplete"
+            "ciphertext BLAKE3 hash {actual} differs from the recorded {recorded}: the file is damaged or incomplete"
         )));
     }
     let stanzas = stanzas?;
@@ -646,7 +632,7 @@ pub fn create_backup(opts: &BackupOptions) -> Result<BackupResult, BackupError> 
         None => (Vec::new(), false),
     };
     drop(guard); // unpause now, also when the backup failed
-    let (bytes, sha256, summary) = match result {
+    let (bytes, blake3, summary) = match result {
         Ok(r) => r,
         Err(e) => {
             let stopped = opts
@@ -656,14 +642,14 @@ pub fn create_backup(opts: &BackupOptions) -> Result<BackupResult, BackupError> 
             return Err(if stopped { BackupError::Interrupted } else { e });
         }
     };
-    let line = format!("{sha256}  {name}\n");
+    let line = format!("{blake3}  {name}\n");
     put_small(store, &checksum_name(&name), line.as_bytes())?;
     let index = Index {
         backup: name.clone(),
         created: rfc3339(started),
         source: opts.source.display().to_string(),
         sidecar: env!("CARGO_PKG_VERSION").into(),
-        sha256: sha256.clone(),
+        blake3: blake3.clone(),
         bytes,
         totals: summary.totals.clone(),
     };
@@ -674,17 +660,20 @@ pub fn create_backup(opts: &BackupOptions) -> Result<BackupResult, BackupError> 
         location: store.locate(&name),
         name,
         bytes,
-        sha256,
+        blake3,
         summary,
         paused,
         pause_expired,
     })
 }
 
+/// Bytes of tar stream handed to zstd at once.
+const TAR_BATCH: usize = 128 * 1024;
+
 /// Counts and hashes what passes through.
 struct HashingWriter<W> {
     inner: W,
-    hasher: Sha256,
+    hasher: blake3::Hasher,
     written: u64,
 }
 
@@ -791,7 +780,7 @@ fn write_backup(
     let cleanup = upload.cleanup();
     let hashing = HashingWriter {
         inner: upload,
-        hasher: Sha256::new(),
+        hasher: blake3::Hasher::new(),
         written: 0,
     };
     let encryptor = age::Encryptor::with_recipients(opts.recipients.iter().map(|r| r.as_dyn()))
@@ -814,6 +803,9 @@ fn write_backup(
         created: rfc3339(started),
         sidecar: env!("CARGO_PKG_VERSION").into(),
     };
+    // tar writes headers, PAX records and padding in pieces of 512 bytes; each write into zstd's
+    // multithreaded stream takes its lock, so batch them.
+    let zstd = io::BufWriter::with_capacity(TAR_BATCH, zstd);
     let mut writer = archive::ArchiveWriter::new(zstd, &opts.source, header, opts.progress.clone(), opts.stop.clone())?;
     if let Err(e) = writer.add_tree(&opts.source) {
         let stopping = opts
@@ -830,12 +822,13 @@ fn write_backup(
         return Err(e);
     }
     let (zstd, summary) = writer.finish()?;
+    let zstd = zstd.into_inner().map_err(|e| BackupError::io(ctx(), e.into_error()))?;
     let encrypted = zstd.finish().map_err(|e| BackupError::io(ctx(), e))?;
     let mut hashing = encrypted.finish().map_err(|e| BackupError::io(ctx(), e))?;
     hashing.flush().map_err(|e| BackupError::io(ctx(), e))?;
-    let (written, sha256) = (hashing.written, hex::encode(hashing.hasher.finalize()));
+    let (written, blake3) = (hashing.written, hashing.hasher.finalize().to_hex().to_string());
     hashing.inner.commit()?;
-    Ok((written, sha256, summary))
+    Ok((written, blake3, summary))
 }
 
 #[cfg(test)]

@@ -8,10 +8,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
-use sha2::{Digest, Sha256};
 use tar::EntryType;
 
-use super::manifest::{Kind, Line, MANIFEST_NAME};
+use super::manifest::{Kind, Line, MANIFEST_NAME, MANIFEST_VERSION};
 use super::BackupError;
 
 /// Restore options.
@@ -589,7 +588,7 @@ fn extract(
                     }
                 }
                 let (_, hash) = got.expect("checked above");
-                match &r.sha256 {
+                match &r.blake3 {
                     Some(want) if *want == hash => summary.files += 1,
                     Some(_) => {
                         return Err(invalid(
@@ -599,6 +598,15 @@ fn extract(
                     }
                     None => {}
                 }
+            }
+            Line::Header(h) if h.version != MANIFEST_VERSION => {
+                return Err(invalid(
+                    file_path,
+                    format!(
+                        "manifest version {} (this sidecar reads version {MANIFEST_VERSION}): restore it with the sidecar that wrote it ({}), or with `age -d | zstd -d | tar -x`",
+                        h.version, h.sidecar
+                    ),
+                ))
             }
             Line::Totals(_) => saw_totals = true,
             _ => {}
@@ -646,11 +654,11 @@ impl CopyError {
 /// Blocks of zeros this large are left as holes when restoring (like `cp --sparse=auto`).
 const HOLE_BLOCK: usize = 4096;
 
-/// SHA-256 and length of an entry's content, copied to `out` when given. Whole blocks of zeros are
+/// BLAKE3 hash and length of an entry's content, copied to `out` when given. Whole blocks of zeros are
 /// skipped with a seek, so sparse files come back sparse.
 fn hash_entry(entry: &mut impl Read, mut out: Option<&mut File>, buf: &mut [u8]) -> Result<(String, u64), CopyError> {
     use std::io::Seek;
-    let mut hasher = Sha256::new();
+    let mut hasher = blake3::Hasher::new();
     let mut total = 0u64;
     let mut hole_at_end = false;
     loop {
@@ -659,7 +667,7 @@ fn hash_entry(entry: &mut impl Read, mut out: Option<&mut File>, buf: &mut [u8])
             if let (Some(out), true) = (out.as_mut(), hole_at_end) {
                 out.set_len(total).map_err(CopyError::Write)?;
             }
-            return Ok((hex::encode(hasher.finalize()), total));
+            return Ok((hasher.finalize().to_hex().to_string(), total));
         }
         hasher.update(&buf[..n]);
         if let Some(out) = out.as_mut() {

@@ -53,8 +53,8 @@ pub enum Command {
     ///
     /// Streams: nothing is staged. In a local directory the file is written under a temporary name,
     /// fsynced and renamed; on S3 (`--to s3://bucket/prefix`) it is a multipart upload that appears
-    /// only when complete. Then it is re-read from the destination and verified (ciphertext SHA-256,
-    /// recorded in `<backup>.sha256`, and the age header's recipients). Containers labelled
+    /// only when complete. Then it is re-read from the destination and verified (ciphertext BLAKE3
+    /// hash, recorded in `<backup>.b3` in `b3sum` format, and the age header's recipients). Containers labelled
     /// `sidecar.backup.pause=true` are paused while the source is read. `age -d -i KEY F | zstd -d |
     /// tar -x` restores a backup without sidecar.
     #[command(after_help = backup::BACKUP_EXIT_CODES)]
@@ -75,7 +75,7 @@ pub enum Command {
     Backups(BackupsCommand),
     /// Delete the backups the retention policy (`backup.retention`) does not keep.
     ///
-    /// Only files named `<backup.name>-<stamp>.tar.zst.age` (and their `.sha256` and `.index.age`)
+    /// Only files named `<backup.name>-<stamp>.tar.zst.age` (and their `.b3` and `.index.age`)
     /// and day-old `.partial` files of killed backups are touched; the newest complete backup is
     /// always kept.
     #[command(after_help = backup::BACKUP_EXIT_CODES)]
