@@ -35,6 +35,8 @@ pub struct Config {
     pub rules: RulesConfig,
     /// Backups of the data volume.
     pub backup: BackupConfig,
+    /// The security audit (`sidecar audit`).
+    pub audit: AuditConfig,
 }
 
 impl Default for Config {
@@ -46,6 +48,7 @@ impl Default for Config {
             scan: ScanConfig::default(),
             rules: RulesConfig::default(),
             backup: BackupConfig::default(),
+            audit: AuditConfig::default(),
         }
     }
 }
@@ -151,6 +154,63 @@ impl Default for BackupConfig {
     }
 }
 
+/// `[audit]`: where the host and daemon checks look, and the risks accepted for them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// The data volume as mounted into sidecar (owner and credential-file checks); empty: skip them.
+    pub data_dir: PathBuf,
+    /// Expected owner of the data volume's files, `uid:gid` (OpenClaw's `node` user).
+    pub data_owner: String,
+    /// dockerd's configuration file (mount it read-only into sidecar for the daemon checks).
+    pub daemon_json: PathBuf,
+    /// Lowest severity of a failure that makes `sidecar audit` exit 1: `low`, `medium` or `high`.
+    pub fail_on: String,
+    /// Accepted daemon and host checks: check id → reason (containers declare theirs with the
+    /// `sidecar.audit.accept` and `sidecar.audit.reason` labels).
+    pub accept: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("/data"),
+            data_owner: "1000:1000".into(),
+            daemon_json: PathBuf::from("/etc/docker/daemon.json"),
+            fail_on: "low".into(),
+            accept: Default::default(),
+        }
+    }
+}
+
+impl AuditConfig {
+    /// `data_owner` as numbers.
+    pub fn owner(&self) -> Result<(u32, u32), ConfigError> {
+        let bad = || {
+            ConfigError::Invalid(format!(
+                "audit.data_owner = {:?}: expected \"uid:gid\" (numbers)",
+                self.data_owner
+            ))
+        };
+        let (u, g) = self.data_owner.split_once(':').ok_or_else(bad)?;
+        Ok((
+            u.trim().parse().map_err(|_| bad())?,
+            g.trim().parse().map_err(|_| bad())?,
+        ))
+    }
+
+    /// `fail_on` as a severity.
+    pub fn fail_on(&self) -> Result<crate::policy::Severity, ConfigError> {
+        use clap::ValueEnum;
+        crate::policy::Severity::from_str(&self.fail_on, true).map_err(|_| {
+            ConfigError::Invalid(format!(
+                "audit.fail_on = {:?}: expected low, medium or high",
+                self.fail_on
+            ))
+        })
+    }
+}
+
 /// Errors loading the configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -209,6 +269,15 @@ impl Config {
         }
         if self.state_dir.as_os_str().is_empty() {
             return Err(ConfigError::Invalid("state_dir must not be empty".into()));
+        }
+        self.audit.owner()?;
+        self.audit.fail_on()?;
+        for id in self.audit.accept.keys() {
+            if !crate::policy::CHECKS.iter().any(|c| c.id == id) {
+                return Err(ConfigError::Invalid(format!(
+                    "audit.accept: unknown check id {id:?} (see `sidecar audit --list-checks`)"
+                )));
+            }
         }
         if !(1..=19).contains(&self.backup.level) {
             return Err(ConfigError::Invalid("backup.level must be between 1 and 19".into()));

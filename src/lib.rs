@@ -18,6 +18,7 @@ pub mod config;
 pub mod docker;
 pub mod fsutil;
 pub mod logs;
+pub mod policy;
 pub mod redact;
 pub mod report;
 pub mod state;

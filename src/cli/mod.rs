@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::config::{Config, ENV_CONFIG};
 use crate::report::OutputFormat;
 
+mod audit;
 mod backup;
 mod scan;
 
@@ -44,6 +45,19 @@ pub enum Command {
     /// as text, binary files are skipped. Every core is used; memory stays bounded whatever the size.
     #[command(after_help = EXIT_CODES)]
     Scan(ScanArgs),
+    /// Check containers, the daemon and the host against the Docker security checklist.
+    ///
+    /// Through the Docker API (the socket must be reachable): per running container non-root user,
+    /// privileged, capabilities, read-only root, docker.sock, host namespaces, limits, networks,
+    /// published ports, sensitive writable mounts, image digest, no-new-privileges, seccomp, log
+    /// rotation, secrets in environment variables and image history (reported by rule and
+    /// fingerprint only), drift under /usr /bin /sbin /lib /etc, healthcheck; the daemon's user
+    /// namespaces, TCP socket, default log options and seccomp; the host's containers directory,
+    /// log file modes, data volume owner and credential files. A container accepts risks with the
+    /// labels `sidecar.audit.accept=<id>[,<id>…]` and `sidecar.audit.reason=…`; they show as
+    /// `accepted`. `--list-checks` prints every check id.
+    #[command(after_help = audit::AUDIT_EXIT_CODES)]
+    Audit(AuditArgs),
     /// Check or print the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -119,6 +133,30 @@ pub struct ScanArgs {
     pub no_progress: bool,
 }
 
+/// `sidecar audit` flags.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Audit only this container (name or ID; repeatable). Without it: every running container,
+    /// plus the daemon and host checks.
+    #[arg(long, value_name = "NAME")]
+    pub container: Vec<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: crate::report::AuditFormat,
+    /// Exit 1 when a failure of this severity or higher remains (default `audit.fail_on`, low).
+    #[arg(long, value_enum, value_name = "SEVERITY")]
+    pub fail_on: Option<crate::policy::Severity>,
+    /// Write the results to FILE (created 0600, atomically) instead of standard output.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// State directory holding the fingerprint key (overrides `state_dir`).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Print the checks (id, severity, what must hold) and exit.
+    #[arg(long)]
+    pub list_checks: bool,
+}
+
 /// `sidecar config …`.
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
@@ -169,6 +207,7 @@ fn run_cli(cli: Cli) -> u8 {
             Ok(EXIT_OK)
         }),
         Command::Rules(args) => scan::list_rules(&config, args.toml),
+        Command::Audit(args) => audit::run_audit(&config, args),
         Command::Backup(args) => Ok(backup::run_backup(&config, args)),
         Command::Restore(args) => Ok(backup::run_restore(&config, args)),
         Command::Verify(args) => Ok(backup::run_verify(&config, args)),

@@ -1,5 +1,5 @@
 //! The Docker Engine API, through bollard, as sidecar uses it: find containers by label, pause and
-//! unpause them. Blocking methods over a private single-threaded runtime, so callers stay simple.
+//! unpause them, and read what the audit checks (inspect, image history, changes, daemon info). Blocking methods over a private single-threaded runtime, so callers stay simple.
 use std::collections::HashMap;
 
 /// Errors talking to the Docker daemon.
@@ -59,6 +59,17 @@ fn request(what: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> Do
     }
 }
 
+fn container_of(c: bollard::models::ContainerSummary) -> Option<Container> {
+    let id = c.id?;
+    let name = c
+        .names
+        .and_then(|n| n.into_iter().next())
+        .map(|n| n.trim_start_matches('/').to_string())
+        .unwrap_or_else(|| id.chars().take(12).collect());
+    let state = c.state.map(|s| s.to_string()).unwrap_or_default();
+    Some(Container { id, name, state })
+}
+
 impl Docker {
     /// Connect (`DOCKER_HOST` or `/var/run/docker.sock`) and check the daemon answers.
     pub fn connect() -> Result<Docker, DockerError> {
@@ -91,19 +102,52 @@ impl Docker {
             .rt
             .block_on(self.api.list_containers(Some(opts)))
             .map_err(request(format!("listing containers labelled {label}")))?;
-        Ok(list
-            .into_iter()
-            .filter_map(|c| {
-                let id = c.id?;
-                let name = c
-                    .names
-                    .and_then(|n| n.into_iter().next())
-                    .map(|n| n.trim_start_matches('/').to_string())
-                    .unwrap_or_else(|| id.chars().take(12).collect());
-                let state = c.state.map(|s| s.to_string()).unwrap_or_default();
-                Some(Container { id, name, state })
-            })
-            .collect())
+        Ok(list.into_iter().filter_map(container_of).collect())
+    }
+
+    /// Running (and paused) containers.
+    pub fn running(&self) -> Result<Vec<Container>, DockerError> {
+        let opts = bollard::query_parameters::ListContainersOptions {
+            all: false,
+            ..Default::default()
+        };
+        let list = self
+            .rt
+            .block_on(self.api.list_containers(Some(opts)))
+            .map_err(request("listing containers"))?;
+        Ok(list.into_iter().filter_map(container_of).collect())
+    }
+
+    /// `docker inspect` of a container.
+    pub fn inspect(&self, id: &str) -> Result<bollard::models::ContainerInspectResponse, DockerError> {
+        self.rt
+            .block_on(self.api.inspect_container(id, None))
+            .map_err(request(format!("inspecting container {id}")))
+    }
+
+    /// `CreatedBy` of each layer of an image (`docker history --no-trunc`).
+    pub fn history(&self, image: &str) -> Result<Vec<String>, DockerError> {
+        let items = self
+            .rt
+            .block_on(self.api.image_history(image))
+            .map_err(request(format!("reading the history of image {image}")))?;
+        Ok(items.into_iter().map(|i| i.created_by).collect())
+    }
+
+    /// `docker diff` of a container.
+    pub fn changes(&self, id: &str) -> Result<Vec<bollard::models::FilesystemChange>, DockerError> {
+        Ok(self
+            .rt
+            .block_on(self.api.container_changes(id))
+            .map_err(request(format!("reading the changes of container {id}")))?
+            .unwrap_or_default())
+    }
+
+    /// `docker info`.
+    pub fn info(&self) -> Result<bollard::models::SystemInfo, DockerError> {
+        self.rt
+            .block_on(self.api.info())
+            .map_err(request("reading the daemon's info"))
     }
 
     /// Whether the container is paused now.

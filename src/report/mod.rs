@@ -6,6 +6,9 @@ use serde_json::json;
 
 use crate::redact::Finding;
 
+pub mod audit;
+pub use audit::{write_audit, AuditFormat};
+
 /// An output format of `sidecar scan`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum OutputFormat {

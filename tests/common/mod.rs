@@ -116,3 +116,54 @@ pub fn tree_bytes(root: &Path) -> Vec<(String, Vec<u8>)> {
     }
     out
 }
+
+/// The test image: busybox-static `FROM scratch` (nothing can be pulled here).
+pub const IMAGE: &str = "sidecar-test-busybox:1";
+
+pub fn docker_ok() -> bool {
+    let ok = Command::new("docker")
+        .arg("info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "the Docker daemon is required in CI (docker info failed)"
+        );
+        eprintln!("skipped: no Docker daemon");
+    }
+    ok
+}
+
+/// A tiny image, built here: busybox-static on `scratch` (nothing can be pulled).
+pub fn ensure_image() {
+    let have = Command::new("docker")
+        .args(["image", "inspect", IMAGE])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap()
+        .success();
+    if have {
+        return;
+    }
+    assert!(
+        Path::new("/bin/busybox").exists(),
+        "/bin/busybox is needed to build the test image (apt-get install busybox-static)"
+    );
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::copy("/bin/busybox", ctx.path().join("busybox")).unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM scratch\nCOPY busybox /bin/busybox\nCMD [\"/bin/busybox\", \"sleep\", \"3600\"]\n",
+    )
+    .unwrap();
+    let out = Command::new("docker")
+        .args(["build", "-q", "-t", IMAGE])
+        .arg(ctx.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}

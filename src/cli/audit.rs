@@ -1,0 +1,76 @@
+//! `sidecar audit`: the guide's checklist against the live daemon and the host.
+use std::io::Write;
+
+use anyhow::{Context, Result};
+
+use super::{AuditArgs, EXIT_FINDINGS, EXIT_OK};
+use crate::config::Config;
+use crate::policy::audit::{run, AuditOptions};
+use crate::policy::container::SecretHit;
+use crate::policy::host::HostPaths;
+use crate::policy::{failures_at_or_above, CHECKS};
+use crate::redact::Scratch;
+use crate::report::write_audit;
+
+/// Exit statuses of `sidecar audit`.
+pub const AUDIT_EXIT_CODES: &str = "Exit status: 0 no failure at or above --fail-on (accepted risks and passes only), 1 such failures remain, 2 error (Docker API unreachable, bad configuration, output not writable).";
+
+pub fn run_audit(config: &Config, args: AuditArgs) -> Result<u8> {
+    if args.list_checks {
+        for c in CHECKS {
+            println!("{:<22} {:<6} {}", c.id, c.severity.as_str(), c.title);
+        }
+        return Ok(EXIT_OK);
+    }
+    let mut config = config.clone();
+    if let Some(dir) = &args.state_dir {
+        config.state_dir = dir.clone();
+    }
+    let fail_on = match args.fail_on {
+        Some(s) => s,
+        None => config.audit.fail_on()?,
+    };
+    let (engine, _) = super::scan::build_engine(&config, &[], &[])?;
+    let key = crate::state::load_or_create_key(&config.state_dir)?;
+    let scan = |text: &str| {
+        let mut scratch = Scratch::default();
+        let mut found = Vec::new();
+        engine.find(text.as_bytes(), &mut scratch, &mut found);
+        found
+            .iter()
+            .map(|m| SecretHit {
+                rule: engine.rules()[m.rule].id.clone(),
+                fingerprint: key.fingerprint(&text.as_bytes()[m.secret.clone()]),
+            })
+            .collect()
+    };
+    let data_dir = (!config.audit.data_dir.as_os_str().is_empty()).then(|| config.audit.data_dir.clone());
+    let opts = AuditOptions {
+        containers: args.container.clone(),
+        host: HostPaths {
+            docker_root: config.docker_root.clone(),
+            data_dir,
+            data_owner: config.audit.owner()?,
+        },
+        daemon_json: config.audit.daemon_json.clone(),
+        accept: config.audit.accept.clone(),
+    };
+    let docker = crate::docker::Docker::connect()?;
+    let results = run(&docker, &opts, &scan)?;
+    let mut text = Vec::new();
+    write_audit(args.format, &results, &mut text)?;
+    match &args.output {
+        Some(path) => crate::fsutil::write_atomic(path, &text)
+            .with_context(|| format!("--output {}: cannot write", path.display()))?,
+        None => std::io::stdout().write_all(&text)?,
+    }
+    let failing = failures_at_or_above(&results, fail_on);
+    if failing > 0 {
+        eprintln!(
+            "{failing} failed check(s) at or above {}; fix them or declare accepted risks (sidecar.audit.accept label)",
+            fail_on.as_str()
+        );
+        return Ok(EXIT_FINDINGS);
+    }
+    Ok(EXIT_OK)
+}

@@ -1,0 +1,109 @@
+//! Gathering the facts from a live daemon and the host, and running every check on them.
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use super::container::{ContainerFacts, SecretHit};
+use super::daemon::DaemonFacts;
+use super::host::HostPaths;
+use super::{apply_accepted, parse_accept, CheckResult, Status, ACCEPT_LABEL, DAEMON, HOST, REASON_LABEL};
+use crate::docker::{Docker, DockerError};
+
+/// What to audit.
+#[derive(Debug, Clone)]
+pub struct AuditOptions {
+    /// Container names or IDs (a unique ID prefix works); empty: every running container plus the
+    /// daemon and host checks.
+    pub containers: Vec<String>,
+    /// Where the host checks look.
+    pub host: HostPaths,
+    /// dockerd's configuration file.
+    pub daemon_json: PathBuf,
+    /// Accepted daemon and host checks: id → reason.
+    pub accept: BTreeMap<String, String>,
+}
+
+/// Run the audit. `scan` finds secrets (environment variables, image history) by rule and
+/// fingerprint. Containers are in name order; the daemon's and host's results follow.
+pub fn run(
+    docker: &Docker,
+    opts: &AuditOptions,
+    scan: &dyn Fn(&str) -> Vec<SecretHit>,
+) -> Result<Vec<CheckResult>, DockerError> {
+    let mut ids: Vec<(String, String)> = Vec::new();
+    if opts.containers.is_empty() {
+        for c in docker.running()? {
+            ids.push((c.name, c.id));
+        }
+    } else {
+        for want in &opts.containers {
+            let inspect = docker.inspect(want)?;
+            let id = inspect.id.clone().unwrap_or_else(|| want.clone());
+            let name = inspect
+                .name
+                .clone()
+                .unwrap_or_default()
+                .trim_start_matches('/')
+                .to_string();
+            ids.push((name, id));
+        }
+    }
+    ids.sort();
+    ids.dedup();
+    let mut out = Vec::new();
+    for (_, id) in &ids {
+        let inspect = match docker.inspect(id) {
+            Ok(i) => i,
+            // Removed between listing and inspecting.
+            Err(_) if opts.containers.is_empty() => continue,
+            Err(e) => return Err(e),
+        };
+        let image = inspect
+            .image
+            .clone()
+            .or_else(|| inspect.config.as_ref().and_then(|c| c.image.clone()))
+            .unwrap_or_default();
+        let facts = ContainerFacts {
+            history: docker.history(&image).map_err(|e| e.to_string()),
+            changes: docker.changes(id).map_err(|e| e.to_string()),
+            inspect,
+        };
+        let mut results = super::container::check(&facts, scan);
+        let accepted = facts.label(ACCEPT_LABEL).map(parse_accept).unwrap_or_default();
+        apply_accepted(&mut results, &accepted, facts.label(REASON_LABEL).unwrap_or(""));
+        out.extend(results);
+    }
+    if opts.containers.is_empty() {
+        let info = docker.info()?;
+        let (daemon_json, dockerd_args) = DaemonFacts::read_local(&opts.daemon_json);
+        let facts = DaemonFacts {
+            security_options: info.security_options.unwrap_or_default(),
+            logging_driver: info.logging_driver.unwrap_or_default(),
+            daemon_json,
+            dockerd_args,
+            endpoint: crate::docker::endpoint(),
+        };
+        let mut rest = super::daemon::check(&facts);
+        rest.extend(super::host::check(&opts.host));
+        for r in rest.iter_mut() {
+            if let Some(reason) = opts.accept.get(&r.check) {
+                let id = [r.check.clone()];
+                apply_accepted(std::slice::from_mut(r), &id, reason);
+            }
+        }
+        out.extend(rest);
+    }
+    debug_assert!(out
+        .iter()
+        .all(|r| r.container != DAEMON || r.check.starts_with("daemon.")));
+    debug_assert!(out.iter().all(|r| r.container != HOST || r.check.starts_with("host.")));
+    Ok(out)
+}
+
+/// Counts by status.
+pub fn counts(results: &[CheckResult]) -> BTreeMap<&'static str, usize> {
+    let mut m = BTreeMap::new();
+    for s in [Status::Pass, Status::Fail, Status::Accepted, Status::Error] {
+        m.insert(s.as_str(), results.iter().filter(|r| r.status == s).count());
+    }
+    m
+}

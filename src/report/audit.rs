@@ -1,0 +1,196 @@
+//! Output formats for audit results: a table, JSON (one record per container and check) and
+//! SARIF 2.1.0. Evidence never holds a secret (the checks give rule and fingerprint only).
+use std::io::{self, Write};
+
+use serde_json::json;
+
+use crate::policy::{CheckResult, Severity, Status, CHECKS};
+
+/// An output format of `sidecar audit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuditFormat {
+    /// Aligned columns for a terminal, failures first.
+    Table,
+    /// One JSON array of `{container, check, severity, status, evidence, fix[, reason]}`.
+    Json,
+    /// SARIF 2.1.0, for code-scanning dashboards (failures and accepted risks only).
+    Sarif,
+}
+
+/// Write `results` in `format`.
+pub fn write_audit<W: Write>(format: AuditFormat, results: &[CheckResult], out: &mut W) -> io::Result<()> {
+    match format {
+        AuditFormat::Json => {
+            serde_json::to_writer_pretty(&mut *out, results)?;
+            out.write_all(b"\n")
+        }
+        AuditFormat::Sarif => {
+            serde_json::to_writer_pretty(&mut *out, &sarif(results))?;
+            out.write_all(b"\n")
+        }
+        AuditFormat::Table => table(results, out),
+    }
+}
+
+fn rank(s: Status) -> u8 {
+    match s {
+        Status::Fail => 0,
+        Status::Error => 1,
+        Status::Accepted => 2,
+        Status::Pass => 3,
+    }
+}
+
+fn table<W: Write>(results: &[CheckResult], out: &mut W) -> io::Result<()> {
+    let mut rows: Vec<&CheckResult> = results.iter().collect();
+    rows.sort_by(|a, b| {
+        rank(a.status)
+            .cmp(&rank(b.status))
+            .then(b.severity.cmp(&a.severity))
+            .then(a.container.cmp(&b.container))
+            .then(a.check.cmp(&b.check))
+    });
+    let cells: Vec<[String; 5]> = rows
+        .iter()
+        .map(|r| {
+            let mut evidence = r.evidence.clone();
+            if let Some(reason) = &r.reason {
+                evidence.push_str(&format!(" [accepted: {reason}]"));
+            } else if r.status == Status::Fail {
+                evidence.push_str(&format!(" [fix: {}]", r.fix));
+            }
+            [
+                r.status.as_str().to_uppercase(),
+                r.severity.as_str().to_string(),
+                r.container.clone(),
+                r.check.clone(),
+                evidence,
+            ]
+        })
+        .collect();
+    let header = ["STATUS", "SEVERITY", "CONTAINER", "CHECK", "EVIDENCE"];
+    let mut widths = header.map(|h| h.len());
+    for c in &cells {
+        for i in 0..4 {
+            widths[i] = widths[i].max(c[i].chars().count());
+        }
+    }
+    let line = |c: [&str; 5], out: &mut W| {
+        writeln!(
+            out,
+            "{:<w0$}  {:<w1$}  {:<w2$}  {:<w3$}  {}",
+            c[0],
+            c[1],
+            c[2],
+            c[3],
+            c[4],
+            w0 = widths[0],
+            w1 = widths[1],
+            w2 = widths[2],
+            w3 = widths[3]
+        )
+    };
+    line(header, out)?;
+    for c in &cells {
+        line([&c[0], &c[1], &c[2], &c[3], &c[4]], out)?;
+    }
+    let count = |s: Status| results.iter().filter(|r| r.status == s).count();
+    writeln!(
+        out,
+        "\n{} checks: {} failed, {} accepted, {} errors, {} passed",
+        results.len(),
+        count(Status::Fail),
+        count(Status::Accepted),
+        count(Status::Error),
+        count(Status::Pass)
+    )
+}
+
+fn level(s: Severity) -> &'static str {
+    match s {
+        Severity::High => "error",
+        Severity::Medium => "warning",
+        Severity::Low => "note",
+    }
+}
+
+/// The SARIF 2.1.0 log: every check as a rule, every failure or accepted risk as a result
+/// (accepted ones carry an external suppression with the reason).
+pub fn sarif(results: &[CheckResult]) -> serde_json::Value {
+    let rules: Vec<_> = CHECKS
+        .iter()
+        .map(|c| {
+            json!({
+                "id": c.id,
+                "name": c.id,
+                "shortDescription": {"text": c.title},
+                "help": {"text": c.fix},
+                "defaultConfiguration": {"level": level(c.severity)},
+                "properties": {"security-severity": match c.severity {
+                    Severity::High => "8.0",
+                    Severity::Medium => "5.0",
+                    Severity::Low => "2.0",
+                }, "tags": ["security", "docker"]},
+            })
+        })
+        .collect();
+    let out: Vec<_> = results
+        .iter()
+        .filter(|r| matches!(r.status, Status::Fail | Status::Accepted))
+        .map(|r| {
+            let mut v = json!({
+                "ruleId": r.check,
+                "ruleIndex": CHECKS.iter().position(|c| c.id == r.check),
+                "level": level(r.severity),
+                "message": {"text": format!("{}: {} (fix: {})", r.container, r.evidence, r.fix)},
+                "locations": [{"logicalLocations": [{"name": r.container, "kind": "resource"}]}],
+                "partialFingerprints": {"sidecarAudit/v1": format!("{}/{}", r.container, r.check)},
+            });
+            if let Some(reason) = &r.reason {
+                v["suppressions"] = json!([{"kind": "external", "justification": reason}]);
+            }
+            v
+        })
+        .collect();
+    json!({
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {"driver": {"name": "sidecar-audit", "version": env!("CARGO_PKG_VERSION"), "rules": rules}},
+            "results": out,
+        }]
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{apply_accepted, result};
+
+    #[test]
+    fn formats() {
+        let mut r = vec![
+            result("bad", "privileged", false, "Privileged: true"),
+            result("good", "privileged", true, "Privileged: false"),
+            result("sidecar", "docker-socket", false, "mounted"),
+        ];
+        apply_accepted(&mut r[2..], &["docker-socket".into()], "audit reads the API");
+        let mut t = Vec::new();
+        write_audit(AuditFormat::Table, &r, &mut t).unwrap();
+        let t = String::from_utf8(t).unwrap();
+        let first = t.lines().nth(1).unwrap();
+        assert!(first.starts_with("FAIL") && first.contains("bad"), "{t}");
+        assert!(t.contains("[accepted: audit reads the API]"), "{t}");
+        assert!(t.contains("3 checks: 1 failed, 1 accepted, 0 errors, 1 passed"), "{t}");
+        let s = sarif(&r);
+        let results = s["runs"][0]["results"].as_array().unwrap();
+        assert_eq!(results.len(), 2);
+        assert_eq!(results[1]["suppressions"][0]["justification"], "audit reads the API");
+        let mut j = Vec::new();
+        write_audit(AuditFormat::Json, &r, &mut j).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&j).unwrap();
+        assert_eq!(v[0]["status"], "fail");
+        assert_eq!(v[2]["status"], "accepted");
+        assert!(v[0].get("reason").is_none());
+    }
+}
