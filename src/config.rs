@@ -37,6 +37,8 @@ pub struct Config {
     pub backup: BackupConfig,
     /// The security audit (`sidecar audit`).
     pub audit: AuditConfig,
+    /// What `sidecar enforce` changes on the host.
+    pub enforce: EnforceConfig,
 }
 
 impl Default for Config {
@@ -49,6 +51,7 @@ impl Default for Config {
             rules: RulesConfig::default(),
             backup: BackupConfig::default(),
             audit: AuditConfig::default(),
+            enforce: EnforceConfig::default(),
         }
     }
 }
@@ -208,6 +211,29 @@ impl AuditConfig {
                 self.fail_on
             ))
         })
+    }
+}
+
+/// `[enforce]`: which host settings `sidecar enforce` fixes (modes only ever get stricter).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct EnforceConfig {
+    /// `chmod 0700` `<docker_root>/containers` (Docker creates it 0710).
+    pub containers_dir: bool,
+    /// `chmod 0640` (or stricter) every container log file, rotated and compressed ones too.
+    pub log_files: bool,
+    /// Give `audit.data_dir`'s entries the owner `audit.data_owner` and make credential files 0600;
+    /// off by default because sidecar mounts the volume read-only.
+    pub data_volume: bool,
+}
+
+impl Default for EnforceConfig {
+    fn default() -> Self {
+        Self {
+            containers_dir: true,
+            log_files: true,
+            data_volume: false,
+        }
     }
 }
 

@@ -262,3 +262,41 @@ fn unreachable_daemon_is_exit_2_with_advice() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("unreachable") && err.contains("docker.sock"), "{err}");
 }
+
+#[test]
+fn enforce_tightens_the_containers_dir_and_log_file_modes() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("docker");
+    let c = root.join("containers/abc");
+    std::fs::create_dir_all(&c).unwrap();
+    let log = c.join("abc-json.log");
+    std::fs::write(&log, "{}\n").unwrap();
+    std::fs::set_permissions(root.join("containers"), std::fs::Permissions::from_mode(0o710)).unwrap();
+    std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+    let enforce = |dry: bool| {
+        let mut cmd = sidecar(tmp.path());
+        cmd.env("SIDECAR_DOCKER_ROOT", &root).arg("enforce");
+        if dry {
+            cmd.arg("--dry-run");
+        }
+        run(&mut cmd)
+    };
+    let out = enforce(true);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        text.contains("would change") && text.contains("mode 0644 -> 0640"),
+        "{text}"
+    );
+    assert_eq!(mode(&log), 0o644);
+    let out = enforce(false);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(mode(&log), 0o640);
+    assert_eq!(mode(&root.join("containers")), 0o700);
+    assert!(
+        String::from_utf8_lossy(&enforce(false).stdout).is_empty(),
+        "nothing left to do"
+    );
+}

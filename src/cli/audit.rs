@@ -74,3 +74,34 @@ pub fn run_audit(config: &Config, args: AuditArgs) -> Result<u8> {
     }
     Ok(EXIT_OK)
 }
+
+/// `sidecar enforce`: fix what the host checks find, as switched on in `[enforce]`.
+pub fn run_enforce(config: &Config, args: super::EnforceArgs) -> Result<u8> {
+    use crate::policy::enforce::{enforce, EnforceOptions};
+    let e = &config.enforce;
+    let data_dir =
+        (e.data_volume && !config.audit.data_dir.as_os_str().is_empty()).then(|| config.audit.data_dir.clone());
+    let opts = EnforceOptions {
+        docker_root: config.docker_root.clone(),
+        containers_dir: e.containers_dir,
+        log_files: e.log_files,
+        data_dir,
+        data_owner: config.audit.owner()?,
+        dry_run: args.dry_run,
+    };
+    let (changes, errors) = enforce(&opts);
+    let verb = if args.dry_run { "would change" } else { "changed" };
+    for c in &changes {
+        println!("{verb} {}: {}", c.path.display(), c.what);
+    }
+    for (path, why) in &errors {
+        eprintln!("error: {}: {why}", path.display());
+    }
+    eprintln!(
+        "{} change(s) {}, {} error(s)",
+        changes.len(),
+        if args.dry_run { "planned" } else { "made" },
+        errors.len()
+    );
+    Ok(if errors.is_empty() { EXIT_OK } else { super::EXIT_ERROR })
+}

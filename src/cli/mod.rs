@@ -58,6 +58,15 @@ pub enum Command {
     /// `accepted`. `--list-checks` prints every check id.
     #[command(after_help = audit::AUDIT_EXIT_CODES)]
     Audit(AuditArgs),
+    /// Fix the host settings the audit checks: modes of Docker's containers directory and log files,
+    /// owner and credential-file modes in the data volume.
+    ///
+    /// Each part is on or off in `[enforce]` (`containers_dir` and `log_files` on, `data_volume` off
+    /// by default). Modes are only made stricter; symlinks are never followed. Prints each change.
+    #[command(
+        after_help = "Exit status: 0 done (or nothing to do), 2 some paths could not be changed (listed on stderr)."
+    )]
+    Enforce(EnforceArgs),
     /// Check or print the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -157,6 +166,14 @@ pub struct AuditArgs {
     pub list_checks: bool,
 }
 
+/// `sidecar enforce` flags.
+#[derive(Debug, Args)]
+pub struct EnforceArgs {
+    /// Only print what would change.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
 /// `sidecar config …`.
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
@@ -208,6 +225,7 @@ fn run_cli(cli: Cli) -> u8 {
         }),
         Command::Rules(args) => scan::list_rules(&config, args.toml),
         Command::Audit(args) => audit::run_audit(&config, args),
+        Command::Enforce(args) => audit::run_enforce(&config, args),
         Command::Backup(args) => Ok(backup::run_backup(&config, args)),
         Command::Restore(args) => Ok(backup::run_restore(&config, args)),
         Command::Verify(args) => Ok(backup::run_verify(&config, args)),

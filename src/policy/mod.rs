@@ -15,6 +15,7 @@ use serde::Serialize;
 pub mod audit;
 pub mod container;
 pub mod daemon;
+pub mod enforce;
 pub mod host;
 
 /// Label listing the check ids accepted for a container.
@@ -171,13 +172,13 @@ checks! {
     "daemon.seccomp", High, "seccomp available",
         "run Docker on a kernel built with seccomp and a dockerd with seccomp support";
     "host.containers-dir", Medium, "containers directory is 0700",
-        "`chmod 700 /var/lib/docker/containers`";
+        "`chmod 700 /var/lib/docker/containers` (or `sidecar enforce`, `enforce.containers_dir`)";
     "host.log-files", Medium, "container log files are 0640 or stricter",
-        "`chmod 640` the `*-json.log*` files";
+        "`chmod 640` the `*-json.log*` files (or `sidecar enforce`, `enforce.log_files`)";
     "host.data-owner", Low, "data volume files owned by the service user",
-        "`chown -R 1000:1000` the volume";
+        "`chown -R 1000:1000` the volume (or `sidecar enforce` with `enforce.data_volume`)";
     "host.credentials", High, "credential files not readable by group or others",
-        "`chmod 600` `.env`, `openclaw.json` and `credentials/**`";
+        "`chmod 600` `.env`, `openclaw.json` and `credentials/**` (or `sidecar enforce` with `enforce.data_volume`)";
 }
 
 /// The catalogue entry of `id`.
