@@ -225,6 +225,13 @@ pub struct EnforceConfig {
     /// Give `audit.data_dir`'s entries the owner `audit.data_owner` and make credential files 0600;
     /// off by default because sidecar mounts the volume read-only.
     pub data_volume: bool,
+    /// Live json-file logs without any `max-size` (their own or the daemon's default) that grow past
+    /// this many MiB are archived, masked and gzipped, under `<state_dir>/log-archive/` and
+    /// truncated; 0 turns this off.
+    pub rotate_mib: u64,
+    /// Docker's rotated logs (`<id>-json.log.N[.gz]`) and sidecar's archives older than this many
+    /// days are removed; 0 keeps them.
+    pub retention_days: u64,
 }
 
 impl Default for EnforceConfig {
@@ -233,6 +240,8 @@ impl Default for EnforceConfig {
             containers_dir: true,
             log_files: true,
             data_volume: false,
+            rotate_mib: 100,
+            retention_days: 0,
         }
     }
 }

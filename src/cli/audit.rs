@@ -89,10 +89,63 @@ pub fn run_enforce(config: &Config, args: super::EnforceArgs) -> Result<u8> {
         data_owner: config.audit.owner()?,
         dry_run: args.dry_run,
     };
-    let (changes, errors) = enforce(&opts);
+    let (changes, mut errors) = enforce(&opts);
     let verb = if args.dry_run { "would change" } else { "changed" };
     for c in &changes {
         println!("{verb} {}: {}", c.path.display(), c.what);
+    }
+    // Rotation of logs without max-size, and retention.
+    if e.rotate_mib > 0 || e.retention_days > 0 {
+        use crate::policy::rotate::{rotate, Action, RotateOptions};
+        let (engine, _) = super::scan::build_engine(config, &[], &[])?;
+        let key = crate::state::load_or_create_key(&config.state_dir)?;
+        let scan_opts = crate::logs::scan::ScanOptions::default();
+        let scanner = crate::logs::scan::Scanner {
+            engine: &engine,
+            key: &key,
+            options: &scan_opts,
+        };
+        let (daemon_json, _) = crate::policy::daemon::DaemonFacts::read_local(&config.audit.daemon_json);
+        let daemon_max_size = daemon_json.map(|j| {
+            j.and_then(|j| {
+                let driver = j.get("log-driver").and_then(|d| d.as_str()).unwrap_or("json-file");
+                if driver != "json-file" {
+                    return Some(format!("{driver} driver"));
+                }
+                j.get("log-opts")?.get("max-size")?.as_str().map(String::from)
+            })
+        });
+        let ropts = RotateOptions {
+            docker_root: config.docker_root.clone(),
+            archive_dir: config.state_dir.join("log-archive"),
+            max_bytes: e.rotate_mib.saturating_mul(1 << 20),
+            keep: (e.retention_days > 0).then(|| std::time::Duration::from_secs(e.retention_days * 86_400)),
+            daemon_max_size,
+            dry_run: args.dry_run,
+        };
+        let (actions, errs) = rotate(&scanner, &ropts);
+        let (rotated, removed) = if args.dry_run {
+            ("would rotate", "would remove")
+        } else {
+            ("rotated", "removed")
+        };
+        for a in &actions {
+            match a {
+                Action::Rotated {
+                    log,
+                    archive_dir,
+                    segments,
+                    bytes,
+                    masked,
+                } => println!(
+                    "{rotated} {}: {bytes} bytes into {segments} archive(s) in {} ({masked} secret(s) masked)",
+                    log.display(),
+                    archive_dir.display()
+                ),
+                Action::Removed(p) => println!("{removed} {}", p.display()),
+            }
+        }
+        errors.extend(errs);
     }
     for (path, why) in &errors {
         eprintln!("error: {}: {why}", path.display());

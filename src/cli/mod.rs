@@ -58,11 +58,14 @@ pub enum Command {
     /// `accepted`. `--list-checks` prints every check id.
     #[command(after_help = audit::AUDIT_EXIT_CODES)]
     Audit(AuditArgs),
-    /// Fix the host settings the audit checks: modes of Docker's containers directory and log files,
-    /// owner and credential-file modes in the data volume.
+    /// Fix the host settings the audit checks, rotate logs that have no max-size, expire old logs.
     ///
-    /// Each part is on or off in `[enforce]` (`containers_dir` and `log_files` on, `data_volume` off
-    /// by default). Modes are only made stricter; symlinks are never followed. Prints each change.
+    /// Modes of Docker's containers directory (0700) and log files (0640), owner and credential-file
+    /// modes in the data volume; each part on or off in `[enforce]` (`containers_dir` and
+    /// `log_files` on, `data_volume` off by default). Modes are only made stricter; symlinks are
+    /// never followed. Live logs of containers without any max-size that pass `enforce.rotate_mib`
+    /// are archived (masked, gzip) under `<state_dir>/log-archive/` and truncated; rotated logs and
+    /// archives older than `enforce.retention_days` are removed. Prints each change.
     #[command(
         after_help = "Exit status: 0 done (or nothing to do), 2 some paths could not be changed (listed on stderr)."
     )]

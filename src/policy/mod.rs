@@ -17,6 +17,7 @@ pub mod container;
 pub mod daemon;
 pub mod enforce;
 pub mod host;
+pub mod rotate;
 
 /// Label listing the check ids accepted for a container.
 pub const ACCEPT_LABEL: &str = "sidecar.audit.accept";
