@@ -39,6 +39,8 @@ pub struct Config {
     pub audit: AuditConfig,
     /// What `sidecar enforce` changes on the host.
     pub enforce: EnforceConfig,
+    /// What `sidecar run` does besides guarding logs.
+    pub run: RunConfig,
 }
 
 impl Default for Config {
@@ -52,6 +54,7 @@ impl Default for Config {
             backup: BackupConfig::default(),
             audit: AuditConfig::default(),
             enforce: EnforceConfig::default(),
+            run: RunConfig::default(),
         }
     }
 }
@@ -242,6 +245,29 @@ impl Default for EnforceConfig {
             data_volume: false,
             rotate_mib: 100,
             retention_days: 0,
+        }
+    }
+}
+
+/// `[run]`: the periodic work of `sidecar run`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunConfig {
+    /// Scheduled backups (`backup.schedule`) when `backup.recipients` are set.
+    pub backup: bool,
+    /// Full audit every this many minutes, plus an audit of each container when it starts (Docker
+    /// events); results appended to `<state_dir>/audit/audit.jsonl`. 0 turns the audit off.
+    pub audit_minutes: u64,
+    /// `sidecar enforce` every this many minutes (what `[enforce]` switches on); 0 turns it off.
+    pub enforce_minutes: u64,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        Self {
+            backup: true,
+            audit_minutes: 60,
+            enforce_minutes: 10,
         }
     }
 }

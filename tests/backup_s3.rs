@@ -179,8 +179,8 @@ fn backup_list_verify_restore_and_prune_on_s3() {
         left,
         [
             format!("host-1/{}", names[1]),
-            format!("host-1/{}.index.age", names[1]),
-            format!("host-1/{}.b3", names[1])
+            format!("host-1/{}.b3", names[1]),
+            format!("host-1/{}.index.age", names[1])
         ]
     );
 

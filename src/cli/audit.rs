@@ -15,6 +15,50 @@ use crate::report::write_audit;
 /// Exit statuses of `sidecar audit`.
 pub const AUDIT_EXIT_CODES: &str = "Exit status: 0 no failure at or above --fail-on (accepted risks and passes only), 1 such failures remain, 2 error (Docker API unreachable, bad configuration, output not writable).";
 
+/// The detection engine and fingerprint key the audit scans environment variables and image
+/// history with.
+pub(crate) struct Auditor {
+    engine: crate::redact::Engine,
+    key: crate::redact::FingerprintKey,
+}
+
+impl Auditor {
+    pub(crate) fn new(config: &Config) -> Result<Self> {
+        let (engine, _) = super::scan::build_engine(config, &[], &[])?;
+        let key = crate::state::load_or_create_key(&config.state_dir)?;
+        Ok(Self { engine, key })
+    }
+
+    /// Secrets in `text`, by rule and fingerprint.
+    pub(crate) fn scan(&self, text: &str) -> Vec<SecretHit> {
+        let mut scratch = Scratch::default();
+        let mut found = Vec::new();
+        self.engine.find(text.as_bytes(), &mut scratch, &mut found);
+        found
+            .iter()
+            .map(|m| SecretHit {
+                rule: self.engine.rules()[m.rule].id.clone(),
+                fingerprint: self.key.fingerprint(&text.as_bytes()[m.secret.clone()]),
+            })
+            .collect()
+    }
+}
+
+/// What to audit, from the config: `containers` (empty: everything).
+pub(crate) fn audit_options(config: &Config, containers: Vec<String>) -> Result<AuditOptions> {
+    let data_dir = (!config.audit.data_dir.as_os_str().is_empty()).then(|| config.audit.data_dir.clone());
+    Ok(AuditOptions {
+        containers,
+        host: HostPaths {
+            docker_root: config.docker_root.clone(),
+            data_dir,
+            data_owner: config.audit.owner()?,
+        },
+        daemon_json: config.audit.daemon_json.clone(),
+        accept: config.audit.accept.clone(),
+    })
+}
+
 pub fn run_audit(config: &Config, args: AuditArgs) -> Result<u8> {
     if args.list_checks {
         for c in CHECKS {
@@ -30,33 +74,10 @@ pub fn run_audit(config: &Config, args: AuditArgs) -> Result<u8> {
         Some(s) => s,
         None => config.audit.fail_on()?,
     };
-    let (engine, _) = super::scan::build_engine(&config, &[], &[])?;
-    let key = crate::state::load_or_create_key(&config.state_dir)?;
-    let scan = |text: &str| {
-        let mut scratch = Scratch::default();
-        let mut found = Vec::new();
-        engine.find(text.as_bytes(), &mut scratch, &mut found);
-        found
-            .iter()
-            .map(|m| SecretHit {
-                rule: engine.rules()[m.rule].id.clone(),
-                fingerprint: key.fingerprint(&text.as_bytes()[m.secret.clone()]),
-            })
-            .collect()
-    };
-    let data_dir = (!config.audit.data_dir.as_os_str().is_empty()).then(|| config.audit.data_dir.clone());
-    let opts = AuditOptions {
-        containers: args.container.clone(),
-        host: HostPaths {
-            docker_root: config.docker_root.clone(),
-            data_dir,
-            data_owner: config.audit.owner()?,
-        },
-        daemon_json: config.audit.daemon_json.clone(),
-        accept: config.audit.accept.clone(),
-    };
+    let auditor = Auditor::new(&config)?;
+    let opts = audit_options(&config, args.container.clone())?;
     let docker = crate::docker::Docker::connect()?;
-    let results = run(&docker, &opts, &scan)?;
+    let results = run(&docker, &opts, &|t: &str| auditor.scan(t))?;
     let mut text = Vec::new();
     write_audit(args.format, &results, &mut text)?;
     match &args.output {
@@ -77,6 +98,28 @@ pub fn run_audit(config: &Config, args: AuditArgs) -> Result<u8> {
 
 /// `sidecar enforce`: fix what the host checks find, as switched on in `[enforce]`.
 pub fn run_enforce(config: &Config, args: super::EnforceArgs) -> Result<u8> {
+    let (done, errors) = enforce_once(config, args.dry_run)?;
+    for line in &done {
+        println!("{line}");
+    }
+    for (path, why) in &errors {
+        eprintln!("error: {}: {why}", path.display());
+    }
+    eprintln!(
+        "{} change(s) {}, {} error(s)",
+        done.len(),
+        if args.dry_run { "planned" } else { "made" },
+        errors.len()
+    );
+    Ok(if errors.is_empty() { EXIT_OK } else { super::EXIT_ERROR })
+}
+
+/// Paths that could not be changed, with the reason.
+pub(crate) type Failures = Vec<(std::path::PathBuf, String)>;
+
+/// One enforcement pass: the changes made (or planned) as lines, and the paths that failed.
+pub(crate) fn enforce_once(config: &Config, dry_run: bool) -> Result<(Vec<String>, Failures)> {
+    let mut lines = Vec::new();
     use crate::policy::enforce::{enforce, EnforceOptions};
     let e = &config.enforce;
     let data_dir =
@@ -87,12 +130,12 @@ pub fn run_enforce(config: &Config, args: super::EnforceArgs) -> Result<u8> {
         log_files: e.log_files,
         data_dir,
         data_owner: config.audit.owner()?,
-        dry_run: args.dry_run,
+        dry_run,
     };
     let (changes, mut errors) = enforce(&opts);
-    let verb = if args.dry_run { "would change" } else { "changed" };
+    let verb = if dry_run { "would change" } else { "changed" };
     for c in &changes {
-        println!("{verb} {}: {}", c.path.display(), c.what);
+        lines.push(format!("{verb} {}: {}", c.path.display(), c.what));
     }
     // Rotation of logs without max-size, and retention.
     if e.rotate_mib > 0 || e.retention_days > 0 {
@@ -121,10 +164,10 @@ pub fn run_enforce(config: &Config, args: super::EnforceArgs) -> Result<u8> {
             max_bytes: e.rotate_mib.saturating_mul(1 << 20),
             keep: (e.retention_days > 0).then(|| std::time::Duration::from_secs(e.retention_days * 86_400)),
             daemon_max_size,
-            dry_run: args.dry_run,
+            dry_run,
         };
         let (actions, errs) = rotate(&scanner, &ropts);
-        let (rotated, removed) = if args.dry_run {
+        let (rotated, removed) = if dry_run {
             ("would rotate", "would remove")
         } else {
             ("rotated", "removed")
@@ -137,24 +180,15 @@ pub fn run_enforce(config: &Config, args: super::EnforceArgs) -> Result<u8> {
                     segments,
                     bytes,
                     masked,
-                } => println!(
+                } => lines.push(format!(
                     "{rotated} {}: {bytes} bytes into {segments} archive(s) in {} ({masked} secret(s) masked)",
                     log.display(),
                     archive_dir.display()
-                ),
-                Action::Removed(p) => println!("{removed} {}", p.display()),
+                )),
+                Action::Removed(p) => lines.push(format!("{removed} {}", p.display())),
             }
         }
         errors.extend(errs);
     }
-    for (path, why) in &errors {
-        eprintln!("error: {}: {why}", path.display());
-    }
-    eprintln!(
-        "{} change(s) {}, {} error(s)",
-        changes.len(),
-        if args.dry_run { "planned" } else { "made" },
-        errors.len()
-    );
-    Ok(if errors.is_empty() { EXIT_OK } else { super::EXIT_ERROR })
+    Ok((lines, errors))
 }

@@ -14,7 +14,7 @@ use crate::config::Config;
 pub(super) const BACKUP_EXIT_CODES: &str = "Exit status: 0 success, 1 the backup is invalid (damaged, truncated, wrong key, hostile entries, wrong recipients), 2 any other error (usage, configuration, permissions, disk).";
 
 /// `sidecar backup` flags. Defaults come from `[backup]` in the config.
-#[derive(Debug, Args)]
+#[derive(Debug, Default, Args)]
 pub struct BackupArgs {
     /// Directory to back up (default `backup.source`, /data).
     #[arg(long, value_name = "DIR")]
@@ -264,11 +264,11 @@ fn human(bytes: u64) -> String {
     unreachable!()
 }
 
-/// `sidecar backup`.
-pub fn run_backup(config: &Config, args: BackupArgs) -> u8 {
+/// The backup options from the config (and the flags of `sidecar backup`, when given).
+pub(crate) fn backup_options(config: &Config, args: &BackupArgs) -> Result<BackupOptions, u8> {
     let recipients = match recipients(config, &args.recipients, args.recipients_file.as_ref()) {
         Ok(r) => r,
-        Err(e) => return exit_for(&e),
+        Err(e) => return Err(exit_for(&e)),
     };
     let threads = match config.backup.threads {
         0 => std::thread::available_parallelism()
@@ -276,11 +276,11 @@ pub fn run_backup(config: &Config, args: BackupArgs) -> u8 {
             .unwrap_or(1),
         n => n,
     };
-    let opts = BackupOptions {
-        source: args.source.unwrap_or_else(|| config.backup.source.clone()),
-        store: match backup::open_store(&args.to.unwrap_or_else(|| config.backup.dest.clone())) {
+    Ok(BackupOptions {
+        source: args.source.clone().unwrap_or_else(|| config.backup.source.clone()),
+        store: match backup::open_store(&args.to.clone().unwrap_or_else(|| config.backup.dest.clone())) {
             Ok(s) => s,
-            Err(e) => return exit_for(&e),
+            Err(e) => return Err(exit_for(&e)),
         },
         name: config.backup.name.clone(),
         recipients,
@@ -289,9 +289,21 @@ pub fn run_backup(config: &Config, args: BackupArgs) -> u8 {
         progress: None,
         stop: None,
         pause: pause_options(config),
+    })
+}
+
+/// `sidecar backup`.
+pub fn run_backup(config: &Config, args: BackupArgs) -> u8 {
+    let opts = match backup_options(config, &args) {
+        Ok(o) => o,
+        Err(code) => return code,
     };
     if args.schedule {
-        return run_schedule(config, opts);
+        let stop = match stop_on_signals() {
+            Ok(s) => s,
+            Err(code) => return code,
+        };
+        return run_schedule(config, opts, stop);
     }
     let stop = match stop_on_signals() {
         Ok(s) => s,
@@ -362,7 +374,7 @@ fn report_pause(r: &backup::BackupResult) {
 }
 
 /// A flag set by SIGTERM or SIGINT.
-fn stop_on_signals() -> Result<Arc<AtomicBool>, u8> {
+pub(crate) fn stop_on_signals() -> Result<Arc<AtomicBool>, u8> {
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         if let Err(e) = signal_hook::flag::register(signal, stop.clone()) {
@@ -382,7 +394,8 @@ fn host_seed() -> u64 {
     u64::from_le_bytes(h[..8].try_into().expect("8 bytes"))
 }
 
-fn run_schedule(config: &Config, opts: BackupOptions) -> u8 {
+/// Back up on `backup.schedule` until `stop` is set (`sidecar backup --schedule`, `sidecar run`).
+pub(crate) fn run_schedule(config: &Config, opts: BackupOptions, stop: Arc<AtomicBool>) -> u8 {
     let schedule = match backup::schedule::Schedule::new(
         &config.backup.schedule,
         &config.backup.timezone,
@@ -399,10 +412,6 @@ fn run_schedule(config: &Config, opts: BackupOptions) -> u8 {
             "missing: set backup.recipients (or give -r age1…) before scheduling backups".into(),
         ));
     }
-    let stop = match stop_on_signals() {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
     eprintln!(
         "scheduled backups of {} to {}: `{}` in {}",
         opts.source.display(),

@@ -9,6 +9,7 @@ use crate::report::OutputFormat;
 
 mod audit;
 mod backup;
+mod run;
 mod scan;
 
 pub use backup::{BackupArgs, BackupsCommand, PruneArgs, RestoreArgs, VerifyArgs};
@@ -70,6 +71,18 @@ pub enum Command {
         after_help = "Exit status: 0 done (or nothing to do), 2 some paths could not be changed (listed on stderr)."
     )]
     Enforce(EnforceArgs),
+    /// Run as a service: scheduled backups, the audit and enforcement, until SIGTERM.
+    ///
+    /// Backups run on `backup.schedule` when `backup.recipients` are set (a run missed while
+    /// sidecar was down runs at start). The audit runs at start, every `run.audit_minutes` and for
+    /// each container that starts (Docker events); its results are appended to
+    /// `<state_dir>/audit/audit.jsonl`. `sidecar enforce` runs every `run.enforce_minutes`. SIGTERM
+    /// or SIGINT stops everything within seconds (a running backup is abandoned and its partial
+    /// file removed). The live log guard joins this command with a later version.
+    #[command(
+        after_help = "Exit status: 0 stopped by a signal, 2 error at start (bad configuration, state directory not writable, nothing enabled)."
+    )]
+    Run(RunArgs),
     /// Check or print the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -169,6 +182,17 @@ pub struct AuditArgs {
     pub list_checks: bool,
 }
 
+/// `sidecar run` flags.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Docker's data root (overrides `docker_root`, default /var/lib/docker).
+    #[arg(long, value_name = "DIR")]
+    pub docker_root: Option<PathBuf>,
+    /// sidecar's state directory (overrides `state_dir`, default /var/lib/sidecar).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
 /// `sidecar enforce` flags.
 #[derive(Debug, Args)]
 pub struct EnforceArgs {
@@ -229,6 +253,7 @@ fn run_cli(cli: Cli) -> u8 {
         Command::Rules(args) => scan::list_rules(&config, args.toml),
         Command::Audit(args) => audit::run_audit(&config, args),
         Command::Enforce(args) => audit::run_enforce(&config, args),
+        Command::Run(args) => Ok(run::run(&config, args)),
         Command::Backup(args) => Ok(backup::run_backup(&config, args)),
         Command::Restore(args) => Ok(backup::run_restore(&config, args)),
         Command::Verify(args) => Ok(backup::run_verify(&config, args)),

@@ -150,6 +150,48 @@ impl Docker {
             .map_err(request("reading the daemon's info"))
     }
 
+    /// Send the ID of every container that starts to `tx`, until `stop` is set, the receiver is
+    /// gone, or the event stream ends (then `Ok`; the caller reconnects).
+    pub fn watch_starts(
+        &self,
+        tx: &std::sync::mpsc::Sender<String>,
+        stop: &std::sync::atomic::AtomicBool,
+    ) -> Result<(), DockerError> {
+        use futures_util::StreamExt;
+        let filters = HashMap::from([
+            ("type".to_string(), vec!["container".to_string()]),
+            ("event".to_string(), vec!["start".to_string()]),
+        ]);
+        let opts = bollard::query_parameters::EventsOptions {
+            filters: Some(filters),
+            ..Default::default()
+        };
+        self.rt.block_on(async {
+            let mut events = self.api.events(Some(opts));
+            loop {
+                tokio::select! {
+                    ev = events.next() => match ev {
+                        Some(Ok(e)) => {
+                            if let Some(id) = e.actor.and_then(|a| a.id) {
+                                if tx.send(id).is_err() {
+                                    return Ok(());
+                                }
+                            }
+                        }
+                        // The client's request timeout also ends an idle stream: reconnect.
+                        Some(Err(bollard::errors::Error::RequestTimeoutError)) | None => return Ok(()),
+                        Some(Err(e)) => return Err(request("watching container events")(e)),
+                    },
+                    _ = tokio::time::sleep(std::time::Duration::from_millis(250)) => {
+                        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+        })
+    }
+
     /// Whether the container is paused now.
     pub fn is_paused(&self, id: &str) -> Result<bool, DockerError> {
         let info = self

@@ -32,6 +32,40 @@ pub fn write_audit<W: Write>(format: AuditFormat, results: &[CheckResult], out: 
     }
 }
 
+/// Version of the audit stream's records.
+pub const AUDIT_SCHEMA: u32 = 1;
+/// The audit stream is rotated (to `.1`, one kept) past this size.
+const AUDIT_STREAM_MAX: u64 = 16 << 20;
+
+/// Append `results` to the audit stream at `path` (JSONL, 0600, created with its directory 0700),
+/// one record per result with `schema` and `time`, fsynced once per batch.
+pub fn append_audit_stream(path: &std::path::Path, results: &[CheckResult], time: &str) -> io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent() {
+        crate::fsutil::create_private_dir(dir)?;
+    }
+    if std::fs::metadata(path).is_ok_and(|m| m.len() > AUDIT_STREAM_MAX) {
+        let mut old = path.as_os_str().to_owned();
+        old.push(".1");
+        std::fs::rename(path, old)?;
+    }
+    let mut buf = Vec::new();
+    for r in results {
+        let mut v = serde_json::to_value(r)?;
+        v["schema"] = json!(AUDIT_SCHEMA);
+        v["time"] = json!(time);
+        serde_json::to_writer(&mut buf, &v)?;
+        buf.push(b'\n');
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(&buf)?;
+    f.sync_data()
+}
+
 fn rank(s: Status) -> u8 {
     match s {
         Status::Fail => 0,

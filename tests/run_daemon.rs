@@ -1,0 +1,157 @@
+//! `sidecar run` against the real Docker daemon: it audits everything at start and each container
+//! that starts (results in the audit stream), runs the backup schedule (a scheduled backup that
+//! verifies and restores), and stops cleanly on SIGTERM.
+mod common;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{docker_ok, ensure_image, keys, run, sidecar, tree_bytes, IMAGE};
+
+fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ok() {
+        assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn stream_records(path: &std::path::Path) -> Vec<serde_json::Value> {
+    fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad record ({e}): {l}")))
+        .collect()
+}
+
+#[test]
+fn run_audits_on_start_and_on_container_start_backs_up_on_schedule_and_stops_on_sigterm() {
+    if !docker_ok() {
+        return;
+    }
+    ensure_image();
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let src = tmp.path().join("data");
+    fs::create_dir_all(src.join("workspace")).unwrap();
+    fs::write(src.join("openclaw.json"), b"{\"gateway\":{}}").unwrap();
+    fs::write(src.join("workspace/notes.md"), b"hello").unwrap();
+    let dest = tmp.path().join("backups");
+    let k = keys(tmp.path());
+    let name = format!("sidecar-run-test-{}", std::process::id());
+    let _ = Command::new("docker").args(["rm", "-f", &name]).output();
+
+    let mut child = sidecar(&state)
+        .env("SIDECAR_DOCKER_ROOT", tmp.path().join("docker"))
+        .env("SIDECAR_AUDIT__DATA_DIR", "")
+        .env("SIDECAR_RUN__ENFORCE_MINUTES", "0")
+        .env("SIDECAR_BACKUP__RECIPIENTS", format!("[\"{}\"]", k.public))
+        .env("SIDECAR_BACKUP__SOURCE", &src)
+        .env("SIDECAR_BACKUP__DEST", &dest)
+        .env("SIDECAR_BACKUP__SCHEDULE", "*/2 * * * * *")
+        .env("SIDECAR_BACKUP__PAUSE", "false")
+        .arg("run")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stream = state.join("audit/audit.jsonl");
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        wait_for("the audit at start", Duration::from_secs(60), || {
+            stream_records(&stream).iter().any(|r| r["container"] == "(daemon)")
+        });
+        let before = stream_records(&stream).len();
+        let out = Command::new("docker")
+            .args(["run", "-d", "--name", &name, IMAGE])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        wait_for("the audit of the started container", Duration::from_secs(30), || {
+            stream_records(&stream)[before..]
+                .iter()
+                .any(|r| r["container"] == name.as_str())
+        });
+        let records = stream_records(&stream);
+        let mine: Vec<&serde_json::Value> = records[before..]
+            .iter()
+            .filter(|r| r["container"] == name.as_str())
+            .collect();
+        assert_eq!(mine.len(), 23, "every container check, once");
+        for r in &records {
+            assert_eq!(r["schema"], 1);
+            assert!(r["time"].as_str().is_some_and(|t| t.ends_with('Z')), "{r}");
+        }
+        assert!(mine
+            .iter()
+            .any(|r| r["check"] == "user.non-root" && r["status"] == "fail"));
+        assert_eq!(fs::metadata(&stream).unwrap().permissions().mode() & 0o777, 0o600);
+        wait_for("a scheduled backup", Duration::from_secs(60), || {
+            fs::read_dir(&dest).is_ok_and(|rd| {
+                rd.flatten()
+                    .any(|e| e.file_name().to_string_lossy().ends_with(".tar.zst.age.b3"))
+            })
+        });
+    }));
+    // SIGTERM: everything stops within seconds, exit status 0.
+    let stopped = Instant::now();
+    send_signal(child.id(), 15);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if stopped.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("sidecar run did not stop within 20 s of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let _ = Command::new("docker").args(["rm", "-f", &name]).output();
+    let mut err = String::new();
+    use std::io::Read;
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    if let Err(p) = result {
+        eprintln!("sidecar run stderr:\n{err}");
+        std::panic::resume_unwind(p);
+    }
+    assert_eq!(status.code(), Some(0), "{err}");
+    assert!(
+        stopped.elapsed() < Duration::from_secs(10),
+        "stopped in {:?}",
+        stopped.elapsed()
+    );
+    assert!(err.contains("sidecar run: stopped"), "{err}");
+
+    // The scheduled backup verifies and restores the tree exactly.
+    let target = tmp.path().join("restored");
+    let out = run(sidecar(&state)
+        .args(["restore", "latest", "--from"])
+        .arg(&dest)
+        .arg("--to")
+        .arg(&target)
+        .arg("--identity")
+        .arg(&k.identity));
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(tree_bytes(&src), tree_bytes(&target));
+}
+
+fn send_signal(pid: u32, signal: i32) {
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn run_with_everything_off_is_an_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = run(sidecar(tmp.path())
+        .env("SIDECAR_RUN__AUDIT_MINUTES", "0")
+        .env("SIDECAR_RUN__ENFORCE_MINUTES", "0")
+        .arg("run"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing to run"));
+}
