@@ -260,6 +260,8 @@ pub struct RunConfig {
     pub audit_minutes: u64,
     /// `sidecar enforce` every this many minutes (what `[enforce]` switches on); 0 turns it off.
     pub enforce_minutes: u64,
+    /// Serve Prometheus metrics at `http://<this>/metrics` (`127.0.0.1:9464`); empty: off.
+    pub metrics_listen: String,
 }
 
 impl Default for RunConfig {
@@ -268,6 +270,7 @@ impl Default for RunConfig {
             backup: true,
             audit_minutes: 60,
             enforce_minutes: 10,
+            metrics_listen: String::new(),
         }
     }
 }

@@ -43,7 +43,13 @@ fn run_audits_on_start_and_on_container_start_backs_up_on_schedule_and_stops_on_
     let name = format!("sidecar-run-test-{}", std::process::id());
     let _ = Command::new("docker").args(["rm", "-f", &name]).output();
 
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut child = sidecar(&state)
+        .env("SIDECAR_RUN__METRICS_LISTEN", format!("127.0.0.1:{port}"))
         .env("SIDECAR_DOCKER_ROOT", tmp.path().join("docker"))
         .env("SIDECAR_AUDIT__DATA_DIR", "")
         .env("SIDECAR_RUN__ENFORCE_MINUTES", "0")
@@ -93,6 +99,24 @@ fn run_audits_on_start_and_on_container_start_backs_up_on_schedule_and_stops_on_
                     .any(|e| e.file_name().to_string_lossy().ends_with(".tar.zst.age.b3"))
             })
         });
+        // The metrics endpoint counts what happened.
+        let metrics = http_get(port, "/metrics");
+        assert!(metrics.starts_with("HTTP/1.1 200 OK"), "{metrics}");
+        let value = |key: &str| -> f64 {
+            metrics
+                .lines()
+                .find_map(|l| l.strip_prefix(key).and_then(|v| v.strip_prefix(' ')))
+                .unwrap_or_else(|| panic!("{key} missing: {metrics}"))
+                .parse()
+                .unwrap()
+        };
+        assert!(value("sidecar_audit_runs_total") >= 2.0, "{metrics}");
+        assert!(value("sidecar_backups_total{result=\"ok\"}") >= 1.0, "{metrics}");
+        assert!(
+            metrics.contains("sidecar_audit_results{status=\"pass\",severity=\"high\"}"),
+            "{metrics}"
+        );
+        assert!(http_get(port, "/other").starts_with("HTTP/1.1 404"));
     }));
     // SIGTERM: everything stops within seconds, exit status 0.
     let stopped = Instant::now();
@@ -134,6 +158,15 @@ fn run_audits_on_start_and_on_container_start_backs_up_on_schedule_and_stops_on_
         .arg(&k.identity));
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(tree_bytes(&src), tree_bytes(&target));
+}
+
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(c, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut out = String::new();
+    c.read_to_string(&mut out).unwrap();
+    out
 }
 
 fn send_signal(pid: u32, signal: i32) {

@@ -303,7 +303,7 @@ pub fn run_backup(config: &Config, args: BackupArgs) -> u8 {
             Ok(s) => s,
             Err(code) => return code,
         };
-        return run_schedule(config, opts, stop);
+        return run_schedule(config, opts, stop, None);
     }
     let stop = match stop_on_signals() {
         Ok(s) => s,
@@ -395,7 +395,12 @@ fn host_seed() -> u64 {
 }
 
 /// Back up on `backup.schedule` until `stop` is set (`sidecar backup --schedule`, `sidecar run`).
-pub(crate) fn run_schedule(config: &Config, opts: BackupOptions, stop: Arc<AtomicBool>) -> u8 {
+pub(crate) fn run_schedule(
+    config: &Config,
+    opts: BackupOptions,
+    stop: Arc<AtomicBool>,
+    metrics: Option<&crate::report::metrics::Metrics>,
+) -> u8 {
     let schedule = match backup::schedule::Schedule::new(
         &config.backup.schedule,
         &config.backup.timezone,
@@ -438,15 +443,26 @@ pub(crate) fn run_schedule(config: &Config, opts: BackupOptions, stop: Arc<Atomi
                 )
             }
             backup::ScheduledEvent::Done(r) => {
+                if let Some(m) = metrics {
+                    m.backup("ok", Some(r.bytes));
+                }
                 report_pause(&r);
                 eprintln!("backup {} written and verified: {}", r.location, human(r.bytes));
                 println!("{}", r.location);
             }
             backup::ScheduledEvent::Failed(e) => {
+                if let Some(m) = metrics {
+                    m.backup("failed", None);
+                }
                 failures += 1;
                 exit_for(&e);
             }
-            backup::ScheduledEvent::Skipped => eprintln!("backup skipped: another backup holds the destination's lock"),
+            backup::ScheduledEvent::Skipped => {
+                if let Some(m) = metrics {
+                    m.backup("skipped", None);
+                }
+                eprintln!("backup skipped: another backup holds the destination's lock")
+            }
             backup::ScheduledEvent::Pruned(n) => {
                 if n > 0 {
                     eprintln!("retention: {n} old backup(s) deleted")

@@ -50,15 +50,32 @@ pub fn run(config: &Config, args: RunArgs) -> u8 {
         config.state_dir.display()
     );
     let config = Arc::new(config);
+    let metrics = Arc::new(crate::report::metrics::Metrics::default());
     let mut threads = Vec::new();
+
+    if !config.run.metrics_listen.is_empty() {
+        match std::net::TcpListener::bind(&config.run.metrics_listen) {
+            Ok(listener) => {
+                eprintln!("metrics: http://{}/metrics", config.run.metrics_listen);
+                let (metrics, stop) = (metrics.clone(), stop.clone());
+                threads.push(std::thread::spawn(move || {
+                    crate::report::metrics::serve(listener, &metrics, &stop)
+                }));
+            }
+            Err(e) => {
+                eprintln!("error: run.metrics_listen {}: {e}", config.run.metrics_listen);
+                return EXIT_ERROR;
+            }
+        }
+    }
 
     // Scheduled backups.
     if config.run.backup {
         match super::backup::backup_options(&config, &Default::default()) {
             Ok(opts) if !opts.recipients.is_empty() => {
-                let (config, stop) = (config.clone(), stop.clone());
+                let (config, stop, metrics) = (config.clone(), stop.clone(), metrics.clone());
                 threads.push(std::thread::spawn(move || {
-                    super::backup::run_schedule(&config, opts, stop);
+                    super::backup::run_schedule(&config, opts, stop, Some(&metrics));
                 }));
             }
             Ok(_) => eprintln!("backups: off (no backup.recipients configured)"),
@@ -95,7 +112,7 @@ pub fn run(config: &Config, args: RunArgs) -> u8 {
                 }
             });
         }
-        let (config, stop) = (config.clone(), stop.clone());
+        let (config, stop, metrics) = (config.clone(), stop.clone(), metrics.clone());
         threads.push(std::thread::spawn(move || {
             let every = Duration::from_secs(config.run.audit_minutes * 60);
             let mut next = Instant::now();
@@ -115,17 +132,19 @@ pub fn run(config: &Config, args: RunArgs) -> u8 {
                         }
                     }
                 };
-                audit_once(&config, &auditor, containers);
+                audit_once(&config, &auditor, containers, &metrics);
             }
         }));
     }
 
     // Enforcement.
     if config.run.enforce_minutes > 0 {
-        let (config, stop) = (config.clone(), stop.clone());
+        let (config, stop, metrics) = (config.clone(), stop.clone(), metrics.clone());
         threads.push(std::thread::spawn(move || loop {
             match super::audit::enforce_once(&config, false) {
                 Ok((done, errors)) => {
+                    metrics.add("sidecar_enforce_changes_total", done.len() as f64);
+                    metrics.add("sidecar_enforce_errors_total", errors.len() as f64);
                     for line in done {
                         eprintln!("enforce: {line}");
                     }
@@ -144,7 +163,8 @@ pub fn run(config: &Config, args: RunArgs) -> u8 {
         }));
     }
 
-    if threads.is_empty() {
+    if threads.len() == usize::from(!config.run.metrics_listen.is_empty()) {
+        stop.store(true, Ordering::Relaxed);
         eprintln!("error: nothing to run: backups, audit and enforcement are all off");
         return EXIT_ERROR;
     }
@@ -156,7 +176,13 @@ pub fn run(config: &Config, args: RunArgs) -> u8 {
 }
 
 /// Audit (everything, or the started containers) and append the results to the audit stream.
-fn audit_once(config: &Config, auditor: &super::audit::Auditor, containers: Vec<String>) {
+fn audit_once(
+    config: &Config,
+    auditor: &super::audit::Auditor,
+    containers: Vec<String>,
+    metrics: &crate::report::metrics::Metrics,
+) {
+    let full = containers.is_empty();
     let what = if containers.is_empty() {
         "full audit".to_string()
     } else {
@@ -173,6 +199,7 @@ fn audit_once(config: &Config, auditor: &super::audit::Auditor, containers: Vec<
         crate::docker::Docker::connect().and_then(|d| crate::policy::audit::run(&d, &opts, &|t: &str| auditor.scan(t)));
     match results {
         Ok(results) => {
+            metrics.audit(&results, full);
             let failed = results
                 .iter()
                 .filter(|r| r.status == crate::policy::Status::Fail)

@@ -7,6 +7,7 @@ use serde_json::json;
 use crate::redact::Finding;
 
 pub mod audit;
+pub mod metrics;
 pub use audit::{write_audit, AuditFormat};
 
 /// An output format of `sidecar scan`.

@@ -1,0 +1,217 @@
+//! Prometheus metrics of `sidecar run`, served in the text exposition format on an optional listen
+//! address. Labels are check ids, severities, statuses and results: never a container's
+//! environment, a path's content or a secret.
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use crate::policy::{CheckResult, Status};
+
+/// The metric values, by name and label set (`name{labels}`).
+#[derive(Debug, Default)]
+pub struct Metrics {
+    values: Mutex<BTreeMap<String, f64>>,
+}
+
+/// HELP and TYPE of each metric family.
+const FAMILIES: &[(&str, &str, &str)] = &[
+    (
+        "sidecar_audit_runs_total",
+        "counter",
+        "Audits run (full and per started container).",
+    ),
+    (
+        "sidecar_audit_results",
+        "gauge",
+        "Results of the last full audit by status and severity.",
+    ),
+    (
+        "sidecar_audit_failing",
+        "gauge",
+        "Containers (or the daemon or host) failing each check in the last full audit.",
+    ),
+    (
+        "sidecar_audit_last_timestamp_seconds",
+        "gauge",
+        "When the last full audit finished.",
+    ),
+    (
+        "sidecar_backups_total",
+        "counter",
+        "Scheduled backups by result (ok, failed, skipped).",
+    ),
+    (
+        "sidecar_backup_last_success_timestamp_seconds",
+        "gauge",
+        "When the last scheduled backup was written and verified.",
+    ),
+    (
+        "sidecar_backup_last_bytes",
+        "gauge",
+        "Size of the last scheduled backup.",
+    ),
+    (
+        "sidecar_enforce_changes_total",
+        "counter",
+        "Changes made by enforcement (modes, owners, rotations, removals).",
+    ),
+    (
+        "sidecar_enforce_errors_total",
+        "counter",
+        "Paths enforcement could not change.",
+    ),
+];
+
+fn now_seconds() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+impl Metrics {
+    /// Add `by` to a counter.
+    pub fn add(&self, key: &str, by: f64) {
+        *self
+            .values
+            .lock()
+            .expect("metrics lock")
+            .entry(key.to_string())
+            .or_insert(0.0) += by;
+    }
+
+    /// Set a gauge.
+    pub fn set(&self, key: &str, value: f64) {
+        self.values.lock().expect("metrics lock").insert(key.to_string(), value);
+    }
+
+    /// Record an audit; a full one replaces the per-check gauges.
+    pub fn audit(&self, results: &[CheckResult], full: bool) {
+        self.add("sidecar_audit_runs_total", 1.0);
+        if !full {
+            return;
+        }
+        let mut v = self.values.lock().expect("metrics lock");
+        v.retain(|k, _| !k.starts_with("sidecar_audit_results{") && !k.starts_with("sidecar_audit_failing{"));
+        for r in results {
+            *v.entry(format!(
+                "sidecar_audit_results{{status=\"{}\",severity=\"{}\"}}",
+                r.status.as_str(),
+                r.severity.as_str()
+            ))
+            .or_insert(0.0) += 1.0;
+            if r.status == Status::Fail {
+                *v.entry(format!("sidecar_audit_failing{{check=\"{}\"}}", r.check))
+                    .or_insert(0.0) += 1.0;
+            }
+        }
+        v.insert("sidecar_audit_last_timestamp_seconds".into(), now_seconds());
+    }
+
+    /// Record a scheduled backup's outcome (`ok` with its size, `failed`, `skipped`).
+    pub fn backup(&self, result: &str, bytes: Option<u64>) {
+        self.add(&format!("sidecar_backups_total{{result=\"{result}\"}}"), 1.0);
+        if let Some(b) = bytes {
+            self.set("sidecar_backup_last_success_timestamp_seconds", now_seconds());
+            self.set("sidecar_backup_last_bytes", b as f64);
+        }
+    }
+
+    /// The exposition text.
+    pub fn render(&self) -> String {
+        let v = self.values.lock().expect("metrics lock");
+        let mut out = String::new();
+        for (name, kind, help) in FAMILIES {
+            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+            for (k, val) in v.iter() {
+                let base = k.split('{').next().unwrap_or(k);
+                if base == *name {
+                    out.push_str(&format!("{k} {val}\n"));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Serve `GET /metrics` on `listener` until `stop` is set.
+pub fn serve(listener: TcpListener, metrics: &Metrics, stop: &AtomicBool) {
+    if listener.set_nonblocking(true).is_err() {
+        return;
+    }
+    while !stop.load(Ordering::Relaxed) {
+        match listener.accept() {
+            Ok((stream, _)) => answer(stream, metrics),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(100)),
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
+fn answer(mut stream: TcpStream, metrics: &Metrics) {
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let mut req = [0u8; 1024];
+    let n = stream.read(&mut req).unwrap_or(0);
+    let line = String::from_utf8_lossy(&req[..n]);
+    let (status, body) = if line.starts_with("GET /metrics ") || line.starts_with("GET / ") {
+        ("200 OK", metrics.render())
+    } else {
+        ("404 Not Found", "not found: GET /metrics\n".to_string())
+    };
+    let _ = write!(
+        stream,
+        "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::result;
+
+    #[test]
+    fn render_and_serve() {
+        let m = Metrics::default();
+        m.audit(
+            &[
+                result("a", "privileged", false, "x"),
+                result("b", "privileged", true, "y"),
+            ],
+            true,
+        );
+        m.backup("ok", Some(1234));
+        let text = m.render();
+        assert!(text.contains("sidecar_audit_runs_total 1\n"), "{text}");
+        assert!(
+            text.contains("sidecar_audit_failing{check=\"privileged\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("sidecar_audit_results{status=\"pass\",severity=\"high\"} 1\n"),
+            "{text}"
+        );
+        assert!(text.contains("sidecar_backups_total{result=\"ok\"} 1\n"), "{text}");
+        assert!(text.contains("sidecar_backup_last_bytes 1234\n"), "{text}");
+
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| serve(listener, &m, &stop));
+            let mut c = TcpStream::connect(addr).unwrap();
+            c.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+            let mut got = String::new();
+            c.read_to_string(&mut got).unwrap();
+            assert!(
+                got.starts_with("HTTP/1.1 200 OK") && got.contains("sidecar_audit_runs_total 1"),
+                "{got}"
+            );
+            stop.store(true, Ordering::Relaxed);
+        });
+    }
+}
