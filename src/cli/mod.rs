@@ -9,6 +9,7 @@ use crate::report::OutputFormat;
 
 mod audit;
 mod backup;
+mod report;
 mod run;
 mod scan;
 
@@ -71,6 +72,15 @@ pub enum Command {
         after_help = "Exit status: 0 done (or nothing to do), 2 some paths could not be changed (listed on stderr)."
     )]
     Enforce(EnforceArgs),
+    /// The flagged-secret report: findings grouped by secret (fingerprint), with triage.
+    ///
+    /// Reads `<state_dir>/findings/` (JSONL finding records, rotated and gzip-compressed files too;
+    /// damaged records are counted and skipped) and groups them by fingerprint: rule, severity, first
+    /// and last seen, count, containers, masked preview, review status. `ack FINGERPRINT --note …`
+    /// marks a secret as dealt with; it shows as new again if it is seen after that. The latest audit
+    /// results appear in their own section. Never shows a secret.
+    #[command(after_help = "Exit status: 0 no new item, 1 new items listed, 2 error.")]
+    Report(ReportArgs),
     /// Run as a service: scheduled backups, the audit and enforcement, until SIGTERM.
     ///
     /// Backups run on `backup.schedule` when `backup.recipients` are set (a run missed while
@@ -182,6 +192,62 @@ pub struct AuditArgs {
     pub list_checks: bool,
 }
 
+/// `sidecar report` flags.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct ReportArgs {
+    /// Triage instead of reporting.
+    #[command(subcommand)]
+    pub action: Option<ReportAction>,
+    /// sidecar's state directory, which holds `findings/`, `audit/` and `triage.json` (overrides
+    /// `state_dir`).
+    #[arg(long, value_name = "DIR", global = true)]
+    pub state_dir: Option<PathBuf>,
+    /// Only occurrences at or after T (RFC 3339, YYYY-MM-DD, or an age: 24h, 7d).
+    #[arg(long, value_name = "T")]
+    pub since: Option<String>,
+    /// Only occurrences before T.
+    #[arg(long, value_name = "T")]
+    pub until: Option<String>,
+    /// Only this container (name or ID prefix; repeatable).
+    #[arg(long, value_name = "NAME")]
+    pub container: Vec<String>,
+    /// Only this rule (repeatable).
+    #[arg(long, value_name = "ID")]
+    pub rule: Vec<String>,
+    /// `new` (not acknowledged, or seen again after the acknowledgement), `acked` or `all`.
+    #[arg(long, default_value = "all", value_name = "STATUS")]
+    pub status: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: crate::report::review::ReviewFormat,
+    /// Write to FILE (created 0600, atomically) instead of standard output.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+/// `sidecar report ack|unack`.
+#[derive(Debug, Subcommand)]
+pub enum ReportAction {
+    /// Acknowledge a secret (all its occurrences, by fingerprint or a unique prefix of it). It stays
+    /// acknowledged until the secret is seen again after the acknowledgement.
+    Ack {
+        /// Fingerprint (at least 8 characters).
+        fingerprint: String,
+        /// What was done about it ("key rotated").
+        #[arg(long)]
+        note: String,
+        /// Who (default: $USER).
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// Take an acknowledgement back.
+    Unack {
+        /// Fingerprint (at least 8 characters).
+        fingerprint: String,
+    },
+}
+
 /// `sidecar run` flags.
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -254,6 +320,7 @@ fn run_cli(cli: Cli) -> u8 {
         Command::Audit(args) => audit::run_audit(&config, args),
         Command::Enforce(args) => audit::run_enforce(&config, args),
         Command::Run(args) => Ok(run::run(&config, args)),
+        Command::Report(args) => report::run_report(&config, args),
         Command::Backup(args) => Ok(backup::run_backup(&config, args)),
         Command::Restore(args) => Ok(backup::run_restore(&config, args)),
         Command::Verify(args) => Ok(backup::run_verify(&config, args)),

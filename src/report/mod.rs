@@ -8,6 +8,7 @@ use crate::redact::Finding;
 
 pub mod audit;
 pub mod metrics;
+pub mod review;
 pub use audit::{write_audit, AuditFormat};
 
 /// An output format of `sidecar scan`.

@@ -1,0 +1,98 @@
+//! `sidecar report`: the flagged-secret report for reviewers, and its triage (`ack`, `unack`).
+use std::io::Write;
+
+use anyhow::{bail, Context, Result};
+
+use super::{ReportAction, ReportArgs, EXIT_FINDINGS, EXIT_OK};
+use crate::config::Config;
+use crate::report::review::{
+    finding_files, group, latest_audit, parse_time, read_findings, write_review, Ack, Filter, ItemStatus, Triage,
+};
+
+pub fn run_report(config: &Config, args: ReportArgs) -> Result<u8> {
+    let state_dir = args.state_dir.clone().unwrap_or_else(|| config.state_dir.clone());
+    let findings_dir = state_dir.join("findings");
+    let files = match finding_files(&findings_dir) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e).with_context(|| format!("findings directory {}", findings_dir.display())),
+    };
+    let mut records = Vec::new();
+    let damaged = read_findings(&files, |r| records.push(r))?;
+    let triage = Triage::load(&state_dir)?;
+    match args.action {
+        Some(ReportAction::Ack { fingerprint, note, by }) => {
+            let all = group(records, &Filter::default(), &triage);
+            let fp = resolve(&fingerprint, all.iter().map(|i| i.fingerprint.as_str()))?;
+            let mut triage = triage;
+            let at = crate::backup::rfc3339(std::time::SystemTime::now());
+            let by = by.unwrap_or_else(|| std::env::var("USER").unwrap_or_else(|_| "unknown".into()));
+            triage.acks.insert(fp.clone(), Ack { note, by, at });
+            triage.save(&state_dir)?;
+            println!("acknowledged {}", &fp[..12.min(fp.len())]);
+            Ok(EXIT_OK)
+        }
+        Some(ReportAction::Unack { fingerprint }) => {
+            let mut triage = triage;
+            let fp = resolve(&fingerprint, triage.acks.keys().map(String::as_str))?;
+            triage.acks.remove(&fp);
+            triage.save(&state_dir)?;
+            println!("no longer acknowledged: {}", &fp[..12.min(fp.len())]);
+            Ok(EXIT_OK)
+        }
+        None => {
+            let time = |t: &Option<String>, flag: &str| -> Result<_> {
+                t.as_deref()
+                    .map(parse_time)
+                    .transpose()
+                    .map_err(|e| anyhow::anyhow!("{flag} {e}"))
+            };
+            let filter = Filter {
+                since: time(&args.since, "--since")?,
+                until: time(&args.until, "--until")?,
+                containers: args.container.clone(),
+                rules: args.rule.clone(),
+            };
+            let mut items = group(records, &filter, &triage);
+            match args.status.as_str() {
+                "all" => {}
+                "new" => items.retain(|i| i.status == ItemStatus::New),
+                "acked" => items.retain(|i| i.status == ItemStatus::Acked),
+                other => bail!("--status {other}: expected new, acked or all"),
+            }
+            let audit = latest_audit(&state_dir)?;
+            let mut text = Vec::new();
+            write_review(args.format, &items, &audit, damaged, &mut text)?;
+            match &args.output {
+                Some(path) => crate::fsutil::write_atomic(path, &text)
+                    .with_context(|| format!("--output {}: cannot write", path.display()))?,
+                None => std::io::stdout().write_all(&text)?,
+            }
+            if damaged > 0 {
+                eprintln!("warning: {damaged} damaged finding record(s) skipped (truncated or corrupted files)");
+            }
+            Ok(if items.iter().any(|i| i.status == ItemStatus::New) {
+                EXIT_FINDINGS
+            } else {
+                EXIT_OK
+            })
+        }
+    }
+}
+
+/// A full fingerprint from a unique prefix (at least 8 characters) among `known`.
+fn resolve<'a>(given: &str, known: impl Iterator<Item = &'a str>) -> Result<String> {
+    if given.len() < 8 {
+        bail!("fingerprint {given:?}: give at least 8 characters (the report shows 12)");
+    }
+    let matches: Vec<&str> = known.filter(|k| k.starts_with(given)).collect();
+    match matches.as_slice() {
+        [one] => Ok(one.to_string()),
+        [] if given.len() == 64 && given.bytes().all(|b| b.is_ascii_hexdigit()) => Ok(given.to_string()),
+        [] => bail!("fingerprint {given}: not in the findings (see `sidecar report`)"),
+        _ => bail!(
+            "fingerprint {given}: matches {} items; give more characters",
+            matches.len()
+        ),
+    }
+}

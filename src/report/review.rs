@@ -1,0 +1,636 @@
+//! The flagged-secret report for reviewers: findings (JSONL, rotated and gzip-compressed files too)
+//! grouped by fingerprint, with triage (acknowledged items stay acknowledged until the secret shows
+//! up again) and the latest audit posture. Never holds a secret: findings carry only rule, location,
+//! fingerprint and masked preview.
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::redact::{Finding, Severity};
+
+/// A finding record as the guard writes it: the engine's finding plus the container's name and
+/// image (absent in `sidecar scan` output).
+#[derive(Debug, Clone, Deserialize)]
+pub struct FindingRecord {
+    /// The finding.
+    #[serde(flatten)]
+    pub finding: Finding,
+    /// Container name.
+    #[serde(default)]
+    pub container: Option<String>,
+    /// Container image.
+    #[serde(default)]
+    pub image: Option<String>,
+}
+
+/// A reviewer's acknowledgement of one fingerprint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ack {
+    /// What was done ("key rotated").
+    pub note: String,
+    /// Who acknowledged it.
+    pub by: String,
+    /// When (RFC 3339 UTC).
+    pub at: String,
+}
+
+/// The triage state: acknowledgements by fingerprint. Written atomically (0600).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Triage {
+    /// Format version.
+    #[serde(default)]
+    pub version: u32,
+    /// Acknowledged fingerprints.
+    #[serde(default)]
+    pub acks: BTreeMap<String, Ack>,
+}
+
+impl Triage {
+    /// `<state_dir>/triage.json`.
+    pub fn path(state_dir: &Path) -> PathBuf {
+        state_dir.join("triage.json")
+    }
+
+    /// Load (an absent file is an empty triage).
+    pub fn load(state_dir: &Path) -> io::Result<Triage> {
+        let path = Self::path(state_dir);
+        match File::open(&path) {
+            Ok(f) => serde_json::from_reader(f.take(64 << 20))
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", path.display()))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Triage::default()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Save atomically.
+    pub fn save(&self, state_dir: &Path) -> io::Result<()> {
+        crate::fsutil::create_private_dir(state_dir)?;
+        let mut t = self.clone();
+        t.version = 1;
+        crate::fsutil::write_atomic(&Self::path(state_dir), &serde_json::to_vec_pretty(&t)?)
+    }
+}
+
+/// Review status of an item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ItemStatus {
+    /// Not acknowledged, or seen again after its acknowledgement.
+    New,
+    /// Acknowledged, and not seen since.
+    Acked,
+}
+
+/// One secret (one fingerprint) and everywhere it was seen.
+#[derive(Debug, Clone, Serialize)]
+pub struct Item {
+    /// Keyed fingerprint.
+    pub fingerprint: String,
+    /// Rule id.
+    pub rule: String,
+    /// Rule description.
+    pub description: String,
+    /// Severity.
+    pub severity: Severity,
+    /// Earliest log time it was seen at.
+    pub first_seen: String,
+    /// Latest log time it was seen at.
+    pub last_seen: String,
+    /// Occurrences.
+    pub count: u64,
+    /// Containers (names, else short IDs).
+    pub containers: BTreeSet<String>,
+    /// Masked preview.
+    pub preview: String,
+    /// Review status.
+    pub status: ItemStatus,
+    /// Seen again after it was acknowledged.
+    pub again_after_ack: bool,
+    /// The acknowledgement.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ack: Option<Ack>,
+}
+
+/// Which findings count.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// Only occurrences at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Only occurrences before this time.
+    pub until: Option<DateTime<Utc>>,
+    /// Only these containers (name, or ID prefix).
+    pub containers: Vec<String>,
+    /// Only these rules.
+    pub rules: Vec<String>,
+}
+
+/// Parse `T`: RFC 3339, a date (`2026-11-27`), or an age before now (`24h`, `7d`, `30m`).
+pub fn parse_time(t: &str) -> Result<DateTime<Utc>, String> {
+    if let Ok(d) = DateTime::parse_from_rfc3339(t) {
+        return Ok(d.with_timezone(&Utc));
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d") {
+        return Ok(d.and_hms_opt(0, 0, 0).expect("midnight").and_utc());
+    }
+    let (num, unit) = t.split_at(t.len().saturating_sub(1));
+    let n: i64 = num
+        .parse()
+        .map_err(|_| format!("{t:?}: expected RFC 3339, YYYY-MM-DD or an age like 24h, 7d"))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        "w" => n * 7 * 86_400,
+        _ => return Err(format!("{t:?}: the age unit must be s, m, h, d or w")),
+    };
+    Ok(Utc::now() - chrono::Duration::seconds(secs))
+}
+
+fn when(f: &Finding) -> Option<DateTime<Utc>> {
+    f.time
+        .as_deref()
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|d| d.with_timezone(&Utc))
+}
+
+/// The finding files under `dir` (`*.jsonl`, rotated `*.jsonl.N`, compressed `*.gz`), oldest
+/// name first; temporary files (dot-named) are skipped.
+pub fn finding_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            let n = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            !n.starts_with('.') && n.contains(".jsonl") && p.is_file()
+        })
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
+/// Longest finding record accepted (a larger line is reported as damaged, not read whole).
+const MAX_RECORD: usize = 1 << 20;
+
+/// Read every finding record of `files` (gzip detected by its magic), calling `each`. Damaged lines
+/// are counted, not fatal. Returns the number of damaged lines.
+pub fn read_findings(files: &[PathBuf], mut each: impl FnMut(FindingRecord)) -> io::Result<u64> {
+    let mut damaged = 0;
+    for path in files {
+        let file = File::open(path).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        let mut head = BufReader::new(file);
+        let gz = head.fill_buf()?.starts_with(&[0x1f, 0x8b]);
+        let mut reader: Box<dyn BufRead> = if gz {
+            Box::new(BufReader::new(flate2::bufread::MultiGzDecoder::new(head)))
+        } else {
+            Box::new(head)
+        };
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            let n = match reader.by_ref().take(MAX_RECORD as u64 + 1).read_until(b'\n', &mut line) {
+                Ok(n) => n,
+                Err(_) => {
+                    // A truncated or corrupted gzip member: what was read counts, the rest is damaged.
+                    damaged += 1;
+                    break;
+                }
+            };
+            if n == 0 {
+                break;
+            }
+            if line.len() > MAX_RECORD {
+                damaged += 1;
+                // Skip the rest of the overlong line, in bounded pieces.
+                while !line.ends_with(b"\n") {
+                    line.clear();
+                    match reader.by_ref().take(64 << 10).read_until(b'\n', &mut line) {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {}
+                    }
+                }
+                continue;
+            }
+            let text = line.strip_suffix(b"\n").unwrap_or(&line);
+            if text.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            match serde_json::from_slice::<FindingRecord>(text) {
+                Ok(r) => each(r),
+                Err(_) => damaged += 1,
+            }
+        }
+    }
+    Ok(damaged)
+}
+
+/// Earliest and latest time a fingerprint was seen.
+type Span = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
+/// Group findings by fingerprint, apply the filter and the triage; most severe, then newest first.
+pub fn group(records: impl IntoIterator<Item = FindingRecord>, filter: &Filter, triage: &Triage) -> Vec<Item> {
+    let mut items: BTreeMap<String, Item> = BTreeMap::new();
+    let mut seen: BTreeMap<String, Span> = BTreeMap::new();
+    for r in records {
+        let f = &r.finding;
+        let t = when(f);
+        if let (Some(since), Some(t)) = (filter.since, t) {
+            if t < since {
+                continue;
+            }
+        }
+        if let (Some(until), Some(t)) = (filter.until, t) {
+            if t >= until {
+                continue;
+            }
+        }
+        let container = r
+            .container
+            .clone()
+            .or_else(|| f.container_id.as_ref().map(|id| id.chars().take(12).collect()))
+            .unwrap_or_else(|| f.file.clone());
+        if !filter.containers.is_empty()
+            && !filter.containers.iter().any(|c| {
+                r.container.as_deref() == Some(c.as_str())
+                    || f.container_id
+                        .as_deref()
+                        .is_some_and(|id| !c.is_empty() && id.starts_with(c.as_str()))
+            })
+        {
+            continue;
+        }
+        if !filter.rules.is_empty() && !filter.rules.contains(&f.rule) {
+            continue;
+        }
+        let item = items.entry(f.fingerprint.clone()).or_insert_with(|| Item {
+            fingerprint: f.fingerprint.clone(),
+            rule: f.rule.clone(),
+            description: f.description.clone(),
+            severity: f.severity,
+            first_seen: String::new(),
+            last_seen: String::new(),
+            count: 0,
+            containers: BTreeSet::new(),
+            preview: f.preview.clone(),
+            status: ItemStatus::New,
+            again_after_ack: false,
+            ack: None,
+        });
+        item.count += 1;
+        item.containers.insert(container);
+        let span = seen.entry(f.fingerprint.clone()).or_insert((None, None));
+        if let Some(t) = t {
+            if span.0.is_none_or(|a| t < a) {
+                span.0 = Some(t);
+                item.first_seen = f.time.clone().unwrap_or_default();
+            }
+            if span.1.is_none_or(|b| t > b) {
+                span.1 = Some(t);
+                item.last_seen = f.time.clone().unwrap_or_default();
+            }
+        }
+    }
+    let mut out: Vec<Item> = items
+        .into_values()
+        .map(|mut item| {
+            if let Some(ack) = triage.acks.get(&item.fingerprint) {
+                let acked_at = DateTime::parse_from_rfc3339(&ack.at)
+                    .ok()
+                    .map(|d| d.with_timezone(&Utc));
+                let last = seen.get(&item.fingerprint).and_then(|s| s.1);
+                item.again_after_ack = matches!((last, acked_at), (Some(l), Some(a)) if l > a);
+                item.status = if item.again_after_ack {
+                    ItemStatus::New
+                } else {
+                    ItemStatus::Acked
+                };
+                item.ack = Some(ack.clone());
+            }
+            item
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        b.severity
+            .cmp(&a.severity)
+            .then(b.last_seen.cmp(&a.last_seen))
+            .then(a.fingerprint.cmp(&b.fingerprint))
+    });
+    out
+}
+
+/// The latest audit result per container and check, from the audit stream (and its rotated `.1`).
+pub fn latest_audit(state_dir: &Path) -> io::Result<Vec<serde_json::Value>> {
+    let stream = state_dir.join("audit").join("audit.jsonl");
+    let mut latest: BTreeMap<(String, String), serde_json::Value> = BTreeMap::new();
+    for path in [stream.with_extension("jsonl.1"), stream] {
+        let Ok(file) = File::open(&path) else { continue };
+        for line in BufReader::new(file).lines() {
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(&line?) else {
+                continue;
+            };
+            let key = (
+                v["container"].as_str().unwrap_or("").to_string(),
+                v["check"].as_str().unwrap_or("").to_string(),
+            );
+            latest.insert(key, v);
+        }
+    }
+    Ok(latest.into_values().collect())
+}
+
+/// Output formats of `sidecar report`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReviewFormat {
+    /// Aligned columns, then the audit posture.
+    Table,
+    /// `{"items": [...], "audit": [...], "damaged_records": N}`.
+    Json,
+    /// The items only, one row each (RFC 4180).
+    Csv,
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+fn status_text(i: &Item) -> String {
+    match (i.status, i.again_after_ack) {
+        (ItemStatus::New, true) => "new (again after ack)".into(),
+        (ItemStatus::New, false) => "new".into(),
+        (ItemStatus::Acked, _) => "acked".into(),
+    }
+}
+
+/// Write the report.
+pub fn write_review<W: Write>(
+    format: ReviewFormat,
+    items: &[Item],
+    audit: &[serde_json::Value],
+    damaged: u64,
+    out: &mut W,
+) -> io::Result<()> {
+    match format {
+        ReviewFormat::Json => {
+            serde_json::to_writer_pretty(
+                &mut *out,
+                &serde_json::json!({"items": items, "audit": audit, "damaged_records": damaged}),
+            )?;
+            out.write_all(b"\n")
+        }
+        ReviewFormat::Csv => {
+            writeln!(
+                out,
+                "fingerprint,rule,severity,status,count,first_seen,last_seen,containers,preview,ack_note,ack_by,ack_at"
+            )?;
+            for i in items {
+                let ack = i.ack.clone();
+                let cells = [
+                    i.fingerprint.clone(),
+                    i.rule.clone(),
+                    i.severity.as_str().to_string(),
+                    status_text(i),
+                    i.count.to_string(),
+                    i.first_seen.clone(),
+                    i.last_seen.clone(),
+                    i.containers.iter().cloned().collect::<Vec<_>>().join(" "),
+                    i.preview.clone(),
+                    ack.as_ref().map(|a| a.note.clone()).unwrap_or_default(),
+                    ack.as_ref().map(|a| a.by.clone()).unwrap_or_default(),
+                    ack.as_ref().map(|a| a.at.clone()).unwrap_or_default(),
+                ];
+                writeln!(
+                    out,
+                    "{}",
+                    cells.iter().map(|c| csv_field(c)).collect::<Vec<_>>().join(",")
+                )?;
+            }
+            Ok(())
+        }
+        ReviewFormat::Table => {
+            let new = items.iter().filter(|i| i.status == ItemStatus::New).count();
+            writeln!(
+                out,
+                "{} secret(s): {new} new, {} acknowledged; {} occurrence(s){}",
+                items.len(),
+                items.len() - new,
+                items.iter().map(|i| i.count).sum::<u64>(),
+                if damaged > 0 {
+                    format!("; {damaged} damaged record(s) skipped")
+                } else {
+                    String::new()
+                }
+            )?;
+            if !items.is_empty() {
+                writeln!(out)?;
+                writeln!(
+                    out,
+                    "{:<12}  {:<26}  {:<8}  {:<21}  {:>5}  {:<20}  {:<30}  PREVIEW",
+                    "FINGERPRINT", "RULE", "SEVERITY", "STATUS", "COUNT", "LAST SEEN", "CONTAINERS"
+                )?;
+            }
+            for i in items {
+                writeln!(
+                    out,
+                    "{:<12}  {:<26}  {:<8}  {:<21}  {:>5}  {:<20}  {:<30}  {}",
+                    &i.fingerprint[..12.min(i.fingerprint.len())],
+                    i.rule,
+                    i.severity.as_str(),
+                    status_text(i),
+                    i.count,
+                    i.last_seen.chars().take(19).collect::<String>(),
+                    i.containers.iter().cloned().collect::<Vec<_>>().join(","),
+                    i.preview
+                )?;
+                if let Some(a) = &i.ack {
+                    writeln!(out, "{:<12}  acked by {} at {}: {}", "", a.by, a.at, a.note)?;
+                }
+            }
+            let bad: Vec<&serde_json::Value> = audit
+                .iter()
+                .filter(|v| v["status"] == "fail" || v["status"] == "accepted")
+                .collect();
+            if !audit.is_empty() {
+                writeln!(
+                    out,
+                    "\nPosture (latest audit results): {} checks, {} failing or accepted",
+                    audit.len(),
+                    bad.len()
+                )?;
+                for v in bad {
+                    writeln!(
+                        out,
+                        "  {:<8}  {:<6}  {:<24}  {:<20}  {}",
+                        v["status"].as_str().unwrap_or(""),
+                        v["severity"].as_str().unwrap_or(""),
+                        v["container"].as_str().unwrap_or(""),
+                        v["check"].as_str().unwrap_or(""),
+                        v["evidence"].as_str().unwrap_or("")
+                    )?;
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(fp: &str, rule: &str, time: &str, container: &str) -> String {
+        serde_json::json!({
+            "schema": 1, "rule": rule, "description": "d", "severity": "high", "file": "f", "line": 1,
+            "end_line": 1, "start": 0, "end": 10, "ranges": [[0, 10]], "container_id": "c".repeat(64),
+            "time": time, "fingerprint": fp, "preview": "sk-****(51)", "container": container, "image": "img"
+        })
+        .to_string()
+    }
+
+    #[test]
+    fn groups_filters_acks_and_reads_gzip_and_damage() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("findings");
+        std::fs::create_dir(&dir).unwrap();
+        let a = "a".repeat(64);
+        let b = "b".repeat(64);
+        std::fs::write(
+            dir.join("findings.jsonl.1"),
+            format!(
+                "{}\n{}\nnot json\n",
+                record(&a, "openai-api-key", "2026-11-01T10:00:00.5Z", "openclaw"),
+                record(&b, "github-pat", "2026-11-02T10:00:00Z", "worker")
+            ),
+        )
+        .unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        writeln!(gz, "{}", record(&a, "openai-api-key", "2026-11-03T10:00:00Z", "caddy")).unwrap();
+        let mut bytes = gz.finish().unwrap();
+        std::fs::write(dir.join("findings.jsonl.2.gz"), &bytes).unwrap();
+        bytes.truncate(bytes.len() - 6);
+        std::fs::write(dir.join("findings.jsonl.3.gz"), &bytes).unwrap(); // truncated gzip
+        let files = finding_files(&dir).unwrap();
+        let mut recs = Vec::new();
+        let damaged = read_findings(&files, |r| recs.push(r)).unwrap();
+        assert_eq!(damaged, 2, "the bad line and the truncated gzip");
+        let items = group(recs.clone(), &Filter::default(), &Triage::default());
+        assert_eq!(items.len(), 2);
+        let ia = items.iter().find(|i| i.fingerprint == a).unwrap();
+        assert!(ia.count >= 2);
+        assert_eq!(ia.first_seen, "2026-11-01T10:00:00.5Z");
+        assert_eq!(ia.last_seen, "2026-11-03T10:00:00Z");
+        assert!(ia.containers.contains("openclaw") && ia.containers.contains("caddy"));
+
+        let f = Filter {
+            since: Some(parse_time("2026-11-02").unwrap()),
+            ..Default::default()
+        };
+        let items = group(recs.clone(), &f, &Triage::default());
+        let ia = items.iter().find(|i| i.fingerprint == a).unwrap();
+        assert_eq!(ia.first_seen, "2026-11-03T10:00:00Z");
+        let f = Filter {
+            containers: vec!["worker".into()],
+            ..Default::default()
+        };
+        assert_eq!(group(recs.clone(), &f, &Triage::default()).len(), 1);
+
+        let mut triage = Triage::default();
+        triage.acks.insert(
+            b.clone(),
+            Ack {
+                note: "rotated".into(),
+                by: "alice".into(),
+                at: "2026-11-05T00:00:00Z".into(),
+            },
+        );
+        triage.acks.insert(
+            a.clone(),
+            Ack {
+                note: "rotated".into(),
+                by: "alice".into(),
+                at: "2026-11-02T00:00:00Z".into(),
+            },
+        );
+        let items = group(recs, &Filter::default(), &triage);
+        let ib = items.iter().find(|i| i.fingerprint == b).unwrap();
+        assert_eq!(ib.status, ItemStatus::Acked);
+        let ia = items.iter().find(|i| i.fingerprint == a).unwrap();
+        assert_eq!(ia.status, ItemStatus::New, "seen again after the ack");
+        assert!(ia.again_after_ack);
+
+        let mut csv = Vec::new();
+        write_review(ReviewFormat::Csv, &items, &[], 0, &mut csv).unwrap();
+        let csv = String::from_utf8(csv).unwrap();
+        assert_eq!(csv.lines().count(), 3);
+        assert!(csv.contains("new (again after ack)"));
+        let mut t = Vec::new();
+        write_review(ReviewFormat::Table, &items, &[], 2, &mut t).unwrap();
+        let t = String::from_utf8(t).unwrap();
+        assert!(t.starts_with("2 secret(s): 1 new, 1 acknowledged"), "{t}");
+        assert!(t.contains("acked by alice"), "{t}");
+    }
+
+    #[test]
+    fn latest_audit_result_per_container_and_check() {
+        let tmp = tempfile::tempdir().unwrap();
+        let r = |status: &str| crate::policy::CheckResult {
+            status: if status == "fail" {
+                crate::policy::Status::Fail
+            } else {
+                crate::policy::Status::Pass
+            },
+            ..crate::policy::result("openclaw", "privileged", true, "x")
+        };
+        let stream = tmp.path().join("audit/audit.jsonl");
+        crate::report::audit::append_audit_stream(&stream, &[r("fail")], "2026-11-01T00:00:00Z").unwrap();
+        crate::report::audit::append_audit_stream(&stream, &[r("pass")], "2026-11-02T00:00:00Z").unwrap();
+        let latest = latest_audit(tmp.path()).unwrap();
+        assert_eq!(latest.len(), 1);
+        assert_eq!(latest[0]["status"], "pass");
+        assert_eq!(latest[0]["time"], "2026-11-02T00:00:00Z");
+    }
+
+    #[test]
+    fn times() {
+        assert!(parse_time("24h").unwrap() < Utc::now());
+        assert_eq!(
+            parse_time("2026-11-27T01:00:00+01:00").unwrap().to_rfc3339(),
+            "2026-11-27T00:00:00+00:00"
+        );
+        assert!(parse_time("yesterday").is_err());
+        assert!(parse_time("5y").is_err());
+    }
+
+    #[test]
+    fn triage_round_trip_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let mut t = Triage::default();
+        t.acks.insert(
+            "f".repeat(64),
+            Ack {
+                note: "n".into(),
+                by: "b".into(),
+                at: "2026-11-27T00:00:00Z".into(),
+            },
+        );
+        t.save(tmp.path()).unwrap();
+        let back = Triage::load(tmp.path()).unwrap();
+        assert_eq!(back.acks, t.acks);
+        let mode = std::fs::metadata(Triage::path(tmp.path()))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}
