@@ -61,7 +61,7 @@ fn report_groups_by_secret_and_triage_sticks_until_the_secret_returns() {
     assert_eq!(first["last_seen"], "2026-11-02T10:00:00Z");
     assert_eq!(first["status"], "new");
     let fp = first["fingerprint"].as_str().unwrap().to_string();
-    for format in ["table", "json", "csv"] {
+    for format in ["table", "json", "csv", "sarif"] {
         let out = report(&["--format", format]);
         assert_no_secret(
             &[out.stdout.as_slice(), out.stderr.as_slice()].concat(),

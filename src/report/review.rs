@@ -354,6 +354,54 @@ pub enum ReviewFormat {
     Json,
     /// The items only, one row each (RFC 4180).
     Csv,
+    /// SARIF 2.1.0: one result per secret, acknowledged ones as suppressed.
+    Sarif,
+}
+
+/// SARIF 2.1.0 for the grouped items: the rule, the containers as logical locations, the
+/// fingerprint as the partial fingerprint, and an external suppression for acknowledged items.
+pub fn sarif(items: &[Item]) -> serde_json::Value {
+    use serde_json::json;
+    let mut rules: Vec<&str> = items.iter().map(|i| i.rule.as_str()).collect();
+    rules.sort_unstable();
+    rules.dedup();
+    let level = |s: Severity| match s {
+        Severity::Critical | Severity::High => "error",
+        Severity::Medium => "warning",
+        Severity::Low => "note",
+    };
+    let rule_objs: Vec<_> = rules
+        .iter()
+        .map(|id| {
+            let i = items.iter().find(|i| i.rule == *id).expect("rule from items");
+            json!({"id": id, "name": id, "shortDescription": {"text": i.description},
+                   "defaultConfiguration": {"level": level(i.severity)}})
+        })
+        .collect();
+    let results: Vec<_> = items
+        .iter()
+        .map(|i| {
+            let mut r = json!({
+                "ruleId": i.rule,
+                "ruleIndex": rules.iter().position(|r| *r == i.rule),
+                "level": level(i.severity),
+                "message": {"text": format!("{} seen {} time(s), {} to {}: {}", i.description, i.count, i.first_seen, i.last_seen, i.preview)},
+                "locations": i.containers.iter().map(|c| json!({"logicalLocations": [{"name": c, "kind": "resource"}]})).collect::<Vec<_>>(),
+                "partialFingerprints": {"sidecarFingerprint/v1": i.fingerprint},
+                "properties": {"count": i.count, "firstSeen": i.first_seen, "lastSeen": i.last_seen, "againAfterAck": i.again_after_ack},
+            });
+            if let (ItemStatus::Acked, Some(a)) = (i.status, &i.ack) {
+                r["suppressions"] = json!([{"kind": "external", "justification": format!("{} ({}, {})", a.note, a.by, a.at)}]);
+            }
+            r
+        })
+        .collect();
+    json!({
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [{"tool": {"driver": {"name": "sidecar-report", "version": env!("CARGO_PKG_VERSION"), "rules": rule_objs}},
+                  "results": results}]
+    })
 }
 
 fn csv_field(s: &str) -> String {
@@ -386,6 +434,10 @@ pub fn write_review<W: Write>(
                 &mut *out,
                 &serde_json::json!({"items": items, "audit": audit, "damaged_records": damaged}),
             )?;
+            out.write_all(b"\n")
+        }
+        ReviewFormat::Sarif => {
+            serde_json::to_writer_pretty(&mut *out, &sarif(items))?;
             out.write_all(b"\n")
         }
         ReviewFormat::Csv => {
@@ -573,6 +625,24 @@ mod tests {
         let csv = String::from_utf8(csv).unwrap();
         assert_eq!(csv.lines().count(), 3);
         assert!(csv.contains("new (again after ack)"));
+        let mut sar = Vec::new();
+        write_review(ReviewFormat::Sarif, &items, &[], 0, &mut sar).unwrap();
+        let sar: serde_json::Value = serde_json::from_slice(&sar).unwrap();
+        let results = sar["runs"][0]["results"].as_array().unwrap();
+        assert_eq!(results.len(), 2);
+        let rb = results
+            .iter()
+            .find(|r| r["partialFingerprints"]["sidecarFingerprint/v1"] == b.as_str())
+            .unwrap();
+        assert_eq!(
+            rb["suppressions"][0]["justification"],
+            "rotated (alice, 2026-11-05T00:00:00Z)"
+        );
+        let ra = results
+            .iter()
+            .find(|r| r["partialFingerprints"]["sidecarFingerprint/v1"] == a.as_str())
+            .unwrap();
+        assert!(ra.get("suppressions").is_none(), "seen again: not suppressed");
         let mut t = Vec::new();
         write_review(ReviewFormat::Table, &items, &[], 2, &mut t).unwrap();
         let t = String::from_utf8(t).unwrap();
