@@ -41,6 +41,8 @@ pub struct Config {
     pub enforce: EnforceConfig,
     /// What `sidecar run` does besides guarding logs.
     pub run: RunConfig,
+    /// Webhook alerts on new secrets.
+    pub alerts: AlertsConfig,
 }
 
 impl Default for Config {
@@ -55,6 +57,7 @@ impl Default for Config {
             audit: AuditConfig::default(),
             enforce: EnforceConfig::default(),
             run: RunConfig::default(),
+            alerts: AlertsConfig::default(),
         }
     }
 }
@@ -262,6 +265,8 @@ pub struct RunConfig {
     pub enforce_minutes: u64,
     /// Serve Prometheus metrics at `http://<this>/metrics` (`127.0.0.1:9464`); empty: off.
     pub metrics_listen: String,
+    /// Check the findings for new secrets and alert (`[alerts]`) every this many seconds; 0: off.
+    pub alert_seconds: u64,
 }
 
 impl Default for RunConfig {
@@ -271,7 +276,80 @@ impl Default for RunConfig {
             audit_minutes: 60,
             enforce_minutes: 10,
             metrics_listen: String::new(),
+            alert_seconds: 30,
         }
+    }
+}
+
+/// `[alerts]`: a webhook POSTed once per new secret (fingerprint).
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertsConfig {
+    /// Webhook URL (Slack-compatible: the payload has a `text` field); empty: no alerts. Such URLs
+    /// are credentials: prefer `webhook_url_file`.
+    pub webhook_url: String,
+    /// A file holding the webhook URL (a Docker secret); used when `webhook_url` is empty.
+    pub webhook_url_file: Option<PathBuf>,
+    /// Attempts per alert.
+    pub attempts: u32,
+    /// First wait between attempts, in seconds; doubled after each failure.
+    pub backoff_seconds: u64,
+    /// Timeout of one request, in seconds.
+    pub timeout_seconds: u64,
+}
+
+impl std::fmt::Debug for AlertsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AlertsConfig")
+            .field("webhook_url", &if self.webhook_url.is_empty() { "" } else { "(set)" })
+            .field("webhook_url_file", &self.webhook_url_file)
+            .field("attempts", &self.attempts)
+            .field("backoff_seconds", &self.backoff_seconds)
+            .field("timeout_seconds", &self.timeout_seconds)
+            .finish()
+    }
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        Self {
+            webhook_url: String::new(),
+            webhook_url_file: None,
+            attempts: 5,
+            backoff_seconds: 1,
+            timeout_seconds: 10,
+        }
+    }
+}
+
+impl AlertsConfig {
+    /// The webhook, if one is configured.
+    pub fn webhook(&self) -> Result<Option<crate::report::alert::Webhook>, ConfigError> {
+        let url = if !self.webhook_url.is_empty() {
+            self.webhook_url.clone()
+        } else if let Some(f) = &self.webhook_url_file {
+            std::fs::read_to_string(f)
+                .map_err(|e| ConfigError::Invalid(format!("alerts.webhook_url_file {}: {e}", f.display())))?
+                .trim()
+                .to_string()
+        } else {
+            return Ok(None);
+        };
+        if !(url.starts_with("https://") || url.starts_with("http://")) {
+            return Err(ConfigError::Invalid(
+                "alerts webhook: the URL must start with https:// or http://".into(),
+            ));
+        }
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "unknown".into());
+        Ok(Some(crate::report::alert::Webhook {
+            url,
+            attempts: self.attempts.max(1),
+            backoff: std::time::Duration::from_secs(self.backoff_seconds),
+            timeout: std::time::Duration::from_secs(self.timeout_seconds.max(1)),
+            host,
+        }))
     }
 }
 
@@ -379,7 +457,12 @@ impl Config {
 
     /// The effective configuration as TOML.
     pub fn to_toml(&self) -> String {
-        toml::to_string_pretty(self).expect("config serializes")
+        // A webhook URL is a credential: shown as set, not printed.
+        let mut shown = self.clone();
+        if !shown.alerts.webhook_url.is_empty() {
+            shown.alerts.webhook_url = "(set, not shown)".into();
+        }
+        toml::to_string_pretty(&shown).expect("config serializes")
     }
 }
 

@@ -119,3 +119,124 @@ fn report_groups_by_secret_and_triage_sticks_until_the_secret_returns() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--since"));
 }
+
+/// The requests a test webhook received: the status it answered, and the body.
+type Received = std::sync::Arc<std::sync::Mutex<Vec<(u16, Vec<u8>)>>>;
+
+/// A local webhook: answers 500 to the first `fail_first` requests, then 200; records the bodies.
+fn webhook(fail_first: usize) -> (u16, Received) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut len = 0usize;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap();
+                }
+            }
+            let mut body = vec![0u8; len];
+            reader.read_exact(&mut body).unwrap();
+            let mut log = log.lock().unwrap();
+            let status = if log.len() < fail_first { 500 } else { 200 };
+            log.push((status, body));
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+        }
+    });
+    (port, seen)
+}
+
+#[test]
+fn alerts_post_once_per_new_secret_with_retries_and_never_the_secret() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let id = "e".repeat(64);
+    let logs = tmp.path().join("containers").join(&id);
+    fs::create_dir_all(&logs).unwrap();
+    let token = github_token("Zq3xT7wK9mB2vN5cR8yL4pF6hJ1dG0");
+    let other = github_token("Aa1Bb2Cc3Dd4Ee5Ff6Gg7Hh8Ii9Jj0");
+    let mut log = Vec::new();
+    for (i, t) in [&token, &token, &other].iter().enumerate() {
+        log.extend(docker_line(
+            format!("use {t}\n").as_bytes(),
+            "stdout",
+            &format!("2026-11-0{}T10:00:00Z", i + 1),
+        ));
+    }
+    fs::write(logs.join(format!("{id}-json.log")), &log).unwrap();
+    fs::create_dir_all(state.join("findings")).unwrap();
+    let out = run(sidecar(&state)
+        .args(["scan", "--format", "jsonl", "--output"])
+        .arg(state.join("findings/findings.jsonl"))
+        .arg(tmp.path().join("containers")));
+    assert_eq!(out.status.code(), Some(1));
+
+    let (port, seen) = webhook(1);
+    let url = format!("http://127.0.0.1:{port}/hook/T000/SECRETPATH");
+    let alert = |url: &str| {
+        run(sidecar(&state)
+            .env("SIDECAR_ALERTS__WEBHOOK_URL", url)
+            .env("SIDECAR_ALERTS__BACKOFF_SECONDS", "0")
+            .env("SIDECAR_ALERTS__ATTEMPTS", "3")
+            .args(["report", "alert"]))
+    };
+    let out = alert(&url);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout(&out).contains("2 alert(s) sent"), "{}", stdout(&out));
+    let got = seen.lock().unwrap().clone();
+    assert_eq!(
+        got.len(),
+        3,
+        "one failed attempt retried, then one POST per secret (not per occurrence)"
+    );
+    assert_eq!(got[0].0, 500);
+    let mut fps = std::collections::BTreeSet::new();
+    for (_, body) in &got {
+        assert_no_secret(body, &[&token, &other], "alert payload");
+        let v: serde_json::Value = serde_json::from_slice(body).unwrap();
+        assert!(
+            v["text"].as_str().unwrap().contains("new secret found: github-pat"),
+            "{v}"
+        );
+        fps.insert(v["fingerprint"].as_str().unwrap().to_string());
+    }
+    assert_eq!(fps.len(), 2);
+    // Sent once: nothing the second time.
+    let out = alert(&url);
+    assert!(stdout(&out).contains("0 alert(s) sent"));
+    assert_eq!(seen.lock().unwrap().len(), 3);
+
+    // An unreachable webhook: exit 2, and the URL (a credential) is in no message.
+    fs::remove_file(state.join("alerted.json")).unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = alert(&format!("http://127.0.0.1:{closed}/hook/T000/SECRETPATH"));
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("connection failed") && !err.contains("SECRETPATH"),
+        "{err}"
+    );
+    let out = run(sidecar(&state)
+        .env("SIDECAR_ALERTS__WEBHOOK_URL", &url)
+        .args(["config", "show"]));
+    assert!(
+        !stdout(&out).contains("SECRETPATH"),
+        "config show prints the webhook URL"
+    );
+}

@@ -246,6 +246,9 @@ pub enum ReportAction {
         /// Fingerprint (at least 8 characters).
         fingerprint: String,
     },
+    /// POST one alert per new secret not alerted before to the `[alerts]` webhook (`sidecar run`
+    /// does this every `run.alert_seconds`).
+    Alert,
 }
 
 /// `sidecar run` flags.

@@ -40,6 +40,17 @@ pub fn run_report(config: &Config, args: ReportArgs) -> Result<u8> {
             println!("no longer acknowledged: {}", &fp[..12.min(fp.len())]);
             Ok(EXIT_OK)
         }
+        Some(ReportAction::Alert) => {
+            let Some(hook) = config.alerts.webhook()? else {
+                bail!("no webhook configured: set alerts.webhook_url or alerts.webhook_url_file");
+            };
+            let (sent, failed) = alert_once(&state_dir, &hook)?;
+            println!("{sent} alert(s) sent");
+            for f in &failed {
+                eprintln!("error: alert for {f} (will be tried again)");
+            }
+            Ok(if failed.is_empty() { EXIT_OK } else { super::EXIT_ERROR })
+        }
         None => {
             let time = |t: &Option<String>, flag: &str| -> Result<_> {
                 t.as_deref()
@@ -95,4 +106,20 @@ fn resolve<'a>(given: &str, known: impl Iterator<Item = &'a str>) -> Result<Stri
             matches.len()
         ),
     }
+}
+
+/// Read the findings and send an alert for each new secret not alerted before.
+pub(crate) fn alert_once(
+    state_dir: &std::path::Path,
+    hook: &crate::report::alert::Webhook,
+) -> Result<(usize, Vec<String>)> {
+    let files = match finding_files(&state_dir.join("findings")) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((0, Vec::new())),
+        Err(e) => return Err(e.into()),
+    };
+    let mut records = Vec::new();
+    read_findings(&files, |r| records.push(r))?;
+    let items = group(records, &Filter::default(), &Triage::load(state_dir)?);
+    Ok(crate::report::alert::send_new(&items, hook, state_dir)?)
 }

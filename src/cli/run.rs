@@ -163,6 +163,34 @@ pub fn run(config: &Config, args: RunArgs) -> u8 {
         }));
     }
 
+    // Alerts on new secrets.
+    match config.alerts.webhook() {
+        Ok(Some(hook)) if config.run.alert_seconds > 0 => {
+            let (config, stop) = (config.clone(), stop.clone());
+            threads.push(std::thread::spawn(move || loop {
+                match super::report::alert_once(&config.state_dir, &hook) {
+                    Ok((sent, failed)) => {
+                        if sent > 0 {
+                            eprintln!("alerts: {sent} sent");
+                        }
+                        for f in failed {
+                            tracing::warn!("alerts: {f} (will be tried again)");
+                        }
+                    }
+                    Err(e) => tracing::warn!("alerts: {e:#}"),
+                }
+                if sleep_until(Instant::now() + Duration::from_secs(config.run.alert_seconds), &stop) {
+                    break;
+                }
+            }));
+        }
+        Ok(_) => {}
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_ERROR;
+        }
+    }
+
     if threads.len() == usize::from(!config.run.metrics_listen.is_empty()) {
         stop.store(true, Ordering::Relaxed);
         eprintln!("error: nothing to run: backups, audit and enforcement are all off");

@@ -6,6 +6,7 @@ use serde_json::json;
 
 use crate::redact::Finding;
 
+pub mod alert;
 pub mod audit;
 pub mod metrics;
 pub mod review;
