@@ -240,3 +240,98 @@ fn alerts_post_once_per_new_secret_with_retries_and_never_the_secret() {
         "config show prints the webhook URL"
     );
 }
+
+/// Debian's chromium, required in CI (.ci/run installs it).
+fn chromium() -> Option<&'static str> {
+    let found = std::process::Command::new("chromium")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "chromium is required in CI (.ci/run installs it with apt-get)"
+        );
+        eprintln!("skipped: chromium not installed");
+        return None;
+    }
+    Some("chromium")
+}
+
+#[test]
+fn html_report_loads_in_headless_chromium_and_shows_the_rows() {
+    let Some(browser) = chromium() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let id = "f".repeat(64);
+    let logs = tmp.path().join("containers").join(&id);
+    fs::create_dir_all(&logs).unwrap();
+    let token = github_token("Zq3xT7wK9mB2vN5cR8yL4pF6hJ1dG0");
+    let other = github_token("Aa1Bb2Cc3Dd4Ee5Ff6Gg7Hh8Ii9Jj0");
+    let mut log = Vec::new();
+    log.extend(docker_line(
+        format!("a {token}\n").as_bytes(),
+        "stdout",
+        "2026-11-01T10:00:00Z",
+    ));
+    log.extend(docker_line(
+        format!("b {token}\n").as_bytes(),
+        "stdout",
+        "2026-11-02T10:00:00Z",
+    ));
+    log.extend(docker_line(
+        format!("c {other}\n").as_bytes(),
+        "stdout",
+        "2026-11-02T11:00:00Z",
+    ));
+    fs::write(logs.join(format!("{id}-json.log")), &log).unwrap();
+    fs::create_dir_all(state.join("findings")).unwrap();
+    run(sidecar(&state)
+        .args(["scan", "--format", "jsonl", "--output"])
+        .arg(state.join("findings/findings.jsonl"))
+        .arg(tmp.path().join("containers")));
+    let v: serde_json::Value =
+        serde_json::from_slice(&run(sidecar(&state).args(["report", "--format", "json"])).stdout).unwrap();
+    let fp = v["items"][0]["fingerprint"].as_str().unwrap().to_string();
+    let out = run(sidecar(&state).args(["report", "ack", &fp, "--note", "rotated <b>now</b>", "--by", "bob"]));
+    assert_eq!(out.status.code(), Some(0));
+
+    let page = tmp.path().join("report.html");
+    let out = run(sidecar(&state)
+        .args(["report", "--format", "html", "--output"])
+        .arg(&page));
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let html = fs::read(&page).unwrap();
+    assert_no_secret(&html, &[&token, &other], "html report");
+
+    let profile = tmp.path().join("chromium-profile");
+    let out = std::process::Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--enable-logging=stderr",
+            "--v=0",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg("--dump-dom")
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let dom = String::from_utf8_lossy(&out.stdout);
+    let log = String::from_utf8_lossy(&out.stderr);
+    for bad in ["Uncaught", ":ERROR:CONSOLE"] {
+        assert!(!log.contains(bad), "page error in the console: {log}");
+    }
+    assert_eq!(dom.matches("<tr class=\"item ").count(), 2, "{dom}");
+    assert!(
+        dom.contains("<span id=\"shown\">2</span>"),
+        "the script ran and counted the rows: {dom}"
+    );
+    assert!(
+        dom.contains("rotated &lt;b&gt;now&lt;/b&gt;") && dom.contains("bob"),
+        "triage note, escaped"
+    );
+    assert_eq!(dom.matches("<rect ").count(), 2, "one bar per day");
+}

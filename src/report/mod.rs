@@ -8,6 +8,7 @@ use crate::redact::Finding;
 
 pub mod alert;
 pub mod audit;
+pub mod html;
 pub mod metrics;
 pub mod review;
 pub use audit::{write_audit, AuditFormat};

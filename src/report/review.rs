@@ -113,6 +113,8 @@ pub struct Item {
     /// The acknowledgement.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ack: Option<Ack>,
+    /// Occurrences per day (`YYYY-MM-DD` of the log time, UTC).
+    pub per_day: BTreeMap<String, u64>,
 }
 
 /// Which findings count.
@@ -282,8 +284,12 @@ pub fn group(records: impl IntoIterator<Item = FindingRecord>, filter: &Filter, 
             status: ItemStatus::New,
             again_after_ack: false,
             ack: None,
+            per_day: BTreeMap::new(),
         });
         item.count += 1;
+        if let Some(t) = t {
+            *item.per_day.entry(t.format("%Y-%m-%d").to_string()).or_insert(0) += 1;
+        }
         item.containers.insert(container);
         let span = seen.entry(f.fingerprint.clone()).or_insert((None, None));
         if let Some(t) = t {
@@ -356,6 +362,9 @@ pub enum ReviewFormat {
     Csv,
     /// SARIF 2.1.0: one result per secret, acknowledged ones as suppressed.
     Sarif,
+    /// One self-contained HTML page (no external assets): totals, findings per day and rule, a
+    /// sortable and filterable table, triage notes, the audit posture.
+    Html,
 }
 
 /// SARIF 2.1.0 for the grouped items: the rule, the containers as logical locations, the
@@ -440,6 +449,7 @@ pub fn write_review<W: Write>(
             serde_json::to_writer_pretty(&mut *out, &sarif(items))?;
             out.write_all(b"\n")
         }
+        ReviewFormat::Html => out.write_all(super::html::page(items, audit, damaged).as_bytes()),
         ReviewFormat::Csv => {
             writeln!(
                 out,
