@@ -43,6 +43,8 @@ pub struct Config {
     pub run: RunConfig,
     /// Webhook alerts on new secrets.
     pub alerts: AlertsConfig,
+    /// Shipping findings to a fleet-wide destination.
+    pub fleet: FleetConfig,
 }
 
 impl Default for Config {
@@ -58,6 +60,7 @@ impl Default for Config {
             enforce: EnforceConfig::default(),
             run: RunConfig::default(),
             alerts: AlertsConfig::default(),
+            fleet: FleetConfig::default(),
         }
     }
 }
@@ -267,6 +270,8 @@ pub struct RunConfig {
     pub metrics_listen: String,
     /// Check the findings for new secrets and alert (`[alerts]`) every this many seconds; 0: off.
     pub alert_seconds: u64,
+    /// Ship new findings to `fleet.ship_to` every this many seconds; 0: off.
+    pub ship_seconds: u64,
 }
 
 impl Default for RunConfig {
@@ -277,7 +282,31 @@ impl Default for RunConfig {
             enforce_minutes: 10,
             metrics_listen: String::new(),
             alert_seconds: 30,
+            ship_seconds: 300,
         }
+    }
+}
+
+/// `[fleet]`: where this host ships its findings, for one report across hosts.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct FleetConfig {
+    /// Destination (`s3://bucket/prefix` or a directory); each host writes under `<ship_to>/<host>/`.
+    /// Empty: no shipping.
+    pub ship_to: String,
+    /// This host's name in the fleet (default: the kernel's host name).
+    pub host: String,
+}
+
+impl FleetConfig {
+    /// The host name to ship under.
+    pub fn host_name(&self) -> String {
+        if !self.host.is_empty() {
+            return self.host.clone();
+        }
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "unknown".into())
     }
 }
 

@@ -1,6 +1,7 @@
 //! Backups to a real S3-compatible server (moto, from PyPI, started here): a multipart upload, list,
 //! verify, restore and prune through `s3://bucket/prefix`; and the server going away mid-upload,
-//! which must leave no object that looks like a backup and harm no earlier backup.
+//! which must leave no object that looks like a backup and harm no earlier backup. Also the fleet
+//! report: two hosts ship their findings, one report reads them all.
 mod common;
 
 use std::fs;
@@ -12,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{keys, run, sidecar, tree_bytes};
+use common::{assert_no_secret, docker_line, github_token, keys, run, sidecar, tree_bytes};
 
 /// A moto S3 server on a free loopback port, killed on drop.
 struct Moto {
@@ -313,4 +314,110 @@ fn verify_and_restore(moto: &Moto, tmp: &Path, dest: &str, which: &str, k: &comm
         .arg(&k.identity));
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(tree_bytes(src), tree_bytes(&target));
+}
+
+/// A host's state directory with findings from a scan of one container log. A fleet shares one
+/// fingerprint key (so that one secret is one item across hosts): `key_from` is a state directory
+/// whose key is copied first.
+fn host_findings(root: &Path, lines: &[(String, &str)], key_from: Option<&Path>) -> std::path::PathBuf {
+    let state = root.join("state");
+    if let Some(k) = key_from {
+        fs::create_dir_all(&state).unwrap();
+        fs::copy(k.join("fingerprint.key"), state.join("fingerprint.key")).unwrap();
+    }
+    let id = "a".repeat(64);
+    let logs = root.join("containers").join(&id);
+    fs::create_dir_all(&logs).unwrap();
+    let mut log = Vec::new();
+    for (text, time) in lines {
+        log.extend(docker_line(text.as_bytes(), "stdout", time));
+    }
+    fs::write(logs.join(format!("{id}-json.log")), &log).unwrap();
+    fs::create_dir_all(state.join("findings")).unwrap();
+    let out = run(sidecar(&state)
+        .args(["scan", "--format", "jsonl", "--output"])
+        .arg(state.join("findings/findings.jsonl"))
+        .arg(root.join("containers")));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    state
+}
+
+#[test]
+fn fleet_report_reads_the_findings_every_host_shipped() {
+    let Some(moto) = Moto::start() else { return };
+    assert_eq!(moto.request("PUT", "/fleet"), 200);
+    let tmp = tempfile::tempdir().unwrap();
+    let shared = github_token("Zq3xT7wK9mB2vN5cR8yL4pF6hJ1dG0");
+    let only_b = github_token("Aa1Bb2Cc3Dd4Ee5Ff6Gg7Hh8Ii9Jj0");
+    let a = host_findings(
+        &tmp.path().join("a"),
+        &[(format!("token {shared}\n"), "2026-11-01T10:00:00Z")],
+        None,
+    );
+    let b = host_findings(
+        &tmp.path().join("b"),
+        &[
+            (format!("token {shared}\n"), "2026-11-02T10:00:00Z"),
+            (format!("other {only_b}\n"), "2026-11-03T10:00:00Z"),
+        ],
+        Some(&a),
+    );
+    let ship = |state: &Path, host: &str| {
+        let out = run(s3_env(&mut sidecar(state), &moto.url())
+            .env("SIDECAR_FLEET__SHIP_TO", "s3://fleet/reports")
+            .env("SIDECAR_FLEET__HOST", host)
+            .args(["report", "ship"]));
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(ship(&a, "host-a").starts_with("1 object(s) shipped"));
+    assert!(ship(&b, "host-b").starts_with("1 object(s) shipped"));
+    assert!(
+        ship(&a, "host-a").starts_with("0 object(s)"),
+        "nothing new, nothing sent"
+    );
+    // Shipped again after losing its record (a kill between upload and record): same object, no duplicate.
+    fs::remove_file(a.join("shipped.json")).unwrap();
+    ship(&a, "host-a");
+    assert_eq!(moto.keys("fleet", "reports/host-a").len(), 1);
+    assert_eq!(moto.keys("fleet", "reports/host-b").len(), 1);
+    // New findings on host a (another container, later) are shipped as a new object.
+    let later = host_findings(
+        &tmp.path().join("a2"),
+        &[(format!("again {shared}\n"), "2026-11-04T10:00:00Z")],
+        Some(&a),
+    );
+    let more = later.join("findings/findings.jsonl");
+    let mut f = fs::OpenOptions::new()
+        .append(true)
+        .open(a.join("findings/findings.jsonl"))
+        .unwrap();
+    f.write_all(&fs::read(&more).unwrap()).unwrap();
+    assert!(ship(&a, "host-a").starts_with("1 object(s) shipped"));
+    assert_eq!(moto.keys("fleet", "reports/host-a").len(), 2);
+
+    let out = run(s3_env(&mut sidecar(&tmp.path().join("reviewer")), &moto.url()).args([
+        "report",
+        "--from",
+        "s3://fleet/reports",
+        "--format",
+        "json",
+    ]));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_no_secret(&out.stdout, &[&shared, &only_b], "fleet report");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let items = v["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{v}");
+    let both = items
+        .iter()
+        .find(|i| i["count"] == 3)
+        .expect("the shared token: 2 on host a, 1 on host b");
+    let containers: Vec<&str> = both["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    assert_eq!(containers, ["host-a/aaaaaaaaaaaa", "host-b/aaaaaaaaaaaa"]);
+    assert_eq!(both["first_seen"], "2026-11-01T10:00:00Z");
 }

@@ -45,6 +45,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn prepare(&self) -> Result<(), BackupError>;
     /// Files directly in the store, any order.
     fn list(&self) -> Result<Vec<Object>, BackupError>;
+    /// Names of the sub-stores (local subdirectories, S3 common prefixes) directly in the store,
+    /// sorted: open one with [`open_store`] on `<spec>/<name>`.
+    fn children(&self) -> Result<Vec<String>, BackupError>;
     /// Start writing `name`.
     fn create(&self, name: &str) -> Result<Box<dyn Upload>, BackupError>;
     /// Stream `name`.
@@ -153,6 +156,17 @@ impl Store for LocalStore {
     }
     fn prepare(&self) -> Result<(), BackupError> {
         crate::fsutil::create_private_dir(&self.dir).map_err(ioerr(format!("destination {}", self.dir.display())))
+    }
+    fn children(&self) -> Result<Vec<String>, BackupError> {
+        let rd = fs::read_dir(&self.dir).map_err(ioerr(format!("destination {}", self.dir.display())))?;
+        let mut v: Vec<String> = rd
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with('.'))
+            .collect();
+        v.sort();
+        Ok(v)
     }
     fn list(&self) -> Result<Vec<Object>, BackupError> {
         let rd = fs::read_dir(&self.dir).map_err(ioerr(format!("destination {}", self.dir.display())))?;
@@ -533,6 +547,20 @@ impl Store for S3Store {
     fn prepare(&self) -> Result<(), BackupError> {
         // Fail early, with a clear message, when the bucket is unreachable or the keys are wrong.
         self.list().map(|_| ())
+    }
+    fn children(&self) -> Result<Vec<String>, BackupError> {
+        let prefix = (!self.prefix.is_empty()).then(|| object_store::path::Path::from(self.prefix.as_str()));
+        let listing = self
+            .rt
+            .block_on(self.store.list_with_delimiter(prefix.as_ref()))
+            .map_err(s3err(format!("listing {}", self.describe())))?;
+        let mut v: Vec<String> = listing
+            .common_prefixes
+            .into_iter()
+            .filter_map(|p| p.filename().map(String::from))
+            .collect();
+        v.sort();
+        Ok(v)
     }
     fn list(&self) -> Result<Vec<Object>, BackupError> {
         let prefix = (!self.prefix.is_empty()).then(|| object_store::path::Path::from(self.prefix.as_str()));

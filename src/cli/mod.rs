@@ -203,6 +203,10 @@ pub struct ReportArgs {
     /// `state_dir`).
     #[arg(long, value_name = "DIR", global = true)]
     pub state_dir: Option<PathBuf>,
+    /// Report on the findings shipped by every host to DEST (`s3://bucket/prefix` or a directory,
+    /// as in `fleet.ship_to`) instead of this host's; containers show as `host/container`.
+    #[arg(long, value_name = "DEST")]
+    pub from: Option<String>,
     /// Only occurrences at or after T (RFC 3339, YYYY-MM-DD, or an age: 24h, 7d).
     #[arg(long, value_name = "T")]
     pub since: Option<String>,
@@ -249,6 +253,9 @@ pub enum ReportAction {
     /// POST one alert per new secret not alerted before to the `[alerts]` webhook (`sidecar run`
     /// does this every `run.alert_seconds`).
     Alert,
+    /// Ship the findings not shipped yet to `fleet.ship_to` under this host's name (`sidecar run`
+    /// does this every `run.ship_seconds`).
+    Ship,
 }
 
 /// `sidecar run` flags.

@@ -18,7 +18,10 @@ pub fn run_report(config: &Config, args: ReportArgs) -> Result<u8> {
         Err(e) => return Err(e).with_context(|| format!("findings directory {}", findings_dir.display())),
     };
     let mut records = Vec::new();
-    let damaged = read_findings(&files, |r| records.push(r))?;
+    let damaged = match &args.from {
+        Some(dest) => crate::report::fleet::read_fleet(dest, |r| records.push(r))?,
+        None => read_findings(&files, |r| records.push(r))?,
+    };
     let triage = Triage::load(&state_dir)?;
     match args.action {
         Some(ReportAction::Ack { fingerprint, note, by }) => {
@@ -38,6 +41,18 @@ pub fn run_report(config: &Config, args: ReportArgs) -> Result<u8> {
             triage.acks.remove(&fp);
             triage.save(&state_dir)?;
             println!("no longer acknowledged: {}", &fp[..12.min(fp.len())]);
+            Ok(EXIT_OK)
+        }
+        Some(ReportAction::Ship) => {
+            if config.fleet.ship_to.is_empty() {
+                bail!("no fleet destination: set fleet.ship_to (s3://bucket/prefix or a directory)");
+            }
+            let n = crate::report::fleet::ship(&state_dir, &config.fleet.ship_to, &config.fleet.host_name())?;
+            println!(
+                "{n} object(s) shipped to {}/{}",
+                config.fleet.ship_to.trim_end_matches('/'),
+                config.fleet.host_name()
+            );
             Ok(EXIT_OK)
         }
         Some(ReportAction::Alert) => {

@@ -191,6 +191,21 @@ pub fn run(config: &Config, args: RunArgs) -> u8 {
         }
     }
 
+    // Shipping findings to the fleet destination.
+    if !config.fleet.ship_to.is_empty() && config.run.ship_seconds > 0 {
+        let (config, stop) = (config.clone(), stop.clone());
+        threads.push(std::thread::spawn(move || loop {
+            match crate::report::fleet::ship(&config.state_dir, &config.fleet.ship_to, &config.fleet.host_name()) {
+                Ok(0) => {}
+                Ok(n) => eprintln!("fleet: {n} object(s) shipped"),
+                Err(e) => tracing::warn!("fleet: {e}"),
+            }
+            if sleep_until(Instant::now() + Duration::from_secs(config.run.ship_seconds), &stop) {
+                break;
+            }
+        }));
+    }
+
     if threads.len() == usize::from(!config.run.metrics_listen.is_empty()) {
         stop.store(true, Ordering::Relaxed);
         eprintln!("error: nothing to run: backups, audit and enforcement are all off");

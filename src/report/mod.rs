@@ -8,6 +8,7 @@ use crate::redact::Finding;
 
 pub mod alert;
 pub mod audit;
+pub mod fleet;
 pub mod html;
 pub mod metrics;
 pub mod review;

@@ -187,47 +187,54 @@ pub fn read_findings(files: &[PathBuf], mut each: impl FnMut(FindingRecord)) -> 
     let mut damaged = 0;
     for path in files {
         let file = File::open(path).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
-        let mut head = BufReader::new(file);
-        let gz = head.fill_buf()?.starts_with(&[0x1f, 0x8b]);
-        let mut reader: Box<dyn BufRead> = if gz {
-            Box::new(BufReader::new(flate2::bufread::MultiGzDecoder::new(head)))
-        } else {
-            Box::new(head)
-        };
-        let mut line = Vec::new();
-        loop {
-            line.clear();
-            let n = match reader.by_ref().take(MAX_RECORD as u64 + 1).read_until(b'\n', &mut line) {
-                Ok(n) => n,
-                Err(_) => {
-                    // A truncated or corrupted gzip member: what was read counts, the rest is damaged.
-                    damaged += 1;
-                    break;
-                }
-            };
-            if n == 0 {
+        damaged += read_findings_from(file, &mut each)?;
+    }
+    Ok(damaged)
+}
+
+/// Read the finding records of one stream (gzip detected by its magic).
+pub fn read_findings_from(src: impl Read, each: &mut dyn FnMut(FindingRecord)) -> io::Result<u64> {
+    let mut damaged = 0;
+    let mut head = BufReader::new(src);
+    let gz = head.fill_buf()?.starts_with(&[0x1f, 0x8b]);
+    let mut reader: Box<dyn BufRead + '_> = if gz {
+        Box::new(BufReader::new(flate2::bufread::MultiGzDecoder::new(head)))
+    } else {
+        Box::new(head)
+    };
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let n = match reader.by_ref().take(MAX_RECORD as u64 + 1).read_until(b'\n', &mut line) {
+            Ok(n) => n,
+            Err(_) => {
+                // A truncated or corrupted gzip member: what was read counts, the rest is damaged.
+                damaged += 1;
                 break;
             }
-            if line.len() > MAX_RECORD {
-                damaged += 1;
-                // Skip the rest of the overlong line, in bounded pieces.
-                while !line.ends_with(b"\n") {
-                    line.clear();
-                    match reader.by_ref().take(64 << 10).read_until(b'\n', &mut line) {
-                        Ok(0) | Err(_) => break,
-                        Ok(_) => {}
-                    }
+        };
+        if n == 0 {
+            break;
+        }
+        if line.len() > MAX_RECORD {
+            damaged += 1;
+            // Skip the rest of the overlong line, in bounded pieces.
+            while !line.ends_with(b"\n") {
+                line.clear();
+                match reader.by_ref().take(64 << 10).read_until(b'\n', &mut line) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
                 }
-                continue;
             }
-            let text = line.strip_suffix(b"\n").unwrap_or(&line);
-            if text.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            match serde_json::from_slice::<FindingRecord>(text) {
-                Ok(r) => each(r),
-                Err(_) => damaged += 1,
-            }
+            continue;
+        }
+        let text = line.strip_suffix(b"\n").unwrap_or(&line);
+        if text.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        match serde_json::from_slice::<FindingRecord>(text) {
+            Ok(r) => each(r),
+            Err(_) => damaged += 1,
         }
     }
     Ok(damaged)
