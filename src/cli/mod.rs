@@ -22,11 +22,13 @@ pub const EXIT_FINDINGS: u8 = 1;
 /// Exit status: an error (bad usage, bad config, unreadable input); other inputs were still processed.
 pub const EXIT_ERROR: u8 = 2;
 
+const TOP_EXIT_CODES: &str = "Exit status: 0 success, 1 something was found or failed a check (findings, failed audit checks, new report items, an invalid backup), 2 error. Each command's --help gives its exact meaning.";
+
 const EXIT_CODES: &str = "Exit status: 0 nothing found, 1 findings reported, 2 error (bad usage or configuration, or an input that could not be read; the other inputs are still scanned and reported).";
 
 /// sidecar guards an OpenClaw Docker host: it finds and masks secrets in Docker's json-file logs.
 #[derive(Debug, Parser)]
-#[command(name = "sidecar", version, about, long_about = None, after_help = EXIT_CODES)]
+#[command(name = "sidecar", version, about, long_about = None, after_help = TOP_EXIT_CODES)]
 pub struct Cli {
     /// Config file (TOML). Every key can also be set by a SIDECAR_… environment variable.
     #[arg(long, global = true, env = ENV_CONFIG, value_name = "FILE")]
@@ -81,12 +83,16 @@ pub enum Command {
     /// results appear in their own section. Never shows a secret.
     #[command(after_help = "Exit status: 0 no new item, 1 new items listed, 2 error.")]
     Report(ReportArgs),
-    /// Run as a service: scheduled backups, the audit and enforcement, until SIGTERM.
+    /// Run as a service: scheduled backups, audit, enforcement, alerts and fleet shipping, until
+    /// SIGTERM.
     ///
     /// Backups run on `backup.schedule` when `backup.recipients` are set (a run missed while
     /// sidecar was down runs at start). The audit runs at start, every `run.audit_minutes` and for
     /// each container that starts (Docker events); its results are appended to
-    /// `<state_dir>/audit/audit.jsonl`. `sidecar enforce` runs every `run.enforce_minutes`. SIGTERM
+    /// `<state_dir>/audit/audit.jsonl`. `sidecar enforce` runs every `run.enforce_minutes`. With a
+    /// webhook (`[alerts]`), new secrets are alerted every `run.alert_seconds`; with
+    /// `fleet.ship_to`, findings are shipped every `run.ship_seconds`. Metrics on
+    /// `run.metrics_listen`. SIGTERM
     /// or SIGINT stops everything within seconds (a running backup is abandoned and its partial
     /// file removed). The live log guard joins this command with a later version.
     #[command(
