@@ -154,10 +154,10 @@ fn hardened_passes_and_bad_fails_exactly_what_it_breaks() {
     let out = audit(&bad);
     assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
     let r = results(&out.stdout);
-    // json-file takes the daemon's default max-size when the container sets none (and refuses to
-    // unset it), so whether this container rotates depends on daemon.json: ask Docker.
+    // json-file takes the daemon's default max-size and max-file when the container sets none (and
+    // refuses to unset them), so whether this container rotates depends on daemon.json: ask Docker.
     let log_config = docker(&["inspect", "-f", "{{json .HostConfig.LogConfig}}", &bad]);
-    let rotates = log_config.contains("max-size");
+    let rotates = log_config.contains("max-size") && log_config.contains("max-file");
     let mut expected: BTreeSet<String> = [
         "caps.add-dangerous",
         "caps.drop-all",

@@ -382,8 +382,8 @@ pub fn check(facts: &ContainerFacts, scan: &dyn Fn(&str) -> Vec<SecretHit>) -> V
         "json-file" => {
             let size = lopts.get("max-size").cloned().unwrap_or_default();
             let files = lopts.get("max-file").cloned().unwrap_or_default();
-            // Bounded once max-size is set (max-file only says how many files share the bound).
-            let ok = !size.is_empty() && size != "-1";
+            // The guide's settings: both set (max-size bounds each file, max-file how many are kept).
+            let ok = !size.is_empty() && size != "-1" && !files.is_empty();
             (
                 ok,
                 format!(
@@ -621,6 +621,20 @@ mod tests {
         assert!(ev.contains("/etc -> /host-etc") && !ev.contains("/usr"), "{ev}");
         let (_, ev) = status(&r, "drift");
         assert!(ev.contains("A /etc/evil"), "{ev}");
+    }
+
+    #[test]
+    fn log_rotation_needs_max_size_and_max_file() {
+        for (config, ok) in [
+            (serde_json::json!({"max-size": "10m", "max-file": "3"}), true),
+            (serde_json::json!({"max-size": "10m"}), false),
+            (serde_json::json!({"max-file": "3"}), false),
+            (serde_json::json!({}), false),
+        ] {
+            let f = facts(serde_json::json!({"HostConfig": {"LogConfig": {"Type": "json-file", "Config": config}}}));
+            let (s, ev) = status(&check(&f, &no_secrets), "logs.rotation");
+            assert_eq!(s == Status::Pass, ok, "{ev}");
+        }
     }
 
     #[test]

@@ -192,7 +192,7 @@ pub fn check(f: &DaemonFacts) -> Vec<CheckResult> {
         ("json-file", Ok(_)) => {
             let size = opt("max-size");
             let files = opt("max-file");
-            let ok = size.is_some() && files.as_deref().is_some_and(|f| f != "1");
+            let ok = size.is_some() && files.is_some();
             out.push(result(
                 DAEMON,
                 "daemon.log-defaults",
