@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{assert_no_secret, docker_line, github_token, keys, run, sidecar, tree_bytes};
+use common::{assert_no_secret, findings_state, github_token, keys, run, sidecar, tree_bytes};
 
 /// A moto S3 server on a free loopback port, killed on drop.
 struct Moto {
@@ -316,30 +316,8 @@ fn verify_and_restore(moto: &Moto, tmp: &Path, dest: &str, which: &str, k: &comm
     assert_eq!(tree_bytes(src), tree_bytes(&target));
 }
 
-/// A host's state directory with findings from a scan of one container log. A fleet shares one
-/// fingerprint key (so that one secret is one item across hosts): `key_from` is a state directory
-/// whose key is copied first.
 fn host_findings(root: &Path, lines: &[(String, &str)], key_from: Option<&Path>) -> std::path::PathBuf {
-    let state = root.join("state");
-    if let Some(k) = key_from {
-        fs::create_dir_all(&state).unwrap();
-        fs::copy(k.join("fingerprint.key"), state.join("fingerprint.key")).unwrap();
-    }
-    let id = "a".repeat(64);
-    let logs = root.join("containers").join(&id);
-    fs::create_dir_all(&logs).unwrap();
-    let mut log = Vec::new();
-    for (text, time) in lines {
-        log.extend(docker_line(text.as_bytes(), "stdout", time));
-    }
-    fs::write(logs.join(format!("{id}-json.log")), &log).unwrap();
-    fs::create_dir_all(state.join("findings")).unwrap();
-    let out = run(sidecar(&state)
-        .args(["scan", "--format", "jsonl", "--output"])
-        .arg(state.join("findings/findings.jsonl"))
-        .arg(root.join("containers")));
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    state
+    findings_state(root, &"a".repeat(64), lines, key_from)
 }
 
 #[test]

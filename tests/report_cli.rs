@@ -4,7 +4,7 @@ mod common;
 
 use std::fs;
 
-use common::{assert_no_secret, docker_line, github_token, run, sidecar};
+use common::{assert_no_secret, docker_line, findings_state, github_token, run, sidecar};
 
 fn stdout(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
@@ -13,39 +13,23 @@ fn stdout(o: &std::process::Output) -> String {
 #[test]
 fn report_groups_by_secret_and_triage_sticks_until_the_secret_returns() {
     let tmp = tempfile::tempdir().unwrap();
-    let state = tmp.path().join("state");
     let id = "d".repeat(64);
     let logs = tmp.path().join("containers").join(&id);
-    fs::create_dir_all(&logs).unwrap();
     let token = github_token("Zq3xT7wK9mB2vN5cR8yL4pF6hJ1dG0");
     let other = github_token("Aa1Bb2Cc3Dd4Ee5Ff6Gg7Hh8Ii9Jj0");
-    let mut log = Vec::new();
-    log.extend(docker_line(
-        format!("push with {token}\n").as_bytes(),
-        "stdout",
-        "2026-11-01T10:00:00.000000001Z",
-    ));
-    log.extend(docker_line(b"ok\n", "stdout", "2026-11-01T10:00:01Z"));
-    log.extend(docker_line(
-        format!("retry with {token}\n").as_bytes(),
-        "stderr",
-        "2026-11-02T10:00:00Z",
-    ));
-    log.extend(docker_line(
-        format!("other {other}\n").as_bytes(),
-        "stdout",
-        "2026-11-03T10:00:00Z",
-    ));
-    fs::write(logs.join(format!("{id}-json.log")), &log).unwrap();
-
     // The findings, as the scanner writes them, into the state directory.
+    let state = findings_state(
+        tmp.path(),
+        &id,
+        &[
+            (format!("push with {token}\n"), "2026-11-01T10:00:00.000000001Z"),
+            ("ok\n".to_string(), "2026-11-01T10:00:01Z"),
+            (format!("retry with {token}\n"), "2026-11-02T10:00:00Z"),
+            (format!("other {other}\n"), "2026-11-03T10:00:00Z"),
+        ],
+        None,
+    );
     let findings = state.join("findings");
-    fs::create_dir_all(&findings).unwrap();
-    let out = run(sidecar(&state)
-        .args(["scan", "--format", "jsonl", "--output"])
-        .arg(findings.join("findings.jsonl"))
-        .arg(tmp.path().join("containers")));
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
 
     let report = |args: &[&str]| run(sidecar(&state).arg("report").args(args));
     let out = report(&["--format", "json"]);
@@ -161,27 +145,18 @@ fn webhook(fail_first: usize) -> (u16, Received) {
 #[test]
 fn alerts_post_once_per_new_secret_with_retries_and_never_the_secret() {
     let tmp = tempfile::tempdir().unwrap();
-    let state = tmp.path().join("state");
-    let id = "e".repeat(64);
-    let logs = tmp.path().join("containers").join(&id);
-    fs::create_dir_all(&logs).unwrap();
     let token = github_token("Zq3xT7wK9mB2vN5cR8yL4pF6hJ1dG0");
     let other = github_token("Aa1Bb2Cc3Dd4Ee5Ff6Gg7Hh8Ii9Jj0");
-    let mut log = Vec::new();
-    for (i, t) in [&token, &token, &other].iter().enumerate() {
-        log.extend(docker_line(
-            format!("use {t}\n").as_bytes(),
-            "stdout",
-            &format!("2026-11-0{}T10:00:00Z", i + 1),
-        ));
-    }
-    fs::write(logs.join(format!("{id}-json.log")), &log).unwrap();
-    fs::create_dir_all(state.join("findings")).unwrap();
-    let out = run(sidecar(&state)
-        .args(["scan", "--format", "jsonl", "--output"])
-        .arg(state.join("findings/findings.jsonl"))
-        .arg(tmp.path().join("containers")));
-    assert_eq!(out.status.code(), Some(1));
+    let state = findings_state(
+        tmp.path(),
+        &"e".repeat(64),
+        &[
+            (format!("use {token}\n"), "2026-11-01T10:00:00Z"),
+            (format!("use {token}\n"), "2026-11-02T10:00:00Z"),
+            (format!("use {other}\n"), "2026-11-03T10:00:00Z"),
+        ],
+        None,
+    );
 
     let (port, seen) = webhook(1);
     let url = format!("http://127.0.0.1:{port}/hook/T000/SECRETPATH");
@@ -262,34 +237,18 @@ fn chromium() -> Option<&'static str> {
 fn html_report_loads_in_headless_chromium_and_shows_the_rows() {
     let Some(browser) = chromium() else { return };
     let tmp = tempfile::tempdir().unwrap();
-    let state = tmp.path().join("state");
-    let id = "f".repeat(64);
-    let logs = tmp.path().join("containers").join(&id);
-    fs::create_dir_all(&logs).unwrap();
     let token = github_token("Zq3xT7wK9mB2vN5cR8yL4pF6hJ1dG0");
     let other = github_token("Aa1Bb2Cc3Dd4Ee5Ff6Gg7Hh8Ii9Jj0");
-    let mut log = Vec::new();
-    log.extend(docker_line(
-        format!("a {token}\n").as_bytes(),
-        "stdout",
-        "2026-11-01T10:00:00Z",
-    ));
-    log.extend(docker_line(
-        format!("b {token}\n").as_bytes(),
-        "stdout",
-        "2026-11-02T10:00:00Z",
-    ));
-    log.extend(docker_line(
-        format!("c {other}\n").as_bytes(),
-        "stdout",
-        "2026-11-02T11:00:00Z",
-    ));
-    fs::write(logs.join(format!("{id}-json.log")), &log).unwrap();
-    fs::create_dir_all(state.join("findings")).unwrap();
-    run(sidecar(&state)
-        .args(["scan", "--format", "jsonl", "--output"])
-        .arg(state.join("findings/findings.jsonl"))
-        .arg(tmp.path().join("containers")));
+    let state = findings_state(
+        tmp.path(),
+        &"f".repeat(64),
+        &[
+            (format!("a {token}\n"), "2026-11-01T10:00:00Z"),
+            (format!("b {token}\n"), "2026-11-02T10:00:00Z"),
+            (format!("c {other}\n"), "2026-11-02T11:00:00Z"),
+        ],
+        None,
+    );
     let v: serde_json::Value =
         serde_json::from_slice(&run(sidecar(&state).args(["report", "--format", "json"])).stdout).unwrap();
     let fp = v["items"][0]["fingerprint"].as_str().unwrap().to_string();

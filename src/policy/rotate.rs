@@ -313,6 +313,30 @@ mod tests {
     use crate::redact::{Engine, FingerprintKey};
     use std::io::Write;
 
+    /// What a [`Scanner`] borrows: the built-in engine, a fixed key, default options.
+    struct ScannerParts {
+        engine: Engine,
+        key: FingerprintKey,
+        options: crate::logs::scan::ScanOptions,
+    }
+
+    impl ScannerParts {
+        fn new() -> Self {
+            Self {
+                engine: Engine::builtin(),
+                key: FingerprintKey::from_bytes([7; 32]),
+                options: Default::default(),
+            }
+        }
+        fn scanner(&self) -> Scanner<'_> {
+            Scanner {
+                engine: &self.engine,
+                key: &self.key,
+                options: &self.options,
+            }
+        }
+    }
+
     /// Append like Docker does (`O_APPEND`).
     fn append(path: &Path, bytes: &[u8]) {
         let mut f = OpenOptions::new().append(true).create(true).open(path).unwrap();
@@ -356,14 +380,8 @@ mod tests {
         }
         append(&live, &line(&format!("using token {token}")));
         append(&live, b"{\"log\":\"partial"); // not a complete line: stays
-        let engine = Engine::builtin();
-        let key = FingerprintKey::from_bytes([7; 32]);
-        let options = Default::default();
-        let scanner = Scanner {
-            engine: &engine,
-            key: &key,
-            options: &options,
-        };
+        let parts = ScannerParts::new();
+        let scanner = parts.scanner();
         let opts = RotateOptions {
             docker_root: tmp.path().join("docker"),
             archive_dir: tmp.path().join("state/log-archive"),
@@ -433,14 +451,8 @@ mod tests {
     fn rotation_while_the_container_writes() {
         let (tmp, _dir, live) = setup(r#"{"LogConfig":{"Type":"json-file","Config":{}}}"#);
         append(&live, b"");
-        let engine = Engine::builtin();
-        let key = FingerprintKey::from_bytes([7; 32]);
-        let options = Default::default();
-        let scanner = Scanner {
-            engine: &engine,
-            key: &key,
-            options: &options,
-        };
+        let parts = ScannerParts::new();
+        let scanner = parts.scanner();
         let opts = RotateOptions {
             docker_root: tmp.path().join("docker"),
             archive_dir: tmp.path().join("state/log-archive"),
@@ -525,14 +537,8 @@ mod tests {
 
     #[test]
     fn logs_with_a_max_size_are_left_to_docker() {
-        let engine = Engine::builtin();
-        let key = FingerprintKey::from_bytes([7; 32]);
-        let options = Default::default();
-        let scanner = Scanner {
-            engine: &engine,
-            key: &key,
-            options: &options,
-        };
+        let parts = ScannerParts::new();
+        let scanner = parts.scanner();
         for (hostconfig, daemon) in [
             (
                 r#"{"LogConfig":{"Type":"json-file","Config":{"max-size":"10m"}}}"#,
@@ -597,14 +603,8 @@ mod tests {
         for p in [&old, &other, &archive, &live] {
             filetime::set_file_mtime(p, past).unwrap();
         }
-        let engine = Engine::builtin();
-        let key = FingerprintKey::from_bytes([7; 32]);
-        let options = Default::default();
-        let scanner = Scanner {
-            engine: &engine,
-            key: &key,
-            options: &options,
-        };
+        let parts = ScannerParts::new();
+        let scanner = parts.scanner();
         let mut opts = RotateOptions {
             docker_root: tmp.path().join("docker"),
             archive_dir: tmp.path().join("state/log-archive"),

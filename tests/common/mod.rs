@@ -167,3 +167,29 @@ pub fn ensure_image() {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// A host's state directory holding the findings of one container log: the log is written at
+/// `<root>/containers/<id>/<id>-json.log` (one stdout entry per `(text, time)`), then `sidecar scan`
+/// writes its records to `<root>/state/findings/findings.jsonl`. `key_from`: a state directory
+/// whose fingerprint key is copied first (a fleet shares one key).
+pub fn findings_state(root: &Path, id: &str, lines: &[(String, &str)], key_from: Option<&Path>) -> PathBuf {
+    let state = root.join("state");
+    if let Some(k) = key_from {
+        std::fs::create_dir_all(&state).unwrap();
+        std::fs::copy(k.join("fingerprint.key"), state.join("fingerprint.key")).unwrap();
+    }
+    let logs = root.join("containers").join(id);
+    std::fs::create_dir_all(&logs).unwrap();
+    let mut log = Vec::new();
+    for (text, time) in lines {
+        log.extend(docker_line(text.as_bytes(), "stdout", time));
+    }
+    std::fs::write(logs.join(format!("{id}-json.log")), &log).unwrap();
+    std::fs::create_dir_all(state.join("findings")).unwrap();
+    let out = run(sidecar(&state)
+        .args(["scan", "--format", "jsonl", "--output"])
+        .arg(state.join("findings/findings.jsonl"))
+        .arg(root.join("containers")));
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    state
+}
