@@ -31,6 +31,8 @@ pub struct Config {
     pub log: String,
     /// Scanning.
     pub scan: ScanConfig,
+    /// The live log guard of `sidecar run`.
+    pub guard: GuardConfig,
     /// Detection rules.
     pub rules: RulesConfig,
     /// Backups of the data volume.
@@ -54,6 +56,7 @@ impl Default for Config {
             docker_root: PathBuf::from("/var/lib/docker"),
             log: "warn".into(),
             scan: ScanConfig::default(),
+            guard: GuardConfig::default(),
             rules: RulesConfig::default(),
             backup: BackupConfig::default(),
             audit: AuditConfig::default(),
@@ -86,6 +89,60 @@ impl Default for ScanConfig {
             buffer_kib: 1024,
             max_unit_kib: 1024,
             chunk_mib: 32,
+        }
+    }
+}
+
+/// `[guard]`: the live log guard of `sidecar run`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct GuardConfig {
+    /// Follow every container's json-file log under `docker_root` (off: `sidecar run` only does
+    /// backups, audit and the rest).
+    pub enabled: bool,
+    /// `mask`: mask each secret in Docker's own files (same length, valid JSON) and report it;
+    /// `report-only`: report, never write to Docker's files.
+    pub mode: String,
+    /// Containers (by name, or an id of at least 12 characters) that are reported but never masked.
+    /// The label `sidecar.redact=false` does the same from the container's side.
+    pub report_only: Vec<String>,
+    /// A full rescan of every container every this many seconds, under inotify (a safety net).
+    pub rescan_seconds: u64,
+    /// How long a log entry still open at the end of a live log (a 16 KiB split without its last
+    /// part, a PEM key without its END line) waits for its end before it is scanned as it is.
+    pub hold_seconds: u64,
+    /// Checkpoints are written at most this often (and at exit), in milliseconds.
+    pub checkpoint_ms: u64,
+    /// `findings/findings.jsonl` is rotated when it passes this many MiB.
+    pub findings_max_mib: u64,
+    /// Rotated findings files kept (`findings-<stamp>.jsonl`); older ones are removed.
+    pub findings_keep: usize,
+}
+
+impl Default for GuardConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            mode: "mask".into(),
+            report_only: Vec::new(),
+            rescan_seconds: 30,
+            hold_seconds: 5,
+            checkpoint_ms: 1000,
+            findings_max_mib: 64,
+            findings_keep: 10,
+        }
+    }
+}
+
+impl GuardConfig {
+    /// True for `mask`, false for `report-only`.
+    pub fn masks(&self) -> Result<bool, ConfigError> {
+        match self.mode.as_str() {
+            "mask" => Ok(true),
+            "report-only" => Ok(false),
+            other => Err(ConfigError::Invalid(format!(
+                "guard.mode is {other:?}; use \"mask\" or \"report-only\""
+            ))),
         }
     }
 }
@@ -443,6 +500,12 @@ impl Config {
         }
         self.audit.owner()?;
         self.audit.fail_on()?;
+        self.guard.masks()?;
+        if self.guard.rescan_seconds == 0 || self.guard.findings_max_mib == 0 {
+            return Err(ConfigError::Invalid(
+                "guard.rescan_seconds and guard.findings_max_mib must be at least 1".into(),
+            ));
+        }
         for id in self.audit.accept.keys() {
             if !crate::policy::CHECKS.iter().any(|c| c.id == id) {
                 return Err(ConfigError::Invalid(format!(

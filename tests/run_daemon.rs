@@ -8,15 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{docker_ok, ensure_image, keys, run, sidecar, tree_bytes, IMAGE};
-
-fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !ok() {
-        assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
+use common::{docker_ok, ensure_image, keys, run, sidecar, tree_bytes, wait_for, IMAGE};
 
 fn stream_records(path: &std::path::Path) -> Vec<serde_json::Value> {
     fs::read_to_string(path)
@@ -53,6 +45,7 @@ fn run_audits_on_start_and_on_container_start_backs_up_on_schedule_and_stops_on_
         .env("SIDECAR_DOCKER_ROOT", tmp.path().join("docker"))
         .env("SIDECAR_AUDIT__DATA_DIR", "")
         .env("SIDECAR_RUN__ENFORCE_MINUTES", "0")
+        .env("SIDECAR_GUARD__ENABLED", "false")
         .env("SIDECAR_BACKUP__RECIPIENTS", format!("[\"{}\"]", k.public))
         .env("SIDECAR_BACKUP__SOURCE", &src)
         .env("SIDECAR_BACKUP__DEST", &dest)
@@ -184,6 +177,7 @@ fn run_with_everything_off_is_an_error() {
     let out = run(sidecar(tmp.path())
         .env("SIDECAR_RUN__AUDIT_MINUTES", "0")
         .env("SIDECAR_RUN__ENFORCE_MINUTES", "0")
+        .env("SIDECAR_GUARD__ENABLED", "false")
         .arg("run"));
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("nothing to run"));

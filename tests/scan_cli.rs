@@ -161,13 +161,6 @@ fn a_secret_across_docker_16k_split_maps_to_both_lines() {
     );
 }
 
-const PEM_BODY: [&str; 4] = [
-    "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj",
-    "MzEfYyjiWA4R4/M2bS1GB4t7NXp98C3SC6dVMvDuictGeurT8jNbvJZHtCSuYEvu",
-    "NMoSfm76oqFvAp8Gy0iz5sxjZmSnXyCdPEovGhLa0VzMaQ8s+CLOyS56YyCFGeJZ",
-    "qgtzJ6GR3eqoYSW9b9UMvkBpZODSctWSNGj3P7jRFDO5VoTwCQAWbFnOjDfH5Ulg",
-];
-
 #[test]
 fn a_pem_key_printed_over_several_entries_is_one_finding() {
     let dir = tempfile::tempdir().unwrap();

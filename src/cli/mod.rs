@@ -83,8 +83,17 @@ pub enum Command {
     /// results appear in their own section. Never shows a secret.
     #[command(after_help = "Exit status: 0 no new item, 1 new items listed, 2 error.")]
     Report(ReportArgs),
-    /// Run as a service: scheduled backups, audit, enforcement, alerts and fleet shipping, until
-    /// SIGTERM.
+    /// Run as a service: the live log guard, scheduled backups, audit, enforcement, alerts and
+    /// fleet shipping, until SIGTERM.
+    ///
+    /// The log guard (`[guard]`) follows every container's json-file log under
+    /// `<docker_root>/containers` (inotify, plus a full rescan every `guard.rescan_seconds`),
+    /// including rotated and compressed files. Each secret is masked in Docker's own file (same
+    /// length, the line stays valid JSON, so `docker logs` keeps working) unless `guard.mode` is
+    /// `report-only`, the container is in `guard.report_only` or carries `sidecar.redact=false`;
+    /// one record per occurrence goes to `<state_dir>/findings/findings.jsonl` (never the secret).
+    /// Checkpoints in `<state_dir>/checkpoints.json` make a restart resume exactly. sidecar's own
+    /// container is never scanned. `sidecar health` checks the guard's heartbeat.
     ///
     /// Backups run on `backup.schedule` when `backup.recipients` are set (a run missed while
     /// sidecar was down runs at start). The audit runs at start, every `run.audit_minutes` and for
@@ -92,13 +101,16 @@ pub enum Command {
     /// `<state_dir>/audit/audit.jsonl`. `sidecar enforce` runs every `run.enforce_minutes`. With a
     /// webhook (`[alerts]`), new secrets are alerted every `run.alert_seconds`; with
     /// `fleet.ship_to`, findings are shipped every `run.ship_seconds`. Metrics on
-    /// `run.metrics_listen`. SIGTERM
-    /// or SIGINT stops everything within seconds (a running backup is abandoned and its partial
-    /// file removed). The live log guard joins this command with a later version.
+    /// `run.metrics_listen`. SIGTERM or SIGINT stops everything within seconds (checkpoints and the
+    /// report are flushed; a running backup is abandoned and its partial file removed).
     #[command(
-        after_help = "Exit status: 0 stopped by a signal, 2 error at start (bad configuration, state directory not writable, nothing enabled)."
+        after_help = "Exit status: 0 stopped by a signal, 2 error at start (bad configuration, state directory not writable, Docker's containers directory not readable, nothing enabled)."
     )]
     Run(RunArgs),
+    /// Exit 0 when `sidecar run`'s log guard is alive (its heartbeat is fresh): for a Docker
+    /// HEALTHCHECK. Works without a shell, in a scratch image.
+    #[command(after_help = "Exit status: 0 healthy, 1 no heartbeat or too old (the reason on stderr), 2 error.")]
+    Health(HealthArgs),
     /// Check or print the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -275,6 +287,17 @@ pub struct RunArgs {
     pub state_dir: Option<PathBuf>,
 }
 
+/// `sidecar health` flags.
+#[derive(Debug, Args)]
+pub struct HealthArgs {
+    /// sidecar's state directory (overrides `state_dir`, default /var/lib/sidecar).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Unhealthy when the guard's heartbeat is older than this many seconds.
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    pub max_age: u64,
+}
+
 /// `sidecar enforce` flags.
 #[derive(Debug, Args)]
 pub struct EnforceArgs {
@@ -336,6 +359,7 @@ fn run_cli(cli: Cli) -> u8 {
         Command::Audit(args) => audit::run_audit(&config, args),
         Command::Enforce(args) => audit::run_enforce(&config, args),
         Command::Run(args) => Ok(run::run(&config, args)),
+        Command::Health(args) => Ok(run::health(&config, args)),
         Command::Report(args) => report::run_report(&config, args),
         Command::Backup(args) => Ok(backup::run_backup(&config, args)),
         Command::Restore(args) => Ok(backup::run_restore(&config, args)),

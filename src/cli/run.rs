@@ -1,6 +1,6 @@
-//! `sidecar run`: the long-running service. Scheduled backups, the audit (periodically and for
-//! each container that starts) and enforcement, each on its own thread, until SIGTERM or SIGINT.
-//! (The live log guard joins it with issue 3.)
+//! `sidecar run`: the long-running service. The live log guard, scheduled backups, the audit
+//! (periodically and for each container that starts), enforcement, alerts and fleet shipping, each
+//! on its own thread, until SIGTERM or SIGINT.
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
@@ -45,13 +45,25 @@ pub fn run(config: &Config, args: RunArgs) -> u8 {
         Err(code) => return code,
     };
     eprintln!(
-        "sidecar run: docker root {}, state {} (the live log guard is not part of this version)",
+        "sidecar run: docker root {}, state {}",
         config.docker_root.display(),
         config.state_dir.display()
     );
     let config = Arc::new(config);
     let metrics = Arc::new(crate::report::metrics::Metrics::default());
     let mut threads = Vec::new();
+
+    // The live log guard.
+    if config.guard.enabled {
+        match start_guard(&config, &stop, &metrics) {
+            Ok(t) => threads.push(t),
+            Err(e) => {
+                stop.store(true, Ordering::Relaxed);
+                eprintln!("error: log guard: {e:#}");
+                return EXIT_ERROR;
+            }
+        }
+    }
 
     if !config.run.metrics_listen.is_empty() {
         match std::net::TcpListener::bind(&config.run.metrics_listen) {
@@ -208,7 +220,7 @@ pub fn run(config: &Config, args: RunArgs) -> u8 {
 
     if threads.len() == usize::from(!config.run.metrics_listen.is_empty()) {
         stop.store(true, Ordering::Relaxed);
-        eprintln!("error: nothing to run: backups, audit and enforcement are all off");
+        eprintln!("error: nothing to run: the log guard, backups, audit and enforcement are all off");
         return EXIT_ERROR;
     }
     for t in threads {
@@ -216,6 +228,115 @@ pub fn run(config: &Config, args: RunArgs) -> u8 {
     }
     eprintln!("sidecar run: stopped");
     EXIT_OK
+}
+
+/// Start the log guard on its own thread; returns once its checkpoints and report are open and
+/// its first pass is under way, or with the reason it cannot start.
+fn start_guard(
+    config: &Arc<Config>,
+    stop: &Arc<std::sync::atomic::AtomicBool>,
+    metrics: &Arc<crate::report::metrics::Metrics>,
+) -> anyhow::Result<std::thread::JoinHandle<()>> {
+    use anyhow::Context;
+    let masks = config.guard.masks()?;
+    let containers = config.docker_root.join("containers");
+    std::fs::read_dir(&containers).with_context(|| {
+        format!(
+            "cannot read {} (mount Docker's containers directory there, read-write, and run as root; or set docker_root)",
+            containers.display()
+        )
+    })?;
+    let (engine, _) = super::scan::build_engine(config, &[], &[])?;
+    let key = crate::state::load_or_create_key(&config.state_dir)?;
+    let baseline = match &config.rules.baseline {
+        Some(p) => super::scan::load_baseline(p)?,
+        None => Default::default(),
+    };
+    let own = crate::logs::containers::own_container_id();
+    let opts = crate::logs::follow::GuardOptions {
+        docker_root: config.docker_root.clone(),
+        state_dir: config.state_dir.clone(),
+        mask: masks,
+        report_only: config.guard.report_only.clone(),
+        baseline,
+        rescan: Duration::from_secs(config.guard.rescan_seconds),
+        hold: Duration::from_secs(config.guard.hold_seconds),
+        checkpoint_every: Duration::from_millis(config.guard.checkpoint_ms),
+        findings_max_bytes: config.guard.findings_max_mib << 20,
+        findings_keep: config.guard.findings_keep,
+        own_container: own.clone(),
+    };
+    let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
+    let (stop, metrics) = (stop.clone(), metrics.clone());
+    let t = std::thread::spawn(move || {
+        let options = crate::logs::scan::ScanOptions {
+            buffer_bytes: 256 << 10,
+            ..Default::default()
+        };
+        let scanner = crate::logs::scan::Scanner {
+            engine: &engine,
+            key: &key,
+            options: &options,
+        };
+        let mut guard = match crate::logs::follow::Guard::open(scanner, opts, &metrics) {
+            Ok(g) => g,
+            Err(e) => {
+                let _ = ready_tx.send(Err(e.to_string()));
+                return;
+            }
+        };
+        let _ = ready_tx.send(Ok(()));
+        if let Err(e) = guard.run(&stop) {
+            eprintln!("error: log guard stopped: {e}");
+            stop.store(true, Ordering::Relaxed);
+        }
+    });
+    match ready_rx.recv() {
+        Ok(Ok(())) => {
+            eprintln!(
+                "log guard: following {} ({}{})",
+                containers.display(),
+                if masks { "masking" } else { "report only" },
+                own.map(|id| format!(", not its own container {}", &id[..12]))
+                    .unwrap_or_default()
+            );
+            Ok(t)
+        }
+        Ok(Err(e)) => anyhow::bail!("{e}"),
+        Err(_) => anyhow::bail!("the guard thread ended at start"),
+    }
+}
+
+/// `sidecar health`: 0 when the guard's heartbeat is fresh.
+pub fn health(config: &Config, args: super::HealthArgs) -> u8 {
+    let state_dir = args.state_dir.unwrap_or_else(|| config.state_dir.clone());
+    match crate::logs::follow::heartbeat_age(&state_dir) {
+        Ok((age, containers)) if age <= args.max_age => {
+            println!("healthy: log guard alive {age} s ago, following {containers} container(s)");
+            EXIT_OK
+        }
+        Ok((age, _)) => {
+            eprintln!(
+                "unhealthy: the log guard's last heartbeat is {age} s old (more than {} s); see sidecar run's output",
+                args.max_age
+            );
+            1
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            eprintln!(
+                "unhealthy: no heartbeat in {} (is `sidecar run` running with guard.enabled and this state_dir?)",
+                state_dir.display()
+            );
+            1
+        }
+        Err(e) => {
+            eprintln!(
+                "error: {}: {e}",
+                state_dir.join(crate::logs::follow::HEARTBEAT_FILE).display()
+            );
+            EXIT_ERROR
+        }
+    }
 }
 
 /// Audit (everything, or the started containers) and append the results to the audit stream.

@@ -1,4 +1,7 @@
 //! Docker's json-file logs: the line codec and the streaming scanner.
+pub mod checkpoint;
+pub mod containers;
+pub mod follow;
 pub mod jsonfile;
 pub mod masking;
 pub mod scan;

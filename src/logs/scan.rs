@@ -357,6 +357,96 @@ impl<'a> Scanner<'a> {
         dedupe(&mut out.findings);
         Ok(out)
     }
+
+    /// Scan a stretch of a file that is still growing (the log guard's unit of work).
+    ///
+    /// `reader` yields the file's bytes from offset `from` (a line start, `from_line` lines into the
+    /// file) up to the end of its last complete line. Units whose last line starts before `new_from`
+    /// were reported by an earlier scan: their findings come back with `is_new == false` (to be
+    /// masked again, never reported twice). When `complete` is false, a unit still open at the end
+    /// (a 16 KiB split waiting for its last part, a PEM key waiting for its END line) is not matched:
+    /// [`Segment::resume`] points at its first line, where the next scan must start.
+    #[allow(clippy::too_many_arguments)]
+    pub fn scan_segment<R: Read>(
+        &self,
+        reader: R,
+        label: &str,
+        container: Option<&str>,
+        format: Format,
+        from: u64,
+        from_line: u64,
+        new_from: u64,
+        complete: bool,
+    ) -> io::Result<Segment> {
+        let mut chunk = ChunkScanner::new(
+            self,
+            label,
+            container,
+            format,
+            Job {
+                read_from: from,
+                own: from..u64::MAX,
+            },
+        );
+        chunk.new_from = new_from;
+        chunk.run(reader)?;
+        let end = from + chunk.bytes;
+        let mut resume = (end, chunk.lines);
+        if complete {
+            let streams: Vec<Stream> = chunk.pending.keys().copied().collect();
+            for s in streams {
+                if let Some(unit) = chunk.pending.remove(&s) {
+                    chunk.scan_unit(unit);
+                }
+            }
+        } else {
+            for unit in chunk.pending.values() {
+                if let Some(first) = unit.pieces.first() {
+                    if first.line_start < resume.0 {
+                        resume = (first.line_start, first.line.saturating_sub(1));
+                    }
+                }
+            }
+        }
+        let mut findings = Vec::with_capacity(chunk.findings.len());
+        for (mut f, is_new) in chunk.findings.into_iter().zip(chunk.finding_new) {
+            f.line += from_line;
+            f.end_line += from_line;
+            findings.push((f, is_new));
+        }
+        findings.sort_by(|a, b| a.0.start.cmp(&b.0.start).then(b.0.end.cmp(&a.0.end)));
+        let mut notices = chunk.notices;
+        for n in &mut notices {
+            match n {
+                Notice::MalformedLine { line, .. } | Notice::LongLine { line } => *line += from_line,
+            }
+        }
+        Ok(Segment {
+            findings,
+            notices,
+            end,
+            lines: chunk.lines,
+            resume: resume.0,
+            resume_line: from_line + resume.1,
+        })
+    }
+}
+
+/// The result of [`Scanner::scan_segment`].
+#[derive(Debug, Default)]
+pub struct Segment {
+    /// Findings by position, each with whether its unit is new (ends at or after `new_from`).
+    pub findings: Vec<(Finding, bool)>,
+    /// Problems on lines at or after `new_from`.
+    pub notices: Vec<Notice>,
+    /// Offset just past the last byte read.
+    pub end: u64,
+    /// Lines read.
+    pub lines: u64,
+    /// Where the next scan starts: the first line of the earliest unit still open, or `end`.
+    pub resume: u64,
+    /// Lines before `resume`.
+    pub resume_line: u64,
 }
 
 fn read_full<R: Read>(r: &mut R, buf: &mut [u8]) -> io::Result<usize> {
@@ -526,6 +616,10 @@ struct ChunkScanner<'s, 'a> {
     bytes: u64,
     /// Lines read past the end of the owned range (to complete open units).
     lines_after: u64,
+    /// Units whose last line starts before this offset were reported by an earlier scan.
+    new_from: u64,
+    /// Parallel to `findings`: the finding's unit ends at or after `new_from`.
+    finding_new: Vec<bool>,
 
     stream_end_finder: memmem::Finder<'static>,
 }
@@ -565,6 +659,8 @@ impl<'s, 'a> ChunkScanner<'s, 'a> {
             lines: 0,
             bytes: 0,
             lines_after: 0,
+            new_from: 0,
+            finding_new: Vec::new(),
             stream_end_finder: memmem::Finder::new(b"\",\"stream\":\"").into_owned(),
         }
     }
@@ -669,7 +765,9 @@ impl<'s, 'a> ChunkScanner<'s, 'a> {
                     Some(n) => n,
                     None if self.job.own.contains(&abs) => {
                         self.lines += 1;
-                        self.notices.push(Notice::LongLine { line: self.lines });
+                        if abs >= self.new_from {
+                            self.notices.push(Notice::LongLine { line: self.lines });
+                        }
                         self.lines
                     }
                     None => 0,
@@ -832,7 +930,7 @@ impl<'s, 'a> ChunkScanner<'s, 'a> {
                 }
             }
             Err(e) => {
-                if in_own {
+                if in_own && line_start >= self.new_from {
                     self.notices.push(Notice::MalformedLine {
                         line: line_no,
                         reason: e.kind.to_string(),
@@ -955,9 +1053,11 @@ impl<'s, 'a> ChunkScanner<'s, 'a> {
             .engine
             .find(&unit.text, &mut self.scratch, &mut self.matches);
         let matches = std::mem::take(&mut self.matches);
+        let is_new = unit.pieces.last().is_some_and(|p| p.line_start >= self.new_from);
         for m in &matches {
             if let Some(f) = self.finding(&unit, m) {
                 self.findings.push(f);
+                self.finding_new.push(is_new);
             }
         }
         self.matches = matches;

@@ -19,6 +19,51 @@ pub struct Metrics {
 /// HELP and TYPE of each metric family.
 const FAMILIES: &[(&str, &str, &str)] = &[
     (
+        "sidecar_log_bytes_scanned_total",
+        "counter",
+        "Log bytes scanned by the guard (decompressed bytes for .gz files).",
+    ),
+    (
+        "sidecar_log_lines_scanned_total",
+        "counter",
+        "Log lines scanned by the guard.",
+    ),
+    (
+        "sidecar_findings_total",
+        "counter",
+        "Secret occurrences recorded in the report, by rule.",
+    ),
+    (
+        "sidecar_masks_written_total",
+        "counter",
+        "Byte ranges masked in Docker's log files.",
+    ),
+    (
+        "sidecar_log_containers_followed",
+        "gauge",
+        "Containers whose json-file log is followed.",
+    ),
+    (
+        "sidecar_log_files_followed",
+        "gauge",
+        "Log files (live and rotated) with a checkpoint.",
+    ),
+    (
+        "sidecar_log_lag_bytes",
+        "gauge",
+        "Bytes written to live logs and not scanned yet.",
+    ),
+    (
+        "sidecar_guard_errors_total",
+        "counter",
+        "Errors of the log guard (unreadable files, damaged gzip files, failed writes).",
+    ),
+    (
+        "sidecar_guard_malformed_lines_total",
+        "counter",
+        "Log lines that are not valid json-file JSON (scanned as text).",
+    ),
+    (
         "sidecar_audit_runs_total",
         "counter",
         "Audits run (full and per started container).",

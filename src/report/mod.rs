@@ -12,6 +12,7 @@ pub mod fleet;
 pub mod html;
 pub mod metrics;
 pub mod review;
+pub mod sink;
 pub use audit::{write_audit, AuditFormat};
 
 /// An output format of `sidecar scan`.

@@ -1,0 +1,204 @@
+//! The log guard's checkpoints: how far each log file has been scanned, written atomically to
+//! `<state_dir>/checkpoints.json`.
+//!
+//! A file is known by its *identity*: a hash of its container id and its first complete line.
+//! Docker's lines end in a nanosecond timestamp, so the identity is unique, and it survives every
+//! move Docker makes: `name` → `name.1` (same inode) and `name.1` → `name.1.gz` (a new inode with the
+//! same decompressed bytes). So a file rotated or compressed while sidecar was down is recognised
+//! and scanned from where it was left.
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::fsutil;
+
+/// Checkpoint format version.
+pub const CHECKPOINT_VERSION: u32 = 1;
+/// File name inside the state directory.
+pub const CHECKPOINT_FILE: &str = "checkpoints.json";
+
+/// Progress on one log file (by identity).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileMark {
+    /// Container id.
+    pub container: String,
+    /// Device and inode where the plain file was last seen.
+    pub dev: u64,
+    /// Inode.
+    pub inode: u64,
+    /// Bytes scanned: every finding in a unit that ends before this offset is in the report.
+    pub end: u64,
+    /// Where the next scan starts: `end`, or the first line of a unit still waiting for its end.
+    pub resume: u64,
+    /// Lines before `resume`.
+    pub resume_line: u64,
+    /// Hash of the (up to) 64 bytes before `end`, after masking: tells a file rewritten beneath us.
+    pub tail: String,
+    /// Unix time the file was last seen (marks of files gone for an hour are dropped).
+    pub seen: u64,
+}
+
+/// A compressed rotated file that has been checked (and masked when needed).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GzMark {
+    /// Container id.
+    pub container: String,
+    /// Identity of its content.
+    #[serde(default)]
+    pub ident: String,
+    /// Size when checked.
+    pub size: u64,
+    /// The file could not be decompressed (it is reported once, and left as it is).
+    #[serde(default)]
+    pub damaged: bool,
+    /// Unix time last seen.
+    pub seen: u64,
+}
+
+/// Everything the guard persists between runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoints {
+    /// Format version.
+    pub version: u32,
+    /// Length of `findings/findings.jsonl` when this checkpoint was written.
+    pub report_len: u64,
+    /// Plain-file progress by identity.
+    pub files: BTreeMap<String, FileMark>,
+    /// Checked compressed files by `dev:inode`.
+    pub gz: BTreeMap<String, GzMark>,
+}
+
+impl Checkpoints {
+    /// `<state_dir>/checkpoints.json`.
+    pub fn path(state_dir: &Path) -> PathBuf {
+        state_dir.join(CHECKPOINT_FILE)
+    }
+
+    /// Load (an absent file is a first start).
+    pub fn load(state_dir: &Path) -> io::Result<Self> {
+        let path = Self::path(state_dir);
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Ok(Self {
+                    version: CHECKPOINT_VERSION,
+                    ..Self::default()
+                })
+            }
+            Err(e) => return Err(e),
+        };
+        let cp: Self = serde_json::from_reader(io::BufReader::new(file.take(64 << 20))).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{} is damaged ({e}); move it away to rescan every log from the start (findings already reported will be reported again)",
+                    path.display()
+                ),
+            )
+        })?;
+        if cp.version != CHECKPOINT_VERSION {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{} has format version {}, this sidecar reads version {CHECKPOINT_VERSION}",
+                    path.display(),
+                    cp.version
+                ),
+            ));
+        }
+        Ok(cp)
+    }
+
+    /// Write atomically (0600).
+    pub fn save(&self, state_dir: &Path) -> io::Result<()> {
+        fsutil::write_atomic(&Self::path(state_dir), &serde_json::to_vec(self)?)
+    }
+
+    /// Drop marks of files not seen since `before` (unix seconds) and of containers not in `alive`.
+    pub fn prune(&mut self, before: u64, alive: &dyn Fn(&str) -> bool) {
+        self.files.retain(|_, m| m.seen >= before && alive(&m.container));
+        self.gz.retain(|_, m| m.seen >= before && alive(&m.container));
+    }
+}
+
+/// The identity of a log file from its container id and its first line (including the `\n`).
+pub fn identity(container: &str, first_line: &[u8]) -> String {
+    let mut h = blake3::Hasher::new();
+    h.update(container.as_bytes());
+    h.update(&[0]);
+    h.update(first_line);
+    hex::encode(&h.finalize().as_bytes()[..16])
+}
+
+/// Hash of the (up to) 64 bytes before `end` of `file`.
+pub fn tail_hash(file: &File, end: u64) -> io::Result<String> {
+    let start = end.saturating_sub(64);
+    let mut buf = vec![0u8; (end - start) as usize];
+    file.read_exact_at(&mut buf, start)?;
+    Ok(hex::encode(&blake3::hash(&buf).as_bytes()[..8]))
+}
+
+/// The first complete line of a stream (with its `\n`), reading at most `max` bytes; `None` when
+/// there is no complete line yet.
+pub fn first_line<R: Read>(mut r: R, max: usize) -> io::Result<Option<Vec<u8>>> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while out.len() < max {
+        let n = match r.read(&mut buf) {
+            Ok(0) => return Ok(None),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if let Some(i) = memchr::memchr(b'\n', &buf[..n]) {
+            out.extend_from_slice(&buf[..=i]);
+            return Ok(Some(out));
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    // A first line longer than `max`: its first `max` bytes stand for it.
+    out.truncate(max);
+    Ok(Some(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_refuses_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cp = Checkpoints::load(dir.path()).unwrap();
+        assert_eq!(cp.version, CHECKPOINT_VERSION);
+        cp.files.insert(
+            identity("c", b"{\"log\":\"a\\n\"}\n"),
+            FileMark {
+                container: "c".into(),
+                end: 42,
+                resume: 40,
+                seen: 10,
+                ..FileMark::default()
+            },
+        );
+        cp.save(dir.path()).unwrap();
+        assert_eq!(fsutil::mode(&Checkpoints::path(dir.path())).unwrap(), 0o600);
+        assert_eq!(Checkpoints::load(dir.path()).unwrap(), cp);
+        cp.prune(11, &|_| true);
+        assert!(cp.files.is_empty());
+        std::fs::write(Checkpoints::path(dir.path()), b"{\"version\":1,").unwrap();
+        let err = Checkpoints::load(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("move it away"), "{err}");
+    }
+
+    #[test]
+    fn first_line_needs_a_newline() {
+        assert_eq!(first_line(&b"abc"[..], 100).unwrap(), None);
+        assert_eq!(first_line(&b"ab\ncd\n"[..], 100).unwrap(), Some(b"ab\n".to_vec()));
+        assert_eq!(first_line(&[b'x'; 10_000][..], 5000).unwrap().unwrap().len(), 5000);
+        assert_ne!(identity("a", b"x\n"), identity("b", b"x\n"));
+    }
+}

@@ -1,0 +1,1413 @@
+//! The live log guard: follows every container's json-file log, masks each secret in Docker's own
+//! files and appends one report record per occurrence.
+//!
+//! Per container, a *sync* looks at the live log, its rotated files and their compressed copies:
+//! - A plain file is scanned from its checkpoint to the end of its last complete line. Findings are
+//!   appended to the report (fsynced) first, then masked in place with `pwrite` on a descriptor
+//!   opened without `O_APPEND`, then the checkpoint moves. A crash between any two steps leaves the
+//!   checkpoint behind: the rescan masks again (masks are idempotent) and the report records past
+//!   the checkpoint are read back, so nothing is recorded twice.
+//! - A unit still open at the end of the live file (a 16 KiB split without its last part, a PEM key
+//!   without its END line) is left for the next sync, up to [`GuardOptions::hold`].
+//! - Docker compresses `name.1` to `name.1.gz` and then removes `name.1`: while `name.1` exists the
+//!   compressed file is not touched, and a rotated plain file of a compressing container is not
+//!   masked (the compressed copy is). Each complete `.gz` is checked once: decompressed, scanned,
+//!   and when it holds a secret, rewritten masked under a temporary name with Docker's gzip header
+//!   (its Extra field holds `{"lastTime":…}`), owner and mode, then renamed over the original if the
+//!   original is still the same inode.
+//!
+//! Files are known by identity (see [`super::checkpoint`]), so renames and compression keep their
+//! progress. Events come from inotify; a slow rescan catches anything missed.
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime};
+
+use super::checkpoint::{self, Checkpoints, FileMark, GzMark};
+use super::containers::{self, ContainerLog};
+use super::masking::MaskPlan;
+use super::scan::{detect_format, Format, Scanner};
+use crate::redact::Finding;
+use crate::report::metrics::Metrics;
+use crate::report::sink::{occurrence_key, FindingLog, OccurrenceKey};
+
+/// How the guard behaves.
+#[derive(Debug, Clone)]
+pub struct GuardOptions {
+    /// Docker's data root (its `containers/` directory is followed).
+    pub docker_root: PathBuf,
+    /// sidecar's state directory (checkpoints, findings, heartbeat).
+    pub state_dir: PathBuf,
+    /// Mask in place (`false`: report only, for every container).
+    pub mask: bool,
+    /// Containers (by name or id) that are reported but never masked.
+    pub report_only: Vec<String>,
+    /// Fingerprints that are masked but not reported (the baseline).
+    pub baseline: HashSet<String>,
+    /// Full rescan interval (a safety net under inotify).
+    pub rescan: Duration,
+    /// How long a unit still open at the end of a live log waits for its end.
+    pub hold: Duration,
+    /// Checkpoints are written at most this often (and at exit).
+    pub checkpoint_every: Duration,
+    /// Findings file rotation size.
+    pub findings_max_bytes: u64,
+    /// Rotated findings files kept.
+    pub findings_keep: usize,
+    /// This process's own container (never scanned).
+    pub own_container: Option<String>,
+}
+
+/// What a file was to a sync.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SyncStats {
+    /// Bytes scanned.
+    pub bytes: u64,
+    /// Findings recorded.
+    pub recorded: u64,
+    /// Byte ranges masked.
+    pub masked: u64,
+}
+
+impl std::ops::AddAssign for SyncStats {
+    fn add_assign(&mut self, o: Self) {
+        self.bytes += o.bytes;
+        self.recorded += o.recorded;
+        self.masked += o.masked;
+    }
+}
+
+/// The file before the one being scanned, in Docker's rotation order.
+#[derive(Debug, Clone)]
+struct Prev {
+    path: PathBuf,
+    gz: bool,
+    /// It may be masked in place.
+    masks: bool,
+}
+
+/// The end of the file before, carried into the scan of the next file.
+#[derive(Debug)]
+struct Carry {
+    ident: String,
+    path: PathBuf,
+    dev_ino: (u64, u64),
+    masks: bool,
+    /// Offset of the carried bytes in that file.
+    start: u64,
+    bytes: Vec<u8>,
+    lines: u64,
+}
+
+/// Split a finding of a scan that began with `shift` carried bytes into its part in the file
+/// before (offsets relative to the carried bytes) and its part in this file.
+fn split_finding(f: Finding, shift: u64, carried_lines: u64) -> (Option<Finding>, Option<Finding>) {
+    let mut mask_at = 0usize;
+    let mut before = (Vec::new(), Vec::new());
+    let mut here = (Vec::new(), Vec::new());
+    for [s, e] in &f.ranges {
+        let len = (e - s) as usize;
+        let m = f
+            .mask
+            .get(mask_at..mask_at + len)
+            .map(<[u8]>::to_vec)
+            .unwrap_or_else(|| vec![b'*'; len]);
+        mask_at += len;
+        if *e <= shift {
+            before.0.push([*s, *e]);
+            before.1.extend(m);
+        } else if *s >= shift {
+            here.0.push([s - shift, e - shift]);
+            here.1.extend(m);
+        } else {
+            let k = (shift - s) as usize;
+            before.0.push([*s, shift]);
+            before.1.extend_from_slice(&m[..k]);
+            here.0.push([0, e - shift]);
+            here.1.extend_from_slice(&m[k..]);
+        }
+    }
+    let make = |(ranges, mask): (Vec<[u64; 2]>, Vec<u8>), base: &Finding| -> Option<Finding> {
+        let first = ranges.first()?[0];
+        let last = ranges.last()?[1];
+        Some(Finding {
+            start: first,
+            end: last,
+            ranges,
+            mask,
+            ..base.clone()
+        })
+    };
+    let b = make(before, &f);
+    let h = make(here, &f).map(|mut h| {
+        h.line = f.line.saturating_sub(carried_lines).max(1);
+        h.end_line = f.end_line.saturating_sub(carried_lines).max(h.line);
+        h
+    });
+    (b, h)
+}
+
+/// The guard's state.
+pub struct Guard<'a> {
+    scanner: Scanner<'a>,
+    opts: GuardOptions,
+    marks: Checkpoints,
+    marks_dirty: bool,
+    last_commit: Instant,
+    sink: FindingLog,
+    /// Keys of findings recorded since the last checkpoint was written.
+    uncommitted: HashSet<OccurrenceKey>,
+    containers: BTreeMap<String, ContainerLog>,
+    /// Identity → since when a unit has been held open at its end.
+    held: HashMap<String, (String, Instant)>,
+    /// Live file (dev, inode) → bytes not scanned yet, for the lag gauge.
+    lag: HashMap<String, u64>,
+    metrics: &'a Metrics,
+    warned: HashSet<String>,
+    /// Masks for compressed files (by identity) found while scanning the file after them.
+    gz_extra: HashMap<String, Vec<Finding>>,
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// A `Read` over `[pos, end)` of a file by positioned reads (never moves a shared offset).
+struct RangeReader<'f> {
+    file: &'f File,
+    pos: u64,
+    end: u64,
+}
+
+impl Read for RangeReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let want = (self.end - self.pos).min(buf.len() as u64) as usize;
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..want], self.pos)?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the file became shorter while it was read",
+            ));
+        }
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+/// Offset just past the last `\n` in `[from, size)` (`from` when there is none).
+fn complete_end(file: &File, from: u64, size: u64) -> io::Result<u64> {
+    let mut end = size;
+    let mut buf = vec![0u8; 64 << 10];
+    while end > from {
+        let start = end.saturating_sub(buf.len() as u64).max(from);
+        let n = (end - start) as usize;
+        file.read_exact_at(&mut buf[..n], start)?;
+        if let Some(i) = memchr::memrchr(b'\n', &buf[..n]) {
+            return Ok(start + i as u64 + 1);
+        }
+        end = start;
+    }
+    Ok(from)
+}
+
+/// The files of one container's log, as found in its directory.
+#[derive(Debug, Default)]
+struct Listing {
+    /// Rotated plain files, oldest (highest number) first.
+    rotated: Vec<(u32, PathBuf)>,
+    /// Compressed rotated files, oldest first.
+    gz: Vec<(u32, PathBuf)>,
+    live: Option<PathBuf>,
+}
+
+fn list_files(c: &ContainerLog) -> io::Result<Listing> {
+    let base = c
+        .log_path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default()
+        .to_string();
+    let mut out = Listing::default();
+    for entry in fs::read_dir(c.dir())? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name == base {
+            out.live = Some(entry.path());
+        } else if let Some(rest) = name.strip_prefix(&base).and_then(|r| r.strip_prefix('.')) {
+            if let Some(n) = rest.strip_suffix(".gz").and_then(|n| n.parse::<u32>().ok()) {
+                out.gz.push((n, entry.path()));
+            } else if let Ok(n) = rest.parse::<u32>() {
+                out.rotated.push((n, entry.path()));
+            }
+        }
+    }
+    out.rotated.sort_by_key(|e| std::cmp::Reverse(e.0));
+    out.gz.sort_by_key(|e| std::cmp::Reverse(e.0));
+    Ok(out)
+}
+
+impl<'a> Guard<'a> {
+    /// Load the checkpoints and open the report.
+    pub fn open(scanner: Scanner<'a>, opts: GuardOptions, metrics: &'a Metrics) -> io::Result<Self> {
+        crate::fsutil::create_private_dir(&opts.state_dir)?;
+        let marks = Checkpoints::load(&opts.state_dir)?;
+        let (sink, uncommitted) = FindingLog::open(
+            &opts.state_dir.join("findings"),
+            opts.findings_max_bytes,
+            opts.findings_keep,
+            marks.report_len,
+        )?;
+        Ok(Self {
+            scanner,
+            opts,
+            marks,
+            marks_dirty: false,
+            last_commit: Instant::now(),
+            sink,
+            uncommitted,
+            containers: BTreeMap::new(),
+            held: HashMap::new(),
+            lag: HashMap::new(),
+            metrics,
+            warned: HashSet::new(),
+            gz_extra: HashMap::new(),
+        })
+    }
+
+    /// The containers being followed.
+    pub fn containers(&self) -> impl Iterator<Item = &ContainerLog> {
+        self.containers.values()
+    }
+
+    fn warn_once(&mut self, key: String, message: impl FnOnce() -> String) {
+        if self.warned.insert(key) {
+            tracing::warn!("{}", message());
+        }
+    }
+
+    fn error(&mut self, what: &str) {
+        self.metrics.add("sidecar_guard_errors_total", 1.0);
+        tracing::warn!("log guard: {what}");
+    }
+
+    /// Read the container directories again: pick up new containers, drop removed ones.
+    pub fn discover(&mut self) -> io::Result<()> {
+        let (found, errors) = containers::discover(&self.opts.docker_root)?;
+        for (path, e) in errors {
+            self.warn_once(format!("discover {}", path.display()), || {
+                format!("log guard: {}: cannot read the container config: {e}", path.display())
+            });
+        }
+        let own = self.opts.own_container.clone();
+        if self.containers.is_empty() {
+            // At start: temporary files of a rewrite that was killed (no other guard is running).
+            for c in &found {
+                remove_stale_temporaries(c.dir());
+            }
+        }
+        self.containers = found
+            .into_iter()
+            .filter(|c| Some(&c.id) != own.as_ref())
+            .map(|c| (c.id.clone(), c))
+            .collect();
+        let alive: HashSet<String> = self.containers.keys().cloned().collect();
+        self.marks
+            .prune(unix_now().saturating_sub(3600), &|id| alive.contains(id));
+        self.lag.retain(|id, _| alive.contains(id));
+        self.metrics
+            .set("sidecar_log_containers_followed", self.containers.len() as f64);
+        Ok(())
+    }
+
+    fn masks(&self, c: &ContainerLog) -> bool {
+        self.opts.mask
+            && !c.redact_label_off()
+            && !self
+                .opts
+                .report_only
+                .iter()
+                .any(|n| n == &c.name || (n.len() >= 12 && c.id.starts_with(n.as_str())))
+    }
+
+    /// Sync every container.
+    pub fn sync_all(&mut self) -> SyncStats {
+        let ids: Vec<String> = self.containers.keys().cloned().collect();
+        let mut total = SyncStats::default();
+        for id in ids {
+            total += self.sync_container(&id);
+        }
+        total
+    }
+
+    /// Scan what is new in one container's files, record and mask it.
+    pub fn sync_container(&mut self, id: &str) -> SyncStats {
+        let Some(c) = self.containers.get(id).cloned() else {
+            return SyncStats::default();
+        };
+        let listing = match list_files(&c) {
+            Ok(l) => l,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return SyncStats::default(),
+            Err(e) => {
+                self.error(&format!("{}: cannot list: {e}", c.dir().display()));
+                return SyncStats::default();
+            }
+        };
+        let masks = self.masks(&c);
+        // A container whose rotated files are compressed: Docker may be reading a plain rotated file.
+        let compressing = c.compress || !listing.gz.is_empty();
+        // Oldest first: name.N… (plain or compressed), then the live file. A log entry split into
+        // 16 KiB parts may straddle a rotation: each plain file is scanned after the one before it.
+        let mut order: Vec<(u32, PathBuf, bool)> = listing
+            .rotated
+            .iter()
+            .map(|(n, p)| (*n, p.clone(), false))
+            .chain(listing.gz.iter().map(|(n, p)| (*n, p.clone(), true)))
+            .collect();
+        order.sort_by_key(|e| (std::cmp::Reverse(e.0), !e.2));
+        if let Some(p) = &listing.live {
+            order.push((0, p.clone(), false));
+        }
+        let mut stats = SyncStats::default();
+        for (i, (n, path, gz)) in order.iter().enumerate() {
+            if *gz {
+                continue;
+            }
+            let prev = i.checked_sub(1).map(|j| &order[j]).map(|(_, p, g)| Prev {
+                path: p.clone(),
+                gz: *g,
+                masks: masks && !compressing && !*g,
+            });
+            let live = *n == 0 && listing.live.as_ref() == Some(path);
+            stats += self.sync_plain(&c, path, live, masks && (live || !compressing), prev);
+        }
+        let plain: HashSet<u32> = listing.rotated.iter().map(|(n, _)| *n).collect();
+        for (n, path) in &listing.gz {
+            // `name.N` still there: Docker is writing `name.N.gz`.
+            if !plain.contains(n) {
+                stats += self.sync_gz(&c, path, masks);
+            }
+        }
+        stats
+    }
+
+    fn sync_plain(&mut self, c: &ContainerLog, path: &Path, live: bool, masks: bool, prev: Option<Prev>) -> SyncStats {
+        match self.try_sync_plain(c, path, live, masks, prev) {
+            Ok(s) => s,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => SyncStats::default(),
+            Err(e) => {
+                self.error(&format!("{}: {e}", path.display()));
+                SyncStats::default()
+            }
+        }
+    }
+
+    fn try_sync_plain(
+        &mut self,
+        c: &ContainerLog,
+        path: &Path,
+        live: bool,
+        masks: bool,
+        prev: Option<Prev>,
+    ) -> io::Result<SyncStats> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(masks)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .open(path)?;
+        let meta = file.metadata()?;
+        let (dev, ino, size) = (meta.dev(), meta.ino(), meta.len());
+        // Computed every time: Docker's new live file may get the inode of a file it just removed.
+        let Some(first) = checkpoint::first_line(
+            RangeReader {
+                file: &file,
+                pos: 0,
+                end: size,
+            },
+            1 << 20,
+        )?
+        else {
+            return Ok(SyncStats::default()); // no complete line yet
+        };
+        let ident = checkpoint::identity(&c.id, &first);
+        let now = unix_now();
+        let mut mark = self.marks.files.remove(&ident).unwrap_or_else(|| FileMark {
+            container: c.id.clone(),
+            ..FileMark::default()
+        });
+        mark.seen = now;
+        mark.dev = dev;
+        mark.inode = ino;
+        if size < mark.end {
+            // Truncated and written again with the same first line: start over.
+            tracing::warn!(
+                "log guard: {} is shorter than already scanned; scanning it again",
+                path.display()
+            );
+            mark.end = 0;
+            mark.resume = 0;
+            mark.resume_line = 0;
+        } else if mark.end > 0 && checkpoint::tail_hash(&file, mark.end)? != mark.tail {
+            // Changed beneath us: rescan (and mask) from the start; what was recorded stays recorded.
+            mark.resume = 0;
+            mark.resume_line = 0;
+        }
+        let carry = match prev {
+            Some(p) if mark.end == 0 && mark.resume == 0 => self.carry_from(c, p).unwrap_or_else(|e| {
+                tracing::debug!("log guard: the end of the file before {}: {e}", path.display());
+                None
+            }),
+            _ => None,
+        };
+        let result = self.scan_plain(c, path, &file, size, masks, &ident, &mut mark, carry);
+        if live {
+            self.lag.insert(c.id.clone(), size.saturating_sub(mark.end));
+        }
+        self.marks.files.insert(ident, mark);
+        self.marks_dirty = true;
+        result
+    }
+
+    /// The entry left open at the end of the file before this one (a 16 KiB split that Docker
+    /// finished in the next file), to be scanned together with this file's first lines.
+    fn carry_from(&mut self, c: &ContainerLog, prev: Prev) -> io::Result<Option<Carry>> {
+        let file = File::open(&prev.path)?;
+        let meta = file.metadata()?;
+        let first = if prev.gz {
+            checkpoint::first_line(flate2::read::MultiGzDecoder::new(&file), 1 << 20)?
+        } else {
+            checkpoint::first_line(
+                RangeReader {
+                    file: &file,
+                    pos: 0,
+                    end: meta.len(),
+                },
+                1 << 20,
+            )?
+        };
+        let Some(first) = first else { return Ok(None) };
+        let ident = checkpoint::identity(&c.id, &first);
+        let Some(mark) = self.marks.files.get(&ident) else {
+            return Ok(None);
+        };
+        let (start, end) = (mark.resume, mark.end);
+        if start >= end || end - start > self.scanner.options.max_unit_bytes as u64 {
+            return Ok(None);
+        }
+        let mut bytes = vec![0u8; (end - start) as usize];
+        if prev.gz {
+            let mut d = flate2::read::MultiGzDecoder::new(io::BufReader::new(&file));
+            io::copy(&mut (&mut d).take(start), &mut io::sink())?;
+            d.read_exact(&mut bytes)?;
+        } else {
+            file.read_exact_at(&mut bytes, start)?;
+        }
+        let lines = memchr::memchr_iter(b'\n', &bytes).count() as u64;
+        Ok(Some(Carry {
+            ident,
+            path: prev.path,
+            dev_ino: (meta.dev(), meta.ino()),
+            masks: prev.masks,
+            start,
+            bytes,
+            lines,
+        }))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn scan_plain(
+        &mut self,
+        c: &ContainerLog,
+        path: &Path,
+        file: &File,
+        size: u64,
+        masks: bool,
+        ident: &str,
+        mark: &mut FileMark,
+        carry: Option<Carry>,
+    ) -> io::Result<SyncStats> {
+        let end = complete_end(file, mark.resume.max(mark.end), size)?;
+        let held_too_long = self
+            .held
+            .get(ident)
+            .is_some_and(|(_, since)| since.elapsed() >= self.opts.hold);
+        if end <= mark.end && !(mark.resume < mark.end && held_too_long) {
+            return Ok(SyncStats::default());
+        }
+        let format = {
+            let mut head = vec![0u8; 4096.min(end as usize)];
+            file.read_exact_at(&mut head, 0)?;
+            match detect_format(&head) {
+                Format::Binary | Format::Empty => Format::Text,
+                f => f,
+            }
+        };
+        // The carried bytes come first, at offsets [0, shift) of the scan.
+        let shift = carry.as_ref().map_or(0, |k| k.bytes.len() as u64);
+        let carried_lines = carry.as_ref().map_or(0, |k| k.lines);
+        let reader = io::Cursor::new(carry.as_ref().map_or(&[][..], |k| &k.bytes[..])).chain(RangeReader {
+            file,
+            pos: mark.resume,
+            end,
+        });
+        let seg = self.scanner.scan_segment(
+            reader,
+            &path.display().to_string(),
+            Some(&c.id),
+            format,
+            mark.resume,
+            mark.resume_line,
+            mark.end + shift,
+            held_too_long,
+        )?;
+        for n in &seg.notices {
+            if let super::scan::Notice::MalformedLine { line, reason } = n {
+                self.metrics.add("sidecar_guard_malformed_lines_total", 1.0);
+                tracing::debug!("{}:{line}: {reason}; scanned as text", path.display());
+            }
+        }
+        // Split each finding between the carried bytes (the file before) and this file.
+        let mut here: Vec<(Finding, bool)> = Vec::with_capacity(seg.findings.len());
+        let mut before: Vec<Finding> = Vec::new();
+        for (f, is_new) in seg.findings {
+            if shift == 0 {
+                here.push((f, is_new));
+                continue;
+            }
+            let (b, h) = split_finding(f, shift, carried_lines);
+            if let (Some(b), true) = (b, is_new) {
+                before.push(b);
+            }
+            if let Some(h) = h {
+                here.push((h, is_new));
+            }
+        }
+        let scanned = end - mark.end.min(end);
+        let mut stats = self.record(c, &here)?;
+        stats.bytes = scanned;
+        self.metrics.add("sidecar_log_bytes_scanned_total", scanned as f64);
+        self.metrics.add("sidecar_log_lines_scanned_total", seg.lines as f64);
+        if masks && !here.is_empty() {
+            let all: Vec<Finding> = here.into_iter().map(|(f, _)| f).collect();
+            stats.masked = mask_in_place(file, &all)?;
+            self.metrics.add("sidecar_masks_written_total", stats.masked as f64);
+        }
+        if let Some(k) = carry {
+            if seg.resume >= shift {
+                stats.masked += self.mask_before(&k, before)?;
+                if let Some(m) = self.marks.files.get_mut(&k.ident) {
+                    m.resume = m.end;
+                }
+                self.held.remove(&k.ident);
+            }
+        }
+        mark.end = end;
+        mark.resume = seg.resume.saturating_sub(shift);
+        mark.resume_line = seg.resume_line.saturating_sub(carried_lines);
+        mark.tail = if end > 0 {
+            checkpoint::tail_hash(file, end)?
+        } else {
+            String::new()
+        };
+        if mark.resume < mark.end {
+            self.held
+                .entry(ident.to_string())
+                .or_insert_with(|| (c.id.clone(), Instant::now()));
+        } else {
+            self.held.remove(ident);
+        }
+        Ok(stats)
+    }
+
+    /// Mask the parts of findings that lie in the file before (in place when it is plain and not
+    /// being compressed; otherwise when its compressed copy is checked).
+    fn mask_before(&mut self, k: &Carry, parts: Vec<Finding>) -> io::Result<u64> {
+        if parts.is_empty() {
+            return Ok(0);
+        }
+        let parts: Vec<Finding> = parts
+            .into_iter()
+            .map(|mut f| {
+                for r in &mut f.ranges {
+                    r[0] += k.start;
+                    r[1] += k.start;
+                }
+                f.start += k.start;
+                f.end += k.start;
+                f
+            })
+            .collect();
+        if k.masks {
+            let file = OpenOptions::new()
+                .write(true)
+                .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+                .open(&k.path);
+            if let Ok(file) = file {
+                let meta = file.metadata()?;
+                if (meta.dev(), meta.ino()) == k.dev_ino {
+                    return mask_in_place(&file, &parts);
+                }
+            }
+        }
+        // Compressed (or being compressed): masked when the .gz is checked; check it again.
+        self.marks.gz.retain(|_, m| m.ident != k.ident);
+        self.gz_extra.entry(k.ident.clone()).or_default().extend(parts);
+        Ok(0)
+    }
+
+    /// Append the new findings (not yet recorded, not in the baseline) to the report.
+    fn record(&mut self, c: &ContainerLog, findings: &[(Finding, bool)]) -> io::Result<SyncStats> {
+        let mut new: Vec<&Finding> = Vec::new();
+        for (f, is_new) in findings {
+            if !is_new || self.opts.baseline.contains(&f.fingerprint) {
+                continue;
+            }
+            let key = occurrence_key(f);
+            if self.uncommitted.contains(&key) {
+                continue;
+            }
+            self.uncommitted.insert(key);
+            new.push(f);
+        }
+        if new.is_empty() {
+            return Ok(SyncStats::default());
+        }
+        self.sink.append(new.iter().copied(), &c.name, &c.image)?;
+        for f in &new {
+            self.metrics
+                .add(&format!("sidecar_findings_total{{rule=\"{}\"}}", f.rule), 1.0);
+            tracing::info!(
+                "secret found: rule {} in container {} ({}), line {}, fingerprint {}",
+                f.rule,
+                c.name,
+                &c.id[..12.min(c.id.len())],
+                f.line,
+                &f.fingerprint[..16.min(f.fingerprint.len())]
+            );
+        }
+        self.marks_dirty = true;
+        Ok(SyncStats {
+            recorded: new.len() as u64,
+            ..SyncStats::default()
+        })
+    }
+
+    fn sync_gz(&mut self, c: &ContainerLog, path: &Path, masks: bool) -> SyncStats {
+        match self.try_sync_gz(c, path, masks) {
+            Ok(s) => s,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => SyncStats::default(),
+            Err(e) => {
+                self.error(&format!("{}: {e}", path.display()));
+                SyncStats::default()
+            }
+        }
+    }
+
+    fn try_sync_gz(&mut self, c: &ContainerLog, path: &Path, masks: bool) -> io::Result<SyncStats> {
+        let file = File::open(path)?;
+        let meta = file.metadata()?;
+        let (dev, ino, size) = (meta.dev(), meta.ino(), meta.len());
+        let key = format!("{dev}:{ino}");
+        let now = unix_now();
+        if let Some(m) = self.marks.gz.get_mut(&key) {
+            if m.size == size {
+                m.seen = now;
+                return Ok(SyncStats::default());
+            }
+        }
+        let label = path.display().to_string();
+        let first = checkpoint::first_line(flate2::read::MultiGzDecoder::new(&file), 1 << 20);
+        let scan = first.and_then(|first| {
+            let ident = first.as_ref().map(|l| checkpoint::identity(&c.id, l));
+            let format = first.as_deref().map_or(Format::Text, detect_format);
+            let format = if format == Format::JsonFile {
+                format
+            } else {
+                Format::Text
+            };
+            // Units whose last line starts before the plain file's checkpoint were recorded from it.
+            let new_from = ident
+                .as_ref()
+                .and_then(|i| self.marks.files.get(i))
+                .map_or(0, |m| m.end);
+            let reader = flate2::read::MultiGzDecoder::new(io::BufReader::new(File::open(path)?));
+            let seg = self
+                .scanner
+                .scan_segment(reader, &label, Some(&c.id), format, 0, 0, new_from, true)?;
+            Ok((ident, seg))
+        });
+        let (ident, seg) = match scan {
+            Ok(s) => s,
+            Err(e) => {
+                // Truncated or corrupted: reported once, left as it is (rewriting what could be read
+                // would lose the rest).
+                self.marks.gz.insert(
+                    key,
+                    GzMark {
+                        container: c.id.clone(),
+                        ident: String::new(),
+                        size,
+                        damaged: true,
+                        seen: now,
+                    },
+                );
+                self.marks_dirty = true;
+                self.error(&format!(
+                    "{label}: cannot decompress ({e}); the file is truncated or corrupted, it is left as it is and not checked again"
+                ));
+                return Ok(SyncStats::default());
+            }
+        };
+        let findings = seg.findings;
+        let mut stats = self.record(c, &findings)?;
+        stats.bytes = seg.end;
+        self.metrics.add("sidecar_log_bytes_scanned_total", seg.end as f64);
+        let mut checked = (key, size);
+        let extra = ident
+            .as_ref()
+            .and_then(|i| self.gz_extra.get(i))
+            .cloned()
+            .unwrap_or_default();
+        if masks && !(findings.is_empty() && extra.is_empty()) {
+            let all: Vec<Finding> = findings.into_iter().map(|(f, _)| f).chain(extra).collect();
+            match rewrite_gz(path, (dev, ino), &all)? {
+                Some((ndev, nino, nsize)) => {
+                    stats.masked = all.iter().map(|f| f.ranges.len() as u64).sum();
+                    self.metrics.add("sidecar_masks_written_total", stats.masked as f64);
+                    checked = (format!("{ndev}:{nino}"), nsize);
+                    if let Some(i) = &ident {
+                        self.gz_extra.remove(i);
+                    }
+                }
+                // Docker moved it meanwhile: the next sync finds it under its new name.
+                None => return Ok(stats),
+            }
+        }
+        if let Some(i) = &ident {
+            let m = self.marks.files.entry(i.clone()).or_insert_with(|| FileMark {
+                container: c.id.clone(),
+                ..FileMark::default()
+            });
+            m.seen = now;
+        }
+        self.marks.gz.insert(
+            checked.0,
+            GzMark {
+                container: c.id.clone(),
+                ident: ident.clone().unwrap_or_default(),
+                size: checked.1,
+                damaged: false,
+                seen: now,
+            },
+        );
+        self.marks_dirty = true;
+        Ok(stats)
+    }
+
+    /// Write the checkpoints (and rotate the report) when due, or always with `force`.
+    pub fn commit(&mut self, force: bool) -> io::Result<()> {
+        if !self.marks_dirty || (!force && self.last_commit.elapsed() < self.opts.checkpoint_every) {
+            return Ok(());
+        }
+        self.marks.report_len = self.sink.len();
+        self.marks.save(&self.opts.state_dir)?;
+        self.uncommitted.clear();
+        self.marks_dirty = false;
+        self.last_commit = Instant::now();
+        if self.sink.rotate_if_due()? {
+            self.marks.report_len = 0;
+            self.marks.save(&self.opts.state_dir)?;
+        }
+        self.metrics
+            .set("sidecar_log_lag_bytes", self.lag.values().sum::<u64>() as f64);
+        self.metrics
+            .set("sidecar_log_files_followed", self.marks.files.len() as f64);
+        Ok(())
+    }
+
+    /// Containers with a unit held past the hold time (their next sync completes it).
+    fn held_due(&self) -> Vec<String> {
+        self.held
+            .values()
+            .filter(|(_, since)| since.elapsed() >= self.opts.hold)
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    /// Follow until `stop`: inotify events trigger syncs of their container; every `rescan` all
+    /// containers are discovered and synced again. Checkpoints are written at the end.
+    pub fn run(&mut self, stop: &AtomicBool) -> io::Result<()> {
+        use notify::{EventKind, RecursiveMode, Watcher};
+        let root = self.opts.docker_root.join("containers");
+        let (tx, rx) = mpsc::channel::<Option<String>>();
+        let events = tx.clone();
+        let watch_root = root.clone();
+        let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+            let Ok(ev) = res else {
+                let _ = events.send(None); // overflow or error: rescan everything
+                return;
+            };
+            if matches!(ev.kind, EventKind::Access(_)) {
+                return;
+            }
+            for p in &ev.paths {
+                if let Ok(rel) = p.strip_prefix(&watch_root) {
+                    if let Some(id) = rel.components().next() {
+                        let _ = events.send(Some(id.as_os_str().to_string_lossy().into_owned()));
+                    }
+                }
+            }
+        })
+        .map_err(|e| io::Error::other(format!("cannot start inotify: {e}")))?;
+        let polling = match watcher.watch(&root, RecursiveMode::Recursive) {
+            Ok(()) => false,
+            Err(e) => {
+                tracing::warn!(
+                    "log guard: cannot watch {} ({e}); checking every second instead (raise fs.inotify.max_user_watches)",
+                    root.display()
+                );
+                true
+            }
+        };
+        drop(tx);
+        self.discover()?;
+        self.sync_all();
+        self.commit(true)?;
+        let mut next_rescan = Instant::now() + self.opts.rescan;
+        let mut next_beat = Instant::now();
+        while !stop.load(Ordering::Relaxed) {
+            let wait = if polling {
+                Duration::from_secs(1)
+            } else {
+                Duration::from_millis(200)
+            };
+            let mut dirty: HashSet<String> = HashSet::new();
+            let mut everything = polling;
+            match rx.recv_timeout(wait) {
+                Ok(Some(id)) => {
+                    dirty.insert(id);
+                }
+                Ok(None) => everything = true,
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => everything = true,
+            }
+            while let Ok(ev) = rx.try_recv() {
+                match ev {
+                    Some(id) => {
+                        dirty.insert(id);
+                    }
+                    None => everything = true,
+                }
+            }
+            if Instant::now() >= next_rescan {
+                everything = true;
+                next_rescan = Instant::now() + self.opts.rescan;
+            }
+            if everything || dirty.iter().any(|id| !self.containers.contains_key(id)) {
+                if let Err(e) = self.discover() {
+                    self.error(&format!("{}: cannot list containers: {e}", root.display()));
+                }
+            }
+            if everything {
+                self.sync_all();
+            } else {
+                dirty.extend(self.held_due());
+                for id in dirty {
+                    self.sync_container(&id);
+                }
+            }
+            if let Err(e) = self.commit(false) {
+                self.error(&format!("cannot write checkpoints: {e}"));
+            }
+            if Instant::now() >= next_beat {
+                next_beat = Instant::now() + Duration::from_secs(5);
+                if let Err(e) = write_heartbeat(&self.opts.state_dir, self.containers.len()) {
+                    self.error(&format!("cannot write the heartbeat: {e}"));
+                }
+            }
+        }
+        self.commit(true)
+    }
+}
+
+const TMP_PREFIX: &str = ".sidecar-";
+
+fn remove_stale_temporaries(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(TMP_PREFIX) && name.ends_with(".tmp") {
+            let _ = fs::remove_file(e.path());
+        }
+    }
+}
+
+/// Write every finding's mask at its offsets with `pwrite` (the file must not be `O_APPEND`), then
+/// `fdatasync`. Returns the number of byte ranges written.
+pub fn mask_in_place(file: &File, findings: &[Finding]) -> io::Result<u64> {
+    let plan = MaskPlan::from_findings(findings);
+    for (offset, bytes) in plan.edits() {
+        file.write_all_at(bytes, *offset)?;
+    }
+    if !plan.is_empty() {
+        file.sync_data()?;
+    }
+    Ok(plan.edits().len() as u64)
+}
+
+/// Rewrite a compressed log masked: decompress, mask, recompress to a temporary name that does not
+/// look like a log (same directory, same owner and mode, Docker's gzip header kept), fsync, and
+/// rename over `path` if `path` is still the inode `expect`. Returns the new file's (dev, inode,
+/// size), or `None` when `path` changed meanwhile.
+pub fn rewrite_gz(path: &Path, expect: (u64, u64), findings: &[Finding]) -> io::Result<Option<(u64, u64, u64)>> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let src = File::open(path)?;
+    let meta = src.metadata()?;
+    if (meta.dev(), meta.ino()) != expect {
+        return Ok(None);
+    }
+    let mut rnd = [0u8; 6];
+    getrandom::fill(&mut rnd).map_err(|e| io::Error::other(e.to_string()))?;
+    let tmp = dir.join(format!("{TMP_PREFIX}{}.tmp", hex::encode(rnd)));
+    let out = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+    let result = (|| -> io::Result<Option<(u64, u64, u64)>> {
+        std::os::unix::fs::fchown(&out, Some(meta.uid()), Some(meta.gid()))?;
+        out.set_permissions(fs::Permissions::from_mode(meta.mode() & 0o7777))?;
+        let mut decoder = io::BufReader::new(flate2::read::GzDecoder::new(src));
+        io::BufRead::fill_buf(&mut decoder)?;
+        let mut builder = flate2::GzBuilder::new();
+        if let Some(h) = decoder.get_ref().header() {
+            if let Some(x) = h.extra() {
+                builder = builder.extra(x);
+            }
+            if let Some(f) = h.filename() {
+                builder = builder.filename(f);
+            }
+            if let Some(c) = h.comment() {
+                builder = builder.comment(c);
+            }
+            builder = builder.mtime(h.mtime());
+        }
+        let mut enc = builder.write(
+            io::BufWriter::with_capacity(256 << 10, &out),
+            flate2::Compression::default(),
+        );
+        MaskPlan::from_findings(findings).apply_stream(decoder, &mut enc)?;
+        let mut w = enc.finish()?;
+        w.flush()?;
+        drop(w);
+        out.sync_all()?;
+        let now = fs::symlink_metadata(path)?;
+        if (now.dev(), now.ino()) != expect {
+            return Ok(None);
+        }
+        fs::rename(&tmp, path)?;
+        File::open(dir)?.sync_all()?;
+        let m = out.metadata()?;
+        Ok(Some((m.dev(), m.ino(), m.len())))
+    })();
+    if !matches!(result, Ok(Some(_))) {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// `<state_dir>/health.json`: written every few seconds by the guard, read by `sidecar health`.
+pub const HEARTBEAT_FILE: &str = "health.json";
+
+/// Write the heartbeat.
+pub fn write_heartbeat(state_dir: &Path, containers: usize) -> io::Result<()> {
+    let body = serde_json::json!({
+        "time": unix_now(),
+        "pid": std::process::id(),
+        "containers": containers,
+    });
+    crate::fsutil::write_atomic(&state_dir.join(HEARTBEAT_FILE), body.to_string().as_bytes())
+}
+
+/// Age of the heartbeat in seconds, with the number of containers followed.
+pub fn heartbeat_age(state_dir: &Path) -> io::Result<(u64, u64)> {
+    let path = state_dir.join(HEARTBEAT_FILE);
+    let text = fs::read(&path)?;
+    let v: serde_json::Value =
+        serde_json::from_slice(&text).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+    let time = v["time"]
+        .as_u64()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no time"))?;
+    Ok((unix_now().saturating_sub(time), v["containers"].as_u64().unwrap_or(0)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::logs::jsonfile;
+    use crate::redact::{Engine, FingerprintKey};
+    use std::io::Write;
+
+    struct Parts {
+        engine: Engine,
+        key: FingerprintKey,
+        options: crate::logs::scan::ScanOptions,
+        metrics: Metrics,
+    }
+
+    impl Parts {
+        fn new() -> Self {
+            Self {
+                engine: Engine::builtin(),
+                key: FingerprintKey::from_bytes([7; 32]),
+                options: crate::logs::scan::ScanOptions {
+                    buffer_bytes: 256 << 10,
+                    ..Default::default()
+                },
+                metrics: Metrics::default(),
+            }
+        }
+        fn guard(&self, root: &Path) -> Guard<'_> {
+            let scanner = Scanner {
+                engine: &self.engine,
+                key: &self.key,
+                options: &self.options,
+            };
+            let opts = GuardOptions {
+                docker_root: root.join("docker"),
+                state_dir: root.join("state"),
+                mask: true,
+                report_only: vec!["audit-me".into()],
+                baseline: HashSet::new(),
+                rescan: Duration::from_secs(30),
+                hold: Duration::from_secs(3600),
+                checkpoint_every: Duration::ZERO,
+                findings_max_bytes: 1 << 20,
+                findings_keep: 3,
+                own_container: None,
+            };
+            let mut g = Guard::open(scanner, opts, &self.metrics).unwrap();
+            g.discover().unwrap();
+            g
+        }
+    }
+
+    fn token(body: &str) -> String {
+        format!(
+            "ghp_{body}{}",
+            crate::redact::validate::base62(crc32fast::hash(body.as_bytes()) as u64, 6)
+        )
+    }
+
+    const T1: &str = "Zq3xT7wK9mB2vN5cR8yL4pF6hJ1dG0";
+    const T2: &str = "Ab3xT7wK9mB2vN5cR8yL4pF6hJ1dQ9";
+    const T3: &str = "Cd3xT7wK9mB2vN5cR8yL4pF6hJ1dW4";
+
+    fn line(text: &str, n: u64) -> Vec<u8> {
+        let mut out = Vec::new();
+        let time = format!("2026-11-27T00:00:00.{n:09}Z");
+        jsonfile::encode_line(format!("{text}\n").as_bytes(), "stdout", &[], &time, &mut out);
+        out
+    }
+
+    /// A container directory as Docker writes it; returns the live log path.
+    fn container(root: &Path, id_char: char, name: &str, compress: bool, labels: &str) -> PathBuf {
+        let id: String = std::iter::repeat_n(id_char, 64).collect();
+        let dir = root.join("docker/containers").join(&id);
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(
+            dir.join("config.v2.json"),
+            format!(r#"{{"ID":"{id}","Name":"/{name}","Config":{{"Image":"img:1","Labels":{{{labels}}}}}}}"#),
+        )
+        .unwrap();
+        fs::write(
+            dir.join("hostconfig.json"),
+            format!(r#"{{"LogConfig":{{"Type":"json-file","Config":{{"compress":"{compress}"}}}}}}"#),
+        )
+        .unwrap();
+        dir.join(format!("{id}-json.log"))
+    }
+
+    fn append(path: &Path, bytes: &[u8]) {
+        let mut f = OpenOptions::new().append(true).create(true).open(path).unwrap();
+        f.write_all(bytes).unwrap();
+    }
+
+    fn records(root: &Path) -> Vec<serde_json::Value> {
+        let mut out = Vec::new();
+        let files = crate::report::review::finding_files(&root.join("state/findings")).unwrap();
+        for f in files {
+            for l in fs::read_to_string(f).unwrap().lines() {
+                out.push(serde_json::from_str(l).unwrap());
+            }
+        }
+        out
+    }
+
+    /// Every line parses as a json-file line and the file holds none of the tokens.
+    fn assert_clean(bytes: &[u8], tokens: &[&str]) {
+        let text = String::from_utf8_lossy(bytes);
+        for t in tokens {
+            assert!(!text.contains(&token(t)[..20]), "a token is still in the file");
+        }
+        let mut l = jsonfile::JsonFileLine::default();
+        for raw in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            jsonfile::parse_line(raw, &mut l).expect("valid json-file line");
+        }
+    }
+
+    #[test]
+    fn masks_the_live_log_in_place_and_records_each_occurrence_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let live = container(tmp.path(), 'a', "openclaw", false, "");
+        for i in 0..100 {
+            append(&live, &line(&format!("GET /health {i} ok"), i));
+        }
+        append(&live, &line(&format!("export GITHUB_TOKEN={}", token(T1)), 100));
+        append(&live, b"{\"log\":\"not yet complete"); // Docker is mid-write: left alone
+        let parts = Parts::new();
+        let mut g = parts.guard(tmp.path());
+        let before = fs::metadata(&live).unwrap().len();
+        let s = g.sync_all();
+        assert_eq!((s.recorded, s.masked), (1, 1));
+        assert_eq!(fs::metadata(&live).unwrap().len(), before, "same length");
+        let bytes = fs::read(&live).unwrap();
+        let complete = &bytes[..bytes.iter().rposition(|&b| b == b'\n').unwrap() + 1];
+        assert_clean(complete, &[T1]);
+        assert_eq!(g.sync_all().recorded, 0, "nothing new");
+        g.commit(true).unwrap();
+        let recs = records(tmp.path());
+        assert_eq!(recs.len(), 1);
+        assert_eq!(recs[0]["container"], "openclaw");
+        assert_eq!(recs[0]["image"], "img:1");
+        assert_eq!(recs[0]["rule"], "github-pat");
+        assert_eq!(recs[0]["line"], 101);
+        assert!(!fs::read_to_string(tmp.path().join("state/findings/findings.jsonl"))
+            .unwrap()
+            .contains(&token(T1)[4..]));
+        drop(g);
+
+        // A restart resumes at the checkpoint: the rest of the line and a new secret, once each.
+        append(&live, b"\",\"stream\":\"stdout\",\"time\":\"2026-11-27T00:00:01Z\"}\n");
+        append(&live, &line(&format!("again {}", token(T2)), 200));
+        let mut g = parts.guard(tmp.path());
+        assert_eq!(g.sync_all().recorded, 1);
+        g.commit(true).unwrap();
+        assert_eq!(records(tmp.path()).len(), 2);
+        assert_clean(&fs::read(&live).unwrap(), &[T1, T2]);
+        assert_eq!(
+            fsutil_mode(&tmp.path().join("state/checkpoints.json")),
+            0o600,
+            "checkpoints are private"
+        );
+    }
+
+    fn fsutil_mode(p: &Path) -> u32 {
+        crate::fsutil::mode(p).unwrap()
+    }
+
+    #[test]
+    fn a_split_entry_waits_for_its_last_part() {
+        let tmp = tempfile::tempdir().unwrap();
+        let live = container(tmp.path(), 'b', "gw", false, "");
+        let tok = token(T1);
+        // Docker's 16 KiB split: the first part ends in the middle of the token.
+        let mut text = "x".repeat(16384 - 20);
+        text.push_str("token=");
+        text.push_str(&tok[..14]);
+        // A partial entry: its log does not end in a newline.
+        let mut first = Vec::new();
+        jsonfile::encode_line(text.as_bytes(), "stdout", &[], "2026-11-27T00:00:00.1Z", &mut first);
+        append(&live, &line("first line", 0));
+        append(&live, &first);
+        let parts = Parts::new();
+        let mut g = parts.guard(tmp.path());
+        assert_eq!(g.sync_all().recorded, 0, "held until the last part arrives");
+        g.commit(true).unwrap();
+        drop(g);
+        append(&live, &line(&format!("{} done", &tok[14..]), 2));
+        let mut g = parts.guard(tmp.path());
+        let s = g.sync_all();
+        assert_eq!((s.recorded, s.masked), (1, 2), "one finding over two entries");
+        assert_clean(&fs::read(&live).unwrap(), &[T1]);
+        let text = String::from_utf8(fs::read(&live).unwrap()).unwrap();
+        assert!(!text.contains(&tok[..14]) && !text.contains(&tok[14..]));
+    }
+
+    #[test]
+    fn a_crash_after_recording_records_nothing_twice_and_still_masks() {
+        let tmp = tempfile::tempdir().unwrap();
+        let live = container(tmp.path(), 'c', "gw", false, "");
+        append(&live, &line("start", 0));
+        let parts = Parts::new();
+        let mut g = parts.guard(tmp.path());
+        g.sync_all();
+        g.commit(true).unwrap();
+        append(&live, &line(&format!("key {}", token(T1)), 1));
+        let unmasked = fs::read(&live).unwrap();
+        assert_eq!(g.sync_all().recorded, 1);
+        // Killed before the checkpoint, and (as if before the pwrite) with the secret back on disk.
+        drop(g);
+        fs::write(&live, &unmasked).unwrap();
+        let mut g = parts.guard(tmp.path());
+        assert_eq!(g.sync_all().recorded, 0, "already in the report");
+        g.commit(true).unwrap();
+        assert_clean(&fs::read(&live).unwrap(), &[T1]);
+        assert_eq!(records(tmp.path()).len(), 1);
+    }
+
+    fn gzip_like_docker(src: &[u8], dst: &Path) {
+        let f = File::create(dst).unwrap();
+        let mut enc = flate2::GzBuilder::new()
+            .extra(br#"{"lastTime":"2026-11-27T00:00:00.000000100Z"}"#.to_vec())
+            .write(f, flate2::Compression::default());
+        enc.write_all(src).unwrap();
+        enc.finish().unwrap();
+        fs::set_permissions(dst, fs::Permissions::from_mode(0o640)).unwrap();
+    }
+
+    #[test]
+    fn rotated_and_compressed_files_are_masked_and_not_recorded_twice() {
+        let tmp = tempfile::tempdir().unwrap();
+        let live = container(tmp.path(), 'd', "gw", true, "");
+        let dir = live.parent().unwrap().to_path_buf();
+        let name = live.file_name().unwrap().to_str().unwrap().to_string();
+        append(&live, &line("start", 0));
+        append(&live, &line(&format!("one {}", token(T1)), 1));
+        let parts = Parts::new();
+        let mut g = parts.guard(tmp.path());
+        assert_eq!(g.sync_all().recorded, 1);
+        // More is written, then Docker rotates and compresses while the guard is away; the
+        // compressed copy was made before the guard masked T2 (it never saw it).
+        append(&live, &line(&format!("two {}", token(T2)), 2));
+        // The compressed copy holds T1 unmasked too (compressed before the mask was written).
+        let content = [
+            line("start", 0),
+            line(&format!("one {}", token(T1)), 1),
+            line(&format!("two {}", token(T2)), 2),
+        ]
+        .concat();
+        assert_eq!(content.len() as u64, fs::metadata(&live).unwrap().len());
+        gzip_like_docker(&content, &dir.join(format!("{name}.1.gz")));
+        fs::remove_file(&live).unwrap();
+        append(&live, &line(&format!("three {}", token(T3)), 3));
+        // While name.1 exists, the .gz is being written: left alone.
+        fs::write(dir.join(format!("{name}.1")), b"").unwrap();
+        g.sync_all();
+        let gz = dir.join(format!("{name}.1.gz"));
+        let gz_before = fs::read(&gz).unwrap();
+        fs::remove_file(dir.join(format!("{name}.1"))).unwrap();
+        let s = g.sync_all();
+        g.commit(true).unwrap();
+        assert_ne!(fs::read(&gz).unwrap(), gz_before, "rewritten");
+        let mut dec = flate2::read::GzDecoder::new(File::open(&gz).unwrap());
+        let mut plain = Vec::new();
+        dec.read_to_end(&mut plain).unwrap();
+        assert_eq!(plain.len(), content.len(), "same length");
+        assert_clean(&plain, &[T1, T2]);
+        assert_eq!(
+            dec.header().unwrap().extra().unwrap(),
+            br#"{"lastTime":"2026-11-27T00:00:00.000000100Z"}"#,
+            "Docker's lastTime is kept"
+        );
+        assert_eq!(fs::metadata(&gz).unwrap().permissions().mode() & 0o777, 0o640);
+        assert_clean(&fs::read(&live).unwrap(), &[T3]);
+        let rules: Vec<String> = records(tmp.path())
+            .iter()
+            .map(|r| r["fingerprint"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(
+            rules.len(),
+            3,
+            "T1 once, T2 from the .gz, T3 from the new live file: {s:?}"
+        );
+        // No temporary file is left, and nothing is checked twice.
+        assert!(fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .all(|e| !e.file_name().to_string_lossy().ends_with(".tmp")));
+        assert_eq!(g.sync_all(), SyncStats::default());
+    }
+
+    #[test]
+    fn an_entry_split_across_a_rotation_is_one_finding_masked_in_both_files() {
+        for compress in [false, true] {
+            let tmp = tempfile::tempdir().unwrap();
+            let live = container(tmp.path(), 'a', "gw", compress, "");
+            let dir = live.parent().unwrap().to_path_buf();
+            let rotated = dir.join(format!("{}.1", live.file_name().unwrap().to_str().unwrap()));
+            let tok = token(T1);
+            let mut text = "y".repeat(16384 - 20);
+            text.push_str("token=");
+            text.push_str(&tok[..14]);
+            let mut first = Vec::new();
+            jsonfile::encode_line(text.as_bytes(), "stdout", &[], "2026-11-27T00:00:00.1Z", &mut first);
+            append(&live, &line("first line", 0));
+            append(&live, &first);
+            let parts = Parts::new();
+            let mut g = parts.guard(tmp.path());
+            assert_eq!(g.sync_all().recorded, 0, "held");
+            // Docker rotates between the two parts; the last part opens the new file.
+            fs::rename(&live, &rotated).unwrap();
+            append(&live, &line(&format!("{} done", &tok[14..]), 2));
+            append(&live, &line("after", 3));
+            let s = g.sync_all();
+            assert_eq!(s.recorded, 1, "compress={compress}");
+            if compress {
+                // Docker compresses name.1 and removes it; the compressed copy is masked.
+                let old = fs::read(&rotated).unwrap();
+                let gz = rotated.with_extension("1.gz");
+                gzip_like_docker(&old, &gz);
+                fs::remove_file(&rotated).unwrap();
+                g.sync_all();
+                let mut plain = Vec::new();
+                flate2::read::GzDecoder::new(File::open(&gz).unwrap())
+                    .read_to_end(&mut plain)
+                    .unwrap();
+                assert_eq!(plain.len(), old.len());
+                assert!(!String::from_utf8(plain).unwrap().contains(&tok[..14]));
+            } else {
+                assert!(!String::from_utf8(fs::read(&rotated).unwrap())
+                    .unwrap()
+                    .contains(&tok[..14]));
+            }
+            assert!(!String::from_utf8(fs::read(&live).unwrap())
+                .unwrap()
+                .contains(&tok[14..]));
+            g.commit(true).unwrap();
+            assert_eq!(records(tmp.path()).len(), 1);
+            assert_eq!(records(tmp.path())[0]["rule"], "github-pat");
+        }
+    }
+
+    #[test]
+    fn report_only_containers_and_damaged_gzip_are_left_as_they_are() {
+        let tmp = tempfile::tempdir().unwrap();
+        let by_label = container(tmp.path(), 'e', "labelled", false, r#""sidecar.redact":"false""#);
+        let by_name = container(tmp.path(), 'f', "audit-me", false, "");
+        for live in [&by_label, &by_name] {
+            append(live, &line(&format!("k {}", token(T1)), 1));
+        }
+        let damaged = by_name.with_file_name(format!("{}.1.gz", by_name.file_name().unwrap().to_str().unwrap()));
+        gzip_like_docker(&line(&format!("k {}", token(T2)), 0).repeat(50), &damaged);
+        let full = fs::read(&damaged).unwrap();
+        fs::write(&damaged, &full[..full.len() / 2]).unwrap();
+        let parts = Parts::new();
+        let mut g = parts.guard(tmp.path());
+        let s = g.sync_all();
+        assert_eq!((s.recorded, s.masked), (2, 0));
+        for live in [&by_label, &by_name] {
+            assert!(String::from_utf8(fs::read(live).unwrap()).unwrap().contains(&token(T1)));
+        }
+        assert_eq!(fs::read(&damaged).unwrap(), &full[..full.len() / 2], "left as it is");
+        assert!(parts.metrics.render().contains("sidecar_guard_errors_total 1"));
+        assert_eq!(g.sync_all().recorded, 0, "reported once");
+    }
+}
