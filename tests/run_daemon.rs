@@ -182,3 +182,26 @@ fn run_with_everything_off_is_an_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("nothing to run"));
 }
+
+#[test]
+fn health_is_unhealthy_without_a_guard_and_run_refuses_a_missing_containers_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = run(sidecar(tmp.path()).arg("health"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no heartbeat"));
+    // A stale heartbeat is unhealthy too.
+    fs::write(tmp.path().join("health.json"), br#"{"time":1,"containers":0}"#).unwrap();
+    let out = run(sidecar(tmp.path()).arg("health"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("old"));
+
+    let out = run(sidecar(tmp.path())
+        .env("SIDECAR_DOCKER_ROOT", tmp.path().join("no-docker-here"))
+        .arg("run"));
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no-docker-here/containers") && err.contains("mount Docker's containers directory"),
+        "{err}"
+    );
+}
