@@ -157,3 +157,63 @@ fn a_full_restore_target_is_left_as_it_was() {
         "staging removed, target as it was"
     );
 }
+
+/// The log guard with its state directory on a full file system: the secret is still masked in the
+/// log, the error is reported, and the report holds no half record.
+#[test]
+fn the_guard_masks_even_when_the_report_cannot_be_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let Some(_mount) = Mount::tmpfs(&state, "size=64k,mode=0700") else {
+        return;
+    };
+    let id = "e".repeat(64);
+    let dir = tmp.path().join("docker/containers").join(&id);
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(
+        dir.join("config.v2.json"),
+        format!(r#"{{"ID":"{id}","Name":"/gw","Config":{{"Image":"gw:1"}}}}"#),
+    )
+    .unwrap();
+    let log = dir.join(format!("{id}-json.log"));
+    let token = common::github_token("Zq3xT7wK9mB2vN5cR8yL4pF6hJ1dG0");
+    let mut body = common::docker_line(b"start\n", "stdout", "2026-11-27T00:00:00.000000001Z");
+    body.extend(common::docker_line(
+        format!("token {token}\n").as_bytes(),
+        "stdout",
+        "2026-11-27T00:00:00.000000002Z",
+    ));
+    fs::write(&log, &body).unwrap();
+    // Fill the state file system (the fingerprint key is created first, then the disk is full).
+    let out = run(sidecar(&state).args(["scan", "/dev/null"]));
+    assert!(out.status.code().is_some());
+    let mut filler = fs::File::create(state.join("filler")).unwrap();
+    let chunk = vec![0u8; 4096];
+    while filler.write_all(&chunk).is_ok() {}
+    let _ = filler.sync_all();
+    let mut child = sidecar(&state)
+        .env("SIDECAR_DOCKER_ROOT", tmp.path().join("docker"))
+        .env("SIDECAR_RUN__AUDIT_MINUTES", "0")
+        .env("SIDECAR_RUN__ENFORCE_MINUTES", "0")
+        .arg("run")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while String::from_utf8_lossy(&fs::read(&log).unwrap()).contains(&token) {
+        assert!(start.elapsed().as_secs() < 30, "the secret was not masked");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let _ = child.wait();
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert_eq!(fs::read(&log).unwrap().len(), body.len(), "same length");
+    assert!(err.contains("missing from the report"), "{err}");
+    assert!(!err.contains(&token[4..]), "no secret in the output");
+    let report = fs::read(state.join("findings/findings.jsonl")).unwrap_or_default();
+    assert!(report.is_empty() || report.ends_with(b"\n"), "no half record");
+}

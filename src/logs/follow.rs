@@ -593,7 +593,7 @@ impl<'a> Guard<'a> {
             }
         }
         let scanned = end - mark.end.min(end);
-        let mut stats = self.record(c, &here)?;
+        let mut stats = self.record_or_count(c, &here);
         stats.bytes = scanned;
         self.metrics.add("sidecar_log_bytes_scanned_total", scanned as f64);
         self.metrics.add("sidecar_log_lines_scanned_total", seg.lines as f64);
@@ -663,6 +663,22 @@ impl<'a> Guard<'a> {
         self.marks.gz.retain(|_, m| m.ident != k.ident);
         self.gz_extra.entry(k.ident.clone()).or_default().extend(parts);
         Ok(0)
+    }
+
+    /// [`Self::record`]; when the report cannot be written (a full disk), the error is counted and
+    /// the secrets are masked all the same: a secret left in the log is worse than a missing record.
+    fn record_or_count(&mut self, c: &ContainerLog, findings: &[(Finding, bool)]) -> SyncStats {
+        match self.record(c, findings) {
+            Ok(s) => s,
+            Err(e) => {
+                let n = findings.iter().filter(|(_, new)| *new).count();
+                self.error(&format!(
+                    "cannot append {n} finding(s) of container {} to the report: {e}; the secrets are masked but missing from the report (free space in the state directory)",
+                    c.name
+                ));
+                SyncStats::default()
+            }
+        }
     }
 
     /// Append the new findings (not yet recorded, not in the baseline) to the report.
@@ -769,7 +785,7 @@ impl<'a> Guard<'a> {
             }
         };
         let findings = seg.findings;
-        let mut stats = self.record(c, &findings)?;
+        let mut stats = self.record_or_count(c, &findings);
         stats.bytes = seg.end;
         self.metrics.add("sidecar_log_bytes_scanned_total", seg.end as f64);
         let mut checked = (key, size);
@@ -1385,6 +1401,24 @@ mod tests {
             assert_eq!(records(tmp.path()).len(), 1);
             assert_eq!(records(tmp.path())[0]["rule"], "github-pat");
         }
+    }
+
+    #[test]
+    fn a_truncated_log_is_scanned_again_from_the_start() {
+        let tmp = tempfile::tempdir().unwrap();
+        let live = container(tmp.path(), 'c', "gw", false, "");
+        append(&live, &line("start", 0));
+        for i in 1..50 {
+            append(&live, &line(&format!("request {i}"), i));
+        }
+        let parts = Parts::new();
+        let mut g = parts.guard(tmp.path());
+        g.sync_all();
+        // Truncated by hand (same first line), then written again: shorter than the checkpoint.
+        fs::write(&live, line("start", 0)).unwrap();
+        append(&live, &line(&format!("after truncation {}", token(T2)), 60));
+        assert_eq!(g.sync_all().recorded, 1);
+        assert_clean(&fs::read(&live).unwrap(), &[T2]);
     }
 
     #[test]

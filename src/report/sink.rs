@@ -132,8 +132,12 @@ impl FindingLog {
         if buf.is_empty() {
             return Ok(());
         }
-        self.file.write_all(&buf)?;
-        self.file.sync_data()?;
+        if let Err(e) = self.file.write_all(&buf).and_then(|()| self.file.sync_data()) {
+            // A full disk may have taken part of the batch: cut it off, so that the next append
+            // does not glue a record onto half of one.
+            let _ = self.file.set_len(self.len);
+            return Err(e);
+        }
         self.len += buf.len() as u64;
         Ok(())
     }
