@@ -51,7 +51,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 import gen_state  # noqa: E402
-from benchutil import run_measured  # noqa: E402
+from benchutil import host_basics, loadavg, run_measured, sidecar_binary  # noqa: E402
 
 MIB = 1 << 20
 TIME_BIN = "/usr/bin/time"
@@ -119,14 +119,6 @@ class Step:
         rss = [r["rss_kib"] for r in ok if r["rss_kib"] is not None]
         return {"wall": b["wall"], "cpu": (b["user"] + b["sys"]) if b["user"] is not None else None,
                 "rss_kib": max(rss) if rss else None, "runs": len(ok), "walls": [round(r["wall"], 3) for r in ok]}
-
-
-def loadavg():
-    try:
-        with open("/proc/loadavg") as fh:
-            return float(fh.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 def tail(path, n=800):
@@ -722,21 +714,6 @@ def build_report(a, machine, cases_meta, results, commands, gen_seconds):
 
 
 def machine_info(out, sidecar, restic):
-    cpu = "?"
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    mem = 0.0
-    try:
-        with open("/proc/meminfo") as fh:
-            mem = int(fh.readline().split()[1]) / (1 << 20)
-    except (OSError, ValueError, IndexError):
-        pass
     fs = "?"
     try:
         fs = subprocess.run(["stat", "-f", "-c", "%T", out], capture_output=True, text=True).stdout.strip() or "?"
@@ -746,8 +723,7 @@ def machine_info(out, sidecar, restic):
                 version_of(["zstd", "--version"]), "age " + version_of(["age", "--version"])]
     if restic:
         versions.append(version_of([restic, "version"]))
-    return {"cores": os.cpu_count(), "cpu": cpu, "mem_gib": mem, "kernel": platform.release(), "fs": fs,
-            "versions": "; ".join(versions)}
+    return {**host_basics(), "fs": fs, "versions": "; ".join(versions)}
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -781,19 +757,9 @@ def main(argv=None):
         return 1
 
     # 1. sidecar
-    if a.sidecar:
-        sidecar = os.path.abspath(a.sidecar)
-    else:
-        log("cargo build --release")
-        r = subprocess.run(["cargo", "build", "--release"], cwd=ROOT, capture_output=True, text=True)
-        with open(os.path.join(out, "cargo-build.log"), "w") as fh:
-            fh.write(r.stdout + r.stderr)
-        if r.returncode != 0:
-            log("cargo build --release failed:\n" + r.stderr.strip()[-1500:])
-            return 1
-        sidecar = os.path.join(ROOT, "target", "release", "sidecar")
-    if not os.access(sidecar, os.X_OK):
-        log(f"no sidecar binary at {sidecar}")
+    sidecar, err = sidecar_binary(a.sidecar, ROOT, out, log)
+    if err:
+        log(err)
         return 1
     restic, a.restic_note = ensure_restic(a.skip_restic)
 

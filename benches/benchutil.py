@@ -38,3 +38,51 @@ def run_measured(argv, *, env=None, stdout=None, stderr=None, cwd=None):
     finally:
         out.close()
         err.close()
+
+
+def host_basics():
+    """-> dict(cores, cpu, mem_gib, kernel): what every benchmark report states about the machine."""
+    import platform
+    cpu = "?"
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem = 0.0
+    try:
+        with open("/proc/meminfo") as fh:
+            mem = int(fh.readline().split()[1]) / (1 << 20)
+    except (OSError, ValueError, IndexError):
+        pass
+    return {"cores": os.cpu_count(), "cpu": cpu, "mem_gib": mem, "kernel": platform.release()}
+
+
+def sidecar_binary(given, root, out, log):
+    """The sidecar binary to measure: `given`, or `cargo build --release` in `root` (output kept in
+    OUT/cargo-build.log). -> (path, None) or (None, error message)."""
+    if given:
+        path = os.path.abspath(given)
+    else:
+        log("cargo build --release")
+        r = subprocess.run(["cargo", "build", "--release"], cwd=root, capture_output=True, text=True)
+        with open(os.path.join(out, "cargo-build.log"), "w") as fh:
+            fh.write(r.stdout + r.stderr)
+        if r.returncode != 0:
+            return None, "cargo build --release failed:\n" + r.stderr.strip()[-1500:]
+        path = os.path.join(root, "target", "release", "sidecar")
+    if not os.access(path, os.X_OK):
+        return None, f"no sidecar binary at {path}"
+    return path, None
+
+
+def loadavg():
+    """The 1-minute load average, or None."""
+    try:
+        with open("/proc/loadavg") as fh:
+            return float(fh.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None

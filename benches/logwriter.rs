@@ -114,7 +114,7 @@ const ROUTES: &[(&str, &str)] = &[
 const STATUS: &[u16] = &[200, 200, 200, 200, 200, 201, 204, 304, 400, 404, 429, 500];
 const CLIENTS: &[&str] = &["172.18.0.1", "172.18.0.7", "10.0.3.15", "192.168.1.42"];
 
-/// A pino-style access line of the gateway (about 200–260 bytes).
+/// A pino-style access line of the gateway (about 190–260 bytes).
 fn request_line(seq: u64, r: u64) -> String {
     let (method, url) = ROUTES[(r % ROUTES.len() as u64) as usize];
     let status = STATUS[((r >> 8) % STATUS.len() as u64) as usize];
@@ -128,7 +128,7 @@ fn request_line(seq: u64, r: u64) -> String {
         30
     };
     format!(
-        "{{\"level\":{level},\"time\":{},\"pid\":1,\"hostname\":\"openclaw-gateway\",\"reqId\":\"req-{seq:x}\",\
+        "{{\"level\":{level},\"time\":{},\"pid\":1,\"hostname\":\"openclaw\",\"reqId\":\"req-{seq:x}\",\
          \"req\":{{\"method\":\"{method}\",\"url\":\"{url}\",\"remoteAddress\":\"{ip}\"}},\
          \"res\":{{\"statusCode\":{status}}},\"responseTime\":{}.{},\"msg\":\"request completed\"}}\n",
         epoch_ms(),
