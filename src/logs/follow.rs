@@ -8,7 +8,10 @@
 //!   checkpoint behind: the rescan masks again (masks are idempotent) and the report records past
 //!   the checkpoint are read back, so nothing is recorded twice.
 //! - A unit still open at the end of the live file (a 16 KiB split without its last part, a PEM key
-//!   without its END line) is left for the next sync, up to [`GuardOptions::hold`].
+//!   without its END line) is left for the next sync, up to [`GuardOptions::hold`]. Docker may rotate
+//!   between two parts: a unit open at the end of a rotated file (plain or compressed) is carried
+//!   into the scan of the next file, and each file gets the masks of its part. Files are therefore
+//!   synced oldest first.
 //! - Docker compresses `name.1` to `name.1.gz` and then removes `name.1`: while `name.1` exists the
 //!   compressed file is not touched, and a rotated plain file of a compressing container is not
 //!   masked (the compressed copy is). Each complete `.gz` is checked once: decompressed, scanned,
@@ -170,6 +173,8 @@ pub struct Guard<'a> {
     warned: HashSet<String>,
     /// Masks for compressed files (by identity) found while scanning the file after them.
     gz_extra: HashMap<String, Vec<Finding>>,
+    /// A compressed file must be checked again in this sync (it got masks from `gz_extra`).
+    recheck_gz: bool,
 }
 
 fn unix_now() -> u64 {
@@ -282,6 +287,7 @@ impl<'a> Guard<'a> {
             metrics,
             warned: HashSet::new(),
             gz_extra: HashMap::new(),
+            recheck_gz: false,
         })
     }
 
@@ -378,9 +384,14 @@ impl<'a> Guard<'a> {
         if let Some(p) = &listing.live {
             order.push((0, p.clone(), false));
         }
+        let plain: HashSet<u32> = listing.rotated.iter().map(|(n, _)| *n).collect();
         let mut stats = SyncStats::default();
         for (i, (n, path, gz)) in order.iter().enumerate() {
             if *gz {
+                // `name.N` still there: Docker is writing `name.N.gz`.
+                if !plain.contains(n) {
+                    stats += self.sync_gz(&c, path, masks);
+                }
                 continue;
             }
             let prev = i.checked_sub(1).map(|j| &order[j]).map(|(_, p, g)| Prev {
@@ -391,11 +402,12 @@ impl<'a> Guard<'a> {
             let live = *n == 0 && listing.live.as_ref() == Some(path);
             stats += self.sync_plain(&c, path, live, masks && (live || !compressing), prev);
         }
-        let plain: HashSet<u32> = listing.rotated.iter().map(|(n, _)| *n).collect();
-        for (n, path) in &listing.gz {
-            // `name.N` still there: Docker is writing `name.N.gz`.
-            if !plain.contains(n) {
-                stats += self.sync_gz(&c, path, masks);
+        // The scan of a file masked the end of a compressed file before it: check that one again.
+        if std::mem::take(&mut self.recheck_gz) {
+            for (n, path) in &listing.gz {
+                if !plain.contains(n) {
+                    stats += self.sync_gz(&c, path, masks);
+                }
             }
         }
         stats
@@ -506,7 +518,13 @@ impl<'a> Guard<'a> {
         }
         let mut bytes = vec![0u8; (end - start) as usize];
         if prev.gz {
-            let mut d = flate2::read::MultiGzDecoder::new(io::BufReader::new(&file));
+            // Reading the first line moved the file's offset: decompress from the start again.
+            let again = File::open(&prev.path)?;
+            let m = again.metadata()?;
+            if (m.dev(), m.ino()) != (meta.dev(), meta.ino()) {
+                return Ok(None); // Docker moved it meanwhile
+            }
+            let mut d = flate2::read::MultiGzDecoder::new(io::BufReader::new(again));
             io::copy(&mut (&mut d).take(start), &mut io::sink())?;
             d.read_exact(&mut bytes)?;
         } else {
@@ -662,6 +680,7 @@ impl<'a> Guard<'a> {
         // Compressed (or being compressed): masked when the .gz is checked; check it again.
         self.marks.gz.retain(|_, m| m.ident != k.ident);
         self.gz_extra.entry(k.ident.clone()).or_default().extend(parts);
+        self.recheck_gz = true;
         Ok(0)
     }
 
@@ -735,8 +754,13 @@ impl<'a> Guard<'a> {
         let (dev, ino, size) = (meta.dev(), meta.ino(), meta.len());
         let key = format!("{dev}:{ino}");
         let now = unix_now();
+        let hold = self.opts.hold;
+        let hold_expired = |held: &HashMap<String, (String, Instant)>, ident: &str| {
+            held.get(ident).is_some_and(|(_, since)| since.elapsed() >= hold)
+        };
         if let Some(m) = self.marks.gz.get_mut(&key) {
-            if m.size == size {
+            // Checked, unless its open end has waited too long for the next file.
+            if m.size == size && !hold_expired(&self.held, &m.ident) {
                 m.seen = now;
                 return Ok(SyncStats::default());
             }
@@ -784,7 +808,43 @@ impl<'a> Guard<'a> {
                 return Ok(SyncStats::default());
             }
         };
-        let findings = seg.findings;
+        // The file's progress: a log entry open at its end continues in the next file, which
+        // completes it (see `carry_from`); until then, or until the hold time is over, its partial
+        // findings are neither recorded nor masked here.
+        let mut held_open = false;
+        if let Some(i) = &ident {
+            let m = self.marks.files.entry(i.clone()).or_insert_with(|| FileMark {
+                container: c.id.clone(),
+                ..FileMark::default()
+            });
+            let (old_end, was_held) = (m.end, m.resume < m.end);
+            m.end = m.end.max(seg.end);
+            if !was_held {
+                m.resume = match seg.open_from {
+                    Some(t) if t >= old_end => t,
+                    _ => m.end,
+                };
+            }
+            m.seen = now;
+            if m.resume < m.end {
+                if hold_expired(&self.held, i) {
+                    m.resume = m.end;
+                    self.held.remove(i);
+                } else {
+                    held_open = true;
+                    self.held
+                        .entry(i.clone())
+                        .or_insert_with(|| (c.id.clone(), Instant::now()));
+                }
+            }
+        }
+        let findings: Vec<(Finding, bool)> = seg
+            .findings
+            .into_iter()
+            .zip(seg.open)
+            .filter(|(_, open)| !(held_open && *open))
+            .map(|(f, _)| f)
+            .collect();
         let mut stats = self.record_or_count(c, &findings);
         stats.bytes = seg.end;
         self.metrics.add("sidecar_log_bytes_scanned_total", seg.end as f64);
@@ -808,13 +868,6 @@ impl<'a> Guard<'a> {
                 // Docker moved it meanwhile: the next sync finds it under its new name.
                 None => return Ok(stats),
             }
-        }
-        if let Some(i) = &ident {
-            let m = self.marks.files.entry(i.clone()).or_insert_with(|| FileMark {
-                container: c.id.clone(),
-                ..FileMark::default()
-            });
-            m.seen = now;
         }
         self.marks.gz.insert(
             checked.0,
@@ -1354,11 +1407,13 @@ mod tests {
 
     #[test]
     fn an_entry_split_across_a_rotation_is_one_finding_masked_in_both_files() {
-        for compress in [false, true] {
+        // (compressed, the guard was away while Docker rotated and compressed)
+        for (compress, away) in [(false, false), (true, false), (true, true)] {
             let tmp = tempfile::tempdir().unwrap();
             let live = container(tmp.path(), 'a', "gw", compress, "");
             let dir = live.parent().unwrap().to_path_buf();
             let rotated = dir.join(format!("{}.1", live.file_name().unwrap().to_str().unwrap()));
+            let gz = rotated.with_extension("1.gz");
             let tok = token(T1);
             let mut text = "y".repeat(16384 - 20);
             text.push_str("token=");
@@ -1366,29 +1421,43 @@ mod tests {
             let mut first = Vec::new();
             jsonfile::encode_line(text.as_bytes(), "stdout", &[], "2026-11-27T00:00:00.1Z", &mut first);
             append(&live, &line("first line", 0));
+            if away {
+                // The guard saw only the first line before it went away.
+                let parts = Parts::new();
+                let mut g = parts.guard(tmp.path());
+                g.sync_all();
+                g.commit(true).unwrap();
+            }
             append(&live, &first);
             let parts = Parts::new();
             let mut g = parts.guard(tmp.path());
-            assert_eq!(g.sync_all().recorded, 0, "held");
+            if !away {
+                assert_eq!(g.sync_all().recorded, 0, "held");
+            }
             // Docker rotates between the two parts; the last part opens the new file.
             fs::rename(&live, &rotated).unwrap();
             append(&live, &line(&format!("{} done", &tok[14..]), 2));
             append(&live, &line("after", 3));
-            let s = g.sync_all();
-            assert_eq!(s.recorded, 1, "compress={compress}");
-            if compress {
-                // Docker compresses name.1 and removes it; the compressed copy is masked.
-                let old = fs::read(&rotated).unwrap();
-                let gz = rotated.with_extension("1.gz");
+            let old = fs::read(&rotated).unwrap();
+            if away {
                 gzip_like_docker(&old, &gz);
                 fs::remove_file(&rotated).unwrap();
-                g.sync_all();
+            }
+            let s = g.sync_all();
+            assert_eq!(s.recorded, 1, "compress={compress} away={away}");
+            if compress {
+                if !away {
+                    // Docker compresses name.1 and removes it; the compressed copy is masked.
+                    gzip_like_docker(&old, &gz);
+                    fs::remove_file(&rotated).unwrap();
+                    g.sync_all();
+                }
                 let mut plain = Vec::new();
                 flate2::read::GzDecoder::new(File::open(&gz).unwrap())
                     .read_to_end(&mut plain)
                     .unwrap();
                 assert_eq!(plain.len(), old.len());
-                assert!(!String::from_utf8(plain).unwrap().contains(&tok[..14]));
+                assert!(!String::from_utf8(plain).unwrap().contains(&tok[..14]), "away={away}");
             } else {
                 assert!(!String::from_utf8(fs::read(&rotated).unwrap())
                     .unwrap()
@@ -1398,8 +1467,10 @@ mod tests {
                 .unwrap()
                 .contains(&tok[14..]));
             g.commit(true).unwrap();
-            assert_eq!(records(tmp.path()).len(), 1);
-            assert_eq!(records(tmp.path())[0]["rule"], "github-pat");
+            assert_eq!(g.sync_all().recorded, 0);
+            let recs = records(tmp.path());
+            assert_eq!(recs.len(), 1, "away={away}: {recs:?}");
+            assert_eq!(recs[0]["rule"], "github-pat");
         }
     }
 

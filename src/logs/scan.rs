@@ -392,6 +392,15 @@ impl<'a> Scanner<'a> {
         chunk.run(reader)?;
         let end = from + chunk.bytes;
         let mut resume = (end, chunk.lines);
+        for unit in chunk.pending.values() {
+            if let Some(first) = unit.pieces.first() {
+                if first.line_start < resume.0 {
+                    resume = (first.line_start, first.line.saturating_sub(1));
+                }
+            }
+        }
+        let open_from = (resume.0 < end).then_some(resume.0);
+        let complete_units = chunk.findings.len();
         if complete {
             let streams: Vec<Stream> = chunk.pending.keys().copied().collect();
             for s in streams {
@@ -399,22 +408,17 @@ impl<'a> Scanner<'a> {
                     chunk.scan_unit(unit);
                 }
             }
-        } else {
-            for unit in chunk.pending.values() {
-                if let Some(first) = unit.pieces.first() {
-                    if first.line_start < resume.0 {
-                        resume = (first.line_start, first.line.saturating_sub(1));
-                    }
-                }
-            }
+            resume = (end, chunk.lines);
         }
-        let mut findings = Vec::with_capacity(chunk.findings.len());
-        for (mut f, is_new) in chunk.findings.into_iter().zip(chunk.finding_new) {
+        let mut tagged = Vec::with_capacity(chunk.findings.len());
+        for (i, (mut f, is_new)) in chunk.findings.into_iter().zip(chunk.finding_new).enumerate() {
             f.line += from_line;
             f.end_line += from_line;
-            findings.push((f, is_new));
+            tagged.push((f, is_new, i >= complete_units));
         }
-        findings.sort_by(|a, b| a.0.start.cmp(&b.0.start).then(b.0.end.cmp(&a.0.end)));
+        tagged.sort_by(|a, b| a.0.start.cmp(&b.0.start).then(b.0.end.cmp(&a.0.end)));
+        let open: Vec<bool> = tagged.iter().map(|t| t.2).collect();
+        let findings: Vec<(Finding, bool)> = tagged.into_iter().map(|(f, n, _)| (f, n)).collect();
         let mut notices = chunk.notices;
         for n in &mut notices {
             match n {
@@ -423,6 +427,8 @@ impl<'a> Scanner<'a> {
         }
         Ok(Segment {
             findings,
+            open,
+            open_from,
             notices,
             end,
             lines: chunk.lines,
@@ -437,6 +443,11 @@ impl<'a> Scanner<'a> {
 pub struct Segment {
     /// Findings by position, each with whether its unit is new (ends at or after `new_from`).
     pub findings: Vec<(Finding, bool)>,
+    /// Parallel to `findings`: the finding's unit was still open at the end and matched only
+    /// because `complete` was asked for (it may continue in the next file).
+    pub open: Vec<bool>,
+    /// The first line of the earliest unit open at the end, before `complete` closed it.
+    pub open_from: Option<u64>,
     /// Problems on lines at or after `new_from`.
     pub notices: Vec<Notice>,
     /// Offset just past the last byte read.
