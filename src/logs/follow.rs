@@ -291,11 +291,6 @@ impl<'a> Guard<'a> {
         })
     }
 
-    /// The containers being followed.
-    pub fn containers(&self) -> impl Iterator<Item = &ContainerLog> {
-        self.containers.values()
-    }
-
     fn warn_once(&mut self, key: String, message: impl FnOnce() -> String) {
         if self.warned.insert(key) {
             tracing::warn!("{}", message());

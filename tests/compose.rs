@@ -1,0 +1,115 @@
+//! The compose files validate with the Compose this machine has, and `compose/sidecar.toml` lists
+//! every configuration key with its default (except the documented container-specific values).
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+
+use common::{run, sidecar};
+
+/// `docker-compose` (v1) or `docker compose` (v2), whichever works here.
+fn compose() -> Option<Vec<&'static str>> {
+    for cmd in [vec!["docker-compose"], vec!["docker", "compose"]] {
+        let ok = Command::new(cmd[0])
+            .args(&cmd[1..])
+            .arg("version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if ok {
+            return Some(cmd);
+        }
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI needs docker-compose or the docker compose plugin"
+    );
+    eprintln!("skipped: no docker-compose");
+    None
+}
+
+#[test]
+fn the_compose_files_validate() {
+    let Some(cmd) = compose() else { return };
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("compose");
+    for files in [
+        vec!["docker-compose.yml"],
+        vec!["docker-compose.yml", "docker-compose.audit.yml"],
+    ] {
+        let mut c = Command::new(cmd[0]);
+        c.args(&cmd[1..]).current_dir(&dir);
+        for f in &files {
+            c.args(["-f", f]);
+        }
+        let out = c
+            .arg("config")
+            .env("OPENCLAW_GATEWAY_TOKEN", "0".repeat(64))
+            .env("SIDECAR_BACKUP_RECIPIENT", "age1example")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{files:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.contains("internal: true"), "{text}");
+        assert!(text.contains("network_mode: none"), "sidecar has no network by default");
+        assert_eq!(
+            text.contains("docker.sock"),
+            files.len() == 2,
+            "the socket only with the audit override"
+        );
+    }
+    // A required secret that is not set is an error, not an empty token.
+    let out = Command::new(cmd[0])
+        .args(&cmd[1..])
+        .current_dir(&dir)
+        .args(["-f", "docker-compose.yml", "config"])
+        .env_remove("OPENCLAW_GATEWAY_TOKEN")
+        .env("SIDECAR_BACKUP_RECIPIENT", "age1example")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("OPENCLAW_GATEWAY_TOKEN"));
+}
+
+#[test]
+fn the_compose_config_file_lists_every_key_with_its_default() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("compose/sidecar.toml");
+    let show = |config: Option<&Path>| {
+        let mut c = sidecar(tmp.path());
+        c.env_remove("SIDECAR_STATE_DIR");
+        if let Some(f) = config {
+            c.arg("--config").arg(f);
+        }
+        let out = run(c.args(["config", "show"]));
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let with_file = show(Some(&file));
+    let defaults = show(None);
+    let differ: BTreeSet<String> = with_file
+        .lines()
+        .zip(defaults.lines())
+        .filter(|(a, b)| a != b)
+        .map(|(a, _)| a.to_string())
+        .collect();
+    let expected: BTreeSet<String> = ["pause = false", "audit_minutes = 0"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    assert_eq!(differ, expected, "only the documented container-specific values differ");
+    // Every key sidecar knows appears in the file (set, or commented when it has no default).
+    let text = std::fs::read_to_string(&file).unwrap();
+    for line in defaults.lines() {
+        if let Some((key, _)) = line.split_once(" = ") {
+            assert!(
+                text.lines()
+                    .any(|l| l.trim_start_matches("# ").starts_with(&format!("{key} = "))),
+                "{key} is missing from compose/sidecar.toml"
+            );
+        }
+    }
+}
