@@ -55,6 +55,7 @@ fn the_compose_files_validate() {
         );
         assert!(text.contains("internal: true"), "{text}");
         assert!(text.contains("network_mode: none"), "sidecar has no network by default");
+        assert!(text.contains("- restore"), "the restore service is behind its profile");
         assert_eq!(
             text.contains("docker.sock"),
             files.len() == 2,
