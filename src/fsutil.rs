@@ -71,6 +71,24 @@ impl Drop for AtomicFile {
     }
 }
 
+/// The end of the last complete line (just past its `\n`) in `[from, len)` of `file`, or `from` when
+/// there is none. Reads backwards in 64 KiB blocks with positioned reads.
+pub fn last_line_end(file: &File, from: u64, len: u64) -> io::Result<u64> {
+    use std::os::unix::fs::FileExt;
+    let mut end = len;
+    let mut buf = vec![0u8; 64 << 10];
+    while end > from {
+        let start = end.saturating_sub(buf.len() as u64).max(from);
+        let n = (end - start) as usize;
+        file.read_exact_at(&mut buf[..n], start)?;
+        if let Some(i) = memchr::memrchr(b'\n', &buf[..n]) {
+            return Ok(start + i as u64 + 1);
+        }
+        end = start;
+    }
+    Ok(from)
+}
+
 /// Write `bytes` to `dest` atomically (0600).
 pub fn write_atomic(dest: &Path, bytes: &[u8]) -> io::Result<()> {
     let mut f = AtomicFile::create(dest)?;

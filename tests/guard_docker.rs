@@ -201,6 +201,38 @@ fn diff(want: &BTreeMap<(String, String), usize>, got: &BTreeMap<(String, String
     out
 }
 
+/// One test's setting: the serial lock, a temporary directory, the plan, what the report must hold,
+/// the writer's name. `None` (skipped) without a Docker daemon outside CI.
+struct Case {
+    _serial: std::sync::MutexGuard<'static, ()>,
+    tmp: tempfile::TempDir,
+    state: PathBuf,
+    plan: Plan,
+    want: BTreeMap<(String, String), usize>,
+    name: String,
+}
+
+impl Case {
+    fn new(plan: Plan, what: &str) -> Option<Case> {
+        if !docker_ok() {
+            return None;
+        }
+        let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        ensure_image();
+        let tmp = tempfile::tempdir().unwrap();
+        let state = tmp.path().join("state");
+        let want = expected(&plan, &state, tmp.path());
+        Some(Case {
+            _serial: serial,
+            tmp,
+            state,
+            plan,
+            want,
+            name: format!("sidecar-guard-{what}-{}", std::process::id()),
+        })
+    }
+}
+
 fn start_guard(state: &Path) -> Child {
     sidecar(state)
         .env("SIDECAR_DOCKER_ROOT", "/var/lib/docker")
@@ -314,16 +346,17 @@ fn docker_logs(args: &[&str], name: &str) -> String {
 
 #[test]
 fn the_guard_masks_docker_logs_in_place_through_rotation_and_compression() {
-    if !docker_ok() {
+    let Some(Case {
+        _serial,
+        tmp,
+        state,
+        plan,
+        want,
+        name,
+    }) = Case::new(Plan::new(30, 8, 3, true, 0x5eed_0001), "test")
+    else {
         return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    ensure_image();
-    let tmp = tempfile::tempdir().unwrap();
-    let state = tmp.path().join("state");
-    let plan = Plan::new(30, 8, 3, true, 0x5eed_0001);
-    let want = expected(&plan, &state, tmp.path());
-    let name = format!("sidecar-guard-test-{}", std::process::id());
+    };
 
     let guard = start_guard(&state);
     let dir = start_writer(
@@ -419,16 +452,17 @@ use std::os::unix::fs::PermissionsExt;
 
 #[test]
 fn killing_the_guard_at_random_moments_loses_no_mask_and_duplicates_no_finding() {
-    if !docker_ok() {
+    let Some(Case {
+        _serial,
+        tmp,
+        state,
+        plan,
+        want,
+        name,
+    }) = Case::new(Plan::new(120, 8, 2, true, 0x5eed_0002), "kill")
+    else {
         return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    ensure_image();
-    let tmp = tempfile::tempdir().unwrap();
-    let state = tmp.path().join("state");
-    let plan = Plan::new(120, 8, 2, true, 0x5eed_0002);
-    let want = expected(&plan, &state, tmp.path());
-    let name = format!("sidecar-guard-kill-{}", std::process::id());
+    };
     let dir = start_writer(
         &name,
         tmp.path(),

@@ -209,22 +209,6 @@ impl Read for RangeReader<'_> {
     }
 }
 
-/// Offset just past the last `\n` in `[from, size)` (`from` when there is none).
-fn complete_end(file: &File, from: u64, size: u64) -> io::Result<u64> {
-    let mut end = size;
-    let mut buf = vec![0u8; 64 << 10];
-    while end > from {
-        let start = end.saturating_sub(buf.len() as u64).max(from);
-        let n = (end - start) as usize;
-        file.read_exact_at(&mut buf[..n], start)?;
-        if let Some(i) = memchr::memrchr(b'\n', &buf[..n]) {
-            return Ok(start + i as u64 + 1);
-        }
-        end = start;
-    }
-    Ok(from)
-}
-
 /// The files of one container's log, as found in its directory.
 #[derive(Debug, Default)]
 struct Listing {
@@ -549,7 +533,7 @@ impl<'a> Guard<'a> {
         mark: &mut FileMark,
         carry: Option<Carry>,
     ) -> io::Result<SyncStats> {
-        let end = complete_end(file, mark.resume.max(mark.end), size)?;
+        let end = crate::fsutil::last_line_end(file, mark.resume.max(mark.end), size)?;
         let held_too_long = self
             .held
             .get(ident)
@@ -1050,19 +1034,7 @@ pub fn rewrite_gz(path: &Path, expect: (u64, u64), findings: &[Finding]) -> io::
         out.set_permissions(fs::Permissions::from_mode(meta.mode() & 0o7777))?;
         let mut decoder = io::BufReader::new(flate2::read::GzDecoder::new(src));
         io::BufRead::fill_buf(&mut decoder)?;
-        let mut builder = flate2::GzBuilder::new();
-        if let Some(h) = decoder.get_ref().header() {
-            if let Some(x) = h.extra() {
-                builder = builder.extra(x);
-            }
-            if let Some(f) = h.filename() {
-                builder = builder.filename(f);
-            }
-            if let Some(c) = h.comment() {
-                builder = builder.comment(c);
-            }
-            builder = builder.mtime(h.mtime());
-        }
+        let builder = super::masking::gzip_like(decoder.get_ref().header());
         let mut enc = builder.write(
             io::BufWriter::with_capacity(256 << 10, &out),
             flate2::Compression::default(),

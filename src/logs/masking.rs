@@ -102,6 +102,25 @@ impl MaskPlan {
     }
 }
 
+/// A gzip writer that repeats `header` (Extra field verbatim: Docker keeps `{"lastTime":…}` there,
+/// and `docker logs --since` reads it; file name, comment, mtime).
+pub fn gzip_like(header: Option<&flate2::GzHeader>) -> flate2::GzBuilder {
+    let mut builder = flate2::GzBuilder::new();
+    if let Some(h) = header {
+        if let Some(x) = h.extra() {
+            builder = builder.extra(x);
+        }
+        if let Some(f) = h.filename() {
+            builder = builder.filename(f);
+        }
+        if let Some(c) = h.comment() {
+            builder = builder.comment(c);
+        }
+        builder = builder.mtime(h.mtime());
+    }
+    builder
+}
+
 /// Write a masked copy of `src` to `dst` (atomically, 0600). Gzip input gives gzip output with the
 /// same header (Docker keeps `{"lastTime":…}` in the Extra field).
 pub fn write_masked_copy(src: &Path, dst: &Path, findings: &[Finding], gzip: bool) -> io::Result<u64> {
@@ -111,21 +130,7 @@ pub fn write_masked_copy(src: &Path, dst: &Path, findings: &[Finding], gzip: boo
     let n = if gzip {
         let mut decoder = BufReader::new(flate2::read::GzDecoder::new(file));
         decoder.fill_buf()?;
-        let header = decoder.get_ref().header().cloned();
-        let mut builder = flate2::GzBuilder::new();
-        if let Some(h) = header {
-            if let Some(x) = h.extra() {
-                builder = builder.extra(x);
-            }
-            if let Some(f) = h.filename() {
-                builder = builder.filename(f);
-            }
-            if let Some(c) = h.comment() {
-                builder = builder.comment(c);
-            }
-            builder = builder.mtime(h.mtime());
-        }
-        let mut enc = builder.write(&mut out, flate2::Compression::default());
+        let mut enc = gzip_like(decoder.get_ref().header()).write(&mut out, flate2::Compression::default());
         let n = plan.apply_stream(decoder, &mut enc)?;
         enc.finish()?;
         n

@@ -225,7 +225,7 @@ fn rotate_one(scanner: &Scanner<'_>, live: &Path, archive_dir: &Path, dry_run: b
     let mut segments = 0;
     for seq in 0..ROUNDS {
         let len = file.metadata()?.len();
-        let cut = complete_lines_end(&mut file, start, len)?;
+        let cut = crate::fsutil::last_line_end(&file, start, len)?;
         if cut > start {
             let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.9fZ");
             let archive = archive_dir.join(format!("{id}-json.log.{stamp}-{seq:02}.gz"));
@@ -289,23 +289,6 @@ fn rotate_one(scanner: &Scanner<'_>, live: &Path, archive_dir: &Path, dry_run: b
 
 /// Archive rounds per rotation: each archives what Docker wrote during the previous one.
 const ROUNDS: usize = 20;
-
-/// The end of the last complete line (after its `\n`) in `[from, len)`, or `from` when there is none.
-fn complete_lines_end(file: &mut File, from: u64, len: u64) -> io::Result<u64> {
-    let mut end = len;
-    let mut buf = vec![0u8; 64 << 10];
-    while end > from {
-        let start = end.saturating_sub(buf.len() as u64).max(from);
-        let n = (end - start) as usize;
-        file.seek(SeekFrom::Start(start))?;
-        file.read_exact(&mut buf[..n])?;
-        if let Some(i) = memchr::memrchr(b'\n', &buf[..n]) {
-            return Ok(start + i as u64 + 1);
-        }
-        end = start;
-    }
-    Ok(from)
-}
 
 #[cfg(test)]
 mod tests {

@@ -72,7 +72,7 @@ impl FindingLog {
         let mut len = file.metadata()?.len();
         // A crash in the middle of an append leaves a line without its newline: cut it off (its
         // findings are past the checkpoint, so they are found and written again).
-        let complete = last_line_end(&mut file, len)?;
+        let complete = fsutil::last_line_end(&file, 0, len)?;
         if complete < len {
             file.set_len(complete)?;
             file.sync_all()?;
@@ -175,23 +175,6 @@ impl FindingLog {
         }
         Ok(true)
     }
-}
-
-/// Offset just past the last `\n` of the first `len` bytes (0 when there is none).
-fn last_line_end(file: &mut File, len: u64) -> io::Result<u64> {
-    let mut end = len;
-    let mut buf = vec![0u8; 64 << 10];
-    while end > 0 {
-        let start = end.saturating_sub(buf.len() as u64);
-        let n = (end - start) as usize;
-        file.seek(SeekFrom::Start(start))?;
-        file.read_exact(&mut buf[..n])?;
-        if let Some(i) = memchr::memrchr(b'\n', &buf[..n]) {
-            return Ok(start + i as u64 + 1);
-        }
-        end = start;
-    }
-    Ok(0)
 }
 
 #[cfg(test)]
