@@ -58,6 +58,39 @@ fn operator_round_trip_through_the_cli() {
         stdout(&out)
     );
 
+    // No writable temporary directory (a read-only container without a tmpfs at /tmp): backup and
+    // restore say so and what to do, and leave nothing.
+    for args in [
+        vec![
+            "backup".to_string(),
+            "--source".into(),
+            src.display().to_string(),
+            "--to".into(),
+            dest.display().to_string(),
+            "-r".into(),
+            k.public.clone(),
+        ],
+        vec![
+            "restore".into(),
+            path.clone(),
+            "--to".into(),
+            tmp.path().join("r0").display().to_string(),
+            "--identity".into(),
+            k.identity.display().to_string(),
+        ],
+    ] {
+        let out = run(sidecar(tmp.path()).env("TMPDIR", tmp.path().join("no-tmp")).args(&args));
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("writable temporary directory") && stderr(&out).contains("TMPDIR"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    let names: Vec<_> = fs::read_dir(&dest).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names.len(), 3, "still one backup, its .b3 and its index: {names:?}");
+    assert_eq!(fs::read_dir(tmp.path().join("r0")).map(|d| d.count()).unwrap_or(0), 0);
+
     // Verify with the configured recipient (environment, as compose users set it) and the identity.
     let out = run(sidecar(tmp.path())
         .env("SIDECAR_BACKUP__RECIPIENTS", format!("[\"{}\"]", k.public))

@@ -103,6 +103,14 @@ fn backup_and_restore_reproduce_the_tree() {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("data");
     tree(&src);
+    // The backed-up directory's own owner, mode and mtime come back too (a volume's root).
+    let is_root = fs::metadata("/proc/self").unwrap().uid() == 0;
+    if is_root {
+        std::os::unix::fs::chown(&src, Some(4242), Some(4343)).unwrap();
+    }
+    fs::set_permissions(&src, fs::Permissions::from_mode(0o750)).unwrap();
+    let src_time = filetime::FileTime::from_unix_time(1_600_000_000, 42);
+    filetime::set_file_times(&src, src_time, src_time).unwrap();
     let (recipient, identity) = keys(tmp.path());
     let result = make_backup(&src, &tmp.path().join("backups"), recipient);
     let result_path = tmp.path().join("backups").join(&result.name);
@@ -142,6 +150,12 @@ fn backup_and_restore_reproduce_the_tree() {
     .unwrap();
     assert_eq!(summary.files, 3);
     assert_eq!(snapshot(&src), snapshot(&target));
+    let root = fs::metadata(&target).unwrap();
+    assert_eq!(root.mode() & 0o7777, 0o750, "the target takes the source's mode");
+    assert_eq!(filetime::FileTime::from_last_modification_time(&root), src_time);
+    if is_root {
+        assert_eq!((root.uid(), root.gid()), (4242, 4343), "and its owner");
+    }
     let a = fs::metadata(target.join("openclaw.json")).unwrap();
     let b = fs::metadata(target.join("agents/hardlinked.json")).unwrap();
     assert_eq!(a.ino(), b.ino(), "hardlink restored as a link");

@@ -81,7 +81,7 @@ impl<W: Write> ArchiveWriter<W> {
     pub fn new(
         out: W,
         source: &Path,
-        header: manifest::Header,
+        mut header: manifest::Header,
         progress: Option<std::sync::Arc<super::Progress>>,
         stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
     ) -> Result<Self, BackupError> {
@@ -89,7 +89,13 @@ impl<W: Write> ArchiveWriter<W> {
         if !md.is_dir() {
             return Err(BackupError::Source(format!("{} is not a directory", source.display())));
         }
-        let spool = tempfile::tempfile().map_err(|e| BackupError::io("manifest spool file", e))?;
+        header.root = Some(manifest::RootMeta {
+            mode: md.mode() & 0o7777,
+            uid: md.uid(),
+            gid: md.gid(),
+            mtime_ns: mtime_ns(&md),
+        });
+        let spool = tempfile::tempfile().map_err(|e| BackupError::temp("manifest spool file", e))?;
         let mut w = ArchiveWriter {
             tar: tar::Builder::new(out),
             manifest: io::BufWriter::new(spool),

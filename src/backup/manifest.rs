@@ -20,6 +20,23 @@ pub struct Header {
     pub created: String,
     /// The sidecar version that wrote it.
     pub sidecar: String,
+    /// Owner, mode and mtime of the backed-up directory itself (a full restore gives them to the
+    /// target, so a volume's root keeps its owner); absent in older backups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<RootMeta>,
+}
+
+/// Owner, mode and mtime of the backed-up directory.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RootMeta {
+    /// Permission bits (`st_mode & 0o7777`).
+    pub mode: u32,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+    /// Modification time, nanoseconds since the epoch.
+    pub mtime_ns: i64,
 }
 
 /// Kinds of archived entries.

@@ -62,6 +62,17 @@ impl BackupError {
             source,
         }
     }
+
+    /// A temporary file could not be created: says where, and what to do.
+    pub(crate) fn temp(what: &str, source: io::Error) -> Self {
+        BackupError::io(
+            format!(
+                "creating the {what} in {} (sidecar needs a writable temporary directory: set TMPDIR, or mount a tmpfs at /tmp)",
+                std::env::temp_dir().display()
+            ),
+            source,
+        )
+    }
 }
 
 /// Live counters a caller can show as progress: content bytes read (backup) or backup bytes read
@@ -777,7 +788,9 @@ fn write_backup(
     label: &str,
 ) -> Result<(u64, String, archive::ArchiveSummary), BackupError> {
     let ctx = || format!("writing {label}");
-    let cleanup = upload.cleanup();
+    // On every error path the partial upload is removed here: the write-behind thread may still
+    // hold it when the process exits.
+    let mut cleanup = CleanupOnDrop(Some(upload.cleanup()));
     let hashing = HashingWriter {
         inner: upload,
         hasher: blake3::Hasher::new(),
@@ -802,6 +815,7 @@ fn write_backup(
         source: opts.source.display().to_string(),
         created: rfc3339(started),
         sidecar: env!("CARGO_PKG_VERSION").into(),
+        root: None, // filled in by the archive writer from the source itself
     };
     // tar writes headers, PAX records and padding in pieces of 512 bytes; each write into zstd's
     // multithreaded stream takes its lock, so batch them.
@@ -815,9 +829,8 @@ fn write_backup(
         if stopping {
             // Shutting down: dropping the pipeline would finish the tar stream and wait for zstd's
             // workers to compress everything queued (tens of seconds at high levels), past the
-            // container's stop timeout. The partial file is removed here; the rest is left to exit.
+            // container's stop timeout. The partial file is removed on return; the rest is left to exit.
             std::mem::forget(writer);
-            cleanup();
         }
         return Err(e);
     }
@@ -828,7 +841,19 @@ fn write_backup(
     hashing.flush().map_err(|e| BackupError::io(ctx(), e))?;
     let (written, blake3) = (hashing.written, hashing.hasher.finalize().to_hex().to_string());
     hashing.inner.commit()?;
+    cleanup.0 = None;
     Ok((written, blake3, summary))
+}
+
+/// Runs the cleanup it holds when dropped (unless taken).
+struct CleanupOnDrop(Option<Box<dyn FnOnce() + Send>>);
+
+impl Drop for CleanupOnDrop {
+    fn drop(&mut self) {
+        if let Some(f) = self.0.take() {
+            f();
+        }
+    }
 }
 
 #[cfg(test)]

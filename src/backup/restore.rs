@@ -133,6 +133,9 @@ pub struct RestoreSummary {
     pub moved_aside: Option<PathBuf>,
     /// Warnings (entries not restorable here, e.g. ownership without root).
     pub warnings: Vec<String>,
+    /// Owner, mode and mtime of the backed-up directory, from the manifest (given to the target by a
+    /// full restore).
+    pub root: Option<super::manifest::RootMeta>,
 }
 
 fn invalid(file: &str, problem: impl Into<String>) -> BackupError {
@@ -314,6 +317,28 @@ pub fn restore(opts: &RestoreOptions) -> Result<RestoreSummary, BackupError> {
             .map_err(|e| BackupError::io(format!("moving {} into place", c.path().display()), e))?;
     }
     fs::remove_dir(&staging).map_err(|e| BackupError::io(format!("removing {}", staging.display()), e))?;
+    // A full restore gives the target the backed-up directory's owner, mode and mtime: a volume
+    // restored into a fresh (root-owned) mount point is again writable by its service.
+    if let (Some(m), true) = (summary.root, selection.is_empty()) {
+        let meta = Meta {
+            rel: PathBuf::from("."),
+            mode: m.mode,
+            uid: m.uid.into(),
+            gid: m.gid.into(),
+            mtime: filetime::FileTime::from_unix_time(
+                m.mtime_ns.div_euclid(1_000_000_000),
+                m.mtime_ns.rem_euclid(1_000_000_000) as u32,
+            ),
+            xattrs: Vec::new(),
+        };
+        // Everything is in place by now: a target that cannot take them (not ours, no root) is a
+        // warning, not a failed restore.
+        if let Err(e) = apply_meta(target, &meta, is_root(), Special::No, &mut summary) {
+            summary
+                .warnings
+                .push(format!("owner and mode of {} not restored: {e}", target.display()));
+        }
+    }
     File::open(target)
         .and_then(|d| d.sync_all())
         .map_err(|e| BackupError::io(format!("fsync {}", target.display()), e))?;
@@ -364,7 +389,8 @@ fn extract(
     // (path, SHA-256) of every file entry in archive order, spooled to an unnamed temporary file and
     // merged with the manifest at the end: memory stays flat whatever the file count.
     let spool_err = |e: io::Error| BackupError::io("restore spool file", e);
-    let mut file_hashes = io::BufWriter::new(tempfile::tempfile().map_err(spool_err)?);
+    let mut file_hashes =
+        io::BufWriter::new(tempfile::tempfile().map_err(|e| BackupError::temp("restore spool file", e))?);
     let mut record_hash = |rel: &Path, hash: String| -> Result<(), BackupError> {
         serde_json::to_writer(&mut file_hashes, &(rel.display().to_string(), hash)).map_err(|e| spool_err(e.into()))?;
         file_hashes.write_all(b"\n").map_err(spool_err)
@@ -398,7 +424,7 @@ fn extract(
         let header = entry.header().clone();
         let kind = header.entry_type();
         if rel == Path::new(MANIFEST_NAME) && kind == EntryType::Regular {
-            let mut spool = tempfile::NamedTempFile::new().map_err(|e| BackupError::io("manifest spool", e))?;
+            let mut spool = tempfile::NamedTempFile::new().map_err(|e| BackupError::temp("manifest spool", e))?;
             io::copy(&mut entry, &mut spool).map_err(corrupt)?;
             manifest = Some(spool);
             continue;
@@ -599,7 +625,8 @@ fn extract(
                     None => {}
                 }
             }
-            Line::Header(h) if h.version != MANIFEST_VERSION => {
+            Line::Header(h) if h.version == MANIFEST_VERSION => summary.root = h.root,
+            Line::Header(h) => {
                 return Err(invalid(
                     file_path,
                     format!(

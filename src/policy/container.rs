@@ -400,17 +400,34 @@ pub fn check(facts: &ContainerFacts, scan: &dyn Fn(&str) -> Vec<SecretHit>) -> V
     };
     out.push(result(name, "logs.rotation", ok, evidence));
 
-    // Secrets in the environment: by variable name, rule and fingerprint.
+    // Secrets in the environment: by variable name, rule and fingerprint. `env.secrets:NAME` in the
+    // accept label accepts the secrets of that one variable (a service that takes its token from
+    // the environment); a secret in any other variable still fails.
+    let accepted_vars: Vec<String> = facts
+        .label(super::ACCEPT_LABEL)
+        .map(super::parse_accept)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|a| a.strip_prefix("env.secrets:").map(String::from))
+        .collect();
     let mut env_hits = Vec::new();
+    let mut unaccepted = 0;
     for var in config.env.clone().unwrap_or_default() {
         // The whole `NAME=value`: the name is the context that generic rules key on.
         let key = var.split('=').next().unwrap_or("");
+        let accepted = accepted_vars.iter().any(|a| a == key);
         for h in scan(&var) {
-            env_hits.push(format!("{key}: {} fingerprint {}", h.rule, short(&h.fingerprint)));
+            unaccepted += usize::from(!accepted);
+            env_hits.push(format!(
+                "{key}: {} fingerprint {}{}",
+                h.rule,
+                short(&h.fingerprint),
+                if accepted { " (accepted)" } else { "" }
+            ));
         }
     }
     env_hits.dedup();
-    out.push(result(
+    let mut env = result(
         name,
         "env.secrets",
         env_hits.is_empty(),
@@ -419,7 +436,18 @@ pub fn check(facts: &ContainerFacts, scan: &dyn Fn(&str) -> Vec<SecretHit>) -> V
         } else {
             env_hits.join("; ")
         },
-    ));
+    );
+    if !env_hits.is_empty() && unaccepted == 0 {
+        env.status = super::Status::Accepted;
+        env.reason = Some(
+            facts
+                .label(super::REASON_LABEL)
+                .filter(|r| !r.is_empty())
+                .unwrap_or("(no reason given)")
+                .to_string(),
+        );
+    }
+    out.push(env);
 
     // Secrets in the image history.
     match &facts.history {
@@ -449,11 +477,21 @@ pub fn check(facts: &ContainerFacts, scan: &dyn Fn(&str) -> Vec<SecretHit>) -> V
     }
 
     // Drift.
+    let mount_points: Vec<&str> = facts
+        .inspect
+        .mounts
+        .iter()
+        .flatten()
+        .filter_map(|m| m.destination.as_deref())
+        .collect();
     match &facts.changes {
         Ok(changes) => {
             let mut drift: Vec<String> = changes
                 .iter()
                 .filter(|c| DRIFT_PATHS.iter().any(|d| under(&c.path, d)))
+                // Docker creates each bind mount's mount point (and changes its parents) in the
+                // writable layer: `A /etc/caddy/Caddyfile` for a mounted file is not drift.
+                .filter(|c| !(c.kind != ChangeType::_2 && mount_points.iter().any(|m| under(m, &c.path))))
                 .map(|c| {
                     let k = match c.kind {
                         ChangeType::_0 => "C",
@@ -621,6 +659,77 @@ mod tests {
         assert!(ev.contains("/etc -> /host-etc") && !ev.contains("/usr"), "{ev}");
         let (_, ev) = status(&r, "drift");
         assert!(ev.contains("A /etc/evil"), "{ev}");
+    }
+
+    #[test]
+    fn a_secret_variable_can_be_accepted_by_name_and_no_other() {
+        let scan = |t: &str| {
+            if t.contains("=tok") {
+                vec![SecretHit {
+                    rule: "generic".into(),
+                    fingerprint: "00112233445566778899".into(),
+                }]
+            } else {
+                vec![]
+            }
+        };
+        let labels = serde_json::json!({
+            "sidecar.audit.accept": "ports.loopback, env.secrets:GATEWAY_TOKEN",
+            "sidecar.audit.reason": "the gateway takes its token from the environment"
+        });
+        let f = facts(serde_json::json!({"Config": {"Env": ["GATEWAY_TOKEN=tok1", "HOME=/x"], "Labels": labels}}));
+        let r = check(&f, &scan);
+        let env = r.iter().find(|x| x.check == "env.secrets").unwrap();
+        assert_eq!(env.status, Status::Accepted);
+        assert_eq!(
+            env.reason.as_deref(),
+            Some("the gateway takes its token from the environment")
+        );
+        assert!(env.evidence.contains("GATEWAY_TOKEN: generic") && env.evidence.contains("(accepted)"));
+        // Another variable holding a secret fails the check, the accepted one notwithstanding.
+        let f = facts(serde_json::json!({"Config": {"Env": ["GATEWAY_TOKEN=tok1", "OTHER=tok2"], "Labels": labels}}));
+        let (s, ev) = status(&check(&f, &scan), "env.secrets");
+        assert_eq!(s, Status::Fail, "{ev}");
+        assert!(
+            ev.contains("OTHER: generic fingerprint 001122334455;")
+                || ev.ends_with("OTHER: generic fingerprint 001122334455"),
+            "{ev}"
+        );
+        // A secret only in another variable: nothing accepted.
+        let f = facts(serde_json::json!({"Config": {"Env": ["OTHER=tok2"], "Labels": labels}}));
+        let (s, _) = status(&check(&f, &scan), "env.secrets");
+        assert_eq!(s, Status::Fail);
+    }
+
+    #[test]
+    fn mount_points_docker_created_are_not_drift() {
+        let change = |path: &str, kind| FilesystemChange {
+            path: path.into(),
+            kind,
+        };
+        let f = ContainerFacts {
+            changes: Ok(vec![
+                change("/etc", ChangeType::_0),
+                change("/etc/caddy", ChangeType::_0),
+                change("/etc/caddy/Caddyfile", ChangeType::_1),
+                change("/etc/passwd", ChangeType::_0),
+            ]),
+            ..facts(serde_json::json!({
+                "Mounts": [{"Type": "bind", "Source": "/srv/Caddyfile", "Destination": "/etc/caddy/Caddyfile", "RW": false}]
+            }))
+        };
+        let (s, ev) = status(&check(&f, &no_secrets), "drift");
+        assert_eq!(s, Status::Fail);
+        assert_eq!(ev, "1 changed paths: C /etc/passwd");
+        let f = ContainerFacts {
+            changes: Ok(vec![
+                change("/etc", ChangeType::_0),
+                change("/etc/caddy/Caddyfile", ChangeType::_1),
+            ]),
+            ..f
+        };
+        let (s, ev) = status(&check(&f, &no_secrets), "drift");
+        assert_eq!(s, Status::Pass, "{ev}");
     }
 
     #[test]
