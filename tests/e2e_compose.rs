@@ -87,7 +87,8 @@ impl Rng {
     }
 }
 
-/// What the openclaw stand-in prints: (marker line prefix, secret, the rule that must find it).
+/// What the openclaw stand-in prints (lines `e2e-0 …` to `e2e-5 …`; `e2e-6` comes from its
+/// environment), and each secret in them with the rule that must find it.
 struct Printed {
     lines: Vec<String>,
     secrets: Vec<(String, &'static str)>,
@@ -465,14 +466,11 @@ fn the_compose_stack_guards_backs_up_restores_and_audits_on_the_engine() {
 
     // The guard masks what the stand-in printed, in Docker's own file: `docker logs` shows every
     // line, and no secret.
-    let logs = || docker(&["logs", &openclaw]);
     wait_for("the stand-in's lines, masked", Duration::from_secs(90), || {
-        let o = logs();
-        let all = [o.stdout.as_slice(), o.stderr.as_slice()].concat();
-        let s = String::from_utf8_lossy(&all);
+        let s = logs_of(&openclaw);
         (0..=6).all(|i| s.contains(&format!("e2e-{i} "))) && !secrets.iter().any(|x| s.contains(x.as_str()))
     });
-    let o = logs();
+    let o = docker(&["logs", &openclaw]);
     assert!(o.status.success(), "{}", text(&o));
     let shown = String::from_utf8_lossy(&o.stdout).into_owned();
     assert_no_secret(shown.as_bytes(), &secret_refs, "docker logs openclaw");
@@ -577,7 +575,7 @@ fn the_compose_stack_guards_backs_up_restores_and_audits_on_the_engine() {
 
     // The audit passes the hardened services, every exception declared and shown as accepted.
     let names: Vec<String> = ["openclaw", "caddy", "sidecar"].iter().map(|s| stack.name(s)).collect();
-    wait_for("the healthchecks", Duration::from_secs(60), || {
+    wait_for("the healthchecks", Duration::from_secs(120), || {
         names
             .iter()
             .all(|n| docker_ok_out(&["inspect", "-f", "{{.State.Health.Status}}", n]).trim() == "healthy")
