@@ -6,27 +6,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 
-use common::{run, sidecar};
-
-/// `docker-compose` (v1) or `docker compose` (v2), whichever works here.
-fn compose() -> Option<Vec<&'static str>> {
-    for cmd in [vec!["docker-compose"], vec!["docker", "compose"]] {
-        let ok = Command::new(cmd[0])
-            .args(&cmd[1..])
-            .arg("version")
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if ok {
-            return Some(cmd);
-        }
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "CI needs docker-compose or the docker compose plugin"
-    );
-    eprintln!("skipped: no docker-compose");
-    None
-}
+use common::{compose, run, sidecar};
 
 #[test]
 fn the_compose_files_validate() {

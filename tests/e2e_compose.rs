@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use common::{assert_no_secret, docker_ok, github_token, keys, wait_for};
+use common::{assert_no_secret, compose, docker_ok, github_token, keys, wait_for, Rng};
 
 const STANDIN_OPENCLAW: &str = "sidecar-e2e-openclaw:1";
 const STANDIN_CADDY: &str = "sidecar-e2e-caddy:1";
@@ -21,21 +21,6 @@ const SIDECAR_TAG: &str = "sidecar-e2e-sidecar:1";
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// `docker-compose` (v1) or `docker compose` (v2), whichever works here.
-fn compose_cmd() -> Vec<&'static str> {
-    for cmd in [vec!["docker-compose"], vec!["docker", "compose"]] {
-        let ok = Command::new(cmd[0])
-            .args(&cmd[1..])
-            .arg("version")
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if ok {
-            return cmd;
-        }
-    }
-    panic!("the end-to-end test needs docker-compose or the docker compose plugin (.ci/run installs docker-compose)");
 }
 
 fn text(o: &Output) -> String {
@@ -55,36 +40,6 @@ fn docker_ok_out(args: &[&str]) -> String {
     let o = docker(args);
     assert!(o.status.success(), "docker {args:?}: {}", text(&o));
     String::from_utf8(o.stdout).unwrap()
-}
-
-/// A small xorshift generator for random secrets (a fresh set per run).
-struct Rng(u64);
-
-impl Rng {
-    fn new() -> Rng {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as u64;
-        Rng(t ^ (u64::from(std::process::id()) << 32) | 1)
-    }
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn pick(&mut self, alphabet: &[u8], n: usize) -> String {
-        (0..n)
-            .map(|_| alphabet[(self.next() % alphabet.len() as u64) as usize] as char)
-            .collect()
-    }
-    fn base62(&mut self, n: usize) -> String {
-        self.pick(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", n)
-    }
-    fn digits(&mut self, n: usize) -> String {
-        self.pick(b"123456789", n)
-    }
 }
 
 /// What the openclaw stand-in prints (lines `e2e-0 …` to `e2e-5 …`; `e2e-6` comes from its
@@ -384,7 +339,7 @@ fn the_compose_stack_guards_backs_up_restores_and_audits_on_the_engine() {
     if !docker_ok() {
         return;
     }
-    let cmd = compose_cmd();
+    let Some(cmd) = compose() else { return };
 
     // The image, without a registry: a static binary on the Dockerfile's final stage.
     // Without the variables cargo sets for tests (some build scripts rerun when they change, which
@@ -418,7 +373,7 @@ fn the_compose_stack_guards_backs_up_restores_and_audits_on_the_engine() {
         "{labels}"
     );
 
-    let mut rng = Rng::new();
+    let mut rng = Rng::from_time();
     let printed = printed(&mut rng);
     build_standins(&printed.lines);
 

@@ -20,21 +20,6 @@ use common::*;
 /// One guard at a time writes to Docker's files in this test binary.
 static SERIAL: Mutex<()> = Mutex::new(());
 
-/// A small deterministic generator (xorshift).
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn base62(&mut self, n: usize) -> String {
-        const A: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-        (0..n).map(|_| A[(self.next() % 62) as usize] as char).collect()
-    }
-}
-
 /// What the container prints, group by group (a `sleep` between groups), and the secrets in it.
 struct Plan {
     groups: Vec<Vec<String>>,

@@ -210,3 +210,60 @@ pub const PEM_BODY: [&str; 4] = [
     "NMoSfm76oqFvAp8Gy0iz5sxjZmSnXyCdPEovGhLa0VzMaQ8s+CLOyS56YyCFGeJZ",
     "qgtzJ6GR3eqoYSW9b9UMvkBpZODSctWSNGj3P7jRFDO5VoTwCQAWbFnOjDfH5Ulg",
 ];
+
+/// A small xorshift generator for test data (seeded: reproducible; `from_time`: a fresh set per run).
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn from_time() -> Rng {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64;
+        Rng(t ^ (u64::from(std::process::id()) << 32) | 1)
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// `n` characters drawn from `alphabet`.
+    pub fn pick(&mut self, alphabet: &[u8], n: usize) -> String {
+        (0..n)
+            .map(|_| alphabet[(self.next() % alphabet.len() as u64) as usize] as char)
+            .collect()
+    }
+
+    pub fn base62(&mut self, n: usize) -> String {
+        self.pick(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", n)
+    }
+
+    /// `n` digits, none of them 0.
+    pub fn digits(&mut self, n: usize) -> String {
+        self.pick(b"123456789", n)
+    }
+}
+
+/// `docker-compose` (v1) or `docker compose` (v2), whichever works here; None (skip) without
+/// either, except in CI, where that fails.
+pub fn compose() -> Option<Vec<&'static str>> {
+    for cmd in [vec!["docker-compose"], vec!["docker", "compose"]] {
+        let ok = Command::new(cmd[0])
+            .args(&cmd[1..])
+            .arg("version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if ok {
+            return Some(cmd);
+        }
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI needs docker-compose or the docker compose plugin (.ci/run installs docker-compose)"
+    );
+    eprintln!("skipped: no docker-compose");
+    None
+}
