@@ -10,8 +10,8 @@ use std::process::Command;
 
 use common::{docker_ok, ensure_image, github_token, run, sidecar, IMAGE};
 
-/// Containers and a network, removed on drop.
-struct Cleanup(Vec<String>, Vec<String>);
+/// Containers, networks and named volumes, removed on drop (`rm -v` removes anonymous volumes only).
+struct Cleanup(Vec<String>, Vec<String>, Vec<String>);
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
@@ -20,6 +20,9 @@ impl Drop for Cleanup {
         }
         for n in &self.1 {
             let _ = Command::new("docker").args(["network", "rm", n]).output();
+        }
+        for v in &self.2 {
+            let _ = Command::new("docker").args(["volume", "rm", v]).output();
         }
     }
 }
@@ -59,7 +62,8 @@ fn hardened_passes_and_bad_fails_exactly_what_it_breaks() {
         format!("sidecar-audit-bad-{pid}"),
         format!("sidecar-audit-net-{pid}"),
     );
-    let _cleanup = Cleanup(vec![good.clone(), bad.clone()], vec![net.clone()]);
+    let volume = format!("sidecar-audit-vol-{pid}");
+    let _cleanup = Cleanup(vec![good.clone(), bad.clone()], vec![net.clone()], vec![volume.clone()]);
     docker(&["network", "create", "--internal", &net]);
     let image_id = docker(&["image", "inspect", "-f", "{{.Id}}", IMAGE]);
 
@@ -97,7 +101,7 @@ fn hardened_passes_and_bad_fails_exactly_what_it_breaks() {
         "--health-interval",
         "30s",
         "-v",
-        &format!("sidecar-audit-vol-{pid}:/data"),
+        &format!("{volume}:/data"),
         &image_id,
     ]);
 
