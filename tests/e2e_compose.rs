@@ -50,7 +50,8 @@ struct Printed {
 }
 
 fn printed(rng: &mut Rng) -> Printed {
-    let anthropic = format!("sk-ant-api03-{}-{}AA", rng.base62(60), rng.base62(31));
+    // The real shape: sk-ant-api03- + 93 characters + AA (a key one character short is not one).
+    let anthropic = format!("sk-ant-api03-{}-{}AA", rng.base62(60), rng.base62(32));
     let github = github_token(&rng.base62(30));
     let telegram = format!("{}:AA{}", rng.digits(10), rng.base62(33));
     let slack = format!("xoxb-{}-{}-{}", rng.digits(12), rng.digits(13), rng.base62(24));

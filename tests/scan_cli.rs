@@ -14,7 +14,7 @@ const ANTHROPIC: &str =
 const PG_PASSWORD: &str = "Zq8vLm2Rt5Wx";
 
 fn github() -> String {
-    github_token("aBcDeFgHiJkLmNoPqRsTuVwXyZ0123")
+    github_token("q8W3nZ0rT5vB1xK7mP4sD9fG2hJ6kL")
 }
 
 fn write(path: &Path, bytes: &[u8]) {

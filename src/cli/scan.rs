@@ -34,6 +34,8 @@ pub fn build_engine(
     builder = builder.with_rules(RuleFile {
         rule: Vec::new(),
         allowlist: config.rules.allowlist.clone(),
+        define: Default::default(),
+        prefilter: Default::default(),
     });
     builder = builder.disable(config.rules.disable.iter().cloned());
     let specs = builder.specs().clone();
@@ -106,6 +108,8 @@ pub fn list_rules(config: &Config, as_toml: bool) -> Result<u8> {
                 .filter(|r| active.contains(r.id.as_str()))
                 .collect(),
             allowlist: specs.allowlist,
+            define: specs.define,
+            prefilter: specs.prefilter,
         };
         write!(out, "{}", toml::to_string_pretty(&kept)?)?;
     } else {

@@ -152,6 +152,7 @@ mod tests {
             rule: "r".into(),
             description: String::new(),
             severity: Severity::High,
+            confidence: None,
             file: "x".into(),
             line: 1,
             end_line: 1,

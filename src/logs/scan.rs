@@ -21,6 +21,23 @@ use memchr::memmem;
 use super::jsonfile::{self, JsonFileLine, Stream};
 use crate::redact::{mask, Engine, Finding, FingerprintKey, Match, Scratch};
 
+/// What the keyword prefilter says of a line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LineHit {
+    /// No keyword: no rule can match.
+    None,
+    /// Keywords of rules with a `requires` gate only: [`Engine::might_match_lowered`] decides.
+    Maybe,
+    /// A keyword of a rule without a gate: decode and match.
+    Sure,
+}
+
+impl LineHit {
+    fn any(self) -> bool {
+        self != LineHit::None
+    }
+}
+
 /// Tunables of the scanner.
 #[derive(Debug, Clone)]
 pub struct ScanOptions {
@@ -718,7 +735,7 @@ impl<'s, 'a> ChunkScanner<'s, 'a> {
             let mut pos = 0usize;
             crate::redact::engine::lowercase_into(data, &mut lowered);
             let mut keywords = self.scanner.engine.keyword_cursor();
-            let mut next_hit = keywords.next(&lowered, 0);
+            let mut next_hit = keywords.next_hit(&lowered, 0);
             while pos < data.len() {
                 let (end, has_nl) = match memchr::memchr(b'\n', &data[pos..]) {
                     Some(i) => (pos + i, true),
@@ -730,12 +747,16 @@ impl<'s, 'a> ChunkScanner<'s, 'a> {
                     return Ok(());
                 }
                 while let Some(h) = next_hit {
-                    if h >= pos {
+                    if h.at >= pos {
                         break;
                     }
-                    next_hit = keywords.next(&lowered, pos);
+                    next_hit = keywords.next_hit(&lowered, pos);
                 }
-                let hit = matches!(next_hit, Some(h) if h < end);
+                let hit = match next_hit {
+                    Some(h) if h.at < end && h.decides => LineHit::Sure,
+                    Some(h) if h.at < end => LineHit::Maybe,
+                    _ => LineHit::None,
+                };
                 let in_own = self.job.own.contains(&line_start);
                 if let Some(first) = long_line.take() {
                     // The tail of a long line whose earlier windows were scanned below.
@@ -766,8 +787,8 @@ impl<'s, 'a> ChunkScanner<'s, 'a> {
                     );
                 }
                 pos = end + has_nl as usize;
-                if hit {
-                    next_hit = keywords.next(&lowered, pos);
+                if hit.any() {
+                    next_hit = keywords.next_hit(&lowered, pos);
                 }
             }
             if pos == 0 && !eof && filled >= cap {
@@ -855,10 +876,12 @@ impl<'s, 'a> ChunkScanner<'s, 'a> {
         has_nl: bool,
         line_start: u64,
         line_no: u64,
-        hit: bool,
+        hit: LineHit,
         in_own: bool,
     ) {
         let may_start = line_start < self.job.own.end;
+        let sure = hit == LineHit::Sure;
+        let hit = hit.any();
         if self.format == Format::Text {
             if !hit && self.pending.is_empty() {
                 return;
@@ -882,7 +905,7 @@ impl<'s, 'a> ChunkScanner<'s, 'a> {
         if self.pending.is_empty() {
             match self.quick_partial(raw) {
                 // A complete entry: decode it only if a rule could match it.
-                Some(false) if !hit || !self.scanner.engine.might_match_lowered(lowered, 0) => return,
+                Some(false) if !hit || (!sure && !self.scanner.engine.might_match_lowered(lowered, 0)) => return,
                 _ => {}
             }
         }
@@ -1134,6 +1157,7 @@ impl<'s, 'a> ChunkScanner<'s, 'a> {
             rule: rule.id.clone(),
             description: rule.description.clone(),
             severity: rule.severity,
+            confidence: Some(m.confidence),
             file: self.label.to_string(),
             line: first_line,
             end_line: last_line,

@@ -4,7 +4,8 @@ use std::ops::Range;
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use regex::bytes::{CaptureLocations, Regex, RegexBuilder};
 
-use super::rules::{AllowTarget, AllowlistSpec, RuleError, RuleFile, RuleSpec, Severity};
+use super::placeholder::{self, Strictness};
+use super::rules::{AllowTarget, AllowlistSpec, Confidence, RuleError, RuleFile, RuleSpec, Severity};
 use super::shannon_entropy;
 use super::validate::Validator;
 
@@ -23,10 +24,15 @@ pub struct Rule {
     group: usize,
     entropy: Option<f64>,
     validator: Option<Validator>,
+    /// Raises a match's confidence to `checksum` when it passes; never drops a match.
+    checksum: Option<Validator>,
+    /// `format` or `context`: the confidence of a match that has no passing checksum.
+    confidence: Confidence,
+    placeholders: Strictness,
     /// Public prefixes, longest first.
     public_prefixes: Vec<Vec<u8>>,
     /// Lowercase literals of which one must occur in the text (empty: no such gate).
-    requires: Vec<Vec<u8>>,
+    requires: Vec<memchr::memmem::Finder<'static>>,
     /// How far from a keyword this rule's matches can reach: the regex's maximum match length when
     /// it is bounded and small, else `None` (the rule always searches the whole text).
     reach: Option<usize>,
@@ -34,13 +40,9 @@ pub struct Rule {
 }
 
 impl Rule {
-    /// Does `text` pass the rule's `requires` gate?
-    fn required_present(&self, text: &[u8]) -> bool {
-        self.requires.is_empty()
-            || self.requires.iter().any(|r| match r.as_slice() {
-                [b] => memchr::memchr2(*b, b.to_ascii_uppercase(), text).is_some(),
-                _ => text.windows(r.len()).any(|w| w.eq_ignore_ascii_case(r)),
-            })
+    /// Does `lowered` (text passed through [`lowercase_into`]) pass the rule's `requires` gate?
+    fn required_present(&self, lowered: &[u8]) -> bool {
+        self.requires.is_empty() || self.requires.iter().any(|r| r.find(lowered).is_some())
     }
 }
 
@@ -64,11 +66,11 @@ struct Allowlist {
 }
 
 impl Allowlist {
-    fn compile(spec: &AllowlistSpec, rule: &str) -> Result<Self, RuleError> {
+    fn compile(spec: &AllowlistSpec, rule: &str, file: &RuleFile) -> Result<Self, RuleError> {
         let regexes = spec
             .regexes
             .iter()
-            .map(|r| compile_regex(r, rule))
+            .map(|r| compile_regex(&file.expand(r, rule)?, rule))
             .collect::<Result<_, _>>()?;
         Ok(Self {
             regexes,
@@ -117,6 +119,8 @@ pub struct Match {
     pub secret: Range<usize>,
     /// The whole regex match.
     pub whole: Range<usize>,
+    /// How the match was confirmed.
+    pub confidence: Confidence,
 }
 
 /// Texts longer than this are matched in windows around keywords.
@@ -218,7 +222,7 @@ impl EngineBuilder {
         let mut pattern_rules: Vec<Vec<usize>> = Vec::new();
         let mut unconditional = Vec::new();
         for (idx, spec) in specs.iter().enumerate() {
-            rules.push(compile_rule(spec)?);
+            rules.push(compile_rule(spec, &self.rules)?);
             if spec.keywords.is_empty() {
                 unconditional.push(idx);
             }
@@ -257,22 +261,44 @@ impl EngineBuilder {
                 rule: "*".into(),
                 message: format!("keyword automaton: {e}"),
             })?;
-        let prefilter = Prefilter::new(&patterns, &pattern_rules).map_err(|e| RuleError::Invalid {
-            rule: "*".into(),
-            message: format!("keyword prefilter: {e}"),
-        })?;
+        let rare_prefixes: Vec<Vec<u8>> = self
+            .rules
+            .prefilter
+            .rare_prefixes
+            .iter()
+            .map(|p| p.to_ascii_lowercase().into_bytes())
+            .filter(|p| !p.is_empty())
+            .collect();
+        let mut prefilter =
+            Prefilter::new(&patterns, &pattern_rules, &rare_prefixes).map_err(|e| RuleError::Invalid {
+                rule: "*".into(),
+                message: format!("keyword prefilter: {e}"),
+            })?;
+        prefilter.cover_decides = prefilter
+            .cover_rules
+            .iter()
+            .map(|rs| rs.iter().any(|&r| rules[r].requires.is_empty()))
+            .collect();
+        let mut format_prefixes: Vec<Vec<u8>> = rules
+            .iter()
+            .filter(|r| r.confidence == Confidence::Format)
+            .flat_map(|r| r.public_prefixes.iter().filter(|p| p.len() >= 4).cloned())
+            .collect();
+        format_prefixes.sort_by_key(|p| std::cmp::Reverse(p.len()));
+        format_prefixes.dedup();
         Ok(Engine {
+            format_prefixes,
             rules,
             prefilter,
             keywords,
             pattern_rules,
             unconditional,
-            global: Allowlist::compile(&self.rules.allowlist, "global allowlist")?,
+            global: Allowlist::compile(&self.rules.allowlist, "global allowlist", &self.rules)?,
         })
     }
 }
 
-fn compile_rule(spec: &RuleSpec) -> Result<Rule, RuleError> {
+fn compile_rule(spec: &RuleSpec, file: &RuleFile) -> Result<Rule, RuleError> {
     let invalid = |message: String| RuleError::Invalid {
         rule: spec.id.clone(),
         message,
@@ -280,7 +306,8 @@ fn compile_rule(spec: &RuleSpec) -> Result<Rule, RuleError> {
     if spec.id.is_empty() {
         return Err(invalid("empty id".into()));
     }
-    let regex = compile_regex(&spec.regex, &spec.id)?;
+    let pattern = file.expand(&spec.regex, &spec.id)?;
+    let regex = compile_regex(&pattern, &spec.id)?;
     let group = match spec.secret_group.as_deref() {
         Some(g) => match g.parse::<usize>() {
             Ok(n) if n < regex.captures_len() => n,
@@ -295,14 +322,23 @@ fn compile_rule(spec: &RuleSpec) -> Result<Rule, RuleError> {
             .position(|n| n == Some("secret"))
             .unwrap_or(if regex.captures_len() > 1 { 1 } else { 0 }),
     };
-    let validator = match spec.validator.as_deref() {
-        None => None,
-        Some(name) => Some(Validator::from_name(name).ok_or_else(|| {
-            invalid(format!(
-                "unknown validator `{name}`; known: {}",
-                Validator::NAMES.join(", ")
-            ))
-        })?),
+    let validator_named = |name: Option<&str>, field: &str| -> Result<Option<Validator>, RuleError> {
+        name.map(|name| {
+            Validator::from_name(name).ok_or_else(|| {
+                invalid(format!(
+                    "unknown {field} `{name}`; known: {}",
+                    Validator::NAMES.join(", ")
+                ))
+            })
+        })
+        .transpose()
+    };
+    let validator = validator_named(spec.validator.as_deref(), "validator")?;
+    let checksum = validator_named(spec.checksum.as_deref(), "checksum")?;
+    let placeholders = match spec.placeholders.as_deref() {
+        None => Strictness::default(),
+        Some(name) => Strictness::from_name(name)
+            .ok_or_else(|| invalid(format!("unknown placeholders `{name}`; known: loose, strict, off")))?,
     };
     let mut public_prefixes: Vec<Vec<u8>> = spec.public_prefixes.iter().map(|p| p.as_bytes().to_vec()).collect();
     public_prefixes.sort_by_key(|p| std::cmp::Reverse(p.len()));
@@ -315,17 +351,20 @@ fn compile_rule(spec: &RuleSpec) -> Result<Rule, RuleError> {
         group,
         entropy: spec.entropy,
         validator,
+        checksum,
+        confidence: spec.confidence,
+        placeholders,
         public_prefixes,
         reach: spec
             .window
-            .or_else(|| max_match_len(&spec.regex).filter(|&n| n <= MAX_WINDOW_REACH)),
+            .or_else(|| max_match_len(&pattern).filter(|&n| n <= MAX_WINDOW_REACH)),
         requires: spec
             .requires
             .iter()
-            .map(|r| r.to_ascii_lowercase().into_bytes())
             .filter(|r| !r.is_empty())
+            .map(|r| memchr::memmem::Finder::new(r.to_ascii_lowercase().as_bytes()).into_owned())
             .collect(),
-        allow: Allowlist::compile(&spec.allowlist, &spec.id)?,
+        allow: Allowlist::compile(&spec.allowlist, &spec.id, file)?,
     })
 }
 
@@ -348,6 +387,9 @@ struct Prefilter {
     groups: Vec<PrefilterGroup>,
     /// For each cover pattern, the rules with a keyword (in any form) containing it.
     cover_rules: Vec<Vec<usize>>,
+    /// For each cover pattern: does a hit decide alone that the text may match (one of its rules has
+    /// no `requires` gate)?
+    cover_decides: Vec<bool>,
 }
 
 #[derive(Debug)]
@@ -355,6 +397,17 @@ struct PrefilterGroup {
     searcher: PrefilterSearcher,
     /// Pattern index in this group's searcher → index in the whole cover.
     cover_index: Vec<usize>,
+    /// Pattern index → the pattern is made of base64 characters only (`pass`, `akia`, `zxlk`), so
+    /// that an image or another base64 payload can spell it by chance.
+    base64_only: Vec<bool>,
+}
+
+/// Bytes of base64 on each side of a keyword made of base64 characters that make it part of a
+/// base64 payload rather than a word (such a payload is decoded only for other keywords).
+const BASE64_RUN: usize = 16;
+
+fn is_base64(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=')
 }
 
 #[derive(Debug)]
@@ -390,23 +443,45 @@ fn coarsen(mut cover: Vec<Vec<u8>>, max: usize) -> Vec<Vec<u8>> {
 }
 
 impl Prefilter {
-    fn new(patterns: &[Vec<u8>], pattern_rules: &[Vec<usize>]) -> Result<Self, aho_corasick::BuildError> {
+    fn new(
+        patterns: &[Vec<u8>],
+        pattern_rules: &[Vec<usize>],
+        rare_prefixes: &[Vec<u8>],
+    ) -> Result<Self, aho_corasick::BuildError> {
         let cover = minimal_cover(patterns.to_vec());
         let (long, short): (Vec<Vec<u8>>, Vec<Vec<u8>>) = cover.into_iter().partition(|p| p.len() >= TEDDY_FINGERPRINT);
-        // Teddy takes at most 64 patterns per searcher.
-        let long = coarsen(long, TEDDY_MAX_PATTERNS);
-        let short = coarsen(short, TEDDY_MAX_PATTERNS);
+        // Teddy takes at most 64 patterns per searcher. Past 64, keywords beginning with one of the
+        // rule files' rare prefixes are searched with the short keywords, by those three bytes (a
+        // line holding them is decoded, and the exact keywords are matched there); what remains is
+        // split evenly over as many searchers as needed, a pass each.
+        let mut long = long;
+        let mut short = short;
+        for prefix in rare_prefixes {
+            if long.len() <= TEDDY_MAX_PATTERNS {
+                break;
+            }
+            let before = long.len();
+            long.retain(|p| !p.starts_with(prefix));
+            if long.len() < before {
+                short.push(prefix.clone());
+            }
+        }
+        let short = coarsen(minimal_cover(short), TEDDY_MAX_PATTERNS);
+        let n_long = long.len().div_ceil(TEDDY_MAX_PATTERNS).max(1);
+        let per = long.len().div_ceil(n_long).max(1);
         let mut cover: Vec<Vec<u8>> = Vec::new();
         let mut groups = Vec::new();
-        for group in [long, short] {
+        for group in long.chunks(per).map(<[Vec<u8>]>::to_vec).chain([short]) {
             if group.is_empty() {
                 continue;
             }
+            let group = teddy_bucket_order(group);
             let cover_index = (cover.len()..cover.len() + group.len()).collect();
             let refs: Vec<&Vec<u8>> = group.iter().collect();
             groups.push(PrefilterGroup {
                 searcher: PrefilterSearcher::build(&refs)?,
                 cover_index,
+                base64_only: group.iter().map(|p| p.iter().all(|&b| is_base64(b))).collect(),
             });
             cover.extend(group);
         }
@@ -424,7 +499,11 @@ impl Prefilter {
                 rules
             })
             .collect();
-        Ok(Prefilter { groups, cover_rules })
+        Ok(Prefilter {
+            groups,
+            cover_rules,
+            cover_decides: Vec::new(),
+        })
     }
 
     /// First cover-pattern match at or after `from`: (start, cover index).
@@ -437,21 +516,72 @@ impl Prefilter {
 }
 
 impl PrefilterGroup {
-    /// First match of this group's patterns at or after `from`: (start, cover index).
-    fn find(&self, lowered: &[u8], from: usize) -> Option<(usize, usize)> {
-        if from >= lowered.len() {
-            return None;
+    /// First match of this group's patterns at or after `from`: (start, cover index). A match of
+    /// a base64-only pattern inside a run of base64 (16 bytes or more on each side) is not one.
+    fn find(&self, lowered: &[u8], mut from: usize) -> Option<(usize, usize)> {
+        loop {
+            if from >= lowered.len() {
+                return None;
+            }
+            let (at, end, i) = match &self.searcher {
+                PrefilterSearcher::Packed(s) => s
+                    .find_in(lowered, aho_corasick::Span::from(from..lowered.len()))
+                    .map(|m| (m.start(), m.end(), m.pattern().as_usize())),
+                PrefilterSearcher::Automaton(a) => a
+                    .find(aho_corasick::Input::new(lowered).span(from..lowered.len()))
+                    .map(|m| (m.start(), m.end(), m.pattern().as_usize())),
+            }?;
+            let inside_base64 = self.base64_only[i]
+                && at >= BASE64_RUN
+                && end + BASE64_RUN <= lowered.len()
+                && lowered[at - BASE64_RUN..at].iter().all(|&b| is_base64(b))
+                && lowered[end..end + BASE64_RUN].iter().all(|&b| is_base64(b));
+            if !inside_base64 {
+                return Some((at, self.cover_index[i]));
+            }
+            from = at + 1;
         }
-        let (at, i) = match &self.searcher {
-            PrefilterSearcher::Packed(s) => s
-                .find_in(lowered, aho_corasick::Span::from(from..lowered.len()))
-                .map(|m| (m.start(), m.pattern().as_usize())),
-            PrefilterSearcher::Automaton(a) => a
-                .find(aho_corasick::Input::new(lowered).span(from..lowered.len()))
-                .map(|m| (m.start(), m.pattern().as_usize())),
-        }?;
-        Some((at, self.cover_index[i]))
     }
+}
+
+/// A keyword occurrence found by a [`KeywordCursor`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeywordHit {
+    /// Where it starts.
+    pub at: usize,
+    /// Whether it alone makes a text worth matching: a rule it may belong to has no `requires`
+    /// gate. When false, [`Engine::might_match_lowered`] decides.
+    pub decides: bool,
+}
+
+/// Order patterns so that Teddy puts alike ones in the same bucket. Teddy puts the pattern with id
+/// `i` in bucket `B - 1 - i % B` (B = 8 for up to 32 patterns, else 16) and reports a candidate
+/// wherever a bucket's merged fingerprint fits; a bucket holding `token"`, `token=` and `token:`
+/// fits far fewer places than one holding `token"`, `glpat-` and `1//0`. So: sort by the low
+/// nybbles of the first four bytes, cut into B
+/// runs, and hand out ids so that each run lands in one bucket. Only speed depends on this.
+fn teddy_bucket_order(mut group: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    // Teddy's fingerprint looks at the low and high nybbles of the first bytes; alike low nybbles
+    // first (Teddy itself keeps patterns with equal low nybbles together), then the bytes.
+    group.sort_by_cached_key(|p| (p.iter().take(4).map(|b| b & 15).collect::<Vec<u8>>(), p.clone()));
+    let buckets = if group.len() > 32 { 16 } else { 8 };
+    let (base, extra) = (group.len() / buckets, group.len() % buckets);
+    let mut runs: Vec<std::collections::VecDeque<Vec<u8>>> = Vec::with_capacity(buckets);
+    let mut rest = group.into_iter();
+    for b in 0..buckets {
+        runs.push(rest.by_ref().take(base + usize::from(b < extra)).collect());
+    }
+    let total: usize = runs.iter().map(|r| r.len()).sum();
+    let mut out = Vec::with_capacity(total);
+    for id in 0..total {
+        let bucket = buckets - 1 - id % buckets;
+        let next = match runs[bucket].pop_front() {
+            Some(p) => p,
+            None => runs.iter_mut().find_map(|r| r.pop_front()).expect("one left per id"),
+        };
+        out.push(next);
+    }
+    out
 }
 
 /// Successive keyword positions in one lowercased buffer, for queries at increasing offsets: each
@@ -461,33 +591,44 @@ impl PrefilterGroup {
 pub struct KeywordCursor<'e> {
     engine: &'e Engine,
     /// Per prefilter group: `None` = not searched yet, `Some(None)` = no match left,
-    /// `Some(Some(at))` = its next match starts at `at`.
-    next: Vec<Option<Option<usize>>>,
+    /// `Some(Some((at, cover)))` = its next match starts at `at`, of cover pattern `cover`.
+    next: Vec<Option<Option<(usize, usize)>>>,
 }
 
 impl KeywordCursor<'_> {
     /// Offset of the first keyword at or after `from` in `lowered` (the same buffer on every call;
     /// `from` never decreasing), like [`Engine::next_keyword_lowered`].
     pub fn next(&mut self, lowered: &[u8], from: usize) -> Option<usize> {
+        self.next_hit(lowered, from).map(|h| h.at)
+    }
+
+    /// Like [`KeywordCursor::next`], with what was found there.
+    pub fn next_hit(&mut self, lowered: &[u8], from: usize) -> Option<KeywordHit> {
         if !self.engine.unconditional.is_empty() {
-            return (from < lowered.len()).then_some(from);
+            return (from < lowered.len()).then_some(KeywordHit {
+                at: from,
+                decides: true,
+            });
         }
-        let mut best: Option<usize> = None;
+        let mut best: Option<(usize, usize)> = None;
         for (g, slot) in self.engine.prefilter.groups.iter().zip(self.next.iter_mut()) {
             let hit = match *slot {
-                Some(Some(at)) if at >= from => Some(at),
+                Some(Some((at, cover))) if at >= from => Some((at, cover)),
                 Some(None) => None,
                 _ => {
-                    let h = g.find(lowered, from).map(|(at, _)| at);
+                    let h = g.find(lowered, from);
                     *slot = Some(h);
                     h
                 }
             };
             if let Some(h) = hit {
-                best = Some(best.map_or(h, |b| b.min(h)));
+                best = Some(best.map_or(h, |b| if h.0 < b.0 { h } else { b }));
             }
         }
-        best
+        best.map(|(at, cover)| KeywordHit {
+            at,
+            decides: self.engine.prefilter.cover_decides[cover],
+        })
     }
 }
 
@@ -539,9 +680,18 @@ pub struct Engine {
     pattern_rules: Vec<Vec<usize>>,
     unconditional: Vec<usize>,
     global: Allowlist,
+    /// Public prefixes (4 bytes or more) of the format rules, longest first.
+    format_prefixes: Vec<Vec<u8>>,
 }
 
 impl Engine {
+    /// Does `secret` start with a format rule's public prefix? A value found by its context that
+    /// does (`ANTHROPIC_API_KEY=sk-ant-api03-…` with the wrong length or ending) is that format's
+    /// business: when the format rule did not match it, it is not a token of that format.
+    fn format_prefix(&self, secret: &[u8]) -> bool {
+        self.format_prefixes.iter().any(|p| secret.starts_with(p))
+    }
+
     /// The built-in rules, compiled.
     pub fn builtin() -> Self {
         EngineBuilder::with_builtin()
@@ -682,10 +832,14 @@ impl Engine {
             return;
         }
         candidates.clear();
+        let mut lowered: Option<Vec<u8>> = None;
         for &r in order.iter() {
             let rule = &self.rules[r];
-            if !rule.required_present(text) {
-                continue;
+            if !rule.requires.is_empty() {
+                let lowered = lowered.get_or_insert_with(|| text.to_ascii_lowercase());
+                if !rule.required_present(lowered) {
+                    continue;
+                }
             }
             let loc = locs[r].get_or_insert_with(|| rule.regex.capture_locations());
             let before = candidates.len();
@@ -774,14 +928,28 @@ impl Engine {
                     continue;
                 }
             }
+            if placeholder::is_placeholder(secret, rule.public_prefix(secret).len(), rule.placeholders)
+                || (rule.placeholders == Strictness::Strict
+                    && (placeholder::is_prose(&text[..s], secret, &text[e..]) || placeholder::is_key(&text[e..])))
+                || placeholder::is_elided(&text[..s], secret, &text[e..])
+                || (rule.confidence == Confidence::Context && self.format_prefix(secret))
+                || (rule.confidence == Confidence::Format && placeholder::in_base64_run(&text[..s], &text[e..]))
+            {
+                continue;
+            }
             let whole_bytes = &text[whole.range()];
             if rule.allow.allows(secret, whole_bytes, text) || self.global.allows(secret, whole_bytes, text) {
                 continue;
             }
+            let confidence = match rule.checksum {
+                Some(c) if c.check(secret) => Confidence::Checksum,
+                _ => rule.confidence,
+            };
             candidates.push(Match {
                 rule: r,
                 secret: s..e,
                 whole: whole.range(),
+                confidence,
             });
         }
         true
@@ -935,8 +1103,17 @@ regex = '''a&b=(\w+)'''
     fn builtin_prefilter_uses_teddy() {
         let e = Engine::builtin();
         assert_eq!(e.prefilter_kind(), "teddy");
-        // Built-in keywords include short ones (`sk-`, `://`): two searchers.
+        // Built-in keywords: long ones (at most 64: one Fat Teddy pass) and short ones (`sk-`, `://`,
+        // and the 3-byte stems of the rare prefixes; at most 32 keeps Teddy's faster Slim variant,
+        // which reads 32 bytes per step instead of 16). A keyword more can cost a pass: measure.
         assert_eq!(e.prefilter.groups.len(), 2);
+        let short = e.prefilter.groups.last().unwrap();
+        assert!(short.cover_index.len() <= 32, "{}", short.cover_index.len());
+        assert!(e
+            .prefilter
+            .groups
+            .iter()
+            .all(|g| g.cover_index.len() <= TEDDY_MAX_PATTERNS));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! A finding: where a secret is, which rule found it, and a keyed fingerprint. Never the secret.
 use serde::{Deserialize, Serialize};
 
-use super::rules::Severity;
+use super::rules::{Confidence, Severity};
 
 /// Version of the finding record format (`schema` field of every JSON/JSONL record).
 pub const FINDING_SCHEMA: u32 = 1;
@@ -17,6 +17,11 @@ pub struct Finding {
     pub description: String,
     /// Severity.
     pub severity: Severity,
+    /// How the match was confirmed: `checksum` (the format's checksum or structure verified),
+    /// `format` (a provider's distinctive format) or `context` (found by its name). Absent in
+    /// records written before sidecar reported it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<Confidence>,
     /// File path as given on the command line (joined with the path below a given directory),
     /// or `-` for standard input.
     pub file: String,

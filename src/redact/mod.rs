@@ -13,13 +13,14 @@ pub mod engine;
 pub mod finding;
 pub mod fingerprint;
 pub mod mask;
+pub mod placeholder;
 pub mod rules;
 pub mod validate;
 
-pub use engine::{Engine, EngineBuilder, KeywordCursor, Match, Scratch};
+pub use engine::{Engine, EngineBuilder, KeywordCursor, KeywordHit, Match, Scratch};
 pub use finding::Finding;
 pub use fingerprint::FingerprintKey;
-pub use rules::{RuleFile, RuleSpec, Severity};
+pub use rules::{Confidence, RuleFile, RuleSpec, Severity};
 
 /// Shannon entropy of a byte string, in bits per byte.
 pub fn shannon_entropy(bytes: &[u8]) -> f64 {

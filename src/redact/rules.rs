@@ -10,10 +10,13 @@
 //! keywords = ["ghp_"]                    # literal, case-insensitive prefilter
 //! requires = ["@"]                       # optional: the text must also contain one of these literals
 //! window = 1024                          # optional: in texts over 16 KiB, look only this far around keywords
-//! regex = '''(?P<secret>ghp_[A-Za-z0-9]{36})'''
+//! regex = '''{{lb}}(?P<secret>ghp_[A-Za-z0-9]{36})'''   # {{name}}: a fragment from [define]
 //! secret_group = "secret"                # name or number; default: group "secret", else 1, else 0
 //! entropy = 3.0                          # optional minimum Shannon entropy of the secret (bits/byte)
-//! validator = "github-crc32"             # optional structural check, see validate.rs
+//! validator = "discord-token"            # optional structural check that gates the match, see validate.rs
+//! checksum = "github-crc32"              # optional check that raises confidence only (never gates)
+//! confidence = "format"                  # format (the token's own shape) | context (found by its name)
+//! placeholders = "loose"                 # loose | strict | off: how hard to look for fakes, see placeholder.rs
 //! public_prefixes = ["ghp_"]             # left readable when masking
 //! examples = ["token ghp_…"]             # must match (tested)
 //! negative_examples = ["ghp_xxxx"]       # must not match (tested)
@@ -23,7 +26,12 @@
 //! target = "secret"                      # secret | match | line (default secret)
 //!
 //! [allowlist]                            # global, same fields
+//!
+//! [define]                               # named regex fragments, used as {{name}} in regexes
+//! lb = '''(?:^|[^0-9A-Za-z_-])'''
 //! ```
+//! Fragments are expanded before compiling, also inside other fragments; a user rule file may use the
+//! built-in fragments and define its own (the same name replaces a built-in one).
 use serde::{Deserialize, Serialize};
 
 /// How severe a leak of this kind of secret is.
@@ -49,6 +57,30 @@ impl Severity {
             Severity::Medium => "medium",
             Severity::High => "high",
             Severity::Critical => "critical",
+        }
+    }
+}
+
+/// How a finding was confirmed, reported in every finding's `confidence` field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Confidence {
+    /// Found by a name or context around a value (`DB_PASSWORD=…`, `Authorization: Bearer …`).
+    Context,
+    /// The value has a provider's distinctive format (`ghp_…`, `sk-ant-api03-…`, `AKIA…`).
+    #[default]
+    Format,
+    /// The format's own checksum or structure verified (GitHub's CRC32, a JWT that decodes).
+    Checksum,
+}
+
+impl Confidence {
+    /// Lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Confidence::Context => "context",
+            Confidence::Format => "format",
+            Confidence::Checksum => "checksum",
         }
     }
 }
@@ -124,9 +156,19 @@ pub struct RuleSpec {
     /// Minimum Shannon entropy of the secret, in bits per byte.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entropy: Option<f64>,
-    /// Structural validator, see [`crate::redact::validate::Validator`].
+    /// Structural validator that gates the match, see [`crate::redact::validate::Validator`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validator: Option<String>,
+    /// A validator that only raises the finding's confidence to `checksum` when it passes; a match
+    /// that fails it is still a finding (test tokens and typos are still tokens).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<String>,
+    /// Whether the rule recognises a format (`format`, default) or a context (`context`).
+    #[serde(default)]
+    pub confidence: Confidence,
+    /// How hard to look for placeholders and fakes in a match: `loose` (default), `strict` or `off`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placeholders: Option<String>,
     /// Public prefixes left readable in masks and previews (the longest that the secret starts with).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub public_prefixes: Vec<String>,
@@ -155,6 +197,29 @@ pub struct RuleFile {
     /// Global allowlist.
     #[serde(default)]
     pub allowlist: AllowlistSpec,
+    /// Named regex fragments, written `{{name}}` in regexes and allowlist regexes.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub define: std::collections::BTreeMap<String, String>,
+    /// Hints for the keyword prefilter.
+    #[serde(default, skip_serializing_if = "PrefilterSpec::is_empty")]
+    pub prefilter: PrefilterSpec,
+}
+
+/// Hints for the keyword prefilter (performance only: what is found does not change).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PrefilterSpec {
+    /// Beginnings of keywords (case-insensitive) that are rare in logs: when the keywords do not
+    /// fit one SIMD searcher, those starting with one of these are searched by these bytes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rare_prefixes: Vec<String>,
+}
+
+impl PrefilterSpec {
+    /// True when there is nothing in it.
+    pub fn is_empty(&self) -> bool {
+        self.rare_prefixes.is_empty()
+    }
 }
 
 /// The built-in rules, embedded in the binary.
@@ -225,6 +290,49 @@ impl RuleFile {
         }
         self.allowlist.regexes.extend(other.allowlist.regexes);
         self.allowlist.stopwords.extend(other.allowlist.stopwords);
+        self.define.extend(other.define);
+        self.prefilter.rare_prefixes.extend(other.prefilter.rare_prefixes);
+    }
+
+    /// `pattern` with every `{{name}}` replaced by its fragment from `[define]`, recursively. A
+    /// `{{` not followed by a name and `}}` is kept as it is.
+    pub fn expand(&self, pattern: &str, rule: &str) -> Result<String, RuleError> {
+        let is_name = |n: &str| !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        let mut out = pattern.to_string();
+        for _ in 0..8 {
+            let mut next = String::with_capacity(out.len());
+            let mut rest = out.as_str();
+            let mut changed = false;
+            while let Some(open) = rest.find("{{") {
+                let after = &rest[open + 2..];
+                match after.find("}}") {
+                    Some(close) if is_name(&after[..close]) => {
+                        let name = &after[..close];
+                        let fragment = self.define.get(name).ok_or_else(|| RuleError::Invalid {
+                            rule: rule.to_string(),
+                            message: format!("`{{{{{name}}}}}` is not defined in [define]"),
+                        })?;
+                        next.push_str(&rest[..open]);
+                        next.push_str(fragment);
+                        rest = &after[close + 2..];
+                        changed = true;
+                    }
+                    _ => {
+                        next.push_str(&rest[..open + 2]);
+                        rest = after;
+                    }
+                }
+            }
+            next.push_str(rest);
+            if !changed {
+                return Ok(next);
+            }
+            out = next;
+        }
+        Err(RuleError::Invalid {
+            rule: rule.to_string(),
+            message: "[define] fragments nest more than 8 deep (a fragment that uses itself?)".into(),
+        })
     }
 }
 
@@ -319,6 +427,9 @@ mod gitleaks {
                         secret_group: r.secret_group.filter(|g| *g > 0).map(|g| g.to_string()),
                         entropy: r.entropy,
                         validator: None,
+                        checksum: None,
+                        confidence: super::Confidence::Format,
+                        placeholders: None,
                         public_prefixes: Vec::new(),
                         examples: Vec::new(),
                         negative_examples: Vec::new(),
@@ -329,6 +440,8 @@ mod gitleaks {
             RuleFile {
                 rule: rules,
                 allowlist: merge_allowlists(self.allowlist, self.allowlists),
+                define: Default::default(),
+                prefilter: Default::default(),
             }
         }
     }
@@ -368,6 +481,17 @@ regexes = ['''^dummy''']
         assert_eq!(r.entropy, Some(3.0));
         assert_eq!(r.allowlist.stopwords, vec!["example"]);
         assert_eq!(file.allowlist.regexes, vec!["^dummy"]);
+    }
+
+    #[test]
+    fn fragments_expand_recursively_and_unknown_ones_are_errors() {
+        let file = RuleFile::from_toml("[define]\nws = '[ \\t]'\nsep = '{{ws}}*[:=]{{ws}}*'\n", "t").unwrap();
+        assert_eq!(file.expand("key{{sep}}(v)", "r").unwrap(), "key[ \\t]*[:=][ \\t]*(v)");
+        assert_eq!(file.expand("a{2}{{ {x} }}", "r").unwrap(), "a{2}{{ {x} }}");
+        let err = file.expand("{{nope}}", "r").unwrap_err();
+        assert!(err.to_string().contains("`{{nope}}` is not defined"), "{err}");
+        let looped = RuleFile::from_toml("[define]\na = '{{a}}'\n", "t").unwrap();
+        assert!(looped.expand("{{a}}", "r").unwrap_err().to_string().contains("nest"));
     }
 
     #[test]

@@ -16,12 +16,22 @@ pub enum Validator {
     /// `upper-lower-digit`: has an uppercase letter, a lowercase letter and a digit (random base62 or
     /// base64 strings of 30+ characters do; hex digests, UUIDs, ULIDs and words don't).
     UpperLowerDigit,
+    /// `upper-lower`: has an uppercase and a lowercase letter (random base64 does; hex digests don't).
+    UpperLower,
     /// `mixed-chars`: looks machine-made: a letter and a digit, or upper- and lowercase letters and a
     /// symbol (a password like `OOiEgu%XOKLl~-G`); not a word, a number or a lowercase-hyphenated name.
     MixedChars,
     /// `discord-token`: three base64url parts, the first of which decodes to the bot's numeric
     /// (snowflake) id.
     DiscordToken,
+    /// `gitlab-crc32`: a routable GitLab token (`glpat-<payload>[.01].<2><7>`) whose last 7
+    /// characters are the base36 CRC32 of everything before them.
+    GitlabCrc32,
+    /// `base64-jwt`: base64 (standard or URL-safe) of a JWT (`ZXlK…` decodes to `eyJ….…`).
+    Base64Jwt,
+    /// `base64-private-key`: base64 of a PEM block whose header names a private key
+    /// (`LS0tLS1CRUdJTi…` decodes to `-----BEGIN … PRIVATE KEY-----`), not a certificate or public key.
+    Base64PrivateKey,
 }
 
 impl Validator {
@@ -33,8 +43,12 @@ impl Validator {
             "basic-auth" => Validator::BasicAuth,
             "mixed-alnum" => Validator::MixedAlnum,
             "upper-lower-digit" => Validator::UpperLowerDigit,
+            "upper-lower" => Validator::UpperLower,
             "mixed-chars" => Validator::MixedChars,
             "discord-token" => Validator::DiscordToken,
+            "gitlab-crc32" => Validator::GitlabCrc32,
+            "base64-jwt" => Validator::Base64Jwt,
+            "base64-private-key" => Validator::Base64PrivateKey,
             _ => return None,
         })
     }
@@ -46,8 +60,12 @@ impl Validator {
         "basic-auth",
         "mixed-alnum",
         "upper-lower-digit",
+        "upper-lower",
         "mixed-chars",
         "discord-token",
+        "gitlab-crc32",
+        "base64-jwt",
+        "base64-private-key",
     ];
 
     /// Does `secret` pass?
@@ -64,6 +82,9 @@ impl Validator {
                     && secret.iter().any(u8::is_ascii_uppercase)
                     && secret.iter().any(u8::is_ascii_lowercase)
             }
+            Validator::UpperLower => {
+                secret.iter().any(u8::is_ascii_uppercase) && secret.iter().any(u8::is_ascii_lowercase)
+            }
             Validator::MixedChars => {
                 let has = |f: fn(&u8) -> bool| secret.iter().any(f);
                 has(u8::is_ascii_alphabetic)
@@ -73,6 +94,15 @@ impl Validator {
                             && has(u8::is_ascii_punctuation)))
             }
             Validator::DiscordToken => discord_token(secret),
+            Validator::GitlabCrc32 => gitlab_crc32(secret),
+            Validator::Base64Jwt => base64_prefix(secret, 96)
+                .is_some_and(|d| d.starts_with(b"eyJ") && d.contains(&b'.') && d.iter().all(u8::is_ascii_graphic)),
+            Validator::Base64PrivateKey => base64_prefix(secret, 96).is_some_and(|d| {
+                d.starts_with(b"-----BEGIN ") && {
+                    let header = d[11..].split(|&b| b == b'-').next().unwrap_or_default();
+                    header.ends_with(b"PRIVATE KEY") || header.ends_with(b"PRIVATE KEY BLOCK")
+                }
+            }),
         }
     }
 }
@@ -101,6 +131,36 @@ fn github_crc32(secret: &[u8]) -> bool {
     let body = &secret[4..34];
     let check = &secret[34..];
     base62(crc32fast::hash(body) as u64, 6).as_bytes() == check
+}
+
+fn gitlab_crc32(secret: &[u8]) -> bool {
+    // …<payload>.<2 base36 length><7 base36 CRC32 of all before>
+    if secret.len() < 10 || secret[secret.len() - 10] != b'.' {
+        return false;
+    }
+    let (head, crc) = secret.split_at(secret.len() - 7);
+    let Ok(crc) = std::str::from_utf8(crc) else {
+        return false;
+    };
+    u32::from_str_radix(crc, 36).is_ok_and(|c| c == crc32fast::hash(head))
+}
+
+/// Decode the first `max` characters (rounded down to whole 4-character groups) of base64 text,
+/// standard or URL-safe alphabet.
+fn base64_prefix(secret: &[u8], max: usize) -> Option<Vec<u8>> {
+    let n = secret.len().min(max) / 4 * 4;
+    let part = &secret[..n];
+    if part.iter().any(|&b| b == b'-' || b == b'_') {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).ok()
+    } else {
+        base64::engine::general_purpose::STANDARD_NO_PAD
+            .decode(
+                part.strip_suffix(b"==")
+                    .or_else(|| part.strip_suffix(b"="))
+                    .unwrap_or(part),
+            )
+            .ok()
+    }
 }
 
 fn b64url_json_object(part: &[u8]) -> Option<serde_json::Map<String, serde_json::Value>> {
@@ -204,6 +264,41 @@ mod tests {
         assert!(!Validator::DiscordToken.check(b"MTE1Mjc4NDQwMDk0Mzc2NDc0.GZ-a1b"));
         assert!(!Validator::DiscordToken.check(b"!!!.a.b"));
         assert_eq!(Validator::from_name("discord-token"), Some(Validator::DiscordToken));
+    }
+
+    #[test]
+    fn gitlab_routable_checksum() {
+        // <prefix><payload>.01.<2 base36 length><7 base36 CRC32 of all before>
+        let head = "glpat-Yzoxcm86YWJjZAp1OmRlZmdoAcw4XvT1kQ2Zl0Q8.01.1i";
+        let crc = crc32fast::hash(head.as_bytes());
+        let mut b36 = String::new();
+        let mut n = crc as u64;
+        for _ in 0..7 {
+            b36.insert(0, char::from_digit((n % 36) as u32, 36).unwrap());
+            n /= 36;
+        }
+        let ok = format!("{head}{b36}");
+        assert!(Validator::GitlabCrc32.check(ok.as_bytes()));
+        let mut bad = ok.into_bytes();
+        let last = bad.len() - 1;
+        bad[last] = if bad[last] == b'0' { b'1' } else { b'0' };
+        assert!(!Validator::GitlabCrc32.check(&bad));
+        assert!(!Validator::GitlabCrc32.check(b"glpat-aBcDeFgHiJkLmNoPqRsT"));
+    }
+
+    #[test]
+    fn base64_wrapped() {
+        use base64::Engine as _;
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U";
+        assert!(Validator::Base64Jwt.check(b64(jwt).as_bytes()));
+        assert!(!Validator::Base64Jwt.check(b64("eyJ hello world, not a token at all").as_bytes()));
+        let key = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAq8Vn3Lp0Zr7Xs2Wd5Fh9Jt1\n";
+        assert!(Validator::Base64PrivateKey.check(b64(key).as_bytes()));
+        let cert = "-----BEGIN CERTIFICATE-----\nMIIDdzCCAl+gAwIBAgIEAgAAuTANBgkqhkiG9w0BAQUF\n";
+        assert!(!Validator::Base64PrivateKey.check(b64(cert).as_bytes()));
+        let public = "-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA\n";
+        assert!(!Validator::Base64PrivateKey.check(b64(public).as_bytes()));
     }
 
     #[test]

@@ -193,6 +193,7 @@ mod tests {
             rule: "github-pat".into(),
             description: "GitHub token".into(),
             severity: Severity::Critical,
+            confidence: None,
             file: "logs/a b.log".into(),
             line: 3,
             end_line: 3,

@@ -188,6 +188,7 @@ mod tests {
             rule: "github-pat".into(),
             description: "d".into(),
             severity: Severity::High,
+            confidence: None,
             file: "f".into(),
             line: 1,
             end_line: 1,
