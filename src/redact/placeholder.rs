@@ -369,7 +369,8 @@ fn fake_segment(body: &[u8]) -> bool {
 /// absolute path, or one of [`REFERENCE_PREFIXES`].
 fn is_reference(v: &[u8], lower: &[u8]) -> bool {
     let (first, last) = (v[0], v[v.len() - 1]);
-    matches!(first, b'$' | b'{' | b'<' | b'[' | b'(' | b'/' | b'\\')
+    matches!(first, b'$' | b'{' | b'<' | b'[' | b'(' | b'\\')
+        || (first == b'/' && looks_like_path(v))
         || v.starts_with(b"#{")
         || (first == b'%' && (last == b'%' || v.len() <= 3))
         || (first == b'@' && last == b'@' && v.len() > 2)
@@ -379,6 +380,18 @@ fn is_reference(v: &[u8], lower: &[u8]) -> bool {
         || (v.len() > 2 && v[1] == b':' && v[0].is_ascii_alphabetic() && v[2] == b'\\')
         || REFERENCE_PREFIXES.iter().any(|p| lower.starts_with(p))
         || (memchr::memchr(b'(', v).is_some() && last == b')')
+}
+
+/// A path (`/run/secrets/db`, `/etc/app/key.pem`), not a base64 value that starts with `/` (an AWS
+/// secret key `/mB3xwGczre…`): no part between slashes is a random-looking run (12 or more bytes
+/// mixing upper- and lowercase letters and digits).
+fn looks_like_path(v: &[u8]) -> bool {
+    v.split(|&b| b == b'/').all(|part| {
+        part.len() < 12
+            || !(part.iter().any(u8::is_ascii_uppercase)
+                && part.iter().any(u8::is_ascii_lowercase)
+                && part.iter().any(u8::is_ascii_digit))
+    })
 }
 
 /// A lowercase name of three or more words, one of which names a secret (`openclaw-db-password`,
@@ -506,6 +519,8 @@ mod tests {
             "Summer2024",
             "correct-horse-battery-staple",
             "Xk9#mQ2vLp7",
+            // An AWS secret key may start with `/`: not a path.
+            "/mB3xwGczreuSVOfDMYVX1XKF0/xQOdHuuxYsFRu",
         ] {
             assert!(!strict(v), "{v}");
         }
