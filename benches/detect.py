@@ -51,7 +51,11 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 import detect_suite  # noqa: E402
 from benchutil import host_basics, run_measured, sidecar_binary  # noqa: E402
-from e2e import REF_PACKAGES, ensure_reference_tools, log, md_table, netns_prefix, tool_version  # noqa: E402
+from e2e import REF_PACKAGES, ensure_reference_tools, md_table, netns_prefix, tool_version  # noqa: E402
+
+
+def log(msg):
+    print(f"[detect] {msg}", file=sys.stderr, flush=True)
 
 FORMATS = ("plain", "docker")
 TARGETS = {"recall_pct": 97.0, "fp_pct": 0.5}
