@@ -959,7 +959,9 @@ impl Engine {
             }
             if placeholder::is_placeholder(secret, rule.public_prefix(secret).len(), rule.placeholders)
                 || (rule.placeholders == Strictness::Strict
-                    && (placeholder::is_prose(&text[..s], secret, &text[e..]) || placeholder::is_key(&text[e..])))
+                    && (placeholder::is_prose(&text[..s], secret, &text[e..])
+                        || placeholder::is_key(&text[e..])
+                        || placeholder::is_next_field(&text[..s], secret)))
                 || placeholder::is_elided(&text[..s], secret, &text[e..])
                 || (rule.confidence == Confidence::Context && self.format_prefix(secret))
                 || (rule.confidence == Confidence::Format && placeholder::in_base64_run(&text[..s], &text[e..]))

@@ -233,7 +233,30 @@ pub fn is_elided(before: &[u8], value: &[u8], after: &[u8]) -> bool {
         .any(|m| after.starts_with(m) || before.ends_with(m) || memchr::memmem::find(value, m).is_some())
         || after.starts_with(b"]*")
         || after.starts_with(b"**")
-        || (before.ends_with(b"[") && after.starts_with(b"]"))
+        || (before.ends_with(b"[") && after.starts_with(b"]") && is_marker_word(value))
+}
+
+/// A bracketed marker's word (`FILTERED`, `hidden`, `secure value`): letters, `_`, `-` and blanks only.
+/// A token in brackets (`[ghp_…]`, a Go slice or a Markdown link) has digits and is not one.
+fn is_marker_word(value: &[u8]) -> bool {
+    value
+        .iter()
+        .all(|&b| b.is_ascii_alphabetic() || matches!(b, b'_' | b'-' | b' '))
+}
+
+/// The "value" is the next field of a dump whose own value is empty (`password= user=app`,
+/// `Password: SSLMode:disable}`): a name, then `=` or `:`, after a blank.
+pub fn is_next_field(before: &[u8], value: &[u8]) -> bool {
+    let after_blank = matches!(before.last(), Some(b' ' | b'\t'));
+    let name_len = value
+        .iter()
+        .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+        .count();
+    after_blank
+        && name_len > 0
+        && value[0].is_ascii_alphabetic()
+        && matches!(value.get(name_len), Some(b'=' | b':'))
+        && value.get(name_len + 1).is_some_and(|&b| b != b'=' && b != b':')
 }
 
 /// The match sits inside a run of base64 characters (`A-Za-z0-9+/=`): 8 or more on each side and 32
@@ -540,6 +563,17 @@ mod tests {
         assert!(is_elided(b"x...", b"sk-", b""));
         assert!(is_elided(b"key=", b"sk-ant-api03-abcd...wxyz", b""));
         assert!(!is_elided(b"key=", b"sk-proj-abcd", b" done."));
+        assert!(is_elided(b"password=[", b"FILTERED", b"]"));
+        assert!(!is_elided(
+            b"tokens: [",
+            b"ghp_u8jzPde0IgxLd6GncfBAepfJBd0Kh8oOOL8d",
+            b"]"
+        ));
+        assert!(is_next_field(b"password= ", b"user=app"));
+        assert!(is_next_field(b"Password: ", b"SSLMode:disable}"));
+        assert!(!is_next_field(b"password=", b"user=app"));
+        assert!(!is_next_field(b"password: ", b"hunter2"));
+        assert!(!is_next_field(b"password: ", b"dGVzdA==x"));
         assert!(is_elided(b"{\"token\":\"[", b"generic-secret:3fa2c1", b"]*********\"}"));
         assert!(is_elided(b"'", b"ghp_[github-pat:3fa2c1", b"]****'"));
         assert!(is_elided(b"\"[", b"FILTERED", b"]\""));
