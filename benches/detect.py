@@ -51,7 +51,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 import detect_suite  # noqa: E402
 from benchutil import host_basics, run_measured, sidecar_binary  # noqa: E402
-from e2e import REF_PACKAGES, ensure_reference_tools, md_table, netns_prefix, tool_version  # noqa: E402
+from e2e import REF_PACKAGES, ensure_reference_tools, md_table, netns_prefix, tool_version, write_results  # noqa: E402
 
 
 def log(msg):
@@ -723,12 +723,7 @@ def main(argv=None):
         exit_code = 1
     res["elapsed_seconds"] = round(time.time() - t0, 1)
     res["exit_code"] = exit_code
-    with open(os.path.join(out, "results.md"), "w", encoding="utf-8") as f:
-        f.write(md)
-    with open(os.path.join(out, "results.json"), "w", encoding="utf-8") as f:
-        json.dump(res, f, indent=1)
-        f.write("\n")
-    print(md)
+    write_results(out, md, res)
     log(f"wrote {os.path.join(out, 'results.md')} and results.json in {res['elapsed_seconds']}s (exit {exit_code})")
     return exit_code
 

@@ -676,14 +676,19 @@ def main(argv=None):
                                sidecar_bin)
     results["elapsed_seconds"] = round(time.time() - t_start, 1)
     results["machine"]["loadavg_1m_before_after"] = [round(load_before[0], 2), round(os.getloadavg()[0], 2)]
+    write_results(out, md, results)
+    log(f"wrote {os.path.join(out, 'results.md')} and results.json in {results['elapsed_seconds']}s")
+    return exit_code
+
+
+def write_results(out, md, results):
+    """OUT/results.md and OUT/results.json, and the Markdown on stdout."""
     with open(os.path.join(out, "results.md"), "w", encoding="utf-8") as f:
         f.write(md)
     with open(os.path.join(out, "results.json"), "w", encoding="utf-8") as f:
         json.dump(results, f, indent=1)
         f.write("\n")
     print(md)
-    log(f"wrote {os.path.join(out, 'results.md')} and results.json in {results['elapsed_seconds']}s")
-    return exit_code
 
 
 def build_report(load_note, a, meta, gen_secs, truth, tools, scores, corpus_bytes, prefix, fabricated, self_test_problems, sidecar_bin):

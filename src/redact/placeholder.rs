@@ -318,36 +318,33 @@ fn dominant_char(body: &[u8]) -> bool {
 /// A run of one character: 6 or more in a body of up to 100 bytes, 16 or more in a longer one.
 fn long_run(body: &[u8]) -> bool {
     let need = if body.len() <= 100 { 6 } else { 16 };
-    let mut run = 1;
-    for w in body.windows(2) {
-        if w[0] == w[1] {
-            run += 1;
-            if run >= need {
-                return true;
-            }
-        } else {
-            run = 1;
-        }
-    }
-    false
+    run_reaches(body, |a, b| (a == b).then_some(need))
 }
 
 /// An ascending run of letters (6: `abcdef`) or digits (8: `12345678`); random tokens hold one
 /// about once in a million.
 fn ascending_run(body: &[u8]) -> bool {
-    let mut run = 1;
-    for w in body.windows(2) {
-        let (a, b) = (w[0].to_ascii_lowercase(), w[1].to_ascii_lowercase());
+    run_reaches(body, |a, b| {
+        let (a, b) = (a.to_ascii_lowercase(), b.to_ascii_lowercase());
         let same_class =
             (a.is_ascii_lowercase() && b.is_ascii_lowercase()) || (a.is_ascii_digit() && b.is_ascii_digit());
-        if same_class && b == a + 1 {
-            run += 1;
-            let need = if a.is_ascii_digit() { 8 } else { 6 };
-            if run >= need {
-                return true;
+        (same_class && b == a + 1).then_some(if a.is_ascii_digit() { 8 } else { 6 })
+    })
+}
+
+/// Does a run of neighbours that `step` links grow as long as `step` asks? `step(a, b)` returns the
+/// length a run must reach when `b` continues a run ending in `a`, or `None` when it breaks it.
+fn run_reaches(body: &[u8], step: impl Fn(u8, u8) -> Option<usize>) -> bool {
+    let mut run = 1;
+    for w in body.windows(2) {
+        match step(w[0], w[1]) {
+            Some(need) => {
+                run += 1;
+                if run >= need {
+                    return true;
+                }
             }
-        } else {
-            run = 1;
+            None => run = 1,
         }
     }
     false
