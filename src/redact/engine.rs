@@ -1218,4 +1218,34 @@ regex = '''a&b=(\w+)'''
         let failures = engine.check_examples(&specs);
         assert!(failures.is_empty(), "{}", failures.join("\n"));
     }
+
+    #[test]
+    fn pem_bodies_end_at_the_first_end_line_in_every_escaping() {
+        let e = Engine::builtin();
+        let body = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQD9mteUE99Dvaj";
+        let tail = "Ruec/wOesUzsPNsScgAYC1ctS4egx9pneDY6uVqW4MWfv5n0n6ow+Pn18W6I8vFA==";
+        for nl in ["\n", "\r\n", "\\n", "\\\\n", "\\r\\n"] {
+            let key = format!("{body}{nl}{tail}");
+            let text = format!("k=-----BEGIN RSA PRIVATE KEY-----{nl}{key}{nl}-----END RSA PRIVATE KEY-----{nl} next");
+            assert_eq!(
+                ids(&e, &text),
+                vec![("private-key-pem".to_string(), key.clone())],
+                "{nl:?}"
+            );
+            // Two keys in one text: two findings, neither spanning the text between them.
+            let two = format!("{text} and {text}");
+            assert_eq!(ids(&e, &two).len(), 2, "{nl:?}");
+            // Truncated (no END): the body runs to the end of the text.
+            let cut = format!("-----BEGIN PRIVATE KEY-----{nl}{key}");
+            assert_eq!(
+                ids(&e, &cut),
+                vec![("private-key-pem".to_string(), key.clone())],
+                "{nl:?}"
+            );
+        }
+        // JSON-escaped slashes (\/) inside a service-account key.
+        let key = format!("{body}\\/{tail}");
+        let text = format!(r#"{{"private_key": "-----BEGIN PRIVATE KEY-----\n{key}\n-----END PRIVATE KEY-----\n"}}"#);
+        assert_eq!(ids(&e, &text), vec![("gcp-service-account".to_string(), key)]);
+    }
 }

@@ -307,12 +307,14 @@ fn dominant_char(body: &[u8]) -> bool {
     if body.len() < 8 {
         return false;
     }
-    let mut counts = [0u16; 256];
+    let mut counts = [0u32; 256];
+    let mut max = 0;
     for &b in body {
-        counts[b.to_ascii_lowercase() as usize] = counts[b.to_ascii_lowercase() as usize].saturating_add(1);
+        let c = &mut counts[b.to_ascii_lowercase() as usize];
+        *c += 1;
+        max = max.max(*c);
     }
-    let max = counts.iter().copied().max().unwrap_or(0) as usize;
-    max * 5 >= body.len() * 2
+    max as usize * 5 >= body.len() * 2
 }
 
 /// A run of one character: 6 or more in a body of up to 100 bytes, 16 or more in a longer one.
