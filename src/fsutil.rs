@@ -123,6 +123,24 @@ pub fn mode(path: &Path) -> io::Result<u32> {
     Ok(fs::metadata(path)?.permissions().mode() & 0o7777)
 }
 
+/// Open `path` for reading without following a symbolic link in its last component: a link gives a
+/// clear error (`ELOOP` is reported as "is a symbolic link: not followed"). Files under Docker's
+/// root are opened this way, so that a link planted there cannot send reads or writes elsewhere.
+pub fn open_nofollow(path: &Path) -> io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(path)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) {
+                io::Error::other(format!("{}: is a symbolic link: not followed", path.display()))
+            } else {
+                e
+            }
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

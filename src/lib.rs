@@ -12,6 +12,16 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+/// `eprintln!` that never panics: a message to a closed, full or broken stderr is dropped (a fault
+/// in logging must never stop the log guard). Use it instead of `eprintln!` everywhere.
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
 pub mod backup;
 pub mod cli;
 pub mod config;

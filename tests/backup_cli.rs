@@ -1,5 +1,6 @@
 //! `sidecar backup`, `verify`, `backups list` and `restore` as an operator runs them, the standard
 //! `age -d | zstd -d | tar -x` path, and hostile archives crafted by hand.
+#![allow(clippy::disallowed_macros)] // test output; a dead stderr is not tested here
 mod common;
 
 use std::fs;

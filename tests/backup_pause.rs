@@ -2,6 +2,7 @@
 //! while `sidecar backup` reads the source and unpaused afterwards, and also when the backup is
 //! stopped by SIGTERM, when the maximum pause time runs out, and (at the next backup) after sidecar
 //! was killed with SIGKILL.
+#![allow(clippy::disallowed_macros)] // test output; a dead stderr is not tested here
 mod common;
 
 use std::fs;

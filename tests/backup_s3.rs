@@ -2,6 +2,7 @@
 //! verify, restore and prune through `s3://bucket/prefix`; and the server going away mid-upload,
 //! which must leave no object that looks like a backup and harm no earlier backup. Also the fleet
 //! report: two hosts ship their findings, one report reads them all.
+#![allow(clippy::disallowed_macros)] // test output; a dead stderr is not tested here
 mod common;
 
 use std::fs;

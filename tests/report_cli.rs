@@ -1,5 +1,6 @@
 //! `sidecar report` on findings written by the real scanner: grouping by secret, the formats,
 //! triage (`ack`, `unack`, seen again after an ack), gzip-rotated finding files, and never a secret.
+#![allow(clippy::disallowed_macros)] // test output; a dead stderr is not tested here
 mod common;
 
 use std::fs;

@@ -87,7 +87,7 @@ pub fn run_audit(config: &Config, args: AuditArgs) -> Result<u8> {
     }
     let failing = failures_at_or_above(&results, fail_on);
     if failing > 0 {
-        eprintln!(
+        crate::say!(
             "{failing} failed check(s) at or above {}; fix them or declare accepted risks (sidecar.audit.accept label)",
             fail_on.as_str()
         );
@@ -103,9 +103,9 @@ pub fn run_enforce(config: &Config, args: super::EnforceArgs) -> Result<u8> {
         println!("{line}");
     }
     for (path, why) in &errors {
-        eprintln!("error: {}: {why}", path.display());
+        crate::say!("error: {}: {why}", path.display());
     }
-    eprintln!(
+    crate::say!(
         "{} change(s) {}, {} error(s)",
         done.len(),
         if args.dry_run { "planned" } else { "made" },

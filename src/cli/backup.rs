@@ -147,7 +147,7 @@ pub enum BackupsCommand {
 }
 
 fn exit_for(e: &BackupError) -> u8 {
-    eprintln!("error: {e}");
+    crate::say!("error: {e}");
     if let BackupError::Io { source, .. } = e {
         let hint = match source.kind() {
             std::io::ErrorKind::StorageFull => Some(
@@ -162,7 +162,7 @@ fn exit_for(e: &BackupError) -> u8 {
             _ => None,
         };
         if let Some(h) = hint {
-            eprintln!("hint: {h}");
+            crate::say!("hint: {h}");
         }
     }
     match e {
@@ -321,7 +321,7 @@ pub fn run_backup(config: &Config, args: BackupArgs) -> u8 {
         Ok(r) => {
             report_pause(&r);
             let t = &r.summary.totals;
-            eprintln!(
+            crate::say!(
                 "backup {} written and verified: {}, {} files ({}) in {} entries, {} changed while read, {} skipped, {:.1} s",
                 r.location,
                 human(r.bytes),
@@ -353,7 +353,7 @@ fn pause_options(config: &Config) -> Option<backup::pause::PauseOptions> {
             journal: config.state_dir.join("backup-paused.json"),
         }),
         Err(e) => {
-            eprintln!(
+            crate::say!(
                 "warning: containers labelled {} cannot be paused during backups: {e} (or set backup.pause = false)",
                 config.backup.pause_label
             );
@@ -364,10 +364,10 @@ fn pause_options(config: &Config) -> Option<backup::pause::PauseOptions> {
 
 fn report_pause(r: &backup::BackupResult) {
     if !r.paused.is_empty() {
-        eprintln!("paused while reading the source: {}", r.paused.join(", "));
+        crate::say!("paused while reading the source: {}", r.paused.join(", "));
     }
     if r.pause_expired {
-        eprintln!(
+        crate::say!(
             "warning: the maximum pause time (backup.pause_max_seconds) ran out before the source was read; containers were unpaused early and this backup may be inconsistent"
         );
     }
@@ -378,7 +378,7 @@ pub(crate) fn stop_on_signals() -> Result<Arc<AtomicBool>, u8> {
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         if let Err(e) = signal_hook::flag::register(signal, stop.clone()) {
-            eprintln!("error: cannot handle signal {signal}: {e}");
+            crate::say!("error: cannot handle signal {signal}: {e}");
             return Err(EXIT_ERROR);
         }
     }
@@ -408,7 +408,7 @@ pub(crate) fn run_schedule(
     ) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::say!("error: {e}");
             return EXIT_ERROR;
         }
     };
@@ -417,7 +417,7 @@ pub(crate) fn run_schedule(
             "missing: set backup.recipients (or give -r age1…) before scheduling backups".into(),
         ));
     }
-    eprintln!(
+    crate::say!(
         "scheduled backups of {} to {}: `{}` in {}",
         opts.source.display(),
         opts.store.describe(),
@@ -432,12 +432,12 @@ pub(crate) fn run_schedule(
         host_seed(),
         stop,
         |event| match event {
-            backup::ScheduledEvent::Next(t) => eprintln!(
+            backup::ScheduledEvent::Next(t) => crate::say!(
                 "next backup at {}",
                 backup::rfc3339(std::time::UNIX_EPOCH + Duration::from_secs(t.max(0) as u64))
             ),
             backup::ScheduledEvent::Starting { missed } => {
-                eprintln!(
+                crate::say!(
                     "backup starting{}",
                     if missed { " (catching up on a missed run)" } else { "" }
                 )
@@ -447,7 +447,7 @@ pub(crate) fn run_schedule(
                     m.backup("ok", Some(r.bytes));
                 }
                 report_pause(&r);
-                eprintln!("backup {} written and verified: {}", r.location, human(r.bytes));
+                crate::say!("backup {} written and verified: {}", r.location, human(r.bytes));
                 println!("{}", r.location);
             }
             backup::ScheduledEvent::Failed(e) => {
@@ -461,16 +461,16 @@ pub(crate) fn run_schedule(
                 if let Some(m) = metrics {
                     m.backup("skipped", None);
                 }
-                eprintln!("backup skipped: another backup holds the destination's lock")
+                crate::say!("backup skipped: another backup holds the destination's lock")
             }
             backup::ScheduledEvent::Pruned(n) => {
                 if n > 0 {
-                    eprintln!("retention: {n} old backup(s) deleted")
+                    crate::say!("retention: {n} old backup(s) deleted")
                 }
             }
         },
     );
-    eprintln!("stopped ({failures} failed run(s))");
+    crate::say!("stopped ({failures} failed run(s))");
     EXIT_OK
 }
 
@@ -512,12 +512,12 @@ pub fn run_restore(config: &Config, args: RestoreArgs) -> u8 {
     match result {
         Ok(s) => {
             for w in &s.warnings {
-                eprintln!("warning: {w}");
+                crate::say!("warning: {w}");
             }
             if let Some(aside) = &s.moved_aside {
-                eprintln!("previous content of {} moved to {}", args.to.display(), aside.display());
+                crate::say!("previous content of {} moved to {}", args.to.display(), aside.display());
             }
-            eprintln!(
+            crate::say!(
                 "{} {}: {} entries, {} files ({}) checked against the manifest, {:.1} s",
                 if args.dry_run { "dry run of" } else { "restored" },
                 found.label(),
@@ -541,7 +541,7 @@ pub fn run_verify(config: &Config, args: VerifyArgs) -> u8 {
     let targets = if args.all {
         match backup::list_backups(store.as_ref()) {
             Ok(names) if names.is_empty() => {
-                eprintln!("error: no backup in {}", store.describe());
+                crate::say!("error: no backup in {}", store.describe());
                 return EXIT_ERROR;
             }
             Ok(names) => names
@@ -571,7 +571,7 @@ pub fn run_verify(config: &Config, args: VerifyArgs) -> u8 {
     }
     if targets.len() > 1 {
         let failed = worst != EXIT_OK;
-        eprintln!(
+        crate::say!(
             "{} backup(s) checked: {}",
             targets.len(),
             if failed { "some FAILED (see above)" } else { "all good" }
@@ -590,7 +590,7 @@ fn verify_one(
         Ok(s) => s,
         Err(e) => return exit_for(&e),
     };
-    eprintln!(
+    crate::say!(
         "{}: ciphertext hash matches, encrypted to {} recipient(s) {:?}{}",
         b.label(),
         stanzas.len(),
@@ -603,7 +603,7 @@ fn verify_one(
             restore::verify(b, identity, progress)
         });
         match result {
-            Ok(s) => eprintln!(
+            Ok(s) => crate::say!(
                 "{}: decrypted, {} entries, {} files ({}) match the manifest",
                 b.label(),
                 s.entries,
@@ -645,7 +645,7 @@ pub fn run_list(config: &Config, from: Option<String>, identity: Option<PathBuf>
                 Ok(_) => "yes",
                 Err(e) => {
                     bad += 1;
-                    eprintln!("{name}: {e}");
+                    crate::say!("{name}: {e}");
                     "FAILED"
                 }
             }
@@ -665,9 +665,9 @@ pub fn run_list(config: &Config, from: Option<String>, identity: Option<PathBuf>
             human(size)
         );
     }
-    eprintln!("{} backup(s) in {}", list.len(), store.describe());
+    crate::say!("{} backup(s) in {}", list.len(), store.describe());
     if bad > 0 {
-        eprintln!("{bad} backup(s) FAILED the ciphertext check: run `sidecar verify NAME` for details");
+        crate::say!("{bad} backup(s) FAILED the ciphertext check: run `sidecar verify NAME` for details");
         return EXIT_FINDINGS;
     }
     EXIT_OK
@@ -695,7 +695,7 @@ pub fn run_prune(config: &Config, args: PruneArgs) -> u8 {
         policy.keep_within = w;
     }
     if policy.is_empty() {
-        eprintln!(
+        crate::say!(
             "error: the retention policy keeps nothing but the newest backup; set backup.retention or a --keep-… flag"
         );
         return EXIT_ERROR;
@@ -712,7 +712,7 @@ pub fn run_prune(config: &Config, args: PruneArgs) -> u8 {
                     println!("keep {name} ({})", d.reasons.join(", "));
                 }
             }
-            eprintln!(
+            crate::say!(
                 "{} of {} backup(s) {} in {}",
                 deleted,
                 decisions.len(),

@@ -333,7 +333,7 @@ fn run_cli(cli: Cli) -> u8 {
     let config = match Config::load(cli.config.as_deref()) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::say!("error: {e}");
             return EXIT_ERROR;
         }
     };
@@ -372,7 +372,7 @@ fn run_cli(cli: Cli) -> u8 {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            crate::say!("error: {e:#}");
             EXIT_ERROR
         }
     }
@@ -381,10 +381,31 @@ fn run_cli(cli: Cli) -> u8 {
 fn init_tracing(filter: &str) {
     let filter =
         tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    // A write to a full or closed stderr is dropped: with internal error logging on, the
+    // subscriber would report it with `eprintln!`, which panics on the same dead stderr.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .log_internal_errors(false)
         .try_init();
+    quiet_panics();
+}
+
+/// A panic reports its place, never its message: messages can quote the data being processed
+/// (`byte index 9 is not a char boundary … of `<log text>``), and log text may hold a secret. The
+/// report goes through [`crate::say!`], so a panic with a dead stderr does not panic again.
+fn quiet_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let place = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_else(|| "an unknown place".into());
+        let thread = std::thread::current();
+        crate::say!(
+            "internal error: thread '{}' panicked at {place} (message withheld: it may quote log content); please report it",
+            thread.name().unwrap_or("unnamed")
+        );
+    }));
 }
 
 #[cfg(test)]

@@ -62,7 +62,7 @@ pub fn run_report(config: &Config, args: ReportArgs) -> Result<u8> {
             let (sent, failed) = alert_once(&state_dir, &hook)?;
             println!("{sent} alert(s) sent");
             for f in &failed {
-                eprintln!("error: alert for {f} (will be tried again)");
+                crate::say!("error: alert for {f} (will be tried again)");
             }
             Ok(if failed.is_empty() { EXIT_OK } else { super::EXIT_ERROR })
         }
@@ -95,7 +95,7 @@ pub fn run_report(config: &Config, args: ReportArgs) -> Result<u8> {
                 None => std::io::stdout().write_all(&text)?,
             }
             if damaged > 0 {
-                eprintln!("warning: {damaged} damaged finding record(s) skipped (truncated or corrupted files)");
+                crate::say!("warning: {damaged} damaged finding record(s) skipped (truncated or corrupted files)");
             }
             Ok(if items.iter().any(|i| i.status == ItemStatus::New) {
                 EXIT_FINDINGS

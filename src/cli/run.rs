@@ -37,14 +37,14 @@ pub fn run(config: &Config, args: RunArgs) -> u8 {
         config.state_dir = d;
     }
     if let Err(e) = crate::fsutil::create_private_dir(&config.state_dir) {
-        eprintln!("error: state directory {}: {e}", config.state_dir.display());
+        crate::say!("error: state directory {}: {e}", config.state_dir.display());
         return EXIT_ERROR;
     }
     let stop = match super::backup::stop_on_signals() {
         Ok(s) => s,
         Err(code) => return code,
     };
-    eprintln!(
+    crate::say!(
         "sidecar run: docker root {}, state {}",
         config.docker_root.display(),
         config.state_dir.display()
@@ -59,7 +59,7 @@ pub fn run(config: &Config, args: RunArgs) -> u8 {
             Ok(t) => threads.push(t),
             Err(e) => {
                 stop.store(true, Ordering::Relaxed);
-                eprintln!("error: log guard: {e:#}");
+                crate::say!("error: log guard: {e:#}");
                 return EXIT_ERROR;
             }
         }
@@ -68,14 +68,14 @@ pub fn run(config: &Config, args: RunArgs) -> u8 {
     if !config.run.metrics_listen.is_empty() {
         match std::net::TcpListener::bind(&config.run.metrics_listen) {
             Ok(listener) => {
-                eprintln!("metrics: http://{}/metrics", config.run.metrics_listen);
+                crate::say!("metrics: http://{}/metrics", config.run.metrics_listen);
                 let (metrics, stop) = (metrics.clone(), stop.clone());
                 threads.push(std::thread::spawn(move || {
                     crate::report::metrics::serve(listener, &metrics, &stop)
                 }));
             }
             Err(e) => {
-                eprintln!("error: run.metrics_listen {}: {e}", config.run.metrics_listen);
+                crate::say!("error: run.metrics_listen {}: {e}", config.run.metrics_listen);
                 return EXIT_ERROR;
             }
         }
@@ -90,8 +90,8 @@ pub fn run(config: &Config, args: RunArgs) -> u8 {
                     super::backup::run_schedule(&config, opts, stop, Some(&metrics));
                 }));
             }
-            Ok(_) => eprintln!("backups: off (no backup.recipients configured)"),
-            Err(_) => eprintln!("backups: off (see the error above)"),
+            Ok(_) => crate::say!("backups: off (no backup.recipients configured)"),
+            Err(_) => crate::say!("backups: off (see the error above)"),
         }
     }
 
@@ -100,7 +100,7 @@ pub fn run(config: &Config, args: RunArgs) -> u8 {
         let auditor = match super::audit::Auditor::new(&config) {
             Ok(a) => a,
             Err(e) => {
-                eprintln!("error: audit: {e:#}");
+                crate::say!("error: audit: {e:#}");
                 return EXIT_ERROR;
             }
         };
@@ -158,7 +158,7 @@ pub fn run(config: &Config, args: RunArgs) -> u8 {
                     metrics.add("sidecar_enforce_changes_total", done.len() as f64);
                     metrics.add("sidecar_enforce_errors_total", errors.len() as f64);
                     for line in done {
-                        eprintln!("enforce: {line}");
+                        crate::say!("enforce: {line}");
                     }
                     for (path, why) in errors {
                         tracing::warn!("enforce: {}: {why}", path.display());
@@ -183,7 +183,7 @@ pub fn run(config: &Config, args: RunArgs) -> u8 {
                 match super::report::alert_once(&config.state_dir, &hook) {
                     Ok((sent, failed)) => {
                         if sent > 0 {
-                            eprintln!("alerts: {sent} sent");
+                            crate::say!("alerts: {sent} sent");
                         }
                         for f in failed {
                             tracing::warn!("alerts: {f} (will be tried again)");
@@ -198,7 +198,7 @@ pub fn run(config: &Config, args: RunArgs) -> u8 {
         }
         Ok(_) => {}
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::say!("error: {e}");
             return EXIT_ERROR;
         }
     }
@@ -209,7 +209,7 @@ pub fn run(config: &Config, args: RunArgs) -> u8 {
         threads.push(std::thread::spawn(move || loop {
             match crate::report::fleet::ship(&config.state_dir, &config.fleet.ship_to, &config.fleet.host_name()) {
                 Ok(0) => {}
-                Ok(n) => eprintln!("fleet: {n} object(s) shipped"),
+                Ok(n) => crate::say!("fleet: {n} object(s) shipped"),
                 Err(e) => tracing::warn!("fleet: {e}"),
             }
             if sleep_until(Instant::now() + Duration::from_secs(config.run.ship_seconds), &stop) {
@@ -220,13 +220,13 @@ pub fn run(config: &Config, args: RunArgs) -> u8 {
 
     if threads.len() == usize::from(!config.run.metrics_listen.is_empty()) {
         stop.store(true, Ordering::Relaxed);
-        eprintln!("error: nothing to run: the log guard, backups, audit and enforcement are all off");
+        crate::say!("error: nothing to run: the log guard, backups, audit and enforcement are all off");
         return EXIT_ERROR;
     }
     for t in threads {
         let _ = t.join();
     }
-    eprintln!("sidecar run: stopped");
+    crate::say!("sidecar run: stopped");
     EXIT_OK
 }
 
@@ -268,7 +268,7 @@ fn start_guard(
     };
     let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
     let (stop, metrics) = (stop.clone(), metrics.clone());
-    let t = std::thread::spawn(move || {
+    let t = std::thread::Builder::new().name("log-guard".into()).spawn(move || {
         let options = crate::logs::scan::ScanOptions {
             buffer_bytes: 256 << 10,
             ..Default::default()
@@ -278,7 +278,7 @@ fn start_guard(
             key: &key,
             options: &options,
         };
-        let mut guard = match crate::logs::follow::Guard::open(scanner, opts, &metrics) {
+        let mut guard = match crate::logs::follow::Guard::open(scanner, opts.clone(), &metrics) {
             Ok(g) => g,
             Err(e) => {
                 let _ = ready_tx.send(Err(e.to_string()));
@@ -286,14 +286,47 @@ fn start_guard(
             }
         };
         let _ = ready_tx.send(Ok(()));
-        if let Err(e) = guard.run(&stop) {
-            eprintln!("error: log guard stopped: {e}");
-            stop.store(true, Ordering::Relaxed);
+        // A panic outside one container's work (those are contained in the guard) restarts the
+        // guard from its checkpoints after a back-off: masking must not stop for good.
+        let mut failures = 0u32;
+        loop {
+            let started = Instant::now();
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| guard.run(&stop))) {
+                Ok(Ok(())) => return,
+                Ok(Err(e)) => {
+                    crate::say!("error: log guard stopped: {e}");
+                    stop.store(true, Ordering::Relaxed);
+                    return;
+                }
+                Err(_) => {
+                    metrics.add("sidecar_guard_panics_total", 1.0);
+                    if started.elapsed() > Duration::from_secs(600) {
+                        failures = 0;
+                    }
+                    failures += 1;
+                    let wait = Duration::from_secs(1u64 << (failures - 1).min(6));
+                    crate::say!(
+                        "error: log guard: internal error (failure {failures}); restarting from its checkpoints in {} s",
+                        wait.as_secs()
+                    );
+                    if sleep_until(Instant::now() + wait, &stop) {
+                        return;
+                    }
+                    match crate::logs::follow::Guard::open(scanner, opts.clone(), &metrics) {
+                        Ok(g) => guard = g,
+                        Err(e) => {
+                            crate::say!("error: log guard cannot restart: {e}");
+                            stop.store(true, Ordering::Relaxed);
+                            return;
+                        }
+                    }
+                }
+            }
         }
-    });
+    })?;
     match ready_rx.recv() {
         Ok(Ok(())) => {
-            eprintln!(
+            crate::say!(
                 "log guard: following {} ({}{})",
                 containers.display(),
                 if masks { "masking" } else { "report only" },
@@ -316,21 +349,21 @@ pub fn health(config: &Config, args: super::HealthArgs) -> u8 {
             EXIT_OK
         }
         Ok((age, _)) => {
-            eprintln!(
+            crate::say!(
                 "unhealthy: the log guard's last heartbeat is {age} s old (more than {} s); see sidecar run's output",
                 args.max_age
             );
             1
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            eprintln!(
+            crate::say!(
                 "unhealthy: no heartbeat in {} (is `sidecar run` running with guard.enabled and this state_dir?)",
                 state_dir.display()
             );
             1
         }
         Err(e) => {
-            eprintln!(
+            crate::say!(
                 "error: {}: {e}",
                 state_dir.join(crate::logs::follow::HEARTBEAT_FILE).display()
             );
@@ -369,7 +402,7 @@ fn audit_once(
                 .filter(|r| r.status == crate::policy::Status::Fail)
                 .count();
             match crate::report::audit::append_audit_stream(&audit_stream(config), &results, &now()) {
-                Ok(()) => eprintln!("audit ({what}): {} checks, {failed} failed", results.len()),
+                Ok(()) => crate::say!("audit ({what}): {} checks, {failed} failed", results.len()),
                 Err(e) => tracing::warn!("audit: writing {}: {e}", audit_stream(config).display()),
             }
         }

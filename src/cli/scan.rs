@@ -302,13 +302,13 @@ pub fn run(mut config: Config, mut args: ScanArgs) -> Result<u8> {
                         Notice::MalformedLine { line, reason } => {
                             malformed += 1;
                             if malformed <= 20 {
-                                eprintln!(
+                                crate::say!(
                                     "warning: {label}:{line}: not a valid json-file line ({reason}); scanned as text"
                                 );
                             }
                         }
                         Notice::LongLine { line } => {
-                            eprintln!("warning: {label}:{line}: line longer than {} KiB; scanned as text in overlapping windows", options.buffer_bytes >> 10);
+                            crate::say!("warning: {label}:{line}: line longer than {} KiB; scanned as text in overlapping windows", options.buffer_bytes >> 10);
                         }
                     }
                 }
@@ -324,10 +324,10 @@ pub fn run(mut config: Config, mut args: ScanArgs) -> Result<u8> {
         }
     }
     if malformed > 20 {
-        eprintln!("warning: {} more malformed lines not listed", malformed - 20);
+        crate::say!("warning: {} more malformed lines not listed", malformed - 20);
     }
     for e in &errors {
-        eprintln!("error: {e}");
+        crate::say!("error: {e}");
     }
 
     // Output.
@@ -350,7 +350,7 @@ pub fn run(mut config: Config, mut args: ScanArgs) -> Result<u8> {
     let mut rules: Vec<&str> = findings.iter().map(|f| f.rule.as_str()).collect();
     rules.sort();
     rules.dedup();
-    eprintln!(
+    crate::say!(
         "scanned {files} files, {:.1} MB, {lines} lines in {secs:.2} s ({:.0} MB/s): {} findings ({} rules){}{}{}{}",
         bytes as f64 / 1e6,
         bytes as f64 / 1e6 / secs.max(1e-9),

@@ -2,7 +2,7 @@
 //! image, labels, log path) and `hostconfig.json` (log driver and options). Read from the files, so
 //! the log guard needs no access to the Docker API.
 use std::collections::BTreeMap;
-use std::fs::File;
+
 use std::io::{self, BufReader};
 use std::path::{Path, PathBuf};
 
@@ -78,8 +78,9 @@ struct LogConfig {
 }
 
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> io::Result<T> {
-    let f = File::open(path)?;
-    serde_json::from_reader(BufReader::new(f)).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))
+    let f = crate::fsutil::open_nofollow(path)?;
+    serde_json::from_reader(BufReader::new(std::io::Read::take(f, 16 << 20)))
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))
 }
 
 /// Read one container directory. `Ok(None)`: not a json-file container (another log driver, or
@@ -132,6 +133,14 @@ pub fn discover(docker_root: &Path) -> io::Result<(Vec<ContainerLog>, Unreadable
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
         if name.len() != 64 || !name.bytes().all(|b| b.is_ascii_hexdigit()) {
+            continue;
+        }
+        // Docker's own directory, not a link to somewhere else (masks would be written there).
+        if entry.file_type()?.is_symlink() {
+            errors.push((
+                entry.path(),
+                io::Error::other("is a symbolic link: not followed (a container directory must be Docker's own)"),
+            ));
             continue;
         }
         match read_container(&entry.path()) {

@@ -173,6 +173,8 @@ pub struct Guard<'a> {
     warned: HashSet<String>,
     /// Masks for compressed files (by identity) found while scanning the file after them.
     gz_extra: HashMap<String, Vec<Finding>>,
+    /// Containers whose sync panicked: consecutive failures and when to try again.
+    quarantine: HashMap<String, (u32, Instant)>,
     /// A compressed file must be checked again in this sync (it got masks from `gz_extra`).
     recheck_gz: bool,
 }
@@ -217,6 +219,9 @@ struct Listing {
     /// Compressed rotated files, oldest first.
     gz: Vec<(u32, PathBuf)>,
     live: Option<PathBuf>,
+    /// Log-named entries that are not regular files (symbolic links, directories, devices): never
+    /// read or written.
+    refused: Vec<PathBuf>,
 }
 
 fn list_files(c: &ContainerLog) -> io::Result<Listing> {
@@ -231,6 +236,14 @@ fn list_files(c: &ContainerLog) -> io::Result<Listing> {
         let entry = entry?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
+        if !name.starts_with(base.as_str()) {
+            continue;
+        }
+        // The entry itself, not what a link points to.
+        if !entry.file_type()?.is_file() {
+            out.refused.push(entry.path());
+            continue;
+        }
         if name == base {
             out.live = Some(entry.path());
         } else if let Some(rest) = name.strip_prefix(&base).and_then(|r| r.strip_prefix('.')) {
@@ -271,6 +284,7 @@ impl<'a> Guard<'a> {
             metrics,
             warned: HashSet::new(),
             gz_extra: HashMap::new(),
+            quarantine: HashMap::new(),
             recheck_gz: false,
         })
     }
@@ -335,8 +349,61 @@ impl<'a> Guard<'a> {
         total
     }
 
-    /// Scan what is new in one container's files, record and mask it.
+    /// Scan what is new in one container's files, record and mask it. A panic in this work is
+    /// contained: the container is retried with back-off (1 s doubling to 5 min) while the others
+    /// go on, and its state is rebuilt from the last checkpoint (nothing is recorded twice).
     pub fn sync_container(&mut self, id: &str) -> SyncStats {
+        if let Some((_, retry_at)) = self.quarantine.get(id) {
+            if Instant::now() < *retry_at {
+                return SyncStats::default();
+            }
+        }
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.sync_container_once(id)));
+        match result {
+            Ok(stats) => {
+                if self.quarantine.remove(id).is_some() {
+                    tracing::warn!("log guard: container {}: recovered", short_id(id));
+                }
+                stats
+            }
+            Err(_) => {
+                let failures = self.quarantine.get(id).map_or(0, |(n, _)| *n) + 1;
+                let wait = Duration::from_secs(1u64 << (failures - 1).min(8)).min(Duration::from_secs(300));
+                self.quarantine
+                    .insert(id.to_string(), (failures, Instant::now() + wait));
+                self.metrics.add("sidecar_guard_panics_total", 1.0);
+                // What this container's work held in memory may be half-updated: forget it, so the
+                // next attempt starts again from the checkpoints on disk.
+                self.held.retain(|_, (held_id, _)| held_id != id);
+                self.gz_extra.clear();
+                self.recheck_gz = true;
+                if let Ok(disk) = Checkpoints::load(&self.opts.state_dir) {
+                    self.marks.files.retain(|_, m| m.container != id);
+                    self.marks.gz.retain(|_, m| m.container != id);
+                    self.marks
+                        .files
+                        .extend(disk.files.into_iter().filter(|(_, m)| m.container == id));
+                    self.marks
+                        .gz
+                        .extend(disk.gz.into_iter().filter(|(_, m)| m.container == id));
+                }
+                self.error(&format!(
+                    "container {}: internal error while scanning (failure {failures}); the other containers go on, retrying this one in {} s",
+                    short_id(id),
+                    wait.as_secs()
+                ));
+                SyncStats::default()
+            }
+        }
+    }
+
+    fn sync_container_once(&mut self, id: &str) -> SyncStats {
+        #[cfg(debug_assertions)]
+        if std::env::var("FAULT_SIDECAR_PANIC_CONTAINER").is_ok_and(|p| !p.is_empty() && id.starts_with(&p)) {
+            // Fault injection for the tests (debug builds only): the message holds a would-be
+            // secret, which must not reach the output.
+            panic!("injected fault ghp_PANICMESSAGEMUSTNOTLEAK0000000000000");
+        }
         let Some(c) = self.containers.get(id).cloned() else {
             return SyncStats::default();
         };
@@ -348,6 +415,14 @@ impl<'a> Guard<'a> {
                 return SyncStats::default();
             }
         };
+        for p in &listing.refused {
+            self.warn_once(format!("refused {}", p.display()), || {
+                format!(
+                    "log guard: {}: not a regular file (a symbolic link?): not read or masked",
+                    p.display()
+                )
+            });
+        }
         let masks = self.masks(&c);
         // A container whose rotated files are compressed: Docker may be reading a plain rotated file.
         let compressing = c.compress || !listing.gz.is_empty();
@@ -472,7 +547,7 @@ impl<'a> Guard<'a> {
     /// The entry left open at the end of the file before this one (a 16 KiB split that Docker
     /// finished in the next file), to be scanned together with this file's first lines.
     fn carry_from(&mut self, c: &ContainerLog, prev: Prev) -> io::Result<Option<Carry>> {
-        let file = File::open(&prev.path)?;
+        let file = crate::fsutil::open_nofollow(&prev.path)?;
         let meta = file.metadata()?;
         let first = if prev.gz {
             checkpoint::first_line(flate2::read::MultiGzDecoder::new(&file), 1 << 20)?
@@ -498,7 +573,7 @@ impl<'a> Guard<'a> {
         let mut bytes = vec![0u8; (end - start) as usize];
         if prev.gz {
             // Reading the first line moved the file's offset: decompress from the start again.
-            let again = File::open(&prev.path)?;
+            let again = crate::fsutil::open_nofollow(&prev.path)?;
             let m = again.metadata()?;
             if (m.dev(), m.ino()) != (meta.dev(), meta.ino()) {
                 return Ok(None); // Docker moved it meanwhile
@@ -728,7 +803,7 @@ impl<'a> Guard<'a> {
     }
 
     fn try_sync_gz(&mut self, c: &ContainerLog, path: &Path, masks: bool) -> io::Result<SyncStats> {
-        let file = File::open(path)?;
+        let file = crate::fsutil::open_nofollow(path)?;
         let meta = file.metadata()?;
         let (dev, ino, size) = (meta.dev(), meta.ino(), meta.len());
         let key = format!("{dev}:{ino}");
@@ -759,7 +834,7 @@ impl<'a> Guard<'a> {
                 .as_ref()
                 .and_then(|i| self.marks.files.get(i))
                 .map_or(0, |m| m.end);
-            let reader = flate2::read::MultiGzDecoder::new(io::BufReader::new(File::open(path)?));
+            let reader = flate2::read::MultiGzDecoder::new(io::BufReader::new(crate::fsutil::open_nofollow(path)?));
             let seg = self
                 .scanner
                 .scan_segment(reader, &label, Some(&c.id), format, 0, 0, new_from, true)?;
@@ -883,6 +958,16 @@ impl<'a> Guard<'a> {
         Ok(())
     }
 
+    /// Containers whose work panicked and whose back-off is over.
+    fn quarantine_due(&self) -> Vec<String> {
+        let now = Instant::now();
+        self.quarantine
+            .iter()
+            .filter(|(_, (_, at))| *at <= now)
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
     /// Containers with a unit held past the hold time (their next sync completes it).
     fn held_due(&self) -> Vec<String> {
         self.held
@@ -970,6 +1055,7 @@ impl<'a> Guard<'a> {
                 self.sync_all();
             } else {
                 dirty.extend(self.held_due());
+                dirty.extend(self.quarantine_due());
                 for id in dirty {
                     self.sync_container(&id);
                 }
@@ -989,6 +1075,11 @@ impl<'a> Guard<'a> {
 }
 
 const TMP_PREFIX: &str = ".sidecar-";
+
+/// The first 12 characters of a container id, as `docker ps` shows it.
+fn short_id(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
+}
 
 fn remove_stale_temporaries(dir: &Path) {
     let Ok(entries) = fs::read_dir(dir) else { return };
@@ -1020,10 +1111,19 @@ pub fn mask_in_place(file: &File, findings: &[Finding]) -> io::Result<u64> {
 /// size), or `None` when `path` changed meanwhile.
 pub fn rewrite_gz(path: &Path, expect: (u64, u64), findings: &[Finding]) -> io::Result<Option<(u64, u64, u64)>> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let src = File::open(path)?;
+    let src = crate::fsutil::open_nofollow(path)?;
     let meta = src.metadata()?;
     if (meta.dev(), meta.ino()) != expect {
         return Ok(None);
+    }
+    if meta.nlink() > 1 {
+        // Another name for the same file may lie outside the container's directory: replacing it
+        // here would leave the other name with the secret, and writing it would reach that name.
+        return Err(io::Error::other(format!(
+            "{}: has {} hard links: not rewritten",
+            path.display(),
+            meta.nlink()
+        )));
     }
     let mut rnd = [0u8; 6];
     getrandom::fill(&mut rnd).map_err(|e| io::Error::other(e.to_string()))?;
@@ -1307,6 +1407,63 @@ mod tests {
         enc.write_all(src).unwrap();
         enc.finish().unwrap();
         fs::set_permissions(dst, fs::Permissions::from_mode(0o640)).unwrap();
+    }
+
+    #[test]
+    fn links_under_the_docker_root_are_never_followed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let outside = tmp.path().join("outside");
+        fs::create_dir_all(&outside).unwrap();
+        // A container directory that is a link to a directory elsewhere.
+        let real = container(tmp.path(), 'e', "real", true, "");
+        let elsewhere = outside.join("container");
+        fs::rename(real.parent().unwrap(), &elsewhere).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, real.parent().unwrap()).unwrap();
+        let outside_log = elsewhere.join(real.file_name().unwrap());
+        append(&outside_log, &line(&format!("a {}", token(T1)), 0));
+        // In a real container: the live log, a rotated file and a compressed one are links to files
+        // elsewhere, and a compressed file has a second (hard) link elsewhere.
+        let live = container(tmp.path(), 'f', "gw", true, "");
+        let dir = live.parent().unwrap().to_path_buf();
+        let name = live.file_name().unwrap().to_str().unwrap().to_string();
+        let target_live = outside.join("live.log");
+        append(&target_live, &line(&format!("b {}", token(T2)), 1));
+        std::os::unix::fs::symlink(&target_live, &live).unwrap();
+        let target_plain = outside.join("plain.log");
+        append(&target_plain, &line(&format!("c {}", token(T2)), 2));
+        std::os::unix::fs::symlink(&target_plain, dir.join(format!("{name}.1"))).unwrap();
+        let target_gz = outside.join("old.gz");
+        gzip_like_docker(&line(&format!("d {}", token(T3)), 3), &target_gz);
+        std::os::unix::fs::symlink(&target_gz, dir.join(format!("{name}.2.gz"))).unwrap();
+        let hard_other = outside.join("hard.gz");
+        gzip_like_docker(&line(&format!("e {}", token(T1)), 4), &hard_other);
+        fs::hard_link(&hard_other, dir.join(format!("{name}.3.gz"))).unwrap();
+        let before: Vec<Vec<u8>> = [&outside_log, &target_live, &target_plain, &target_gz, &hard_other]
+            .iter()
+            .map(|p| fs::read(p).unwrap())
+            .collect();
+
+        let parts = Parts::new();
+        let mut g = parts.guard(tmp.path());
+        assert!(!g.containers.contains_key(&"e".repeat(64)), "the linked container directory is skipped");
+        for _ in 0..3 {
+            g.sync_all();
+        }
+        g.commit(true).unwrap();
+        let after: Vec<Vec<u8>> = [&outside_log, &target_live, &target_plain, &target_gz, &hard_other]
+            .iter()
+            .map(|p| fs::read(p).unwrap())
+            .collect();
+        assert!(before == after, "nothing outside the Docker root was written");
+        // Read only through links: nothing reported from the linked files. The hard-linked .gz is a
+        // regular file (read and reported), but it is not rewritten: its other name would keep the
+        // secret, and the rewrite would reach that name.
+        let recorded = records(tmp.path());
+        assert_eq!(recorded.len(), 1, "only the hard-linked .gz: {recorded:?}");
+        assert!(recorded[0]["file"].as_str().unwrap().ends_with(".3.gz"));
+        // Each refusal is warned about once, and the guard settles (no work on the next passes).
+        assert_eq!(g.sync_all(), SyncStats::default());
+        assert!(g.warned.iter().any(|w| w.contains(&format!("{name}.2.gz"))));
     }
 
     #[test]

@@ -481,7 +481,7 @@ mod tests {
             }
         }
         let lost = LINES - seen.len();
-        eprintln!("{rotations} rotations, {lost} of {LINES} lines lost in the truncate window");
+        crate::say!("{rotations} rotations, {lost} of {LINES} lines lost in the truncate window");
         assert!(rotations >= 3, "{rotations}");
         assert!(lost * 100 <= LINES, "{lost} lines lost");
     }

@@ -59,6 +59,11 @@ const FAMILIES: &[(&str, &str, &str)] = &[
         "Errors of the log guard (unreadable files, damaged gzip files, failed writes).",
     ),
     (
+        "sidecar_guard_panics_total",
+        "counter",
+        "Internal errors (panics) of the log guard, contained: one container's work is retried with back-off, or the guard restarts from its checkpoints.",
+    ),
+    (
         "sidecar_guard_malformed_lines_total",
         "counter",
         "Log lines that are not valid json-file JSON (scanned as text).",

@@ -1,4 +1,5 @@
 //! Helpers shared by the integration tests: run the real binary on real files.
+#![allow(clippy::disallowed_macros)] // test output; a dead stderr is not tested here
 #![allow(dead_code)]
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
