@@ -171,6 +171,8 @@ pub struct Guard<'a> {
     lag: HashMap<String, u64>,
     metrics: &'a Metrics,
     warned: HashSet<String>,
+    /// Repeated errors are logged at most once a minute each (all are counted in the metrics).
+    errors_logged: RateLimit,
     /// Masks for compressed files (by identity) found while scanning the file after them.
     gz_extra: HashMap<String, Vec<Finding>>,
     /// Containers whose sync panicked: consecutive failures and when to try again.
@@ -283,6 +285,7 @@ impl<'a> Guard<'a> {
             lag: HashMap::new(),
             metrics,
             warned: HashSet::new(),
+            errors_logged: RateLimit::new(Duration::from_secs(60)),
             gz_extra: HashMap::new(),
             quarantine: HashMap::new(),
             recheck_gz: false,
@@ -297,7 +300,11 @@ impl<'a> Guard<'a> {
 
     fn error(&mut self, what: &str) {
         self.metrics.add("sidecar_guard_errors_total", 1.0);
-        tracing::warn!("log guard: {what}");
+        match self.errors_logged.allow(what, Instant::now()) {
+            Some(0) => tracing::warn!("log guard: {what}"),
+            Some(n) => tracing::warn!("log guard: {what} ({n} more like this since it was last shown)"),
+            None => {}
+        }
     }
 
     /// Read the container directories again: pick up new containers, drop removed ones.
@@ -505,7 +512,22 @@ impl<'a> Guard<'a> {
         else {
             return Ok(SyncStats::default()); // no complete line yet
         };
-        let ident = checkpoint::identity(&c.id, &first);
+        let mut ident = checkpoint::identity(&c.id, &first);
+        // Files are known by their first line, which follows them through renames and compression
+        // (a plain file keeps its inode through Docker's renames). When the file known by this
+        // first line is another inode (an application that starts every file alike), this one is
+        // known by its inode as well: otherwise the two would take turns with one checkpoint, be
+        // scanned again on every pass, or a new file would inherit the progress of a removed one.
+        let own = format!("{ident}@{dev}:{ino}");
+        if self.marks.files.contains_key(&own)
+            || self
+                .marks
+                .files
+                .get(&ident)
+                .is_some_and(|m| m.inode != 0 && (m.dev, m.inode) != (dev, ino))
+        {
+            ident = own;
+        }
         let now = unix_now();
         let mut mark = self.marks.files.remove(&ident).unwrap_or_else(|| FileMark {
             container: c.id.clone(),
@@ -516,10 +538,12 @@ impl<'a> Guard<'a> {
         mark.inode = ino;
         if size < mark.end {
             // Truncated and written again with the same first line: start over.
-            tracing::warn!(
-                "log guard: {} is shorter than already scanned; scanning it again",
-                path.display()
-            );
+            self.warn_once(format!("shorter {ident} {dev}:{ino}"), || {
+                format!(
+                    "log guard: {} is shorter than already scanned; scanning it again",
+                    path.display()
+                )
+            });
             mark.end = 0;
             mark.resume = 0;
             mark.resume_line = 0;
@@ -1076,6 +1100,43 @@ impl<'a> Guard<'a> {
 
 const TMP_PREFIX: &str = ".sidecar-";
 
+/// At most one message per key and period: a fault that repeats on every pass (a full disk, an
+/// unreadable file) is shown once a minute with how often it happened meanwhile, not hundreds of
+/// times a second. Holds at most 1 024 keys (then starts afresh).
+#[derive(Debug)]
+struct RateLimit {
+    period: Duration,
+    seen: HashMap<String, (Instant, u64)>,
+}
+
+impl RateLimit {
+    fn new(period: Duration) -> Self {
+        Self {
+            period,
+            seen: HashMap::new(),
+        }
+    }
+
+    /// `Some(suppressed)` when a message with this key is to be shown now (`suppressed`: how many
+    /// were held back since the last one shown), `None` when it is held back.
+    fn allow(&mut self, key: &str, now: Instant) -> Option<u64> {
+        if let Some((last, suppressed)) = self.seen.get_mut(key) {
+            if now.duration_since(*last) < self.period {
+                *suppressed += 1;
+                return None;
+            }
+            let n = std::mem::take(suppressed);
+            *last = now;
+            return Some(n);
+        }
+        if self.seen.len() >= 1024 {
+            self.seen.clear();
+        }
+        self.seen.insert(key.to_string(), (now, 0));
+        Some(0)
+    }
+}
+
 /// The first 12 characters of a container id, as `docker ps` shows it.
 fn short_id(id: &str) -> &str {
     id.get(..12).unwrap_or(id)
@@ -1410,6 +1471,58 @@ mod tests {
     }
 
     #[test]
+    fn repeated_errors_are_shown_once_a_period_with_a_count() {
+        let mut r = RateLimit::new(Duration::from_secs(60));
+        let t0 = Instant::now();
+        assert_eq!(r.allow("disk full", t0), Some(0));
+        for i in 1..1500 {
+            assert_eq!(r.allow("disk full", t0 + Duration::from_millis(i)), None);
+        }
+        assert_eq!(r.allow("other", t0), Some(0), "keys are separate");
+        assert_eq!(r.allow("disk full", t0 + Duration::from_secs(61)), Some(1499));
+        assert_eq!(r.allow("disk full", t0 + Duration::from_secs(62)), None);
+        // Bounded: many distinct keys do not grow it past 1 024.
+        for i in 0..5000 {
+            r.allow(&format!("file {i}"), t0);
+        }
+        assert!(r.seen.len() <= 1024);
+    }
+
+    #[test]
+    fn files_that_start_alike_are_not_scanned_again_and_again() {
+        let tmp = tempfile::tempdir().unwrap();
+        let live = container(tmp.path(), '9', "alike", false, "");
+        let dir = live.parent().unwrap().to_path_buf();
+        let name = live.file_name().unwrap().to_str().unwrap().to_string();
+        let rotated = dir.join(format!("{name}.1"));
+        // Both files start with the same line (same text, same time).
+        append(&rotated, &line("starting", 0));
+        append(&rotated, &line(&format!("old {}", token(T1)), 1));
+        append(&live, &line("starting", 0));
+        append(&live, &line(&format!("new {}", token(T2)), 2));
+        append(&live, &line("more lines in the live file than in the rotated one", 3));
+        let parts = Parts::new();
+        let mut g = parts.guard(tmp.path());
+        assert_eq!(g.sync_all().recorded, 2);
+        for _ in 0..3 {
+            assert_eq!(g.sync_all(), SyncStats::default(), "nothing new: nothing scanned");
+        }
+        g.commit(true).unwrap();
+        assert_clean(&fs::read(&rotated).unwrap(), &[T1]);
+        assert_clean(&fs::read(&live).unwrap(), &[T2]);
+        assert!(!g.warned.iter().any(|w| w.starts_with("shorter")), "{:?}", g.warned);
+        // Docker rotates (max-file 3): .1 becomes .2, live becomes .1; a new live file starts alike.
+        fs::rename(&rotated, dir.join(format!("{name}.2"))).unwrap();
+        fs::rename(&live, &rotated).unwrap();
+        append(&live, &line("starting", 0));
+        append(&live, &line(&format!("newer {}", token(T3)), 4));
+        assert_eq!(g.sync_all().recorded, 1, "only the new secret");
+        assert_eq!(g.sync_all(), SyncStats::default());
+        assert_clean(&fs::read(&live).unwrap(), &[T3]);
+        assert_eq!(records(tmp.path()).len(), 3);
+    }
+
+    #[test]
     fn links_under_the_docker_root_are_never_followed() {
         let tmp = tempfile::tempdir().unwrap();
         let outside = tmp.path().join("outside");
@@ -1445,7 +1558,10 @@ mod tests {
 
         let parts = Parts::new();
         let mut g = parts.guard(tmp.path());
-        assert!(!g.containers.contains_key(&"e".repeat(64)), "the linked container directory is skipped");
+        assert!(
+            !g.containers.contains_key(&"e".repeat(64)),
+            "the linked container directory is skipped"
+        );
         for _ in 0..3 {
             g.sync_all();
         }
