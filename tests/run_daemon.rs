@@ -196,6 +196,33 @@ fn health_is_unhealthy_without_a_guard_and_run_refuses_a_missing_containers_dire
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("old"));
 
+    // A fresh heartbeat of a guard that has fallen behind is unhealthy past --max-lag (default 120 s).
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let beat = |lag: u64| {
+        fs::write(
+            tmp.path().join("health.json"),
+            format!(r#"{{"time":{now},"containers":3,"lag_bytes":123456,"lag_seconds":{lag}}}"#),
+        )
+        .unwrap()
+    };
+    beat(500);
+    let out = run(sidecar(tmp.path()).arg("health"));
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("500 s behind") && err.contains("123456 bytes"), "{err}");
+    let out = run(sidecar(tmp.path()).args(["health", "--max-lag", "0"]));
+    assert_eq!(out.status.code(), Some(0));
+    let out = run(sidecar(tmp.path()).args(["health", "--max-lag", "600"]));
+    assert_eq!(out.status.code(), Some(0));
+    beat(7);
+    let out = run(sidecar(tmp.path()).arg("health"));
+    assert_eq!(out.status.code(), Some(0));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("3 container(s), 7 s and 123456 bytes behind"), "{said}");
+
     let out = run(sidecar(tmp.path())
         .env("SIDECAR_DOCKER_ROOT", tmp.path().join("no-docker-here"))
         .arg("run"));

@@ -296,6 +296,10 @@ pub struct HealthArgs {
     /// Unhealthy when the guard's heartbeat is older than this many seconds.
     #[arg(long, default_value_t = 60, value_name = "SECONDS")]
     pub max_age: u64,
+    /// Unhealthy when a container's live log has had bytes not scanned yet for longer than this
+    /// many seconds (the guard is falling behind its busiest container); 0 = not checked.
+    #[arg(long, default_value_t = 120, value_name = "SECONDS")]
+    pub max_lag: u64,
 }
 
 /// `sidecar enforce` flags.

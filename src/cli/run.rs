@@ -344,9 +344,21 @@ fn start_guard(
 pub fn health(config: &Config, args: super::HealthArgs) -> u8 {
     let state_dir = args.state_dir.unwrap_or_else(|| config.state_dir.clone());
     match crate::logs::follow::heartbeat_age(&state_dir) {
-        Ok((age, containers)) if age <= args.max_age => {
-            println!("healthy: log guard alive {age} s ago, following {containers} container(s)");
+        Ok((age, beat)) if age <= args.max_age && (args.max_lag == 0 || beat.lag_seconds <= args.max_lag) => {
+            println!(
+                "healthy: log guard alive {age} s ago, following {} container(s), {} s and {} bytes behind",
+                beat.containers, beat.lag_seconds, beat.lag_bytes
+            );
             EXIT_OK
+        }
+        Ok((age, beat)) if age <= args.max_age => {
+            crate::say!(
+                "unhealthy: the log guard is {} s behind a container's log ({} bytes not scanned yet; more than {} s): the host writes logs faster than the guard scans them",
+                beat.lag_seconds,
+                beat.lag_bytes,
+                args.max_lag
+            );
+            1
         }
         Ok((age, _)) => {
             crate::say!(

@@ -169,6 +169,8 @@ pub struct Guard<'a> {
     held: HashMap<String, (String, Instant)>,
     /// Live file (dev, inode) → bytes not scanned yet, for the lag gauge.
     lag: HashMap<String, u64>,
+    /// Container → since when its live log has had bytes not scanned yet (for "seconds behind").
+    lag_since: HashMap<String, Instant>,
     metrics: &'a Metrics,
     warned: HashSet<String>,
     /// Repeated errors are logged at most once a minute each (all are counted in the metrics).
@@ -283,6 +285,7 @@ impl<'a> Guard<'a> {
             containers: BTreeMap::new(),
             held: HashMap::new(),
             lag: HashMap::new(),
+            lag_since: HashMap::new(),
             metrics,
             warned: HashSet::new(),
             errors_logged: RateLimit::new(Duration::from_secs(60)),
@@ -331,6 +334,7 @@ impl<'a> Guard<'a> {
         self.marks
             .prune(unix_now().saturating_sub(3600), &|id| alive.contains(id));
         self.lag.retain(|id, _| alive.contains(id));
+        self.lag_since.retain(|id, _| alive.contains(id));
         self.metrics
             .set("sidecar_log_containers_followed", self.containers.len() as f64);
         Ok(())
@@ -561,7 +565,13 @@ impl<'a> Guard<'a> {
         };
         let result = self.scan_plain(c, path, &file, size, masks, &ident, &mut mark, carry);
         if live {
-            self.lag.insert(c.id.clone(), size.saturating_sub(mark.end));
+            let behind = size.saturating_sub(mark.end);
+            self.lag.insert(c.id.clone(), behind);
+            if behind == 0 {
+                self.lag_since.remove(&c.id);
+            } else {
+                self.lag_since.entry(c.id.clone()).or_insert_with(Instant::now);
+            }
         }
         self.marks.files.insert(ident, mark);
         self.marks_dirty = true;
@@ -978,8 +988,15 @@ impl<'a> Guard<'a> {
         self.metrics
             .set("sidecar_log_lag_bytes", self.lag.values().sum::<u64>() as f64);
         self.metrics
+            .set("sidecar_log_lag_seconds", self.lag_seconds().as_secs_f64());
+        self.metrics
             .set("sidecar_log_files_followed", self.marks.files.len() as f64);
         Ok(())
+    }
+
+    /// How long the container furthest behind has had bytes not scanned yet (0 when none is).
+    pub fn lag_seconds(&self) -> Duration {
+        self.lag_since.values().map(Instant::elapsed).max().unwrap_or_default()
     }
 
     /// Containers whose work panicked and whose back-off is over.
@@ -1089,7 +1106,12 @@ impl<'a> Guard<'a> {
             }
             if Instant::now() >= next_beat {
                 next_beat = Instant::now() + Duration::from_secs(5);
-                if let Err(e) = write_heartbeat(&self.opts.state_dir, self.containers.len()) {
+                let beat = Heartbeat {
+                    containers: self.containers.len() as u64,
+                    lag_bytes: self.lag.values().sum(),
+                    lag_seconds: self.lag_seconds().as_secs(),
+                };
+                if let Err(e) = write_heartbeat(&self.opts.state_dir, &beat) {
                     self.error(&format!("cannot write the heartbeat: {e}"));
                 }
             }
@@ -1224,25 +1246,45 @@ pub fn rewrite_gz(path: &Path, expect: (u64, u64), findings: &[Finding]) -> io::
 pub const HEARTBEAT_FILE: &str = "health.json";
 
 /// Write the heartbeat.
-pub fn write_heartbeat(state_dir: &Path, containers: usize) -> io::Result<()> {
+pub fn write_heartbeat(state_dir: &Path, beat: &Heartbeat) -> io::Result<()> {
     let body = serde_json::json!({
         "time": unix_now(),
         "pid": std::process::id(),
-        "containers": containers,
+        "containers": beat.containers,
+        "lag_bytes": beat.lag_bytes,
+        "lag_seconds": beat.lag_seconds,
     });
     crate::fsutil::write_atomic(&state_dir.join(HEARTBEAT_FILE), body.to_string().as_bytes())
 }
 
-/// Age of the heartbeat in seconds, with the number of containers followed.
-pub fn heartbeat_age(state_dir: &Path) -> io::Result<(u64, u64)> {
+/// What the guard's heartbeat says besides its time.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Heartbeat {
+    /// Containers followed.
+    pub containers: u64,
+    /// Bytes written to live logs and not scanned yet, all containers.
+    pub lag_bytes: u64,
+    /// How long the container furthest behind has had bytes not scanned yet.
+    pub lag_seconds: u64,
+}
+
+/// Age of the heartbeat in seconds, with what it says.
+pub fn heartbeat_age(state_dir: &Path) -> io::Result<(u64, Heartbeat)> {
     let path = state_dir.join(HEARTBEAT_FILE);
-    let text = fs::read(&path)?;
+    let file = crate::fsutil::open_nofollow(&path)?;
+    let mut text = Vec::new();
+    io::Read::read_to_end(&mut io::Read::take(file, 64 << 10), &mut text)?;
     let v: serde_json::Value =
         serde_json::from_slice(&text).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
     let time = v["time"]
         .as_u64()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no time"))?;
-    Ok((unix_now().saturating_sub(time), v["containers"].as_u64().unwrap_or(0)))
+    let beat = Heartbeat {
+        containers: v["containers"].as_u64().unwrap_or(0),
+        lag_bytes: v["lag_bytes"].as_u64().unwrap_or(0),
+        lag_seconds: v["lag_seconds"].as_u64().unwrap_or(0),
+    };
+    Ok((unix_now().saturating_sub(time), beat))
 }
 
 #[cfg(test)]
@@ -1427,12 +1469,16 @@ mod tests {
         let parts = Parts::new();
         let mut g = parts.guard(tmp.path());
         assert_eq!(g.sync_all().recorded, 0, "held until the last part arrives");
+        // A unit held open waits for Docker, not for the guard: it is not lag.
+        assert_eq!(g.lag.values().sum::<u64>(), 0);
+        assert_eq!(g.lag_seconds(), Duration::ZERO);
         g.commit(true).unwrap();
         drop(g);
         append(&live, &line(&format!("{} done", &tok[14..]), 2));
         let mut g = parts.guard(tmp.path());
         let s = g.sync_all();
         assert_eq!((s.recorded, s.masked), (1, 2), "one finding over two entries");
+        assert_eq!(g.lag_seconds(), Duration::ZERO, "caught up");
         assert_clean(&fs::read(&live).unwrap(), &[T1]);
         let text = String::from_utf8(fs::read(&live).unwrap()).unwrap();
         assert!(!text.contains(&tok[..14]) && !text.contains(&tok[14..]));

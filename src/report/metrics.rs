@@ -54,6 +54,11 @@ const FAMILIES: &[(&str, &str, &str)] = &[
         "Bytes written to live logs and not scanned yet.",
     ),
     (
+        "sidecar_log_lag_seconds",
+        "gauge",
+        "How long the container furthest behind has had bytes in its live log not scanned yet.",
+    ),
+    (
         "sidecar_guard_errors_total",
         "counter",
         "Errors of the log guard (unreadable files, damaged gzip files, failed writes).",
