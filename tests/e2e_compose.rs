@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use common::{assert_no_secret, compose, docker_ok, github_token, keys, wait_for, Rng};
+use common::{assert_no_secret, compose, docker_ok, free_port, github_token, keys, wait_for, Rng};
 
 const STANDIN_OPENCLAW: &str = "sidecar-e2e-openclaw:1";
 const STANDIN_CADDY: &str = "sidecar-e2e-caddy:1";
@@ -207,14 +207,6 @@ fn image_id(tag: &str) -> String {
     docker_ok_out(&["image", "inspect", "-f", "{{.Id}}", tag])
         .trim()
         .to_string()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// The stack under test: compose with the project's files, the audit override and the test's

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{docker_line, github_token, sidecar, wait_for, Rng};
+use common::{docker_line, free_port, github_token, sidecar, wait_for, Rng};
 
 /// A container directory as Docker writes it; returns the live log's path.
 fn container(root: &Path, id_char: char, name: &str) -> PathBuf {
@@ -49,14 +49,6 @@ fn secret_line(token: &str) -> Vec<u8> {
 
 fn has(path: &Path, needle: &str) -> bool {
     memchr::memmem::find(&fs::read(path).unwrap(), needle.as_bytes()).is_some()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn metric(port: u16, name: &str) -> f64 {

@@ -2,7 +2,6 @@
 //! image, labels, log path) and `hostconfig.json` (log driver and options). Read from the files, so
 //! the log guard needs no access to the Docker API.
 use std::collections::BTreeMap;
-
 use std::io::{self, BufReader};
 use std::path::{Path, PathBuf};
 

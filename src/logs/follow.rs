@@ -384,10 +384,10 @@ impl<'a> Guard<'a> {
                     .insert(id.to_string(), (failures, Instant::now() + wait));
                 self.metrics.add("sidecar_guard_panics_total", 1.0);
                 // What this container's work held in memory may be half-updated: forget it, so the
-                // next attempt starts again from the checkpoints on disk.
+                // next attempt starts again from the checkpoints on disk. (Masks waiting in
+                // `gz_extra` stay: each is a confirmed secret, whoever's sync found it.)
                 self.held.retain(|_, (held_id, _)| held_id != id);
-                self.gz_extra.clear();
-                self.recheck_gz = true;
+                self.recheck_gz = false;
                 if let Ok(disk) = Checkpoints::load(&self.opts.state_dir) {
                     self.marks.files.retain(|_, m| m.container != id);
                     self.marks.gz.retain(|_, m| m.container != id);

@@ -268,3 +268,12 @@ pub fn compose() -> Option<Vec<&'static str>> {
     eprintln!("skipped: no docker-compose");
     None
 }
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
