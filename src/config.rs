@@ -113,9 +113,11 @@ pub struct GuardConfig {
     pub hold_seconds: u64,
     /// Checkpoints are written at most this often (and at exit), in milliseconds.
     pub checkpoint_ms: u64,
-    /// `findings/findings.jsonl` is rotated when it passes this many MiB.
+    /// Size cap of the `findings/` directory in MiB: `findings.jsonl` rotates at an eighth of it and
+    /// the oldest rotated files are folded into per-secret aggregates (never dropped).
     pub findings_max_mib: u64,
-    /// Rotated findings files kept (`findings-<stamp>.jsonl`); older ones are removed.
+    /// Rotated findings files kept one record per occurrence (`findings-<stamp>.jsonl`); older ones
+    /// are folded into the summary `secrets-<stamp>.jsonl`.
     pub findings_keep: usize,
 }
 

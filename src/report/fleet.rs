@@ -51,7 +51,13 @@ pub fn ship(state_dir: &Path, dest: &str, host: &str) -> Result<usize, BackupErr
         Err(e) => return Err(BackupError::io("findings directory", e)),
     };
     let mut written = 0;
-    for path in files.iter().filter(|p| p.extension().is_none_or(|e| e != "gz")) {
+    // Summaries are skipped: they aggregate occurrence records that were shipped while plain.
+    for path in files.iter().filter(|p| {
+        p.extension().is_none_or(|e| e != "gz")
+            && !p
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(super::review::SUMMARY_PREFIX))
+    }) {
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())

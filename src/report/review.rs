@@ -14,7 +14,7 @@ use crate::redact::{Finding, Severity};
 
 /// A finding record as the guard writes it: the engine's finding plus the container's name and
 /// image (absent in `sidecar scan` output).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FindingRecord {
     /// The finding.
     #[serde(flatten)]
@@ -25,6 +25,62 @@ pub struct FindingRecord {
     /// Container image.
     #[serde(default)]
     pub image: Option<String>,
+    /// Present on an aggregate (a summary record): the occurrences it stands for. Absent: one
+    /// occurrence, at the finding's `time`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub occurrences: Option<Occurrences>,
+}
+
+/// How many times a secret was seen in one file of one container, and when: what a summary record
+/// keeps of the occurrence records folded into it (see [`super::sink`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Occurrences {
+    /// Occurrences.
+    pub count: u64,
+    /// Earliest log time (RFC 3339), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_seen: Option<String>,
+    /// Latest log time (RFC 3339), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<String>,
+    /// Occurrences per day (`YYYY-MM-DD`, UTC) of the ones with a log time.
+    #[serde(default)]
+    pub per_day: BTreeMap<String, u64>,
+}
+
+impl Occurrences {
+    /// The occurrences of one plain record.
+    pub fn of(f: &Finding) -> Occurrences {
+        let mut o = Occurrences {
+            count: 1,
+            first_seen: f.time.clone(),
+            last_seen: f.time.clone(),
+            per_day: BTreeMap::new(),
+        };
+        if let Some(t) = when(f) {
+            o.per_day.insert(t.format("%Y-%m-%d").to_string(), 1);
+        }
+        o
+    }
+
+    /// Add `other`'s occurrences.
+    pub fn merge(&mut self, other: &Occurrences) {
+        self.count += other.count;
+        let parsed = |t: &Option<String>| t.as_deref().and_then(|t| DateTime::parse_from_rfc3339(t).ok());
+        if let Some(b) = parsed(&other.first_seen) {
+            if parsed(&self.first_seen).is_none_or(|a| b < a) {
+                self.first_seen.clone_from(&other.first_seen);
+            }
+        }
+        if let Some(b) = parsed(&other.last_seen) {
+            if parsed(&self.last_seen).is_none_or(|a| b > a) {
+                self.last_seen.clone_from(&other.last_seen);
+            }
+        }
+        for (day, n) in &other.per_day {
+            *self.per_day.entry(day.clone()).or_insert(0) += n;
+        }
+    }
 }
 
 /// A reviewer's acknowledgement of one fingerprint.
@@ -160,8 +216,11 @@ fn when(f: &Finding) -> Option<DateTime<Utc>> {
         .map(|d| d.with_timezone(&Utc))
 }
 
-/// The finding files under `dir` (`*.jsonl`, rotated `*.jsonl.N`, compressed `*.gz`), oldest
-/// name first; temporary files (dot-named) are skipped.
+/// The finding files under `dir` that `sidecar report` reads, oldest name first: the newest summary
+/// (`secrets-<stamp>.jsonl`), the rotated occurrence files not folded into it yet
+/// (`findings-<stamp>.jsonl`, names after the summary's stamp), other `*.jsonl*` files (rotated
+/// `.N`, compressed `.gz`, copies) and the current `findings.jsonl`. Temporary (dot-named) files,
+/// older summaries and folded files a crash left behind are skipped (the guard removes them).
 pub fn finding_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)?
         .flatten()
@@ -175,8 +234,26 @@ pub fn finding_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
         })
         .collect();
     v.sort();
+    let stamp_of = |p: &PathBuf, prefix: &str| -> Option<String> {
+        let n = p.file_name()?.to_str()?;
+        Some(n.strip_prefix(prefix)?.strip_suffix(".jsonl")?.to_string())
+    };
+    let summary = v.iter().filter_map(|p| stamp_of(p, SUMMARY_PREFIX)).max();
+    if let Some(folded) = summary {
+        v.retain(|p| match (stamp_of(p, SUMMARY_PREFIX), stamp_of(p, ROTATED_PREFIX)) {
+            (Some(s), _) => s == folded,
+            (None, Some(r)) => r > folded,
+            (None, None) => true,
+        });
+    }
     Ok(v)
 }
+
+/// Name prefix of a summary file: `secrets-<stamp>.jsonl` holds one aggregate record per secret,
+/// container and file for every occurrence record up to the rotated file `findings-<stamp>.jsonl`.
+pub const SUMMARY_PREFIX: &str = "secrets-";
+/// Name prefix of a rotated occurrence file, `findings-<stamp>.jsonl`.
+pub const ROTATED_PREFIX: &str = "findings-";
 
 /// Longest finding record accepted (a larger line is reported as damaged, not read whole).
 const MAX_RECORD: usize = 1 << 20;
@@ -243,23 +320,68 @@ pub fn read_findings_from(src: impl Read, each: &mut dyn FnMut(FindingRecord)) -
 /// Earliest and latest time a fingerprint was seen.
 type Span = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
 
+/// The part of an aggregate inside the filter's time range, by day (a day counts when any of it is
+/// inside); `None` when nothing is.
+fn within(o: &Occurrences, filter: &Filter) -> Option<Occurrences> {
+    let since = filter.since.map(|t| t.format("%Y-%m-%d").to_string());
+    let until = filter.until.map(|t| t.format("%Y-%m-%d").to_string());
+    let per_day: BTreeMap<String, u64> = o
+        .per_day
+        .iter()
+        .filter(|(d, _)| since.as_ref().is_none_or(|s| *d >= s) && until.as_ref().is_none_or(|u| *d <= u))
+        .map(|(d, n)| (d.clone(), *n))
+        .collect();
+    let count: u64 = per_day.values().sum();
+    if count == 0 {
+        return None;
+    }
+    let first = per_day.keys().next().cloned();
+    let last = per_day.keys().next_back().cloned();
+    let clamp = |day: Option<String>, t: &Option<String>, end: bool| -> Option<String> {
+        // Keep the exact time when it falls on the first (last) day kept; else that day's edge.
+        let day = day?;
+        match t {
+            Some(t) if t.starts_with(&day) => Some(t.clone()),
+            _ if end => Some(format!("{day}T23:59:59Z")),
+            _ => Some(format!("{day}T00:00:00Z")),
+        }
+    };
+    Some(Occurrences {
+        count,
+        first_seen: clamp(first, &o.first_seen, false),
+        last_seen: clamp(last, &o.last_seen, true),
+        per_day,
+    })
+}
+
 /// Group findings by fingerprint, apply the filter and the triage; most severe, then newest first.
 pub fn group(records: impl IntoIterator<Item = FindingRecord>, filter: &Filter, triage: &Triage) -> Vec<Item> {
     let mut items: BTreeMap<String, Item> = BTreeMap::new();
     let mut seen: BTreeMap<String, Span> = BTreeMap::new();
     for r in records {
         let f = &r.finding;
-        let t = when(f);
-        if let (Some(since), Some(t)) = (filter.since, t) {
-            if t < since {
-                continue;
+        let occ = match &r.occurrences {
+            // An aggregate under a time filter counts the days inside it (day granularity).
+            Some(o) if filter.since.is_some() || filter.until.is_some() => match within(o, filter) {
+                Some(o) => Some(o),
+                None => continue,
+            },
+            Some(o) => Some(o.clone()),
+            None => {
+                let t = when(f);
+                if let (Some(since), Some(t)) = (filter.since, t) {
+                    if t < since {
+                        continue;
+                    }
+                }
+                if let (Some(until), Some(t)) = (filter.until, t) {
+                    if t >= until {
+                        continue;
+                    }
+                }
+                None
             }
-        }
-        if let (Some(until), Some(t)) = (filter.until, t) {
-            if t >= until {
-                continue;
-            }
-        }
+        };
         let container = r
             .container
             .clone()
@@ -293,20 +415,28 @@ pub fn group(records: impl IntoIterator<Item = FindingRecord>, filter: &Filter, 
             ack: None,
             per_day: BTreeMap::new(),
         });
-        item.count += 1;
-        if let Some(t) = t {
-            *item.per_day.entry(t.format("%Y-%m-%d").to_string()).or_insert(0) += 1;
+        let occ = occ.unwrap_or_else(|| Occurrences::of(f));
+        item.count += occ.count;
+        for (day, n) in &occ.per_day {
+            *item.per_day.entry(day.clone()).or_insert(0) += n;
         }
         item.containers.insert(container);
         let span = seen.entry(f.fingerprint.clone()).or_insert((None, None));
-        if let Some(t) = t {
+        let parse = |t: &Option<String>| {
+            t.as_deref()
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                .map(|d| d.with_timezone(&Utc))
+        };
+        if let Some(t) = parse(&occ.first_seen) {
             if span.0.is_none_or(|a| t < a) {
                 span.0 = Some(t);
-                item.first_seen = f.time.clone().unwrap_or_default();
+                item.first_seen = occ.first_seen.clone().unwrap_or_default();
             }
+        }
+        if let Some(t) = parse(&occ.last_seen) {
             if span.1.is_none_or(|b| t > b) {
                 span.1 = Some(t);
-                item.last_seen = f.time.clone().unwrap_or_default();
+                item.last_seen = occ.last_seen.clone().unwrap_or_default();
             }
         }
     }

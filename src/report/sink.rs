@@ -1,12 +1,22 @@
-//! The flagged-secret report as the log guard writes it: append-only JSONL under
-//! `<state_dir>/findings/`, 0600, fsynced per batch, one record per occurrence (the engine's finding
-//! plus container name and image, never the secret), rotated by size with retention.
+//! The flagged-secret report as the log guard writes it, under `<state_dir>/findings/` (0600 files,
+//! 0700 directory); never a secret:
+//! - `findings.jsonl`: one record per occurrence (the engine's finding plus container name and
+//!   image), appended and fsynced per batch; rotated to `findings-<UTC stamp>.jsonl` past an eighth of
+//!   the size cap.
+//! - `secrets-<stamp>.jsonl`: the summary. When the rotated files are more than `keep`, or the
+//!   directory is over its cap, the oldest rotated files are folded into one aggregate record per
+//!   secret and container (the first occurrence's record plus `occurrences`: count, first and last
+//!   log time, count per day), so a noisy container never pushes an older secret out of the report.
+//!   Folding writes the new summary under a temporary name, fsyncs and renames it, then removes the
+//!   older summary and the files it folded: the stamp in the summary's name says which rotated files
+//!   it already holds, so a crash at any point neither loses nor counts anything twice. Distinct
+//!   secrets are never dropped: when the summary alone is over the cap, that is reported, not cut.
 //!
 //! Crash safety works with the guard's checkpoints: the checkpoint records how long the current
 //! file was when it was committed. Records past that length were written for log bytes the
 //! checkpoint does not cover yet; after a restart they are read back ([`FindingLog::open`]) so that
 //! rescanning those bytes records nothing twice. The file is only rotated right after a checkpoint.
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
@@ -14,6 +24,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use super::review::{read_findings_from, FindingRecord, Occurrences, ROTATED_PREFIX, SUMMARY_PREFIX};
 use crate::fsutil;
 use crate::redact::Finding;
 
@@ -48,16 +59,36 @@ pub struct FindingLog {
     dir: PathBuf,
     file: File,
     len: u64,
-    max_bytes: u64,
+    /// The directory's size cap.
+    cap_bytes: u64,
     keep: usize,
+    /// What the last fold found.
+    folds: FoldStats,
+    /// Rotation size other than an eighth of the cap (tests).
+    rotate_at: Option<u64>,
+}
+
+/// What folding rotated files into the summary did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct FoldStats {
+    /// Rotated files folded (in total, since open).
+    pub files_folded: u64,
+    /// Aggregate records in the newest summary.
+    pub summary_records: u64,
+    /// Size of the findings directory after the last rotation.
+    pub dir_bytes: u64,
+    /// The summary alone is over the cap (distinct secrets are kept all the same).
+    pub over_cap: bool,
 }
 
 impl FindingLog {
-    /// Open (creating) `<dir>/findings.jsonl`. A record cut short by a crash is removed. Returns the
-    /// keys of the records past `committed_len`, the ones a checkpoint does not cover yet.
+    /// Open (creating) `<dir>/findings.jsonl`, keeping the directory under `cap_bytes` and at most
+    /// `keep` rotated occurrence files. A record cut short by a crash is removed, and what a crash
+    /// left of a fold is finished. Returns the keys of the records past `committed_len`, the ones a
+    /// checkpoint does not cover yet.
     pub fn open(
         dir: &Path,
-        max_bytes: u64,
+        cap_bytes: u64,
         keep: usize,
         committed_len: u64,
     ) -> io::Result<(Self, HashSet<OccurrenceKey>)> {
@@ -88,16 +119,17 @@ impl FindingLog {
                 }
             }
         }
-        Ok((
-            Self {
-                dir: dir.to_path_buf(),
-                file,
-                len,
-                max_bytes: max_bytes.max(1),
-                keep,
-            },
-            pending,
-        ))
+        let mut log = Self {
+            dir: dir.to_path_buf(),
+            file,
+            len,
+            cap_bytes: cap_bytes.max(1),
+            keep,
+            folds: FoldStats::default(),
+            rotate_at: None,
+        };
+        log.fold_if_due()?;
+        Ok((log, pending))
     }
 
     /// Current length of `findings.jsonl` (what a checkpoint records).
@@ -142,15 +174,31 @@ impl FindingLog {
         Ok(())
     }
 
-    /// Rotate when the file is over its size, and drop rotated files beyond `keep`. Call only right
-    /// after a checkpoint that covers everything written. Returns true when it rotated.
+    /// What folding has done so far.
+    pub fn fold_stats(&self) -> FoldStats {
+        self.folds
+    }
+
+    /// Size at which `findings.jsonl` is rotated: an eighth of the cap.
+    fn rotate_bytes(&self) -> u64 {
+        self.rotate_at.unwrap_or((self.cap_bytes / 8).max(1))
+    }
+
+    #[cfg(test)]
+    fn rotate_bytes_for_tests(&mut self, n: u64) {
+        self.rotate_at = Some(n);
+    }
+
+    /// Rotate when the file is over its size, then fold the oldest rotated files into the summary
+    /// while they are more than `keep` or the directory is over its cap. Call only right after a
+    /// checkpoint that covers everything written. Returns true when it rotated.
     pub fn rotate_if_due(&mut self) -> io::Result<bool> {
-        if self.len < self.max_bytes {
+        if self.len < self.rotate_bytes() {
             return Ok(false);
         }
         let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.9fZ");
         let current = self.dir.join(CURRENT);
-        fs::rename(&current, self.dir.join(format!("findings-{stamp}.jsonl")))?;
+        fs::rename(&current, self.dir.join(format!("{ROTATED_PREFIX}{stamp}.jsonl")))?;
         self.file = OpenOptions::new()
             .read(true)
             .append(true)
@@ -159,22 +207,137 @@ impl FindingLog {
             .open(&current)?;
         File::open(&self.dir)?.sync_all()?;
         self.len = 0;
-        let mut rotated: Vec<PathBuf> = fs::read_dir(&self.dir)?
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with("findings-") && n.contains(".jsonl"))
-            })
-            .collect();
-        rotated.sort();
-        let excess = rotated.len().saturating_sub(self.keep);
-        for old in &rotated[..excess] {
-            fs::remove_file(old)?;
-        }
+        self.fold_if_due()?;
         Ok(true)
     }
+
+    /// The summaries and rotated occurrence files, by stamp (oldest first), and the directory's size.
+    fn listing(&self) -> io::Result<Listing> {
+        let mut l = Listing::default();
+        for e in fs::read_dir(&self.dir)?.flatten() {
+            let Ok(md) = e.metadata() else { continue };
+            if !md.is_file() {
+                continue;
+            }
+            l.bytes += md.len();
+            let name = e.file_name().to_string_lossy().into_owned();
+            let stamp = |prefix: &str| {
+                name.strip_prefix(prefix)
+                    .and_then(|r| r.strip_suffix(".jsonl"))
+                    .map(str::to_string)
+            };
+            if let Some(s) = stamp(SUMMARY_PREFIX) {
+                l.summaries.push((s, md.len()));
+            } else if let Some(s) = stamp(ROTATED_PREFIX) {
+                l.rotated.push((s, md.len()));
+            }
+        }
+        l.summaries.sort();
+        l.rotated.sort();
+        Ok(l)
+    }
+
+    /// Remove what a finished fold left (older summaries, files already folded), then fold while
+    /// the rotated files are too many or the directory is over its cap.
+    fn fold_if_due(&mut self) -> io::Result<()> {
+        let mut l = self.listing()?;
+        let folded_through = l.summaries.last().map(|(s, _)| s.clone());
+        if let Some(through) = &folded_through {
+            for (s, len) in l.summaries.drain(..l.summaries.len() - 1) {
+                fs::remove_file(self.dir.join(format!("{SUMMARY_PREFIX}{s}.jsonl")))?;
+                l.bytes -= len;
+            }
+            let (done, todo): (Vec<_>, Vec<_>) = l.rotated.into_iter().partition(|(s, _)| s <= through);
+            for (s, len) in done {
+                fs::remove_file(self.dir.join(format!("{ROTATED_PREFIX}{s}.jsonl")))?;
+                l.bytes -= len;
+            }
+            l.rotated = todo;
+        }
+        let summary_len = l.summaries.last().map_or(0, |(_, n)| *n);
+        // How many of the oldest rotated files to fold.
+        let mut n = l.rotated.len().saturating_sub(self.keep);
+        let mut bytes = l.bytes - l.rotated[..n].iter().map(|(_, b)| b).sum::<u64>();
+        while bytes > self.cap_bytes && n < l.rotated.len() {
+            bytes -= l.rotated[n].1;
+            n += 1;
+        }
+        self.folds.dir_bytes = l.bytes;
+        self.folds.over_cap = summary_len > self.cap_bytes / 2;
+        if n == 0 {
+            return Ok(());
+        }
+        self.fold(folded_through.as_deref(), &l.rotated[..n])?;
+        self.folds.dir_bytes = self.listing()?.bytes;
+        Ok(())
+    }
+
+    /// Fold `files` (oldest first) into the summary `folded_through` and write the new summary.
+    fn fold(&mut self, folded_through: Option<&str>, files: &[(String, u64)]) -> io::Result<()> {
+        let mut agg: HashMap<(String, String), FindingRecord> = HashMap::new();
+        let mut order: Vec<(String, String)> = Vec::new();
+        let mut add = |r: FindingRecord| {
+            let occ = r.occurrences.clone().unwrap_or_else(|| Occurrences::of(&r.finding));
+            let key = (
+                r.finding.fingerprint.clone(),
+                r.finding.container_id.clone().unwrap_or_else(|| r.finding.file.clone()),
+            );
+            match agg.get_mut(&key) {
+                Some(a) => a.occurrences.get_or_insert_with(Occurrences::default).merge(&occ),
+                None => {
+                    order.push(key.clone());
+                    agg.insert(
+                        key,
+                        FindingRecord {
+                            occurrences: Some(occ),
+                            ..r
+                        },
+                    );
+                }
+            }
+        };
+        let mut read = |name: String| -> io::Result<()> {
+            let path = self.dir.join(name);
+            let file = fsutil::open_nofollow(&path)?;
+            read_findings_from(file, &mut add).map(drop)
+        };
+        if let Some(s) = folded_through {
+            read(format!("{SUMMARY_PREFIX}{s}.jsonl"))?;
+        }
+        for (s, _) in files {
+            read(format!("{ROTATED_PREFIX}{s}.jsonl"))?;
+        }
+        let through = &files.last().expect("something to fold").0;
+        let dest = self.dir.join(format!("{SUMMARY_PREFIX}{through}.jsonl"));
+        let mut out = fsutil::AtomicFile::create(&dest)?;
+        let mut summary_len = 0u64;
+        for key in &order {
+            let mut line = serde_json::to_vec(&agg[key])?;
+            line.push(b'\n');
+            summary_len += line.len() as u64;
+            out.write_all(&line)?;
+        }
+        out.commit()?;
+        if let Some(s) = folded_through {
+            fs::remove_file(self.dir.join(format!("{SUMMARY_PREFIX}{s}.jsonl")))?;
+        }
+        for (s, _) in files {
+            fs::remove_file(self.dir.join(format!("{ROTATED_PREFIX}{s}.jsonl")))?;
+        }
+        File::open(&self.dir)?.sync_all()?;
+        self.folds.files_folded += files.len() as u64;
+        self.folds.summary_records = order.len() as u64;
+        self.folds.over_cap = summary_len > self.cap_bytes / 2;
+        Ok(())
+    }
+}
+
+/// Summaries and rotated occurrence files by stamp (with sizes), and the directory's total size.
+#[derive(Debug, Default)]
+struct Listing {
+    summaries: Vec<(String, u64)>,
+    rotated: Vec<(String, u64)>,
+    bytes: u64,
 }
 
 #[cfg(test)]
@@ -232,17 +395,98 @@ mod tests {
     }
 
     #[test]
-    fn rotates_by_size_and_keeps_the_newest() {
+    fn rotates_by_size_and_folds_beyond_keep() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut log, _) = FindingLog::open(dir.path(), 100, 2, 0).unwrap();
+        let (mut log, _) = FindingLog::open(dir.path(), 1 << 20, 2, 0).unwrap();
+        log.rotate_bytes_for_tests(100);
         for i in 0..4 {
             log.append([&finding(i)], "c", "i").unwrap();
             assert!(log.rotate_if_due().unwrap());
             assert!(log.is_empty());
         }
-        let rotated = crate::report::review::finding_files(dir.path()).unwrap();
-        // Two rotated files and the (empty) current one.
-        assert_eq!(rotated.len(), 3, "{rotated:?}");
-        assert!(rotated.last().unwrap().ends_with(CURRENT));
+        let files = crate::report::review::finding_files(dir.path()).unwrap();
+        let names: Vec<String> = files
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        // The summary (two folded files), two rotated files and the (empty) current one.
+        assert_eq!(names.len(), 4, "{names:?}");
+        assert_eq!(
+            names.iter().filter(|n| n.starts_with(ROTATED_PREFIX)).count(),
+            2,
+            "{names:?}"
+        );
+        assert_eq!(
+            names.iter().filter(|n| n.starts_with(SUMMARY_PREFIX)).count(),
+            1,
+            "{names:?}"
+        );
+        assert!(names.iter().any(|n| n == CURRENT), "{names:?}");
+        assert_eq!(log.fold_stats().files_folded, 2);
+    }
+
+    #[test]
+    fn a_noisy_container_never_pushes_an_older_secret_out_and_the_cap_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let cap = 64 << 10;
+        let (mut log, _) = FindingLog::open(d, cap, 2, 0).unwrap();
+        let mut old = finding(1);
+        old.fingerprint = "cd".repeat(32);
+        log.append([&old], "quiet", "i").unwrap();
+        // One container repeats one secret 4 000 times (~2 MB of records).
+        for i in 0..4000u64 {
+            log.append([&finding(100 + i)], "noisy", "i").unwrap();
+            log.rotate_if_due().unwrap();
+        }
+        let stats = log.fold_stats();
+        assert!(stats.files_folded > 0, "{stats:?}");
+        let total: u64 = fs::read_dir(d)
+            .unwrap()
+            .flatten()
+            .map(|e| e.metadata().unwrap().len())
+            .sum();
+        assert!(
+            total <= cap + (cap / 8) + 1024,
+            "directory {total} bytes over the cap {cap}"
+        );
+        let read_all = || {
+            let mut recs = Vec::new();
+            let files = crate::report::review::finding_files(d).unwrap();
+            crate::report::review::read_findings(&files, |r| recs.push(r)).unwrap();
+            crate::report::review::group(recs, &Default::default(), &Default::default())
+        };
+        let items = read_all();
+        assert_eq!(items.len(), 2, "both secrets are still in the report");
+        let noisy = items.iter().find(|i| i.fingerprint == "ab".repeat(32)).unwrap();
+        assert_eq!(noisy.count, 4000, "every occurrence counted once");
+        assert_eq!(
+            items.iter().find(|i| i.fingerprint == "cd".repeat(32)).unwrap().count,
+            1
+        );
+        // A crash after the new summary was renamed but before the folded files were removed:
+        // put a folded file back (and an older summary); nothing is counted twice, and reopening
+        // removes them.
+        let summary = fs::read_dir(d)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .find(|n| n.starts_with(SUMMARY_PREFIX))
+            .unwrap();
+        let stamp = summary
+            .strip_prefix(SUMMARY_PREFIX)
+            .unwrap()
+            .strip_suffix(".jsonl")
+            .unwrap();
+        let stale = d.join(format!("{ROTATED_PREFIX}{stamp}.jsonl"));
+        fs::write(&stale, fs::read(d.join(&summary)).unwrap()).unwrap();
+        fs::write(d.join(format!("{SUMMARY_PREFIX}00000000.jsonl")), b"{}\n").unwrap();
+        assert_eq!(read_all().iter().map(|i| i.count).sum::<u64>(), 4001);
+        drop(log);
+        let (_log, _) = FindingLog::open(d, cap, 2, 0).unwrap();
+        assert!(!stale.exists());
+        assert!(!d.join(format!("{SUMMARY_PREFIX}00000000.jsonl")).exists());
+        assert_eq!(read_all().iter().map(|i| i.count).sum::<u64>(), 4001);
+        assert_eq!(fsutil::mode(&d.join(&summary)).unwrap(), 0o600);
     }
 }
