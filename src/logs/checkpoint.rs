@@ -14,7 +14,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::scan::OpenUnit;
 use crate::fsutil;
+use crate::redact::Finding;
 
 /// Checkpoint format version.
 pub const CHECKPOINT_VERSION: u32 = 1;
@@ -40,6 +42,9 @@ pub struct FileMark {
     pub tail: String,
     /// Unix time the file was last seen (marks of files gone for an hour are dropped).
     pub seen: u64,
+    /// Units open at `end` (from `resume` on): their findings are not reported yet.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub open: Vec<OpenUnit>,
 }
 
 /// A compressed rotated file that has been checked (and masked when needed).
@@ -60,7 +65,7 @@ pub struct GzMark {
 }
 
 /// Everything the guard persists between runs.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Checkpoints {
     /// Format version.
     pub version: u32,
@@ -70,6 +75,11 @@ pub struct Checkpoints {
     pub files: BTreeMap<String, FileMark>,
     /// Checked compressed files by `dev:inode`.
     pub gz: BTreeMap<String, GzMark>,
+    /// Masks owed to compressed files (by content identity): parts of secrets found while scanning
+    /// the file after them, written when the compressed file is next checked. Kept here so that a
+    /// restart in between does not forget them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub gz_owed: BTreeMap<String, Vec<Finding>>,
 }
 
 impl Checkpoints {
@@ -122,6 +132,8 @@ impl Checkpoints {
     pub fn prune(&mut self, before: u64, alive: &dyn Fn(&str) -> bool) {
         self.files.retain(|_, m| m.seen >= before && alive(&m.container));
         self.gz.retain(|_, m| m.seen >= before && alive(&m.container));
+        let files = &self.files;
+        self.gz_owed.retain(|ident, _| files.contains_key(ident));
     }
 }
 

@@ -23,7 +23,7 @@
 //! progress. Events come from inotify; a slow rescan catches anything missed.
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, Write};
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -33,7 +33,7 @@ use std::time::{Duration, Instant, SystemTime};
 use super::checkpoint::{self, Checkpoints, FileMark, GzMark};
 use super::containers::{self, ContainerLog};
 use super::masking::MaskPlan;
-use super::scan::{detect_format, Format, Scanner};
+use super::scan::{detect_format, Format, OpenUnit, Scanner, SegmentStart};
 use crate::redact::Finding;
 use crate::report::metrics::Metrics;
 use crate::report::sink::{occurrence_key, FindingLog, OccurrenceKey};
@@ -98,12 +98,50 @@ struct Prev {
 struct Carry {
     ident: String,
     path: PathBuf,
-    dev_ino: (u64, u64),
+    /// That file, open for writing when it may be masked in place (Docker may rename it meanwhile).
+    file: File,
     masks: bool,
     /// Offset of the carried bytes in that file.
     start: u64,
+    /// Offset just past them.
+    end: u64,
+    /// Where that file's bytes not scanned yet began (its checkpoint).
+    fresh_from: u64,
+    /// Lines before `start` in that file.
+    start_line: u64,
+    /// Units open at the end of that file (never reported).
+    open: Vec<OpenUnit>,
     bytes: Vec<u8>,
     lines: u64,
+}
+
+impl Carry {
+    /// The open units of the file before, in the offsets of a scan that starts with the carried bytes.
+    fn reopened(&self) -> Vec<OpenUnit> {
+        self.open
+            .iter()
+            .filter(|o| o.line_start >= self.start)
+            .map(|o| OpenUnit {
+                line_start: o.line_start - self.start,
+                seen: o.seen,
+            })
+            .collect()
+    }
+
+    /// A finding of the combined scan that lies wholly in the carried bytes, in the offsets and
+    /// lines of the file before.
+    fn to_before(&self, mut f: Finding) -> Finding {
+        for r in &mut f.ranges {
+            r[0] += self.start;
+            r[1] += self.start;
+        }
+        f.start += self.start;
+        f.end += self.start;
+        f.line += self.start_line;
+        f.end_line += self.start_line;
+        f.file = self.path.display().to_string();
+        f
+    }
 }
 
 /// Split a finding of a scan that began with `shift` carried bytes into its part in the file
@@ -154,6 +192,40 @@ fn split_finding(f: Finding, shift: u64, carried_lines: u64) -> (Option<Finding>
     (b, h)
 }
 
+/// Split the findings of a scan that began with the carried bytes `carry`: the findings (or parts)
+/// in this file; the parts in the file before (to mask there, offsets of the carried bytes); and
+/// the new findings wholly in the file before (to record, in that file's offsets and lines).
+#[allow(clippy::type_complexity)]
+fn split_carried(
+    carry: Option<&Carry>,
+    findings: Vec<(Finding, bool)>,
+) -> (Vec<(Finding, bool)>, Vec<Finding>, Vec<(Finding, bool)>) {
+    let Some(k) = carry else {
+        return (findings, Vec::new(), Vec::new());
+    };
+    let shift = k.bytes.len() as u64;
+    let mut here = Vec::with_capacity(findings.len());
+    let (mut before, mut before_new) = (Vec::new(), Vec::new());
+    for (f, is_new) in findings {
+        let (b, h) = split_finding(f, shift, k.lines);
+        match (b, h) {
+            (Some(b), None) if is_new => {
+                before_new.push((k.to_before(b.clone()), true));
+                before.push(b);
+            }
+            (b, h) => {
+                if let (Some(b), true) = (b, is_new) {
+                    before.push(b);
+                }
+                if let Some(h) = h {
+                    here.push((h, is_new));
+                }
+            }
+        }
+    }
+    (here, before, before_new)
+}
+
 /// The guard's state.
 pub struct Guard<'a> {
     scanner: Scanner<'a>,
@@ -175,12 +247,37 @@ pub struct Guard<'a> {
     warned: HashSet<String>,
     /// Repeated errors are logged at most once a minute each (all are counted in the metrics).
     errors_logged: RateLimit,
-    /// Masks for compressed files (by identity) found while scanning the file after them.
-    gz_extra: HashMap<String, Vec<Finding>>,
     /// Containers whose sync panicked: consecutive failures and when to try again.
     quarantine: HashMap<String, (u32, Instant)>,
-    /// A compressed file must be checked again in this sync (it got masks from `gz_extra`).
+    /// A compressed file must be checked again in this sync (it is owed masks, `gz_owed`).
     recheck_gz: bool,
+    /// Files left with nothing to do at their last sync, by path: their stamp then and their
+    /// checkpoint. A file whose stamp has not changed since is not opened again.
+    settled: HashMap<PathBuf, (Stamp, String)>,
+    /// Containers with a file waiting for the file before it to be compressed: synced again then.
+    retry: HashMap<String, Instant>,
+}
+
+/// What `lstat` says of a file: any write, rename onto the path, truncation or new inode changes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl Stamp {
+    fn of(meta: &fs::Metadata) -> Self {
+        Self {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.len(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+            ctime: (meta.ctime(), meta.ctime_nsec()),
+        }
+    }
 }
 
 fn unix_now() -> u64 {
@@ -289,9 +386,10 @@ impl<'a> Guard<'a> {
             metrics,
             warned: HashSet::new(),
             errors_logged: RateLimit::new(Duration::from_secs(60)),
-            gz_extra: HashMap::new(),
             quarantine: HashMap::new(),
             recheck_gz: false,
+            settled: HashMap::new(),
+            retry: HashMap::new(),
         })
     }
 
@@ -385,9 +483,10 @@ impl<'a> Guard<'a> {
                 self.metrics.add("sidecar_guard_panics_total", 1.0);
                 // What this container's work held in memory may be half-updated: forget it, so the
                 // next attempt starts again from the checkpoints on disk. (Masks waiting in
-                // `gz_extra` stay: each is a confirmed secret, whoever's sync found it.)
+                // `gz_owed` stay: each is a confirmed secret, whoever's sync found it.)
                 self.held.retain(|_, (held_id, _)| held_id != id);
                 self.recheck_gz = false;
+                self.settled.clear();
                 if let Ok(disk) = Checkpoints::load(&self.opts.state_dir) {
                     self.marks.files.retain(|_, m| m.container != id);
                     self.marks.gz.retain(|_, m| m.container != id);
@@ -452,18 +551,19 @@ impl<'a> Guard<'a> {
         let plain: HashSet<u32> = listing.rotated.iter().map(|(n, _)| *n).collect();
         let mut stats = SyncStats::default();
         for (i, (n, path, gz)) in order.iter().enumerate() {
-            if *gz {
-                // `name.N` still there: Docker is writing `name.N.gz`.
-                if !plain.contains(n) {
-                    stats += self.sync_gz(&c, path, masks);
-                }
-                continue;
-            }
-            let prev = i.checked_sub(1).map(|j| &order[j]).map(|(_, p, g)| Prev {
+            // The file before: the next older number (`name.N.gz` beside `name.N` is its copy).
+            let prev = order[..i].iter().rev().find(|e| e.0 != *n).map(|(_, p, g)| Prev {
                 path: p.clone(),
                 gz: *g,
                 masks: masks && !compressing && !*g,
             });
+            if *gz {
+                // `name.N` still there: Docker is writing `name.N.gz`.
+                if !plain.contains(n) {
+                    stats += self.sync_gz(&c, path, masks, prev);
+                }
+                continue;
+            }
             let live = *n == 0 && listing.live.as_ref() == Some(path);
             stats += self.sync_plain(&c, path, live, masks && (live || !compressing), prev);
         }
@@ -471,7 +571,7 @@ impl<'a> Guard<'a> {
         if std::mem::take(&mut self.recheck_gz) {
             for (n, path) in &listing.gz {
                 if !plain.contains(n) {
-                    stats += self.sync_gz(&c, path, masks);
+                    stats += self.sync_gz(&c, path, masks, None);
                 }
             }
         }
@@ -479,6 +579,9 @@ impl<'a> Guard<'a> {
     }
 
     fn sync_plain(&mut self, c: &ContainerLog, path: &Path, live: bool, masks: bool, prev: Option<Prev>) -> SyncStats {
+        if self.unchanged(path, live.then_some(&c.id)) {
+            return SyncStats::default();
+        }
         match self.try_sync_plain(c, path, live, masks, prev) {
             Ok(s) => s,
             Err(e) if e.kind() == io::ErrorKind::NotFound => SyncStats::default(),
@@ -486,6 +589,68 @@ impl<'a> Guard<'a> {
                 self.error(&format!("{}: {e}", path.display()));
                 SyncStats::default()
             }
+        }
+    }
+
+    /// The file at `path` is as it was when its last sync left nothing to do (one `lstat`, no
+    /// open or read): its checkpoint is only marked as seen. `live` names the container whose
+    /// live log it is (then it is not behind).
+    fn unchanged(&mut self, path: &Path, live: Option<&String>) -> bool {
+        let Some((stamp, ident)) = self.settled.get(path) else {
+            return false;
+        };
+        let same = fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_file() && Stamp::of(&m) == *stamp);
+        let mark = self.marks.files.get_mut(ident);
+        match mark {
+            Some(m) if same => {
+                let now = unix_now();
+                if m.seen + 60 <= now {
+                    m.seen = now;
+                    self.marks_dirty = true;
+                }
+                if let Some(id) = live {
+                    self.lag.insert(id.clone(), 0);
+                    self.lag_since.remove(id);
+                }
+                true
+            }
+            _ => {
+                self.settled.remove(path);
+                false
+            }
+        }
+    }
+
+    /// Remember that the file at `path` (open as `file`) has nothing left to do, unless it
+    /// changed while it was scanned.
+    fn settle(&mut self, path: &Path, file: &File, ident: &str, mark: &FileMark) {
+        let Ok(meta) = file.metadata() else { return };
+        if mark.resume == mark.end && mark.end == meta.len() && mark.open.is_empty() && !self.held.contains_key(ident) {
+            self.settled
+                .insert(path.to_path_buf(), (Stamp::of(&meta), ident.to_string()));
+        } else {
+            self.settled.remove(path);
+        }
+    }
+
+    /// The checkpoint key of a plain file. Files are known by their first line, which follows them
+    /// through renames and compression (a plain file keeps its inode through Docker's renames).
+    /// When the file known by this first line is another inode (an application that starts every
+    /// file alike), this one is known by its inode as well: otherwise the two would take turns with
+    /// one checkpoint, be scanned again on every pass, or a new file would inherit the progress of
+    /// a removed one.
+    fn plain_ident(&self, ident: String, dev: u64, ino: u64) -> String {
+        let own = format!("{ident}@{dev}:{ino}");
+        if self.marks.files.contains_key(&own)
+            || self
+                .marks
+                .files
+                .get(&ident)
+                .is_some_and(|m| m.inode != 0 && (m.dev, m.inode) != (dev, ino))
+        {
+            own
+        } else {
+            ident
         }
     }
 
@@ -516,22 +681,7 @@ impl<'a> Guard<'a> {
         else {
             return Ok(SyncStats::default()); // no complete line yet
         };
-        let mut ident = checkpoint::identity(&c.id, &first);
-        // Files are known by their first line, which follows them through renames and compression
-        // (a plain file keeps its inode through Docker's renames). When the file known by this
-        // first line is another inode (an application that starts every file alike), this one is
-        // known by its inode as well: otherwise the two would take turns with one checkpoint, be
-        // scanned again on every pass, or a new file would inherit the progress of a removed one.
-        let own = format!("{ident}@{dev}:{ino}");
-        if self.marks.files.contains_key(&own)
-            || self
-                .marks
-                .files
-                .get(&ident)
-                .is_some_and(|m| m.inode != 0 && (m.dev, m.inode) != (dev, ino))
-        {
-            ident = own;
-        }
+        let ident = self.plain_ident(checkpoint::identity(&c.id, &first), dev, ino);
         let now = unix_now();
         let mut mark = self.marks.files.remove(&ident).unwrap_or_else(|| FileMark {
             container: c.id.clone(),
@@ -557,10 +707,19 @@ impl<'a> Guard<'a> {
             mark.resume_line = 0;
         }
         let carry = match prev {
-            Some(p) if mark.end == 0 && mark.resume == 0 => self.carry_from(c, p).unwrap_or_else(|e| {
-                tracing::debug!("log guard: the end of the file before {}: {e}", path.display());
-                None
-            }),
+            Some(p) if mark.end == 0 && mark.resume == 0 => match self.carry_from(c, p) {
+                Ok(k) => k,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // Scanned once the file before can be read: it may hold this file's first part.
+                    self.marks.files.insert(ident, mark);
+                    self.retry.insert(c.id.clone(), Instant::now() + RETRY_AFTER);
+                    return Ok(SyncStats::default());
+                }
+                Err(e) => {
+                    tracing::debug!("log guard: the end of the file before {}: {e}", path.display());
+                    None
+                }
+            },
             _ => None,
         };
         let result = self.scan_plain(c, path, &file, size, masks, &ident, &mut mark, carry);
@@ -573,6 +732,9 @@ impl<'a> Guard<'a> {
                 self.lag_since.entry(c.id.clone()).or_insert_with(Instant::now);
             }
         }
+        if result.is_ok() {
+            self.settle(path, &file, &ident, &mark);
+        }
         self.marks.files.insert(ident, mark);
         self.marks_dirty = true;
         result
@@ -581,10 +743,29 @@ impl<'a> Guard<'a> {
     /// The entry left open at the end of the file before this one (a 16 KiB split that Docker
     /// finished in the next file), to be scanned together with this file's first lines.
     fn carry_from(&mut self, c: &ContainerLog, prev: Prev) -> io::Result<Option<Carry>> {
-        let file = crate::fsutil::open_nofollow(&prev.path)?;
+        let write = prev.masks && !prev.gz;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(write)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .open(&prev.path)?;
         let meta = file.metadata()?;
+        // Docker compresses in place: a compressed file that ends early and was written a moment
+        // ago is still being written (`WouldBlock`: try again shortly).
+        let unfinished = |e: io::Error| {
+            let recent = meta
+                .modified()
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age < CARRY_WAIT);
+            if recent && e.kind() == io::ErrorKind::UnexpectedEof {
+                io::Error::new(io::ErrorKind::WouldBlock, "the file before is still being compressed")
+            } else {
+                e
+            }
+        };
         let first = if prev.gz {
-            checkpoint::first_line(flate2::read::MultiGzDecoder::new(&file), 1 << 20)?
+            checkpoint::first_line(flate2::read::MultiGzDecoder::new(&file), 1 << 20).map_err(unfinished)?
         } else {
             checkpoint::first_line(
                 RangeReader {
@@ -597,24 +778,35 @@ impl<'a> Guard<'a> {
         };
         let Some(first) = first else { return Ok(None) };
         let ident = checkpoint::identity(&c.id, &first);
+        let ident = if prev.gz {
+            ident
+        } else {
+            self.plain_ident(ident, meta.dev(), meta.ino())
+        };
         let Some(mark) = self.marks.files.get(&ident) else {
             return Ok(None);
         };
-        let (start, end) = (mark.resume, mark.end);
-        if start >= end || end - start > self.scanner.options.max_unit_bytes as u64 {
+        let (start, fresh_from, start_line, open) = (mark.resume, mark.end, mark.resume_line, mark.open.clone());
+        // A plain file may have grown after its last scan (Docker wrote and renamed it since):
+        // its unscanned lines are carried as well.
+        let end = if prev.gz {
+            fresh_from
+        } else {
+            crate::fsutil::last_line_end(&file, fresh_from, meta.len())?.max(fresh_from)
+        };
+        // The open unit is at most one window of text (a longer one was matched in windows), but its
+        // raw bytes may be several times that (JSON escapes); and a rotated file is short.
+        if start >= end || end - start > 4 * self.scanner.options.max_unit_bytes as u64 {
             return Ok(None);
         }
         let mut bytes = vec![0u8; (end - start) as usize];
         if prev.gz {
             // Reading the first line moved the file's offset: decompress from the start again.
-            let again = crate::fsutil::open_nofollow(&prev.path)?;
-            let m = again.metadata()?;
-            if (m.dev(), m.ino()) != (meta.dev(), meta.ino()) {
-                return Ok(None); // Docker moved it meanwhile
-            }
+            let mut again = file.try_clone()?;
+            again.seek(io::SeekFrom::Start(0))?;
             let mut d = flate2::read::MultiGzDecoder::new(io::BufReader::new(again));
-            io::copy(&mut (&mut d).take(start), &mut io::sink())?;
-            d.read_exact(&mut bytes)?;
+            io::copy(&mut (&mut d).take(start), &mut io::sink()).map_err(unfinished)?;
+            d.read_exact(&mut bytes).map_err(unfinished)?;
         } else {
             file.read_exact_at(&mut bytes, start)?;
         }
@@ -622,9 +814,13 @@ impl<'a> Guard<'a> {
         Ok(Some(Carry {
             ident,
             path: prev.path,
-            dev_ino: (meta.dev(), meta.ino()),
-            masks: prev.masks,
+            file,
+            masks: write,
             start,
+            end,
+            fresh_from,
+            start_line,
+            open,
             bytes,
             lines,
         }))
@@ -666,16 +862,33 @@ impl<'a> Guard<'a> {
             pos: mark.resume,
             end,
         });
+        let start = SegmentStart {
+            from: mark.resume,
+            from_line: mark.resume_line,
+            // With carried bytes this file is new (`mark.end` is 0), and so are the carried bytes
+            // that the file before had not been scanned up to.
+            new_from: carry
+                .as_ref()
+                .map_or(mark.end + shift, |k| k.fresh_from.saturating_sub(k.start).min(shift)),
+            reopened: match &carry {
+                Some(k) => k.reopened(),
+                None => mark.open.clone(),
+            },
+        };
         let seg = self.scanner.scan_segment(
             reader,
             &path.display().to_string(),
             Some(&c.id),
             format,
-            mark.resume,
-            mark.resume_line,
-            mark.end + shift,
+            &start,
             held_too_long,
         )?;
+        let consumed = carry.as_ref().is_some_and(|_| seg.resume >= shift);
+        if carry.is_some() && !consumed {
+            // The entry begun in the file before has not ended in this one yet: scan both again
+            // when more has come (or once the file before has waited `hold`, this one alone).
+            return Ok(SyncStats::default());
+        }
         for n in &seg.notices {
             if let super::scan::Notice::MalformedLine { line, reason } = n {
                 self.metrics.add("sidecar_guard_malformed_lines_total", 1.0);
@@ -683,23 +896,14 @@ impl<'a> Guard<'a> {
             }
         }
         // Split each finding between the carried bytes (the file before) and this file.
-        let mut here: Vec<(Finding, bool)> = Vec::with_capacity(seg.findings.len());
-        let mut before: Vec<Finding> = Vec::new();
-        for (f, is_new) in seg.findings {
-            if shift == 0 {
-                here.push((f, is_new));
-                continue;
-            }
-            let (b, h) = split_finding(f, shift, carried_lines);
-            if let (Some(b), true) = (b, is_new) {
-                before.push(b);
-            }
-            if let Some(h) = h {
-                here.push((h, is_new));
-            }
-        }
+        let (mut here, before, before_new) = split_carried(carry.as_ref(), seg.findings);
         let scanned = end - mark.end.min(end);
+        let here_len = here.len();
+        if consumed {
+            here.extend(before_new);
+        }
         let mut stats = self.record_or_count(c, &here);
+        here.truncate(here_len);
         stats.bytes = scanned;
         self.metrics.add("sidecar_log_bytes_scanned_total", scanned as f64);
         self.metrics.add("sidecar_log_lines_scanned_total", seg.lines as f64);
@@ -708,18 +912,22 @@ impl<'a> Guard<'a> {
             stats.masked = mask_in_place(file, &all)?;
             self.metrics.add("sidecar_masks_written_total", stats.masked as f64);
         }
-        if let Some(k) = carry {
-            if seg.resume >= shift {
-                stats.masked += self.mask_before(&k, before)?;
-                if let Some(m) = self.marks.files.get_mut(&k.ident) {
-                    m.resume = m.end;
-                }
-                self.held.remove(&k.ident);
-            }
+        if let Some(k) = carry.filter(|_| consumed) {
+            stats.masked += self.mask_before(&k, before)?;
+            self.carried(&k);
         }
         mark.end = end;
         mark.resume = seg.resume.saturating_sub(shift);
         mark.resume_line = seg.resume_line.saturating_sub(carried_lines);
+        mark.open = seg
+            .open_units
+            .iter()
+            .filter(|o| !held_too_long && o.line_start >= shift)
+            .map(|o| OpenUnit {
+                line_start: o.line_start - shift,
+                seen: o.seen,
+            })
+            .collect();
         mark.tail = if end > 0 {
             checkpoint::tail_hash(file, end)?
         } else {
@@ -733,6 +941,26 @@ impl<'a> Guard<'a> {
             self.held.remove(ident);
         }
         Ok(stats)
+    }
+
+    /// The end of the file before was scanned with the file after it.
+    fn carried(&mut self, k: &Carry) {
+        if let Some(m) = self.marks.files.get_mut(&k.ident) {
+            if k.end > m.end {
+                match checkpoint::tail_hash(&k.file, k.end) {
+                    Ok(tail) => {
+                        m.end = k.end;
+                        m.tail = tail;
+                    }
+                    Err(_) => m.end = m.end.max(k.end), // its tail is checked (and found changed) later
+                }
+            }
+            m.resume = m.end;
+            m.resume_line = k.start_line + k.lines;
+            m.open.clear();
+        }
+        self.held.remove(&k.ident);
+        self.settled.retain(|_, (_, ident)| *ident != k.ident);
     }
 
     /// Mask the parts of findings that lie in the file before (in place when it is plain and not
@@ -754,20 +982,12 @@ impl<'a> Guard<'a> {
             })
             .collect();
         if k.masks {
-            let file = OpenOptions::new()
-                .write(true)
-                .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-                .open(&k.path);
-            if let Ok(file) = file {
-                let meta = file.metadata()?;
-                if (meta.dev(), meta.ino()) == k.dev_ino {
-                    return mask_in_place(&file, &parts);
-                }
-            }
+            // The same inode, whatever Docker renamed it to meanwhile.
+            return mask_in_place(&k.file, &parts);
         }
         // Compressed (or being compressed): masked when the .gz is checked; check it again.
         self.marks.gz.retain(|_, m| m.ident != k.ident);
-        self.gz_extra.entry(k.ident.clone()).or_default().extend(parts);
+        self.marks.gz_owed.entry(k.ident.clone()).or_default().extend(parts);
         self.recheck_gz = true;
         Ok(0)
     }
@@ -825,8 +1045,8 @@ impl<'a> Guard<'a> {
         })
     }
 
-    fn sync_gz(&mut self, c: &ContainerLog, path: &Path, masks: bool) -> SyncStats {
-        match self.try_sync_gz(c, path, masks) {
+    fn sync_gz(&mut self, c: &ContainerLog, path: &Path, masks: bool, prev: Option<Prev>) -> SyncStats {
+        match self.try_sync_gz(c, path, masks, prev) {
             Ok(s) => s,
             Err(e) if e.kind() == io::ErrorKind::NotFound => SyncStats::default(),
             Err(e) => {
@@ -836,7 +1056,22 @@ impl<'a> Guard<'a> {
         }
     }
 
-    fn try_sync_gz(&mut self, c: &ContainerLog, path: &Path, masks: bool) -> io::Result<SyncStats> {
+    fn try_sync_gz(&mut self, c: &ContainerLog, path: &Path, masks: bool, prev: Option<Prev>) -> io::Result<SyncStats> {
+        // Checked already and not waiting for the next file: one `lstat`, no open.
+        if let Ok(meta) = fs::symlink_metadata(path) {
+            if meta.file_type().is_file() {
+                let now = unix_now();
+                if let Some(m) = self.marks.gz.get_mut(&format!("{}:{}", meta.dev(), meta.ino())) {
+                    if m.size == meta.len() && !self.held.contains_key(&m.ident) {
+                        if m.seen + 60 <= now {
+                            m.seen = now;
+                            self.marks_dirty = true;
+                        }
+                        return Ok(SyncStats::default());
+                    }
+                }
+            }
+        }
         let file = crate::fsutil::open_nofollow(path)?;
         let meta = file.metadata()?;
         let (dev, ino, size) = (meta.dev(), meta.ino(), meta.len());
@@ -855,6 +1090,32 @@ impl<'a> Guard<'a> {
         }
         let label = path.display().to_string();
         let first = checkpoint::first_line(flate2::read::MultiGzDecoder::new(&file), 1 << 20);
+        // A file never scanned as a plain file (Docker compressed it before the guard saw it) may
+        // continue an entry left open at the end of the file before.
+        let carry = match (&first, prev) {
+            (Ok(Some(l)), Some(p))
+                if self
+                    .marks
+                    .files
+                    .get(&checkpoint::identity(&c.id, l))
+                    .is_none_or(|m| m.end == 0) =>
+            {
+                match self.carry_from(c, p) {
+                    Ok(k) => k,
+                    // Checked once the file before can be read.
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        self.retry.insert(c.id.clone(), Instant::now() + RETRY_AFTER);
+                        return Ok(SyncStats::default());
+                    }
+                    Err(e) => {
+                        tracing::debug!("log guard: the end of the file before {label}: {e}");
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        let shift = carry.as_ref().map_or(0, |k| k.bytes.len() as u64);
         let scan = first.and_then(|first| {
             let ident = first.as_ref().map(|l| checkpoint::identity(&c.id, l));
             let format = first.as_deref().map_or(Format::Text, detect_format);
@@ -863,20 +1124,45 @@ impl<'a> Guard<'a> {
             } else {
                 Format::Text
             };
-            // Units whose last line starts before the plain file's checkpoint were recorded from it.
-            let new_from = ident
-                .as_ref()
-                .and_then(|i| self.marks.files.get(i))
-                .map_or(0, |m| m.end);
-            let reader = flate2::read::MultiGzDecoder::new(io::BufReader::new(crate::fsutil::open_nofollow(path)?));
+            // Units whose last line starts before the plain file's checkpoint were recorded from it,
+            // except those still open at its end.
+            let plain = ident.as_ref().and_then(|i| self.marks.files.get(i));
+            let start = match &carry {
+                Some(k) => SegmentStart {
+                    from: 0,
+                    from_line: 0,
+                    new_from: k.fresh_from.saturating_sub(k.start).min(shift),
+                    reopened: k.reopened(),
+                },
+                None => SegmentStart {
+                    from: 0,
+                    from_line: 0,
+                    new_from: plain.map_or(0, |m| m.end),
+                    reopened: plain.map(|m| m.open.clone()).unwrap_or_default(),
+                },
+            };
+            // The same open file from its start (Docker may rename it meanwhile).
+            let mut again = file.try_clone()?;
+            again.seek(io::SeekFrom::Start(0))?;
+            let carried = io::Cursor::new(carry.as_ref().map_or(&[][..], |k| &k.bytes[..]));
+            let reader = carried.chain(flate2::read::MultiGzDecoder::new(io::BufReader::new(again)));
             let seg = self
                 .scanner
-                .scan_segment(reader, &label, Some(&c.id), format, 0, 0, new_from, true)?;
+                .scan_segment(reader, &label, Some(&c.id), format, &start, true)?;
             Ok((ident, seg))
         });
         let (ident, seg) = match scan {
             Ok(s) => s,
             Err(e) => {
+                // Docker writes the .gz in place: a recent one may still be growing; check again later.
+                let recent = meta
+                    .modified()
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age < GZ_SETTLE);
+                if recent && e.kind() == io::ErrorKind::UnexpectedEof {
+                    return Ok(SyncStats::default());
+                }
                 // Truncated or corrupted: reported once, left as it is (rewriting what could be read
                 // would lose the rest).
                 self.marks.gz.insert(
@@ -900,15 +1186,18 @@ impl<'a> Guard<'a> {
         // completes it (see `carry_from`); until then, or until the hold time is over, its partial
         // findings are neither recorded nor masked here.
         let mut held_open = false;
+        // This file's offsets (the carried bytes came first).
+        let seg_end = seg.end.saturating_sub(shift);
+        let open_from = seg.open_from.map(|t| t.saturating_sub(shift));
         if let Some(i) = &ident {
             let m = self.marks.files.entry(i.clone()).or_insert_with(|| FileMark {
                 container: c.id.clone(),
                 ..FileMark::default()
             });
             let (old_end, was_held) = (m.end, m.resume < m.end);
-            m.end = m.end.max(seg.end);
+            m.end = m.end.max(seg_end);
             if !was_held {
-                m.resume = match seg.open_from {
+                m.resume = match open_from {
                     Some(t) if t >= old_end => t,
                     _ => m.end,
                 };
@@ -917,9 +1206,21 @@ impl<'a> Guard<'a> {
             if m.resume < m.end {
                 if hold_expired(&self.held, i) {
                     m.resume = m.end;
+                    m.open.clear();
                     self.held.remove(i);
                 } else {
                     held_open = true;
+                    if m.open.is_empty() {
+                        m.open = seg
+                            .open_units
+                            .iter()
+                            .filter(|o| o.line_start >= shift)
+                            .map(|o| OpenUnit {
+                                line_start: o.line_start - shift,
+                                seen: o.seen,
+                            })
+                            .collect();
+                    }
                     self.held
                         .entry(i.clone())
                         .or_insert_with(|| (c.id.clone(), Instant::now()));
@@ -933,28 +1234,48 @@ impl<'a> Guard<'a> {
             .filter(|(_, open)| !(held_open && *open))
             .map(|(f, _)| f)
             .collect();
+        // Split between the carried bytes (the file before) and this file.
+        let consumed = carry.is_some() && !(held_open && seg.open_from.is_some_and(|t| t < shift));
+        let (mut findings, before, before_new) = split_carried(carry.as_ref(), findings);
+        let here_len = findings.len();
+        if consumed {
+            findings.extend(before_new);
+        }
         let mut stats = self.record_or_count(c, &findings);
-        stats.bytes = seg.end;
-        self.metrics.add("sidecar_log_bytes_scanned_total", seg.end as f64);
+        findings.truncate(here_len);
+        if let Some(k) = carry.filter(|_| consumed) {
+            stats.masked += self.mask_before(&k, before)?;
+            self.carried(&k);
+        }
+        stats.bytes = seg_end;
+        self.metrics.add("sidecar_log_bytes_scanned_total", seg_end as f64);
         let mut checked = (key, size);
         let extra = ident
             .as_ref()
-            .and_then(|i| self.gz_extra.get(i))
+            .and_then(|i| self.marks.gz_owed.get(i))
             .cloned()
             .unwrap_or_default();
         if masks && !(findings.is_empty() && extra.is_empty()) {
             let all: Vec<Finding> = findings.into_iter().map(|(f, _)| f).chain(extra).collect();
             match rewrite_gz(path, (dev, ino), &all)? {
                 Some((ndev, nino, nsize)) => {
-                    stats.masked = all.iter().map(|f| f.ranges.len() as u64).sum();
-                    self.metrics.add("sidecar_masks_written_total", stats.masked as f64);
+                    let n: u64 = all.iter().map(|f| f.ranges.len() as u64).sum();
+                    stats.masked += n;
+                    self.metrics.add("sidecar_masks_written_total", n as f64);
                     checked = (format!("{ndev}:{nino}"), nsize);
                     if let Some(i) = &ident {
-                        self.gz_extra.remove(i);
+                        self.marks.gz_owed.remove(i);
                     }
                 }
-                // Docker moved it meanwhile: the next sync finds it under its new name.
-                None => return Ok(stats),
+                // Docker moved it meanwhile: the next sync finds it under its new name and writes
+                // these masks then (some may not be found without the carried bytes).
+                None => {
+                    if let Some(i) = &ident {
+                        self.marks.gz_owed.insert(i.clone(), all);
+                        self.marks_dirty = true;
+                    }
+                    return Ok(stats);
+                }
             }
         }
         self.marks.gz.insert(
@@ -1009,13 +1330,25 @@ impl<'a> Guard<'a> {
             .collect()
     }
 
-    /// Containers with a unit held past the hold time (their next sync completes it).
-    fn held_due(&self) -> Vec<String> {
-        self.held
+    /// Containers with a unit held past the hold time (their next sync completes it), and those
+    /// waiting for a file to be compressed.
+    fn held_due(&mut self) -> Vec<String> {
+        let now = Instant::now();
+        let mut due: Vec<String> = self
+            .held
             .values()
             .filter(|(_, since)| since.elapsed() >= self.opts.hold)
             .map(|(id, _)| id.clone())
-            .collect()
+            .collect();
+        self.retry.retain(|id, at| {
+            if *at <= now {
+                due.push(id.clone());
+                false
+            } else {
+                true
+            }
+        });
+        due
     }
 
     /// Follow until `stop`: inotify events trigger syncs of their container; every `rescan` all
@@ -1059,6 +1392,7 @@ impl<'a> Guard<'a> {
         self.commit(true)?;
         let mut next_rescan = Instant::now() + self.opts.rescan;
         let mut next_beat = Instant::now();
+        let mut last_sync = Instant::now();
         while !stop.load(Ordering::Relaxed) {
             let wait = if polling {
                 Duration::from_secs(1)
@@ -1074,6 +1408,12 @@ impl<'a> Guard<'a> {
                 Ok(None) => everything = true,
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => everything = true,
+            }
+            // A busy container writes thousands of times a second: one sync per batch of events,
+            // at most one batch every BATCH (a quiet container's first write is handled at once).
+            let since = last_sync.elapsed();
+            if since < BATCH {
+                std::thread::sleep(BATCH - since);
             }
             while let Ok(ev) = rx.try_recv() {
                 match ev {
@@ -1101,6 +1441,7 @@ impl<'a> Guard<'a> {
                     self.sync_container(&id);
                 }
             }
+            last_sync = Instant::now();
             if let Err(e) = self.commit(false) {
                 self.error(&format!("cannot write checkpoints: {e}"));
             }
@@ -1121,6 +1462,18 @@ impl<'a> Guard<'a> {
 }
 
 const TMP_PREFIX: &str = ".sidecar-";
+
+/// How long a new file waits for the file before it to be compressed (see `carry_from`).
+const CARRY_WAIT: Duration = Duration::from_secs(3);
+
+/// When a file waits for the file before it to be compressed, how soon it is tried again.
+const RETRY_AFTER: Duration = Duration::from_millis(100);
+
+/// Shortest time between two syncs driven by events.
+const BATCH: Duration = Duration::from_millis(20);
+
+/// A compressed file that ends early and was modified this recently may still be being written.
+const GZ_SETTLE: Duration = Duration::from_secs(120);
 
 /// At most one message per key and period: a fault that repeats on every pass (a full disk, an
 /// unreadable file) is shown once a minute with how often it happened meanwhile, not hundreds of
@@ -1761,6 +2114,200 @@ mod tests {
     }
 
     #[test]
+    fn secrets_in_the_first_parts_of_an_entry_split_across_a_rotation_are_recorded_once() {
+        // (compressed, restart between the two scans, entry longer than one scan window)
+        for compress in [false, true] {
+            for restart in [false, true] {
+                for long in [false, true] {
+                    let case = format!("compress={compress} restart={restart} long={long}");
+                    let tmp = tempfile::tempdir().unwrap();
+                    let live = container(tmp.path(), 'a', "gw", compress, "");
+                    let dir = live.parent().unwrap().to_path_buf();
+                    let rotated = dir.join(format!("{}.1", live.file_name().unwrap().to_str().unwrap()));
+                    let gz = rotated.with_extension("1.gz");
+                    let part = |text: String| {
+                        let mut text = text;
+                        text.push(' ');
+                        while text.len() < 16384 {
+                            text.push('y');
+                        }
+                        let mut out = Vec::new();
+                        jsonfile::encode_line(text.as_bytes(), "stdout", &[], "2026-11-27T00:00:00.1Z", &mut out);
+                        out
+                    };
+                    append(&live, &line("first line", 0));
+                    append(&live, &part(format!("token={}", token(T1))));
+                    append(&live, &part("middle".into()));
+                    if long {
+                        append(&live, &part(format!("key {}", token(T2))));
+                    }
+                    let mut parts = Parts::new();
+                    parts.options.max_unit_bytes = 40 << 10;
+                    let mut g = parts.guard(tmp.path());
+                    let s = g.sync_all();
+                    // A long entry is matched window by window; a short one waits for its end.
+                    assert_eq!(s.recorded, if long { 2 } else { 0 }, "{case}");
+                    g.commit(true).unwrap();
+                    if restart {
+                        g = parts.guard(tmp.path());
+                    }
+                    // Docker rotates before the last part, which opens the new file.
+                    fs::rename(&live, &rotated).unwrap();
+                    append(&live, &line("end of the entry", 2));
+                    append(&live, &line("after", 3));
+                    let s = g.sync_all();
+                    assert_eq!(s.recorded, if long { 0 } else { 1 }, "{case}");
+                    if compress {
+                        let old = fs::read(&rotated).unwrap();
+                        gzip_like_docker(&old, &gz);
+                        fs::remove_file(&rotated).unwrap();
+                        g.commit(true).unwrap();
+                        if restart {
+                            g = parts.guard(tmp.path());
+                        }
+                        assert_eq!(g.sync_all().recorded, 0, "{case}");
+                        let mut plain = Vec::new();
+                        flate2::read::GzDecoder::new(File::open(&gz).unwrap())
+                            .read_to_end(&mut plain)
+                            .unwrap();
+                        assert_eq!(plain.len(), old.len(), "{case}");
+                        assert_clean(&plain, &[T1, T2]);
+                    } else {
+                        assert_clean(&fs::read(&rotated).unwrap(), &[T1, T2]);
+                    }
+                    g.commit(true).unwrap();
+                    assert_eq!(g.sync_all().recorded, 0, "{case}");
+                    let recs = records(tmp.path());
+                    assert_eq!(recs.len(), if long { 2 } else { 1 }, "{case}: {recs:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn an_entry_split_across_two_compressed_files_the_guard_never_saw_plain_is_masked_in_both() {
+        let tmp = tempfile::tempdir().unwrap();
+        let live = container(tmp.path(), 'c', "fast", true, "");
+        let name = live.file_name().unwrap().to_str().unwrap().to_string();
+        let (older, newer) = (
+            live.with_file_name(format!("{name}.2.gz")),
+            live.with_file_name(format!("{name}.1.gz")),
+        );
+        let tok = token(T1);
+        let mut text = "y".repeat(16384 - 20);
+        text.push_str("token=");
+        text.push_str(&tok[..14]);
+        let mut first = line("first line", 0);
+        jsonfile::encode_line(text.as_bytes(), "stdout", &[], "2026-11-27T00:00:00.1Z", &mut first);
+        let mut second = line(&format!("{} done", &tok[14..]), 2);
+        second.extend(line("after", 3));
+        gzip_like_docker(&first, &older);
+        gzip_like_docker(&second, &newer);
+        append(&live, &line("live", 4));
+        let parts = Parts::new();
+        let mut g = parts.guard(tmp.path());
+        let s = g.sync_all();
+        assert_eq!(s.recorded, 1);
+        g.commit(true).unwrap();
+        for (path, plain) in [(&older, &first), (&newer, &second)] {
+            let mut now = Vec::new();
+            flate2::read::GzDecoder::new(File::open(path).unwrap())
+                .read_to_end(&mut now)
+                .unwrap();
+            assert_eq!(now.len(), plain.len());
+            let text = String::from_utf8(now).unwrap();
+            assert!(
+                !text.contains(&tok[..14]) && !text.contains(&tok[14..]),
+                "{}",
+                path.display()
+            );
+        }
+        assert_eq!(g.sync_all().recorded, 0);
+        assert_eq!(records(tmp.path()).len(), 1);
+    }
+
+    #[test]
+    fn a_long_entry_left_open_in_a_compressed_file_is_recorded_once_when_its_wait_is_over() {
+        let tmp = tempfile::tempdir().unwrap();
+        let live = container(tmp.path(), 'd', "died", true, "");
+        let gz = live.with_file_name(format!("{}.1.gz", live.file_name().unwrap().to_str().unwrap()));
+        let part = |text: String| {
+            let mut text = text;
+            text.push(' ');
+            while text.len() < 16384 {
+                text.push('y');
+            }
+            let mut out = Vec::new();
+            jsonfile::encode_line(text.as_bytes(), "stdout", &[], "2026-11-27T00:00:00.1Z", &mut out);
+            out
+        };
+        append(&live, &line("first line", 0));
+        for text in [
+            format!("token={}", token(T1)),
+            "middle".into(),
+            format!("key {}", token(T2)),
+        ] {
+            append(&live, &part(text));
+        }
+        // The last part Docker wrote before the container died: the entry never ends.
+        append(&live, &part(format!("late {}", token(T3))));
+        let mut parts = Parts::new();
+        parts.options.max_unit_bytes = 40 << 10;
+        let mut g = parts.guard(tmp.path());
+        assert_eq!(g.sync_all().recorded, 2, "the first window");
+        // Rotated and compressed before the guard looked again; nothing follows.
+        let old = fs::read(&live).unwrap();
+        gzip_like_docker(&old, &gz);
+        fs::remove_file(&live).unwrap();
+        assert_eq!(g.sync_all().recorded, 0, "still waiting for the rest");
+        g.opts.hold = Duration::ZERO;
+        assert_eq!(g.sync_all().recorded, 1, "the open part, once");
+        assert_eq!(g.sync_all().recorded, 0);
+        let mut plain = Vec::new();
+        flate2::read::GzDecoder::new(File::open(&gz).unwrap())
+            .read_to_end(&mut plain)
+            .unwrap();
+        assert_clean(&plain, &[T1, T2, T3]);
+        assert_eq!(records(tmp.path()).len(), 3);
+    }
+
+    #[test]
+    fn an_entry_whose_middle_part_opens_the_new_file_is_joined_once_its_end_comes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let live = container(tmp.path(), 'e', "three-parts", false, "");
+        let rotated = live.with_file_name(format!("{}.1", live.file_name().unwrap().to_str().unwrap()));
+        let tok = token(T1);
+        let mut text = "y".repeat(16384 - 20);
+        text.push_str("token=");
+        text.push_str(&tok[..14]);
+        append(&live, &line("first line", 0));
+        let mut part = Vec::new();
+        jsonfile::encode_line(text.as_bytes(), "stdout", &[], "2026-11-27T00:00:00.1Z", &mut part);
+        append(&live, &part);
+        let parts = Parts::new();
+        let mut g = parts.guard(tmp.path());
+        assert_eq!(g.sync_all().recorded, 0, "held");
+        fs::rename(&live, &rotated).unwrap();
+        // The middle part opens the new file; the guard looks before the last part comes.
+        let mut middle = tok[14..].to_string();
+        middle.push(' ');
+        middle.push_str(&"z".repeat(16384 - middle.len()));
+        let mut part = Vec::new();
+        jsonfile::encode_line(middle.as_bytes(), "stdout", &[], "2026-11-27T00:00:00.2Z", &mut part);
+        append(&live, &part);
+        assert_eq!(g.sync_all().recorded, 0, "still open");
+        append(&live, &line("end", 3));
+        assert_eq!(g.sync_all().recorded, 1);
+        assert_clean(&fs::read(&rotated).unwrap(), &[]);
+        for (path, piece) in [(&rotated, &tok[..14]), (&live, &tok[14..])] {
+            assert!(!String::from_utf8(fs::read(path).unwrap()).unwrap().contains(piece));
+        }
+        g.commit(true).unwrap();
+        assert_eq!(g.sync_all().recorded, 0);
+        assert_eq!(records(tmp.path()).len(), 1);
+    }
+
+    #[test]
     fn a_truncated_log_is_scanned_again_from_the_start() {
         let tmp = tempfile::tempdir().unwrap();
         let live = container(tmp.path(), 'c', "gw", false, "");
@@ -1790,6 +2337,14 @@ mod tests {
         gzip_like_docker(&line(&format!("k {}", token(T2)), 0).repeat(50), &damaged);
         let full = fs::read(&damaged).unwrap();
         fs::write(&damaged, &full[..full.len() / 2]).unwrap();
+        // Old enough not to be a file Docker is still compressing.
+        let old = SystemTime::now() - GZ_SETTLE - Duration::from_secs(60);
+        File::options()
+            .write(true)
+            .open(&damaged)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
         let parts = Parts::new();
         let mut g = parts.guard(tmp.path());
         let s = g.sync_all();
@@ -1800,5 +2355,30 @@ mod tests {
         assert_eq!(fs::read(&damaged).unwrap(), &full[..full.len() / 2], "left as it is");
         assert!(parts.metrics.render().contains("sidecar_guard_errors_total 1"));
         assert_eq!(g.sync_all().recorded, 0, "reported once");
+    }
+
+    #[test]
+    fn a_gzip_docker_is_still_writing_is_checked_again_when_complete() {
+        let tmp = tempfile::tempdir().unwrap();
+        let live = container(tmp.path(), 'a', "busy", false, "");
+        append(&live, &line("nothing here", 1));
+        let gz = live.with_file_name(format!("{}.1.gz", live.file_name().unwrap().to_str().unwrap()));
+        gzip_like_docker(&line(&format!("k {}", token(T2)), 0).repeat(50), &gz);
+        let full = fs::read(&gz).unwrap();
+        fs::write(&gz, &full[..full.len() / 2]).unwrap();
+        let parts = Parts::new();
+        let mut g = parts.guard(tmp.path());
+        let s = g.sync_all();
+        assert_eq!((s.recorded, s.masked), (0, 0), "half-written: not read yet");
+        assert!(!parts.metrics.render().contains("sidecar_guard_errors_total 1"));
+        fs::write(&gz, &full).unwrap();
+        let s = g.sync_all();
+        assert!(s.recorded >= 1, "checked once complete");
+        assert_eq!(s.masked, 50);
+        let mut text = String::new();
+        flate2::read::MultiGzDecoder::new(File::open(&gz).unwrap())
+            .read_to_string(&mut text)
+            .unwrap();
+        assert!(!text.contains(&token(T2)));
     }
 }

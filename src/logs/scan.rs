@@ -377,24 +377,23 @@ impl<'a> Scanner<'a> {
 
     /// Scan a stretch of a file that is still growing (the log guard's unit of work).
     ///
-    /// `reader` yields the file's bytes from offset `from` (a line start, `from_line` lines into the
-    /// file) up to the end of its last complete line. Units whose last line starts before `new_from`
-    /// were reported by an earlier scan: their findings come back with `is_new == false` (to be
-    /// masked again, never reported twice). When `complete` is false, a unit still open at the end
+    /// `reader` yields the file's bytes from `start.from` (a line start, `start.from_line` lines into
+    /// the file) up to the end of its last complete line. Units whose last line starts before
+    /// `start.new_from` were reported by an earlier scan: their findings come back with
+    /// `is_new == false` (to be masked again, never reported twice), unless the unit was open at the
+    /// end of that scan (`start.reopened`). When `complete` is false, a unit still open at the end
     /// (a 16 KiB split waiting for its last part, a PEM key waiting for its END line) is not matched:
     /// [`Segment::resume`] points at its first line, where the next scan must start.
-    #[allow(clippy::too_many_arguments)]
     pub fn scan_segment<R: Read>(
         &self,
         reader: R,
         label: &str,
         container: Option<&str>,
         format: Format,
-        from: u64,
-        from_line: u64,
-        new_from: u64,
+        start: &SegmentStart,
         complete: bool,
     ) -> io::Result<Segment> {
+        let (from, from_line, new_from) = (start.from, start.from_line, start.new_from);
         let mut chunk = ChunkScanner::new(
             self,
             label,
@@ -406,6 +405,7 @@ impl<'a> Scanner<'a> {
             },
         );
         chunk.new_from = new_from;
+        chunk.reopened = start.reopened.clone();
         chunk.run(reader)?;
         let end = from + chunk.bytes;
         let mut resume = (end, chunk.lines);
@@ -417,6 +417,17 @@ impl<'a> Scanner<'a> {
             }
         }
         let open_from = (resume.0 < end).then_some(resume.0);
+        let mut open_units: Vec<OpenUnit> = chunk
+            .pending
+            .values()
+            .filter_map(|u| {
+                u.pieces.first().map(|p| OpenUnit {
+                    line_start: p.line_start,
+                    seen: u.seen_upto as u64,
+                })
+            })
+            .collect();
+        open_units.sort_by_key(|o| o.line_start);
         let complete_units = chunk.findings.len();
         if complete {
             let streams: Vec<Stream> = chunk.pending.keys().copied().collect();
@@ -446,6 +457,7 @@ impl<'a> Scanner<'a> {
             findings,
             open,
             open_from,
+            open_units,
             notices,
             end,
             lines: chunk.lines,
@@ -453,6 +465,28 @@ impl<'a> Scanner<'a> {
             resume_line: from_line + resume.1,
         })
     }
+}
+
+/// Where a [`Scanner::scan_segment`] starts, and what the scans before it have reported.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SegmentStart {
+    /// Offset of the reader's first byte (a line start).
+    pub from: u64,
+    /// Lines before `from`.
+    pub from_line: u64,
+    /// Units whose last line starts before this offset were reported by an earlier scan.
+    pub new_from: u64,
+    /// Units that were open at the end of the earlier scan: never reported.
+    pub reopened: Vec<OpenUnit>,
+}
+
+/// A unit open at the end of a scan (a 16 KiB split or PEM block waiting for its end).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OpenUnit {
+    /// Offset of its first line.
+    pub line_start: u64,
+    /// Text bytes at its start that an earlier window already matched.
+    pub seen: u64,
 }
 
 /// The result of [`Scanner::scan_segment`].
@@ -465,6 +499,9 @@ pub struct Segment {
     pub open: Vec<bool>,
     /// The first line of the earliest unit open at the end, before `complete` closed it.
     pub open_from: Option<u64>,
+    /// Every unit open at the end, before `complete` closed it (their findings are not reported
+    /// unless `complete`: the next scan passes them as [`SegmentStart::reopened`]).
+    pub open_units: Vec<OpenUnit>,
     /// Problems on lines at or after `new_from`.
     pub notices: Vec<Notice>,
     /// Offset just past the last byte read.
@@ -617,6 +654,16 @@ struct Unit {
     partial_open: bool,
     /// Inside a PEM block whose END line has not come yet.
     pem_open: bool,
+    /// Text bytes at the start already matched (the overlap carried from the window before):
+    /// secrets that end within them were found there.
+    seen_upto: usize,
+    /// The unit was open at the end of the previous scan of this file: its findings were never
+    /// reported, whatever its last line.
+    reopened: bool,
+    /// The unit began before a unit open at the end of the previous scan (this scan started
+    /// earlier in the file, as a compressed copy is read from its start): secrets that end after
+    /// this text offset were never reported, those before it were.
+    fresh_at: Option<usize>,
 }
 
 struct ChunkScan {
@@ -648,6 +695,8 @@ struct ChunkScanner<'s, 'a> {
     new_from: u64,
     /// Parallel to `findings`: the finding's unit ends at or after `new_from`.
     finding_new: Vec<bool>,
+    /// Units open at the end of the previous scan (see [`OpenUnit`]).
+    reopened: Vec<OpenUnit>,
 
     stream_end_finder: memmem::Finder<'static>,
 }
@@ -689,6 +738,7 @@ impl<'s, 'a> ChunkScanner<'s, 'a> {
             lines_after: 0,
             new_from: 0,
             finding_new: Vec::new(),
+            reopened: Vec::new(),
             stream_end_finder: memmem::Finder::new(b"\",\"stream\":\"").into_owned(),
         }
     }
@@ -842,8 +892,7 @@ impl<'s, 'a> ChunkScanner<'s, 'a> {
             }],
             stream: None,
             owned,
-            partial_open: false,
-            pem_open: false,
+            ..Unit::default()
         };
         self.scan_unit(unit);
     }
@@ -954,8 +1003,7 @@ impl<'s, 'a> ChunkScanner<'s, 'a> {
                                 }],
                                 stream: Some(stream),
                                 owned: true,
-                                partial_open: false,
-                                pem_open: false,
+                                ..Unit::default()
                             };
                             self.scan_unit(unit);
                         }
@@ -1008,14 +1056,24 @@ impl<'s, 'a> ChunkScanner<'s, 'a> {
         let pem_max = self.scanner.options.pem_max_lines;
         let mut unit = match self.pending.remove(&stream) {
             Some(u) => u,
-            None if may_open => Unit {
-                stream: (self.format == Format::JsonFile && stream != Stream::Other).then_some(stream),
-                owned: in_own,
-                ..Unit::default()
-            },
+            None if may_open => {
+                let again = self.reopened.iter().find(|o| o.line_start == line_start);
+                Unit {
+                    stream: (self.format == Format::JsonFile && stream != Stream::Other).then_some(stream),
+                    owned: in_own,
+                    seen_upto: again.map_or(0, |o| o.seen as usize),
+                    reopened: again.is_some(),
+                    ..Unit::default()
+                }
+            }
             None => return,
         };
         let text_start = unit.text.len();
+        if text_start > 0 && !unit.reopened && unit.fresh_at.is_none() {
+            if let Some(o) = self.reopened.iter().find(|o| o.line_start == line_start) {
+                unit.fresh_at = Some(text_start + (o.seen as usize).min(text.len()));
+            }
+        }
         unit.text.extend_from_slice(text);
         let mut text_len = text.len();
         if add_newline {
@@ -1055,13 +1113,18 @@ impl<'s, 'a> ChunkScanner<'s, 'a> {
             if unit.text.len() > max_unit {
                 // Scan what we have; carry the last piece on as the overlap of the next window.
                 let last = unit.pieces.last().expect("a piece was just pushed").clone();
+                let text = unit.text[last.text_start..].to_vec();
                 let next = Unit {
-                    text: unit.text[last.text_start..].to_vec(),
+                    seen_upto: text.len(),
+                    text,
                     pieces: vec![Piece { text_start: 0, ..last }],
                     stream: unit.stream,
                     owned: unit.owned,
                     partial_open: unit.partial_open,
                     pem_open: unit.pem_open,
+                    // What follows a window that reached the unreported part is unreported.
+                    reopened: unit.reopened || unit.fresh_at.is_some(),
+                    fresh_at: None,
                 };
                 self.scan_unit(unit);
                 self.pending.insert(stream, next);
@@ -1087,11 +1150,17 @@ impl<'s, 'a> ChunkScanner<'s, 'a> {
             .engine
             .find(&unit.text, &mut self.scratch, &mut self.matches);
         let matches = std::mem::take(&mut self.matches);
-        let is_new = unit.pieces.last().is_some_and(|p| p.line_start >= self.new_from);
+        let is_new = unit.reopened || unit.pieces.last().is_some_and(|p| p.line_start >= self.new_from);
         for m in &matches {
+            if m.secret.end <= unit.seen_upto {
+                continue; // found by the window before
+            }
             if let Some(f) = self.finding(&unit, m) {
                 self.findings.push(f);
-                self.finding_new.push(is_new);
+                self.finding_new.push(match unit.fresh_at {
+                    Some(t) => m.secret.end > t,
+                    None => is_new,
+                });
             }
         }
         self.matches = matches;
