@@ -80,6 +80,11 @@ pub struct Checkpoints {
     /// restart in between does not forget them.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub gz_owed: BTreeMap<String, Vec<Finding>>,
+    /// Identities of first lines the guard masked → the file's checkpoint key (the identity of its
+    /// first line as first seen): a file stays the same file, and its compressed copy (made
+    /// before or after the mask) finds the same checkpoint.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub aliases: BTreeMap<String, String>,
 }
 
 impl Checkpoints {
@@ -134,6 +139,7 @@ impl Checkpoints {
         self.gz.retain(|_, m| m.seen >= before && alive(&m.container));
         let files = &self.files;
         self.gz_owed.retain(|ident, _| files.contains_key(ident));
+        self.aliases.retain(|_, ident| files.contains_key(ident));
     }
 }
 

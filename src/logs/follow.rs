@@ -654,6 +654,33 @@ impl<'a> Guard<'a> {
         }
     }
 
+    /// The checkpoint key of a first line's identity (the same unless the guard masked that line).
+    fn known(&self, ident: String) -> String {
+        self.marks.aliases.get(&ident).cloned().unwrap_or(ident)
+    }
+
+    /// After masks were written to `file` (checkpoint key `key`, first line `before` then): when
+    /// they changed its first line, the new line's identity is an alias of the key.
+    fn alias_first_line(&mut self, container: &str, key: &str, file: &File, before: Option<&[u8]>) {
+        let Ok(meta) = file.metadata() else { return };
+        let reader = RangeReader {
+            file,
+            pos: 0,
+            end: meta.len(),
+        };
+        let Ok(Some(now)) = checkpoint::first_line(reader, 1 << 20) else {
+            return;
+        };
+        if before.is_some_and(|b| b == now.as_slice()) {
+            return;
+        }
+        let ident = checkpoint::identity(container, &now);
+        if ident != key && !self.marks.files.contains_key(&ident) {
+            self.marks.aliases.insert(ident, key.to_string());
+            self.marks_dirty = true;
+        }
+    }
+
     fn try_sync_plain(
         &mut self,
         c: &ContainerLog,
@@ -681,7 +708,7 @@ impl<'a> Guard<'a> {
         else {
             return Ok(SyncStats::default()); // no complete line yet
         };
-        let ident = self.plain_ident(checkpoint::identity(&c.id, &first), dev, ino);
+        let ident = self.plain_ident(self.known(checkpoint::identity(&c.id, &first)), dev, ino);
         let now = unix_now();
         let mut mark = self.marks.files.remove(&ident).unwrap_or_else(|| FileMark {
             container: c.id.clone(),
@@ -735,7 +762,11 @@ impl<'a> Guard<'a> {
         if result.is_ok() {
             self.settle(path, &file, &ident, &mark);
         }
-        self.marks.files.insert(ident, mark);
+        let masked = result.as_ref().is_ok_and(|s| s.masked > 0);
+        self.marks.files.insert(ident.clone(), mark);
+        if masked {
+            self.alias_first_line(&c.id, &ident, &file, Some(&first));
+        }
         self.marks_dirty = true;
         result
     }
@@ -777,7 +808,7 @@ impl<'a> Guard<'a> {
             )?
         };
         let Some(first) = first else { return Ok(None) };
-        let ident = checkpoint::identity(&c.id, &first);
+        let ident = self.known(checkpoint::identity(&c.id, &first));
         let ident = if prev.gz {
             ident
         } else {
@@ -945,22 +976,27 @@ impl<'a> Guard<'a> {
 
     /// The end of the file before was scanned with the file after it.
     fn carried(&mut self, k: &Carry) {
+        let mut container = None;
         if let Some(m) = self.marks.files.get_mut(&k.ident) {
-            if k.end > m.end {
-                match checkpoint::tail_hash(&k.file, k.end) {
-                    Ok(tail) => {
-                        m.end = k.end;
-                        m.tail = tail;
-                    }
-                    Err(_) => m.end = m.end.max(k.end), // its tail is checked (and found changed) later
+            // (Masks may have been written before the end: the hash of the tail changed too.)
+            let end = m.end.max(k.end);
+            match checkpoint::tail_hash(&k.file, end) {
+                Ok(tail) if k.masks || end > m.end => {
+                    m.end = end;
+                    m.tail = tail;
                 }
+                _ => m.end = end,
             }
+            container = Some(m.container.clone());
             m.resume = m.end;
             m.resume_line = k.start_line + k.lines;
             m.open.clear();
         }
         self.held.remove(&k.ident);
         self.settled.retain(|_, (_, ident)| *ident != k.ident);
+        if let (Some(container), true) = (container, k.masks && k.start == 0) {
+            self.alias_first_line(&container, &k.ident, &k.file, None);
+        }
     }
 
     /// Mask the parts of findings that lie in the file before (in place when it is plain and not
@@ -1097,7 +1133,7 @@ impl<'a> Guard<'a> {
                 if self
                     .marks
                     .files
-                    .get(&checkpoint::identity(&c.id, l))
+                    .get(&self.known(checkpoint::identity(&c.id, l)))
                     .is_none_or(|m| m.end == 0) =>
             {
                 match self.carry_from(c, p) {
@@ -1117,7 +1153,7 @@ impl<'a> Guard<'a> {
         };
         let shift = carry.as_ref().map_or(0, |k| k.bytes.len() as u64);
         let scan = first.and_then(|first| {
-            let ident = first.as_ref().map(|l| checkpoint::identity(&c.id, l));
+            let ident = first.as_ref().map(|l| self.known(checkpoint::identity(&c.id, l)));
             let format = first.as_deref().map_or(Format::Text, detect_format);
             let format = if format == Format::JsonFile {
                 format
@@ -2305,6 +2341,52 @@ mod tests {
         g.commit(true).unwrap();
         assert_eq!(g.sync_all().recorded, 0);
         assert_eq!(records(tmp.path()).len(), 1);
+    }
+
+    #[test]
+    fn a_file_whose_first_line_was_masked_is_still_joined_with_the_next() {
+        let tmp = tempfile::tempdir().unwrap();
+        let live = container(tmp.path(), 'f', "masked-first", false, "");
+        let name = live.file_name().unwrap().to_str().unwrap().to_string();
+        let (two, one) = (
+            live.with_file_name(format!("{name}.2")),
+            live.with_file_name(format!("{name}.1")),
+        );
+        let (t1, t2) = (token(T1), token(T2));
+        let first_part = |tok: &str, time: &str| {
+            let mut text = "y".repeat(16384 - 20);
+            text.push_str("token=");
+            text.push_str(&tok[..14]);
+            let mut out = Vec::new();
+            jsonfile::encode_line(text.as_bytes(), "stdout", &[], time, &mut out);
+            out
+        };
+        append(&live, &line("first line", 0));
+        append(&live, &first_part(&t1, "2026-11-27T00:00:00.1Z"));
+        let parts = Parts::new();
+        let mut g = parts.guard(tmp.path());
+        assert_eq!(g.sync_all().recorded, 0, "held");
+        // Two rotations before the guard looks again: the middle file begins with the end of the
+        // first secret (its first line gets masked) and ends with the start of the second.
+        fs::rename(&live, &two).unwrap();
+        append(&one, &line(&format!("{} done", &t1[14..]), 2));
+        append(&one, &line("between", 3));
+        append(&one, &first_part(&t2, "2026-11-27T00:00:00.4Z"));
+        append(&live, &line(&format!("{} done", &t2[14..]), 5));
+        append(&live, &line("after", 6));
+        assert_eq!(g.sync_all().recorded, 2);
+        for (path, pieces) in [
+            (&two, [&t1[..14]]),
+            (&one, [&t1[14..]]),
+            (&one, [&t2[..14]]),
+            (&live, [&t2[14..]]),
+        ] {
+            let text = String::from_utf8(fs::read(path).unwrap()).unwrap();
+            assert!(!text.contains(pieces[0]), "{}", path.display());
+        }
+        g.commit(true).unwrap();
+        assert_eq!(g.sync_all().recorded, 0);
+        assert_eq!(records(tmp.path()).len(), 2);
     }
 
     #[test]
