@@ -85,6 +85,14 @@ pub struct Checkpoints {
     /// before or after the mask) finds the same checkpoint.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub aliases: BTreeMap<String, String>,
+    /// Occurrences found in the report past a checkpoint after a crash (recorded, but the files
+    /// holding them were checkpointed before them): never recorded again, for an hour after
+    /// `recovered_at` (a file may be scanned again only after later checkpoints, e.g. as a `.gz`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recovered: Vec<crate::report::sink::OccurrenceKey>,
+    /// Unix time of the last crash recovery that added to `recovered`.
+    #[serde(default)]
+    pub recovered_at: u64,
 }
 
 impl Checkpoints {
@@ -140,6 +148,9 @@ impl Checkpoints {
         let files = &self.files;
         self.gz_owed.retain(|ident, _| files.contains_key(ident));
         self.aliases.retain(|_, ident| files.contains_key(ident));
+        if self.recovered_at < before {
+            self.recovered.clear();
+        }
     }
 }
 

@@ -236,6 +236,8 @@ pub struct Guard<'a> {
     sink: FindingLog,
     /// Keys of findings recorded since the last checkpoint was written.
     uncommitted: HashSet<OccurrenceKey>,
+    /// Keys of findings recorded before the last crash past its checkpoint (`Checkpoints::recovered`).
+    recovered: HashSet<OccurrenceKey>,
     containers: BTreeMap<String, ContainerLog>,
     /// Identity → since when a unit has been held open at its end.
     held: HashMap<String, (String, Instant)>,
@@ -364,13 +366,21 @@ impl<'a> Guard<'a> {
     /// Load the checkpoints and open the report.
     pub fn open(scanner: Scanner<'a>, opts: GuardOptions, metrics: &'a Metrics) -> io::Result<Self> {
         crate::fsutil::create_private_dir(&opts.state_dir)?;
-        let marks = Checkpoints::load(&opts.state_dir)?;
+        let mut marks = Checkpoints::load(&opts.state_dir)?;
         let (sink, uncommitted) = FindingLog::open(
             &opts.state_dir.join("findings"),
             opts.findings_max_bytes,
             opts.findings_keep,
             marks.report_len,
         )?;
+        if !uncommitted.is_empty() {
+            if marks.recovered_at + 3600 < unix_now() {
+                marks.recovered.clear();
+            }
+            marks.recovered.extend(uncommitted.iter().cloned());
+            marks.recovered_at = unix_now();
+        }
+        let recovered: HashSet<OccurrenceKey> = marks.recovered.iter().cloned().collect();
         Ok(Self {
             scanner,
             opts,
@@ -379,6 +389,7 @@ impl<'a> Guard<'a> {
             last_commit: Instant::now(),
             sink,
             uncommitted,
+            recovered,
             containers: BTreeMap::new(),
             held: HashMap::new(),
             lag: HashMap::new(),
@@ -431,6 +442,9 @@ impl<'a> Guard<'a> {
         let alive: HashSet<String> = self.containers.keys().cloned().collect();
         self.marks
             .prune(unix_now().saturating_sub(3600), &|id| alive.contains(id));
+        if self.marks.recovered.is_empty() {
+            self.recovered.clear();
+        }
         self.lag.retain(|id, _| alive.contains(id));
         self.lag_since.retain(|id, _| alive.contains(id));
         self.metrics
@@ -734,7 +748,7 @@ impl<'a> Guard<'a> {
             mark.resume_line = 0;
         }
         let carry = match prev {
-            Some(p) if mark.end == 0 && mark.resume == 0 => match self.carry_from(c, p) {
+            Some(p) if mark.end == 0 && mark.resume == 0 => match self.carry_from(c, p, (dev, ino)) {
                 Ok(k) => k,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     // Scanned once the file before can be read: it may hold this file's first part.
@@ -773,14 +787,28 @@ impl<'a> Guard<'a> {
 
     /// The entry left open at the end of the file before this one (a 16 KiB split that Docker
     /// finished in the next file), to be scanned together with this file's first lines.
-    fn carry_from(&mut self, c: &ContainerLog, prev: Prev) -> io::Result<Option<Carry>> {
+    ///
+    /// `WouldBlock` when the file before cannot be told yet: Docker removed it meanwhile (its
+    /// compressed copy is listed next time), renamed this file to its name, or is compressing it.
+    fn carry_from(&mut self, c: &ContainerLog, prev: Prev, this: (u64, u64)) -> io::Result<Option<Carry>> {
         let write = prev.masks && !prev.gz;
+        let moved = || io::Error::new(io::ErrorKind::WouldBlock, "Docker moved the files meanwhile");
         let file = OpenOptions::new()
             .read(true)
             .write(write)
             .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-            .open(&prev.path)?;
+            .open(&prev.path)
+            .map_err(|e| {
+                if e.kind() == io::ErrorKind::NotFound {
+                    moved()
+                } else {
+                    e
+                }
+            })?;
         let meta = file.metadata()?;
+        if (meta.dev(), meta.ino()) == this {
+            return Err(moved());
+        }
         // Docker compresses in place: a compressed file that ends early and was written a moment
         // ago is still being written (`WouldBlock`: try again shortly).
         let unfinished = |e: io::Error| {
@@ -1052,7 +1080,7 @@ impl<'a> Guard<'a> {
                 continue;
             }
             let key = occurrence_key(f);
-            if self.uncommitted.contains(&key) {
+            if self.uncommitted.contains(&key) || self.recovered.contains(&key) {
                 continue;
             }
             self.uncommitted.insert(key);
@@ -1136,7 +1164,7 @@ impl<'a> Guard<'a> {
                     .get(&self.known(checkpoint::identity(&c.id, l)))
                     .is_none_or(|m| m.end == 0) =>
             {
-                match self.carry_from(c, p) {
+                match self.carry_from(c, p, (dev, ino)) {
                     Ok(k) => k,
                     // Checked once the file before can be read.
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -1892,6 +1920,41 @@ mod tests {
         assert_eq!(g.sync_all().recorded, 0, "already in the report");
         g.commit(true).unwrap();
         assert_clean(&fs::read(&live).unwrap(), &[T1]);
+        assert_eq!(records(tmp.path()).len(), 1);
+    }
+
+    #[test]
+    fn a_finding_recovered_after_a_crash_is_not_recorded_again_after_later_checkpoints() {
+        let tmp = tempfile::tempdir().unwrap();
+        let live = container(tmp.path(), 'c', "gw", true, "");
+        let gz = live.with_file_name(format!("{}.1.gz", live.file_name().unwrap().to_str().unwrap()));
+        let aside = tmp.path().join("aside.log");
+        append(&live, &line("start", 0));
+        let parts = Parts::new();
+        let mut g = parts.guard(tmp.path());
+        g.sync_all();
+        g.commit(true).unwrap();
+        append(&live, &line(&format!("key {}", token(T1)), 1));
+        let unmasked = fs::read(&live).unwrap();
+        assert_eq!(g.sync_all().recorded, 1);
+        // Killed before the checkpoint. While it was down Docker rotated the file and began
+        // compressing it (copied before the mask): the next guard sees it only as a .gz, after
+        // it has written checkpoints of its own.
+        drop(g);
+        fs::rename(&live, &aside).unwrap();
+        append(&live, &line("next file", 2));
+        let mut g = parts.guard(tmp.path());
+        g.sync_all();
+        g.commit(true).unwrap();
+        drop(g);
+        let mut g = parts.guard(tmp.path());
+        g.sync_all();
+        g.commit(true).unwrap();
+        gzip_like_docker(&unmasked, &gz);
+        fs::remove_file(&aside).unwrap();
+        let s = g.sync_all();
+        assert_eq!(s.recorded, 0, "already in the report");
+        assert!(s.masked >= 1);
         assert_eq!(records(tmp.path()).len(), 1);
     }
 
