@@ -115,17 +115,22 @@ struct Carry {
     lines: u64,
 }
 
+/// The units at or after `from`, in the offsets of a scan that starts there.
+fn units_from(units: &[OpenUnit], from: u64) -> Vec<OpenUnit> {
+    units
+        .iter()
+        .filter(|o| o.line_start >= from)
+        .map(|o| OpenUnit {
+            line_start: o.line_start - from,
+            seen: o.seen,
+        })
+        .collect()
+}
+
 impl Carry {
     /// The open units of the file before, in the offsets of a scan that starts with the carried bytes.
     fn reopened(&self) -> Vec<OpenUnit> {
-        self.open
-            .iter()
-            .filter(|o| o.line_start >= self.start)
-            .map(|o| OpenUnit {
-                line_start: o.line_start - self.start,
-                seen: o.seen,
-            })
-            .collect()
+        units_from(&self.open, self.start)
     }
 
     /// A finding of the combined scan that lies wholly in the carried bytes, in the offsets and
@@ -978,15 +983,11 @@ impl<'a> Guard<'a> {
         mark.end = end;
         mark.resume = seg.resume.saturating_sub(shift);
         mark.resume_line = seg.resume_line.saturating_sub(carried_lines);
-        mark.open = seg
-            .open_units
-            .iter()
-            .filter(|o| !held_too_long && o.line_start >= shift)
-            .map(|o| OpenUnit {
-                line_start: o.line_start - shift,
-                seen: o.seen,
-            })
-            .collect();
+        mark.open = if held_too_long {
+            Vec::new()
+        } else {
+            units_from(&seg.open_units, shift)
+        };
         mark.tail = if end > 0 {
             checkpoint::tail_hash(file, end)?
         } else {
@@ -1275,15 +1276,7 @@ impl<'a> Guard<'a> {
                 } else {
                     held_open = true;
                     if m.open.is_empty() {
-                        m.open = seg
-                            .open_units
-                            .iter()
-                            .filter(|o| o.line_start >= shift)
-                            .map(|o| OpenUnit {
-                                line_start: o.line_start - shift,
-                                seen: o.seen,
-                            })
-                            .collect();
+                        m.open = units_from(&seg.open_units, shift);
                     }
                     self.held
                         .entry(i.clone())
@@ -1791,6 +1784,18 @@ mod tests {
         dir.join(format!("{id}-json.log"))
     }
 
+    /// A json-file entry of 16 KiB of message without its end: one part of a split line.
+    fn split_part(text: String) -> Vec<u8> {
+        let mut text = text;
+        text.push(' ');
+        while text.len() < 16384 {
+            text.push('y');
+        }
+        let mut out = Vec::new();
+        jsonfile::encode_line(text.as_bytes(), "stdout", &[], "2026-11-27T00:00:00.1Z", &mut out);
+        out
+    }
+
     fn append(path: &Path, bytes: &[u8]) {
         let mut f = OpenOptions::new().append(true).create(true).open(path).unwrap();
         f.write_all(bytes).unwrap();
@@ -1901,20 +1906,26 @@ mod tests {
         assert!(!text.contains(&tok[..14]) && !text.contains(&tok[14..]));
     }
 
+    /// A guard records a secret written to `live` and is killed before its next checkpoint;
+    /// returns the file as it was before the mask.
+    fn record_then_crash(parts: &Parts, root: &Path, live: &Path) -> Vec<u8> {
+        append(live, &line("start", 0));
+        let mut g = parts.guard(root);
+        g.sync_all();
+        g.commit(true).unwrap();
+        append(live, &line(&format!("key {}", token(T1)), 1));
+        let unmasked = fs::read(live).unwrap();
+        assert_eq!(g.sync_all().recorded, 1);
+        unmasked // dropped without a checkpoint
+    }
+
     #[test]
     fn a_crash_after_recording_records_nothing_twice_and_still_masks() {
         let tmp = tempfile::tempdir().unwrap();
         let live = container(tmp.path(), 'c', "gw", false, "");
-        append(&live, &line("start", 0));
         let parts = Parts::new();
-        let mut g = parts.guard(tmp.path());
-        g.sync_all();
-        g.commit(true).unwrap();
-        append(&live, &line(&format!("key {}", token(T1)), 1));
-        let unmasked = fs::read(&live).unwrap();
-        assert_eq!(g.sync_all().recorded, 1);
-        // Killed before the checkpoint, and (as if before the pwrite) with the secret back on disk.
-        drop(g);
+        let unmasked = record_then_crash(&parts, tmp.path(), &live);
+        // As if killed before the pwrite too: the secret back on disk.
         fs::write(&live, &unmasked).unwrap();
         let mut g = parts.guard(tmp.path());
         assert_eq!(g.sync_all().recorded, 0, "already in the report");
@@ -1929,18 +1940,10 @@ mod tests {
         let live = container(tmp.path(), 'c', "gw", true, "");
         let gz = live.with_file_name(format!("{}.1.gz", live.file_name().unwrap().to_str().unwrap()));
         let aside = tmp.path().join("aside.log");
-        append(&live, &line("start", 0));
         let parts = Parts::new();
-        let mut g = parts.guard(tmp.path());
-        g.sync_all();
-        g.commit(true).unwrap();
-        append(&live, &line(&format!("key {}", token(T1)), 1));
-        let unmasked = fs::read(&live).unwrap();
-        assert_eq!(g.sync_all().recorded, 1);
-        // Killed before the checkpoint. While it was down Docker rotated the file and began
-        // compressing it (copied before the mask): the next guard sees it only as a .gz, after
-        // it has written checkpoints of its own.
-        drop(g);
+        let unmasked = record_then_crash(&parts, tmp.path(), &live);
+        // While it was down Docker rotated the file and began compressing it (copied before the
+        // mask): the next guard sees it only as a .gz, after it has written checkpoints of its own.
         fs::rename(&live, &aside).unwrap();
         append(&live, &line("next file", 2));
         let mut g = parts.guard(tmp.path());
@@ -2224,21 +2227,11 @@ mod tests {
                     let dir = live.parent().unwrap().to_path_buf();
                     let rotated = dir.join(format!("{}.1", live.file_name().unwrap().to_str().unwrap()));
                     let gz = rotated.with_extension("1.gz");
-                    let part = |text: String| {
-                        let mut text = text;
-                        text.push(' ');
-                        while text.len() < 16384 {
-                            text.push('y');
-                        }
-                        let mut out = Vec::new();
-                        jsonfile::encode_line(text.as_bytes(), "stdout", &[], "2026-11-27T00:00:00.1Z", &mut out);
-                        out
-                    };
                     append(&live, &line("first line", 0));
-                    append(&live, &part(format!("token={}", token(T1))));
-                    append(&live, &part("middle".into()));
+                    append(&live, &split_part(format!("token={}", token(T1))));
+                    append(&live, &split_part("middle".into()));
                     if long {
-                        append(&live, &part(format!("key {}", token(T2))));
+                        append(&live, &split_part(format!("key {}", token(T2))));
                     }
                     let mut parts = Parts::new();
                     parts.options.max_unit_bytes = 40 << 10;
@@ -2330,26 +2323,16 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let live = container(tmp.path(), 'd', "died", true, "");
         let gz = live.with_file_name(format!("{}.1.gz", live.file_name().unwrap().to_str().unwrap()));
-        let part = |text: String| {
-            let mut text = text;
-            text.push(' ');
-            while text.len() < 16384 {
-                text.push('y');
-            }
-            let mut out = Vec::new();
-            jsonfile::encode_line(text.as_bytes(), "stdout", &[], "2026-11-27T00:00:00.1Z", &mut out);
-            out
-        };
         append(&live, &line("first line", 0));
         for text in [
             format!("token={}", token(T1)),
             "middle".into(),
             format!("key {}", token(T2)),
         ] {
-            append(&live, &part(text));
+            append(&live, &split_part(text));
         }
         // The last part Docker wrote before the container died: the entry never ends.
-        append(&live, &part(format!("late {}", token(T3))));
+        append(&live, &split_part(format!("late {}", token(T3))));
         let mut parts = Parts::new();
         parts.options.max_unit_bytes = 40 << 10;
         let mut g = parts.guard(tmp.path());
