@@ -776,7 +776,9 @@ def main(argv=None):
         log(f"{machine['cores']} cores; {machine['sidecar']}; Docker {machine['docker']}; {machine['other_containers']} other containers")
 
         state = tempfile.mkdtemp(prefix="state-", dir=out)
-        guard = Guard(sidecar, state, docker_root, extra_env, os.path.join(out, "sidecar-run.stderr"))
+        # Only this benchmark's containers (a shared engine may run others): guard.containers by label.
+        env = {"SIDECAR_GUARD__CONTAINERS": json.dumps([cs.label]), **extra_env}
+        guard = Guard(sidecar, state, docker_root, env, os.path.join(out, "sidecar-run.stderr"))
         log(f"starting the guard: {guard.command}")
         guard.start()
         log(f"guard healthy (pid {guard.pid}, following {guard.health()[1]} containers)")

@@ -1236,7 +1236,9 @@ def run_scenario(plan, a, sidecar, docker_root, extra_env, cs, out, binary, rng)
     log(f"{name}: {plan['containers']} × {plan['lines']:,} lines, "
         f"{sum(len(w['tokens']) for w in plan['writers']):,} tokens, about {est / 1e6:.0f} MB of log")
     state = tempfile.mkdtemp(prefix=f"state-{name}-", dir=out)
-    guard = Guard(sidecar, state, docker_root, extra_env, os.path.join(out, f"sidecar-run-{name}.stderr"))
+    # Only this benchmark's containers (a shared engine may run others): guard.containers by label.
+    env = {"SIDECAR_GUARD__CONTAINERS": json.dumps([cs.label]), **extra_env}
+    guard = Guard(sidecar, state, docker_root, env, os.path.join(out, f"sidecar-run-{name}.stderr"))
     res = {"name": name, "plan": {k: v for k, v in plan.items() if k != "writers"},
            "writer_args": [w["args"] for w in plan["writers"]], "guard_command": guard.command.replace(state, "<tmp>"),
            "estimated_bytes": est}

@@ -103,6 +103,10 @@ pub struct GuardConfig {
     /// `mask`: mask each secret in Docker's own files (same length, valid JSON) and report it;
     /// `report-only`: report, never write to Docker's files.
     pub mode: String,
+    /// Only these containers are followed; empty (the default) = every container. Each entry is a
+    /// name (`openclaw-gateway`), a name prefix ending in `*` (`openclaw-*`), an id of at least 12
+    /// characters, or a label `key=value` (`com.docker.compose.project=openclaw`).
+    pub containers: Vec<String>,
     /// Containers (by name, or an id of at least 12 characters) that are reported but never masked.
     /// The label `sidecar.redact=false` does the same from the container's side.
     pub report_only: Vec<String>,
@@ -126,6 +130,7 @@ impl Default for GuardConfig {
         Self {
             enabled: true,
             mode: "mask".into(),
+            containers: Vec::new(),
             report_only: Vec::new(),
             rescan_seconds: 30,
             hold_seconds: 5,

@@ -8,23 +8,25 @@
 //! - [`backup`]: encrypted (age), compressed (zstd), streaming tar backups with a manifest, and restore.
 //! - [`config`]: the one TOML configuration file with `SIDECAR_…` environment overrides.
 //! - [`cli`]: command-line parsing and the commands.
+//! - [`diag`]: where sidecar's own messages go (stderr, never blocking the guard).
 //! - [`fsutil`]: the one atomic, private file writer; [`state`]: the state directory and its key.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-/// `eprintln!` that never panics: a message to a closed, full or broken stderr is dropped (a fault
-/// in logging must never stop the log guard). Use it instead of `eprintln!` everywhere.
+/// `eprintln!` that never panics nor blocks the log guard: a message to a closed, full or broken
+/// stderr is dropped, and in `sidecar run` messages go through [`diag`]'s queue (a fault in logging
+/// must never stop the log guard). Use it instead of `eprintln!` everywhere.
 #[macro_export]
 macro_rules! say {
     ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+        $crate::diag::say(format_args!($($arg)*));
     }};
 }
 
 pub mod backup;
 pub mod cli;
 pub mod config;
+pub mod diag;
 pub mod docker;
 pub mod fsutil;
 pub mod logs;

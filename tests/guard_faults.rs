@@ -52,10 +52,13 @@ fn has(path: &Path, needle: &str) -> bool {
 }
 
 fn metric(port: u16, name: &str) -> f64 {
+    series(port, name).unwrap_or(0.0)
+}
+
+/// The value of one series (`name` with its labels), when it is exposed.
+fn series(port: u16, name: &str) -> Option<f64> {
     use std::io::Read;
-    let Ok(mut c) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-        return 0.0;
-    };
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     let _ = write!(
         c,
         "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
@@ -64,7 +67,6 @@ fn metric(port: u16, name: &str) -> f64 {
     let _ = c.read_to_string(&mut out);
     out.lines()
         .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
-        .unwrap_or(0.0)
 }
 
 /// `sidecar run` with only the guard on, following `docker_root`; container `panicking` (an id
@@ -170,6 +172,58 @@ fn a_panic_is_reported_without_its_message_and_the_container_recovers() {
     });
     let status = stop(child);
     if let Err(e) = masked {
+        std::panic::resume_unwind(e);
+    }
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn a_stderr_nobody_reads_does_not_stop_masking() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("docker");
+    let log = container(&root, 'd', "chatty");
+    let port = free_port();
+    // A pipe whose reader never reads: once its 64 KiB are full, every write to it blocks.
+    let mut child = sidecar(&tmp.path().join("state"))
+        .env("SIDECAR_DOCKER_ROOT", &root)
+        .env("SIDECAR_RUN__AUDIT_MINUTES", "0")
+        .env("SIDECAR_RUN__ENFORCE_MINUTES", "0")
+        .env("SIDECAR_RUN__METRICS_LISTEN", format!("127.0.0.1:{port}"))
+        .env("SIDECAR_LOG", "debug")
+        .arg("run")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut rng = Rng::from_time();
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        // Each line not in json-file format is logged at debug level: far more than 64 KiB.
+        let mut junk = Vec::new();
+        for i in 0..5000 {
+            junk.extend_from_slice(format!("not json-file output, line {i} of a chatty container\n").as_bytes());
+        }
+        for _ in 0..3 {
+            append(&log, &junk);
+            let token = github_token(&rng.base62(30));
+            append(&log, &secret_line(&token));
+            wait_for("the token masked", Duration::from_secs(30), || !has(&log, &token));
+        }
+        assert!(
+            metric(port, "sidecar_messages_dropped_total") > 0.0,
+            "the pipe was full"
+        );
+        wait_for("the container's lag metric", Duration::from_secs(30), || {
+            series(port, "sidecar_log_container_lag_bytes{container=\"chatty\"}") == Some(0.0)
+                && series(port, "sidecar_log_container_lag_seconds{container=\"chatty\"}") == Some(0.0)
+        });
+    }));
+    let status = stop(
+        child
+            .try_wait()
+            .unwrap()
+            .map_or(child, |s| panic!("sidecar run died: {s:?}")),
+    );
+    if let Err(e) = result {
         std::panic::resume_unwind(e);
     }
     assert!(status.success(), "{status:?}");

@@ -341,6 +341,10 @@ fn run_cli(cli: Cli) -> u8 {
             return EXIT_ERROR;
         }
     };
+    // `sidecar run` must never wait for its stderr: messages are queued and dropped when full.
+    let _stderr = matches!(cli.command, Command::Run(_))
+        .then(crate::diag::detach)
+        .flatten();
     init_tracing(&config.log);
     let result = match cli.command {
         Command::Scan(args) => scan::run(config, args),
@@ -389,7 +393,7 @@ fn init_tracing(filter: &str) {
     // subscriber would report it with `eprintln!`, which panics on the same dead stderr.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(crate::diag::writer)
         .log_internal_errors(false)
         .try_init();
     quiet_panics();

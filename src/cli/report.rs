@@ -6,21 +6,20 @@ use anyhow::{bail, Context, Result};
 use super::{ReportAction, ReportArgs, EXIT_FINDINGS, EXIT_OK};
 use crate::config::Config;
 use crate::report::review::{
-    finding_files, group, latest_audit, parse_time, read_findings, write_review, Ack, Filter, ItemStatus, Triage,
+    group, latest_audit, parse_time, read_findings_dir, write_review, Ack, Filter, ItemStatus, Triage,
 };
 
 pub fn run_report(config: &Config, args: ReportArgs) -> Result<u8> {
     let state_dir = args.state_dir.clone().unwrap_or_else(|| config.state_dir.clone());
     let findings_dir = state_dir.join("findings");
-    let files = match finding_files(&findings_dir) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => return Err(e).with_context(|| format!("findings directory {}", findings_dir.display())),
-    };
-    let mut records = Vec::new();
-    let damaged = match &args.from {
-        Some(dest) => crate::report::fleet::read_fleet(dest, |r| records.push(r))?,
-        None => read_findings(&files, |r| records.push(r))?,
+    let (records, damaged) = match &args.from {
+        Some(dest) => {
+            let mut records = Vec::new();
+            let damaged = crate::report::fleet::read_fleet(dest, |r| records.push(r))?;
+            (records, damaged)
+        }
+        None => read_findings_dir(&findings_dir)
+            .with_context(|| format!("findings directory {}", findings_dir.display()))?,
     };
     let triage = Triage::load(&state_dir)?;
     match args.action {
@@ -128,13 +127,7 @@ pub(crate) fn alert_once(
     state_dir: &std::path::Path,
     hook: &crate::report::alert::Webhook,
 ) -> Result<(usize, Vec<String>)> {
-    let files = match finding_files(&state_dir.join("findings")) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((0, Vec::new())),
-        Err(e) => return Err(e.into()),
-    };
-    let mut records = Vec::new();
-    read_findings(&files, |r| records.push(r))?;
+    let (records, _) = read_findings_dir(&state_dir.join("findings"))?;
     let items = group(records, &Filter::default(), &Triage::load(state_dir)?);
     Ok(crate::report::alert::send_new(&items, hook, state_dir)?)
 }

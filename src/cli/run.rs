@@ -257,6 +257,7 @@ fn start_guard(
         docker_root: config.docker_root.clone(),
         state_dir: config.state_dir.clone(),
         mask: masks,
+        containers: config.guard.containers.clone(),
         report_only: config.guard.report_only.clone(),
         baseline,
         rescan: Duration::from_secs(config.guard.rescan_seconds),
@@ -353,8 +354,9 @@ pub fn health(config: &Config, args: super::HealthArgs) -> u8 {
         }
         Ok((age, beat)) if age <= args.max_age => {
             crate::say!(
-                "unhealthy: the log guard is {} s behind a container's log ({} bytes not scanned yet; more than {} s): the host writes logs faster than the guard scans them",
+                "unhealthy: the log guard is {} s behind the log of container {} ({} bytes not scanned yet; more than {} s): the host writes logs faster than the guard scans them; see sidecar_log_container_lag_seconds in the metrics for every container",
                 beat.lag_seconds,
+                beat.behind.escape_debug(),
                 beat.lag_bytes,
                 args.max_lag
             );

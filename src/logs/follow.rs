@@ -47,6 +47,8 @@ pub struct GuardOptions {
     pub state_dir: PathBuf,
     /// Mask in place (`false`: report only, for every container).
     pub mask: bool,
+    /// Only these containers are followed (see [`selects`]); empty = every container.
+    pub containers: Vec<String>,
     /// Containers (by name or id) that are reported but never masked.
     pub report_only: Vec<String>,
     /// Fingerprints that are masked but not reported (the baseline).
@@ -254,6 +256,10 @@ pub struct Guard<'a> {
     warned: HashSet<String>,
     /// Repeated errors are logged at most once a minute each (all are counted in the metrics).
     errors_logged: RateLimit,
+    /// "secret found" lines, by container and rule.
+    found_logged: RateLimit,
+    /// When the heartbeat is to be written next.
+    next_beat: Instant,
     /// Containers whose sync panicked: consecutive failures and when to try again.
     quarantine: HashMap<String, (u32, Instant)>,
     /// A compressed file must be checked again in this sync (it is owed masks, `gz_owed`).
@@ -402,6 +408,8 @@ impl<'a> Guard<'a> {
             metrics,
             warned: HashSet::new(),
             errors_logged: RateLimit::new(Duration::from_secs(60)),
+            found_logged: RateLimit::new(Duration::from_secs(10)),
+            next_beat: Instant::now(),
             quarantine: HashMap::new(),
             recheck_gz: false,
             settled: HashMap::new(),
@@ -442,6 +450,7 @@ impl<'a> Guard<'a> {
         self.containers = found
             .into_iter()
             .filter(|c| Some(&c.id) != own.as_ref())
+            .filter(|c| self.opts.containers.is_empty() || self.opts.containers.iter().any(|s| selects(s, c)))
             .map(|c| (c.id.clone(), c))
             .collect();
         let alive: HashSet<String> = self.containers.keys().cloned().collect();
@@ -470,11 +479,38 @@ impl<'a> Guard<'a> {
     /// Sync every container.
     pub fn sync_all(&mut self) -> SyncStats {
         let ids: Vec<String> = self.containers.keys().cloned().collect();
+        self.sync_each(ids, None)
+    }
+
+    /// Sync these containers one after the other; between two, the heartbeat is written when due
+    /// (a long pass over a backlog is not a dead guard) and `stop` is honoured.
+    fn sync_each(&mut self, ids: impl IntoIterator<Item = String>, stop: Option<&AtomicBool>) -> SyncStats {
         let mut total = SyncStats::default();
         for id in ids {
+            if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
+                break;
+            }
             total += self.sync_container(&id);
+            self.beat();
         }
         total
+    }
+
+    /// Write the heartbeat when it is due (every 5 s).
+    fn beat(&mut self) {
+        if Instant::now() < self.next_beat {
+            return;
+        }
+        self.next_beat = Instant::now() + Duration::from_secs(5);
+        let beat = Heartbeat {
+            containers: self.containers.len() as u64,
+            lag_bytes: self.lag.values().sum(),
+            lag_seconds: self.lag_seconds().as_secs(),
+            behind: self.furthest_behind(),
+        };
+        if let Err(e) = write_heartbeat(&self.opts.state_dir, &beat) {
+            self.error(&format!("cannot write the heartbeat: {e}"));
+        }
     }
 
     /// Scan what is new in one container's files, record and mask it. A panic in this work is
@@ -1094,11 +1130,21 @@ impl<'a> Guard<'a> {
         for f in &new {
             self.metrics
                 .add(&format!("sidecar_findings_total{{rule=\"{}\"}}", f.rule), 1.0);
+            // One line per container and rule every 10 s at most: a container that leaks all the
+            // time must not flood sidecar's own output (every occurrence is in the report).
+            let more = match self
+                .found_logged
+                .allow(&format!("{}\0{}", c.id, f.rule), Instant::now())
+            {
+                None => continue,
+                Some(0) => String::new(),
+                Some(n) => format!(" ({n} more of this rule in this container since the last line)"),
+            };
             tracing::info!(
-                "secret found: rule {} in container {} ({}), line {}, fingerprint {}",
+                "secret found: rule {} in container {} ({}), line {}, fingerprint {}{more}",
                 f.rule,
                 c.name,
-                &c.id[..12.min(c.id.len())],
+                short_id(&c.id),
                 f.line,
                 &f.fingerprint[..16.min(f.fingerprint.len())]
             );
@@ -1369,7 +1415,39 @@ impl<'a> Guard<'a> {
             .set("sidecar_log_lag_seconds", self.lag_seconds().as_secs_f64());
         self.metrics
             .set("sidecar_log_files_followed", self.marks.files.len() as f64);
+        let name = |id| self.name_of(id);
+        self.metrics.set_family(
+            "sidecar_log_container_lag_bytes",
+            "container",
+            self.lag.iter().map(|(id, b)| (name(id), *b as f64)),
+        );
+        self.metrics.set_family(
+            "sidecar_log_container_lag_seconds",
+            "container",
+            self.lag.keys().map(|id| {
+                (
+                    name(id),
+                    self.lag_since.get(id).map_or(0.0, |t| t.elapsed().as_secs_f64()),
+                )
+            }),
+        );
+        self.metrics
+            .set("sidecar_messages_dropped_total", crate::diag::dropped() as f64);
         Ok(())
+    }
+
+    /// A followed container's name (its short id when it is gone).
+    fn name_of<'s>(&'s self, id: &'s str) -> &'s str {
+        self.containers.get(id).map_or(short_id(id), |c| c.name.as_str())
+    }
+
+    /// The container furthest behind (its name), when one is.
+    fn furthest_behind(&self) -> String {
+        self.lag_since
+            .iter()
+            .min_by_key(|(_, t)| **t)
+            .map(|(id, _)| self.name_of(id).to_string())
+            .unwrap_or_default()
     }
 
     /// How long the container furthest behind has had bytes not scanned yet (0 when none is).
@@ -1444,11 +1522,12 @@ impl<'a> Guard<'a> {
             }
         };
         drop(tx);
+        self.beat();
         self.discover()?;
-        self.sync_all();
+        let ids: Vec<String> = self.containers.keys().cloned().collect();
+        self.sync_each(ids, Some(stop));
         self.commit(true)?;
         let mut next_rescan = Instant::now() + self.opts.rescan;
-        let mut next_beat = Instant::now();
         let mut last_sync = Instant::now();
         while !stop.load(Ordering::Relaxed) {
             let wait = if polling {
@@ -1490,29 +1569,18 @@ impl<'a> Guard<'a> {
                 }
             }
             if everything {
-                self.sync_all();
+                let ids: Vec<String> = self.containers.keys().cloned().collect();
+                self.sync_each(ids, Some(stop));
             } else {
                 dirty.extend(self.held_due());
                 dirty.extend(self.quarantine_due());
-                for id in dirty {
-                    self.sync_container(&id);
-                }
+                self.sync_each(dirty, Some(stop));
             }
             last_sync = Instant::now();
             if let Err(e) = self.commit(false) {
                 self.error(&format!("cannot write checkpoints: {e}"));
             }
-            if Instant::now() >= next_beat {
-                next_beat = Instant::now() + Duration::from_secs(5);
-                let beat = Heartbeat {
-                    containers: self.containers.len() as u64,
-                    lag_bytes: self.lag.values().sum(),
-                    lag_seconds: self.lag_seconds().as_secs(),
-                };
-                if let Err(e) = write_heartbeat(&self.opts.state_dir, &beat) {
-                    self.error(&format!("cannot write the heartbeat: {e}"));
-                }
-            }
+            self.beat();
         }
         self.commit(true)
     }
@@ -1567,6 +1635,18 @@ impl RateLimit {
         self.seen.insert(key.to_string(), (now, 0));
         Some(0)
     }
+}
+
+/// Whether the `guard.containers` entry `selector` names container `c`: its name, a name prefix
+/// ending in `*`, an id of at least 12 characters, or a label `key=value`.
+pub fn selects(selector: &str, c: &ContainerLog) -> bool {
+    if let Some((key, value)) = selector.split_once('=') {
+        return c.labels.get(key).is_some_and(|v| v == value);
+    }
+    if let Some(prefix) = selector.strip_suffix('*') {
+        return c.name.starts_with(prefix);
+    }
+    selector == c.name || (selector.len() >= 12 && c.id.starts_with(selector))
 }
 
 /// The first 12 characters of a container id, as `docker ps` shows it.
@@ -1663,12 +1743,13 @@ pub fn write_heartbeat(state_dir: &Path, beat: &Heartbeat) -> io::Result<()> {
         "containers": beat.containers,
         "lag_bytes": beat.lag_bytes,
         "lag_seconds": beat.lag_seconds,
+        "behind": beat.behind,
     });
     crate::fsutil::write_atomic(&state_dir.join(HEARTBEAT_FILE), body.to_string().as_bytes())
 }
 
 /// What the guard's heartbeat says besides its time.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Heartbeat {
     /// Containers followed.
     pub containers: u64,
@@ -1676,6 +1757,8 @@ pub struct Heartbeat {
     pub lag_bytes: u64,
     /// How long the container furthest behind has had bytes not scanned yet.
     pub lag_seconds: u64,
+    /// The name of the container furthest behind (empty when none is).
+    pub behind: String,
 }
 
 /// Age of the heartbeat in seconds, with what it says.
@@ -1693,6 +1776,7 @@ pub fn heartbeat_age(state_dir: &Path) -> io::Result<(u64, Heartbeat)> {
         containers: v["containers"].as_u64().unwrap_or(0),
         lag_bytes: v["lag_bytes"].as_u64().unwrap_or(0),
         lag_seconds: v["lag_seconds"].as_u64().unwrap_or(0),
+        behind: v["behind"].as_str().unwrap_or("").chars().take(256).collect(),
     };
     Ok((unix_now().saturating_sub(time), beat))
 }
@@ -1733,6 +1817,7 @@ mod tests {
                 docker_root: root.join("docker"),
                 state_dir: root.join("state"),
                 mask: true,
+                containers: Vec::new(),
                 report_only: vec!["audit-me".into()],
                 baseline: HashSet::new(),
                 rescan: Duration::from_secs(30),
@@ -2451,6 +2536,37 @@ mod tests {
         append(&live, &line(&format!("after truncation {}", token(T2)), 60));
         assert_eq!(g.sync_all().recorded, 1);
         assert_clean(&fs::read(&live).unwrap(), &[T2]);
+    }
+
+    #[test]
+    fn only_the_selected_containers_are_followed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let by_prefix = container(tmp.path(), 'a', "openclaw-gateway", false, "");
+        let by_label = container(tmp.path(), 'b', "web", false, r#""tier":"front""#);
+        let by_id = container(tmp.path(), 'c', "db", false, "");
+        let other = container(tmp.path(), 'd', "openclaw", false, r#""tier":"back""#);
+        for live in [&by_prefix, &by_label, &by_id, &other] {
+            append(live, &line(&format!("k {}", token(T1)), 1));
+        }
+        let parts = Parts::new();
+        let mut g = parts.guard(tmp.path());
+        g.opts.containers = vec!["openclaw-*".into(), "tier=front".into(), "c".repeat(12)];
+        g.discover().unwrap();
+        assert_eq!(g.containers.len(), 3);
+        assert_eq!(g.sync_all().recorded, 3);
+        for live in [&by_prefix, &by_label, &by_id] {
+            assert!(!String::from_utf8(fs::read(live).unwrap()).unwrap().contains(&token(T1)));
+        }
+        assert!(
+            String::from_utf8(fs::read(&other).unwrap())
+                .unwrap()
+                .contains(&token(T1)),
+            "not followed"
+        );
+        // A short id prefix names nothing (it could name several containers).
+        g.opts.containers = vec!["ccc".into()];
+        g.discover().unwrap();
+        assert!(g.containers.is_empty());
     }
 
     #[test]

@@ -59,6 +59,21 @@ const FAMILIES: &[(&str, &str, &str)] = &[
         "How long the container furthest behind has had bytes in its live log not scanned yet.",
     ),
     (
+        "sidecar_log_container_lag_bytes",
+        "gauge",
+        "Per container (by name): bytes written to its live log and not scanned yet.",
+    ),
+    (
+        "sidecar_log_container_lag_seconds",
+        "gauge",
+        "Per container (by name): how long its live log has had bytes not scanned yet.",
+    ),
+    (
+        "sidecar_messages_dropped_total",
+        "counter",
+        "sidecar's own messages dropped because its stderr was not taking them (masking went on).",
+    ),
+    (
         "sidecar_guard_errors_total",
         "counter",
         "Errors of the log guard (unreadable files, damaged gzip files, failed writes).",
@@ -143,6 +158,17 @@ impl Metrics {
         self.values.lock().expect("metrics lock").insert(key.to_string(), value);
     }
 
+    /// Replace every series of the family `name` with `series` (label value, value) under `label`.
+    /// Label values are escaped as the exposition format requires; control characters are dropped.
+    pub fn set_family<'a>(&self, name: &str, label: &str, series: impl IntoIterator<Item = (&'a str, f64)>) {
+        let mut v = self.values.lock().expect("metrics lock");
+        let prefix = format!("{name}{{");
+        v.retain(|k, _| !k.starts_with(&prefix));
+        for (value, x) in series {
+            v.insert(format!("{prefix}{label}=\"{}\"}}", label_value(value)), x);
+        }
+    }
+
     /// Record an audit; a full one replaces the per-check gauges.
     pub fn audit(&self, results: &[CheckResult], full: bool) {
         self.add("sidecar_audit_runs_total", 1.0);
@@ -192,6 +218,22 @@ impl Metrics {
     }
 }
 
+/// A label value in the exposition format: `\\`, `"` and newlines escaped, other control
+/// characters dropped.
+fn label_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for ch in value.chars() {
+        match ch {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Serve `GET /metrics` on `listener` until `stop` is set.
 pub fn serve(listener: TcpListener, metrics: &Metrics, stop: &AtomicBool) {
     if listener.set_nonblocking(true).is_err() {
@@ -228,6 +270,27 @@ fn answer(mut stream: TcpStream, metrics: &Metrics) {
 mod tests {
     use super::*;
     use crate::policy::result;
+
+    #[test]
+    fn a_family_is_replaced_whole_and_its_label_values_are_escaped() {
+        let m = Metrics::default();
+        m.set_family("sidecar_log_container_lag_bytes", "container", [("a", 1.0), ("b", 2.0)]);
+        m.set_family(
+            "sidecar_log_container_lag_bytes",
+            "container",
+            [("b", 3.0), ("x\"y\\z\n\u{1b}[2J", 4.0)],
+        );
+        let text = m.render();
+        assert!(!text.contains("container=\"a\""), "{text}");
+        assert!(
+            text.contains("sidecar_log_container_lag_bytes{container=\"b\"} 3\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("sidecar_log_container_lag_bytes{container=\"x\\\"y\\\\z\\n[2J\"} 4\n"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn render_and_serve() {

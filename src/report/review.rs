@@ -249,6 +249,31 @@ pub fn finding_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
     Ok(v)
 }
 
+/// Every finding record under `dir` (see [`finding_files`]), read while the guard may be rotating
+/// and folding the files: when a file vanished under the reader, or the listing changed while it
+/// read, it reads again (at most 10 times; then the last reading is returned). Returns the records
+/// and the number of damaged lines; no directory, no records.
+pub fn read_findings_dir(dir: &Path) -> io::Result<(Vec<FindingRecord>, u64)> {
+    let mut last = (Vec::new(), 0);
+    for _ in 0..10 {
+        let files = match finding_files(dir) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
+            Err(e) => return Err(e),
+        };
+        let mut records = Vec::new();
+        match read_findings(&files, |r| records.push(r)) {
+            Ok(damaged) => last = (records, damaged),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        }
+        if finding_files(dir)? == files {
+            break;
+        }
+    }
+    Ok(last)
+}
+
 /// Name prefix of a summary file: `secrets-<stamp>.jsonl` holds one aggregate record per secret,
 /// container and file for every occurrence record up to the rotated file `findings-<stamp>.jsonl`.
 pub const SUMMARY_PREFIX: &str = "secrets-";
