@@ -27,7 +27,6 @@ use std::io::{self, Read, Seek, Write};
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::checkpoint::{self, Checkpoints, FileMark, GzMark};
@@ -260,6 +259,12 @@ pub struct Guard<'a> {
     found_logged: RateLimit,
     /// When the heartbeat is to be written next.
     next_beat: Instant,
+    /// Files masked in place since the last checkpoint (by dev, inode): synced before it.
+    unsynced: HashMap<(u64, u64), File>,
+    /// Container id → the live log's (dev, inode), once followed past its start.
+    live_known: HashMap<String, (u64, u64)>,
+    /// The inode the live-only sync expects (another one: a full sync instead).
+    expect_live: Option<(u64, u64)>,
     /// Containers whose sync panicked: consecutive failures and when to try again.
     quarantine: HashMap<String, (u32, Instant)>,
     /// A compressed file must be checked again in this sync (it is owed masks, `gz_owed`).
@@ -410,6 +415,9 @@ impl<'a> Guard<'a> {
             errors_logged: RateLimit::new(Duration::from_secs(60)),
             found_logged: RateLimit::new(Duration::from_secs(10)),
             next_beat: Instant::now(),
+            unsynced: HashMap::new(),
+            live_known: HashMap::new(),
+            expect_live: None,
             quarantine: HashMap::new(),
             recheck_gz: false,
             settled: HashMap::new(),
@@ -485,12 +493,17 @@ impl<'a> Guard<'a> {
     /// Sync these containers one after the other; between two, the heartbeat is written when due
     /// (a long pass over a backlog is not a dead guard) and `stop` is honoured.
     fn sync_each(&mut self, ids: impl IntoIterator<Item = String>, stop: Option<&AtomicBool>) -> SyncStats {
+        self.sync_each_as(ids.into_iter().map(|id| (id, false)), stop)
+    }
+
+    /// [`Self::sync_each`], with each container's `live_only` (see [`Self::sync_container_as`]).
+    fn sync_each_as(&mut self, ids: impl IntoIterator<Item = (String, bool)>, stop: Option<&AtomicBool>) -> SyncStats {
         let mut total = SyncStats::default();
-        for id in ids {
+        for (id, live_only) in ids {
             if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
                 break;
             }
-            total += self.sync_container(&id);
+            total += self.sync_container_as(&id, live_only);
             self.beat();
         }
         total
@@ -522,7 +535,19 @@ impl<'a> Guard<'a> {
                 return SyncStats::default();
             }
         }
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.sync_container_once(id)));
+        self.sync_container_as(id, false)
+    }
+
+    /// [`Self::sync_container`]; `live_only`: only the live log was written to since the last
+    /// sync (no file created, renamed or removed), so only it is looked at when it is a file the
+    /// guard already followed past its start.
+    fn sync_container_as(&mut self, id: &str, live_only: bool) -> SyncStats {
+        if let Some((_, retry_at)) = self.quarantine.get(id) {
+            if Instant::now() < *retry_at {
+                return SyncStats::default();
+            }
+        }
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.sync_container_once(id, live_only)));
         match result {
             Ok(stats) => {
                 if self.quarantine.remove(id).is_some() {
@@ -562,7 +587,7 @@ impl<'a> Guard<'a> {
         }
     }
 
-    fn sync_container_once(&mut self, id: &str) -> SyncStats {
+    fn sync_container_once(&mut self, id: &str, live_only: bool) -> SyncStats {
         #[cfg(debug_assertions)]
         if std::env::var("FAULT_SIDECAR_PANIC_CONTAINER").is_ok_and(|p| !p.is_empty() && id.starts_with(&p)) {
             // Fault injection for the tests (debug builds only): the message holds a would-be
@@ -572,6 +597,21 @@ impl<'a> Guard<'a> {
         let Some(c) = self.containers.get(id).cloned() else {
             return SyncStats::default();
         };
+        if live_only && !self.retry.contains_key(id) {
+            let known = self.live_known.get(id).copied();
+            if known.is_some()
+                && fs::symlink_metadata(&c.log_path)
+                    .is_ok_and(|m| m.file_type().is_file() && Some((m.dev(), m.ino())) == known)
+            {
+                let masks = self.masks(&c);
+                self.expect_live = known;
+                let stats = self.sync_plain(&c, &c.log_path, true, masks, None);
+                self.expect_live = None;
+                if !self.recheck_gz && self.live_known.contains_key(id) {
+                    return stats;
+                }
+            }
+        }
         let listing = match list_files(&c) {
             Ok(l) => l,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return SyncStats::default(),
@@ -751,6 +791,13 @@ impl<'a> Guard<'a> {
             .open(path)?;
         let meta = file.metadata()?;
         let (dev, ino, size) = (meta.dev(), meta.ino(), meta.len());
+        if let Some(expect) = self.expect_live.take() {
+            if (dev, ino) != expect {
+                // Rotated since the look: the new file may continue the old one's last entry.
+                self.live_known.remove(&c.id);
+                return Ok(SyncStats::default());
+            }
+        }
         // Computed every time: Docker's new live file may get the inode of a file it just removed.
         let Some(first) = checkpoint::first_line(
             RangeReader {
@@ -816,6 +863,15 @@ impl<'a> Guard<'a> {
         }
         if result.is_ok() {
             self.settle(path, &file, &ident, &mark);
+        }
+        if live {
+            // Past its start (joined with the file before, if that was due): while it stays this
+            // inode, a write to it needs no look at the container's other files.
+            if result.is_ok() && mark.end > 0 {
+                self.live_known.insert(c.id.clone(), (dev, ino));
+            } else {
+                self.live_known.remove(&c.id);
+            }
         }
         let masked = result.as_ref().is_ok_and(|s| s.masked > 0);
         self.marks.files.insert(ident.clone(), mark);
@@ -1010,6 +1066,7 @@ impl<'a> Guard<'a> {
         if masks && !here.is_empty() {
             let all: Vec<Finding> = here.into_iter().map(|(f, _)| f).collect();
             stats.masked = mask_in_place(file, &all)?;
+            self.sync_later(file);
             self.metrics.add("sidecar_masks_written_total", stats.masked as f64);
         }
         if let Some(k) = carry.filter(|_| consumed) {
@@ -1084,7 +1141,9 @@ impl<'a> Guard<'a> {
             .collect();
         if k.masks {
             // The same inode, whatever Docker renamed it to meanwhile.
-            return mask_in_place(&k.file, &parts);
+            let n = mask_in_place(&k.file, &parts)?;
+            self.sync_later(&k.file);
+            return Ok(n);
         }
         // Compressed (or being compressed): masked when the .gz is checked; check it again.
         self.marks.gz.retain(|_, m| m.ident != k.ident);
@@ -1400,6 +1459,13 @@ impl<'a> Guard<'a> {
         if !self.marks_dirty || (!force && self.last_commit.elapsed() < self.opts.checkpoint_every) {
             return Ok(());
         }
+        // What the checkpoint covers is durable first: the masks written in Docker's files and the
+        // records appended to the report (once per checkpoint, not once per batch: a power cut
+        // before this point rolls back to the last checkpoint, and the rescan redoes both).
+        for (_, f) in std::mem::take(&mut self.unsynced) {
+            f.sync_data()?;
+        }
+        self.sink.sync()?;
         self.marks.report_len = self.sink.len();
         self.marks.save(&self.opts.state_dir)?;
         self.uncommitted.clear();
@@ -1434,6 +1500,22 @@ impl<'a> Guard<'a> {
         self.metrics
             .set("sidecar_messages_dropped_total", crate::diag::dropped() as f64);
         Ok(())
+    }
+
+    /// Remember a file masked in place, to be synced before the next checkpoint.
+    fn sync_later(&mut self, file: &File) {
+        let Ok(m) = file.metadata() else { return };
+        if let std::collections::hash_map::Entry::Vacant(e) = self.unsynced.entry((m.dev(), m.ino())) {
+            match file.try_clone() {
+                Ok(f) => {
+                    e.insert(f);
+                }
+                // Out of descriptors: sync it now.
+                Err(_) => {
+                    let _ = file.sync_data();
+                }
+            }
+        }
     }
 
     /// A followed container's name (its short id when it is gone).
@@ -1489,39 +1571,17 @@ impl<'a> Guard<'a> {
     /// Follow until `stop`: inotify events trigger syncs of their container; every `rescan` all
     /// containers are discovered and synced again. Checkpoints are written at the end.
     pub fn run(&mut self, stop: &AtomicBool) -> io::Result<()> {
-        use notify::{EventKind, RecursiveMode, Watcher};
         let root = self.opts.docker_root.join("containers");
-        let (tx, rx) = mpsc::channel::<Option<String>>();
-        let events = tx.clone();
-        let watch_root = root.clone();
-        let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-            let Ok(ev) = res else {
-                let _ = events.send(None); // overflow or error: rescan everything
-                return;
-            };
-            if matches!(ev.kind, EventKind::Access(_)) {
-                return;
-            }
-            for p in &ev.paths {
-                if let Ok(rel) = p.strip_prefix(&watch_root) {
-                    if let Some(id) = rel.components().next() {
-                        let _ = events.send(Some(id.as_os_str().to_string_lossy().into_owned()));
-                    }
-                }
-            }
-        })
-        .map_err(|e| io::Error::other(format!("cannot start inotify: {e}")))?;
-        let polling = match watcher.watch(&root, RecursiveMode::Recursive) {
-            Ok(()) => false,
+        let mut watch = match super::watch::Watch::new(&root) {
+            Ok(w) => Some(w),
             Err(e) => {
                 tracing::warn!(
                     "log guard: cannot watch {} ({e}); checking every second instead (raise fs.inotify.max_user_watches)",
                     root.display()
                 );
-                true
+                None
             }
         };
-        drop(tx);
         self.beat();
         self.discover()?;
         let ids: Vec<String> = self.containers.keys().cloned().collect();
@@ -1530,20 +1590,18 @@ impl<'a> Guard<'a> {
         let mut next_rescan = Instant::now() + self.opts.rescan;
         let mut last_sync = Instant::now();
         while !stop.load(Ordering::Relaxed) {
-            let wait = if polling {
-                Duration::from_secs(1)
-            } else {
-                Duration::from_millis(200)
-            };
             let mut dirty: HashSet<String> = HashSet::new();
-            let mut everything = polling;
-            match rx.recv_timeout(wait) {
-                Ok(Some(id)) => {
-                    dirty.insert(id);
+            let mut structural: HashSet<String> = HashSet::new();
+            let mut everything = watch.is_none();
+            match &watch {
+                Some(w) => {
+                    if let Err(e) = w.wait(Duration::from_millis(200)) {
+                        self.error(&format!("{}: inotify: {e}", root.display()));
+                        everything = true;
+                        std::thread::sleep(Duration::from_secs(1));
+                    }
                 }
-                Ok(None) => everything = true,
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
-                Err(mpsc::RecvTimeoutError::Disconnected) => everything = true,
+                None => std::thread::sleep(Duration::from_secs(1)),
             }
             // A busy container writes thousands of times a second: one sync per batch of events,
             // at most one batch every BATCH (a quiet container's first write is handled at once).
@@ -1551,12 +1609,17 @@ impl<'a> Guard<'a> {
             if since < BATCH {
                 std::thread::sleep(BATCH - since);
             }
-            while let Ok(ev) = rx.try_recv() {
-                match ev {
-                    Some(id) => {
-                        dirty.insert(id);
+            if let Some(w) = &mut watch {
+                match w.drain() {
+                    Ok(changes) => {
+                        dirty = changes.containers;
+                        structural = changes.structural;
+                        everything |= changes.everything;
                     }
-                    None => everything = true,
+                    Err(e) => {
+                        self.error(&format!("{}: inotify: {e}", root.display()));
+                        everything = true;
+                    }
                 }
             }
             if Instant::now() >= next_rescan {
@@ -1572,9 +1635,18 @@ impl<'a> Guard<'a> {
                 let ids: Vec<String> = self.containers.keys().cloned().collect();
                 self.sync_each(ids, Some(stop));
             } else {
-                dirty.extend(self.held_due());
-                dirty.extend(self.quarantine_due());
-                self.sync_each(dirty, Some(stop));
+                // Held units, retries and quarantined containers need a full look.
+                let due: Vec<String> = self.held_due().into_iter().chain(self.quarantine_due()).collect();
+                structural.extend(due.iter().cloned());
+                dirty.extend(due);
+                let each: Vec<(String, bool)> = dirty
+                    .into_iter()
+                    .map(|id| {
+                        let live_only = !structural.contains(&id);
+                        (id, live_only)
+                    })
+                    .collect();
+                self.sync_each_as(each, Some(stop));
             }
             last_sync = Instant::now();
             if let Err(e) = self.commit(false) {
@@ -1665,15 +1737,13 @@ fn remove_stale_temporaries(dir: &Path) {
     }
 }
 
-/// Write every finding's mask at its offsets with `pwrite` (the file must not be `O_APPEND`), then
-/// `fdatasync`. Returns the number of byte ranges written.
+/// Write every finding's mask at its offsets with `pwrite` (the file must not be `O_APPEND`).
+/// Returns the number of byte ranges written. Not synced here: the guard syncs every file it
+/// masked before the checkpoint that covers the masks (see `Guard::commit`).
 pub fn mask_in_place(file: &File, findings: &[Finding]) -> io::Result<u64> {
     let plan = MaskPlan::from_findings(findings);
     for (offset, bytes) in plan.edits() {
         file.write_all_at(bytes, *offset)?;
-    }
-    if !plan.is_empty() {
-        file.sync_data()?;
     }
     Ok(plan.edits().len() as u64)
 }
@@ -1708,10 +1778,7 @@ pub fn rewrite_gz(path: &Path, expect: (u64, u64), findings: &[Finding]) -> io::
         let mut decoder = io::BufReader::new(flate2::read::GzDecoder::new(src));
         io::BufRead::fill_buf(&mut decoder)?;
         let builder = super::masking::gzip_like(decoder.get_ref().header());
-        let mut enc = builder.write(
-            io::BufWriter::with_capacity(256 << 10, &out),
-            flate2::Compression::default(),
-        );
+        let mut enc = builder.write(io::BufWriter::with_capacity(256 << 10, &out), REWRITE_LEVEL);
         MaskPlan::from_findings(findings).apply_stream(decoder, &mut enc)?;
         let mut w = enc.finish()?;
         w.flush()?;
@@ -1731,6 +1798,11 @@ pub fn rewrite_gz(path: &Path, expect: (u64, u64), findings: &[Finding]) -> io::
     }
     result
 }
+
+/// The compression level of a rewritten `.gz`. Compressing at Docker's level (6) was the largest
+/// part of the guard's CPU under fast rotation; level 2 costs a fraction of it for files about a
+/// quarter larger (level 1 about half larger, for no clear gain; see the README's stress benchmark).
+const REWRITE_LEVEL: flate2::Compression = flate2::Compression::new(2);
 
 /// `<state_dir>/health.json`: written every few seconds by the guard, read by `sidecar health`.
 pub const HEARTBEAT_FILE: &str = "health.json";

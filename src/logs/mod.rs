@@ -5,3 +5,4 @@ pub mod follow;
 pub mod jsonfile;
 pub mod masking;
 pub mod scan;
+pub mod watch;

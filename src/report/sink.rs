@@ -1,7 +1,7 @@
 //! The flagged-secret report as the log guard writes it, under `<state_dir>/findings/` (0600 files,
 //! 0700 directory); never a secret:
 //! - `findings.jsonl`: one record per occurrence (the engine's finding plus container name and
-//!   image), appended and fsynced per batch; rotated to `findings-<UTC stamp>.jsonl` past an eighth of
+//!   image), appended per batch and fsynced before each guard checkpoint; rotated to `findings-<UTC stamp>.jsonl` past an eighth of
 //!   the size cap.
 //! - `secrets-<stamp>.jsonl`: the summary. When the rotated files are more than `keep`, or the
 //!   directory is over its cap, the oldest rotated files are folded into one aggregate record per
@@ -142,7 +142,7 @@ impl FindingLog {
         self.len == 0
     }
 
-    /// Append one record per finding and fsync.
+    /// Append one record per finding (made durable by [`FindingLog::sync`]).
     pub fn append<'a>(
         &mut self,
         findings: impl IntoIterator<Item = &'a Finding>,
@@ -164,7 +164,7 @@ impl FindingLog {
         if buf.is_empty() {
             return Ok(());
         }
-        if let Err(e) = self.file.write_all(&buf).and_then(|()| self.file.sync_data()) {
+        if let Err(e) = self.file.write_all(&buf) {
             // A full disk may have taken part of the batch: cut it off, so that the next append
             // does not glue a record onto half of one.
             let _ = self.file.set_len(self.len);
@@ -172,6 +172,11 @@ impl FindingLog {
         }
         self.len += buf.len() as u64;
         Ok(())
+    }
+
+    /// Make what was appended durable (the guard does it before each checkpoint).
+    pub fn sync(&self) -> io::Result<()> {
+        self.file.sync_data()
     }
 
     /// What folding has done so far.

@@ -1,0 +1,213 @@
+//! Which containers' logs changed: inotify on Docker's `containers/` directory and on each container
+//! directory (no recursion beyond, no symlink followed), read in batches by the guard's own thread.
+//!
+//! The guard reads the queue only once per batch: the kernel merges an event identical to the last
+//! one queued (the same file modified again), so a container writing thousands of lines a second
+//! costs a few events per batch, not one wake-up per line.
+use std::collections::{HashMap, HashSet};
+use std::io;
+use std::mem::MaybeUninit;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rustix::event::{PollFd, PollFlags, Timespec};
+use rustix::fs::inotify::{self, CreateFlags, ReadFlags, WatchFlags};
+
+/// What a batch of events says.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// Container directories (ids) where something changed.
+    pub containers: HashSet<String>,
+    /// Those where something else happened than writes to the live log (`<id>-json.log`): a file
+    /// created, renamed, removed or closed, or the directory itself created or removed.
+    pub structural: HashSet<String>,
+    /// Events were lost (queue overflow) or a watch could not be added: check everything.
+    pub everything: bool,
+}
+
+/// inotify watches on `containers/` and on each container directory in it.
+#[derive(Debug)]
+pub struct Watch {
+    fd: OwnedFd,
+    root: PathBuf,
+    root_wd: i32,
+    /// Watch descriptor → container directory name.
+    dirs: HashMap<i32, String>,
+    buf: Vec<MaybeUninit<u8>>,
+}
+
+const ROOT_EVENTS: WatchFlags = WatchFlags::CREATE
+    .union(WatchFlags::DELETE)
+    .union(WatchFlags::MOVED_FROM)
+    .union(WatchFlags::MOVED_TO)
+    .union(WatchFlags::ONLYDIR)
+    .union(WatchFlags::DONT_FOLLOW);
+
+const DIR_EVENTS: WatchFlags = WatchFlags::MODIFY
+    .union(WatchFlags::CLOSE_WRITE)
+    .union(WatchFlags::CREATE)
+    .union(WatchFlags::DELETE)
+    .union(WatchFlags::MOVED_FROM)
+    .union(WatchFlags::MOVED_TO)
+    .union(WatchFlags::ONLYDIR)
+    .union(WatchFlags::DONT_FOLLOW);
+
+impl Watch {
+    /// Watch `root` (Docker's `containers/`) and every directory in it. Fails when inotify is not
+    /// available or `root` cannot be watched (e.g. `fs.inotify.max_user_watches` reached).
+    pub fn new(root: &Path) -> io::Result<Self> {
+        let fd = inotify::init(CreateFlags::NONBLOCK | CreateFlags::CLOEXEC)?;
+        let root_wd = inotify::add_watch(&fd, root, ROOT_EVENTS)?;
+        let mut w = Self {
+            fd,
+            root: root.to_path_buf(),
+            root_wd,
+            dirs: HashMap::new(),
+            buf: vec![MaybeUninit::uninit(); 64 << 10],
+        };
+        for e in std::fs::read_dir(root)?.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                w.add(&e.file_name().to_string_lossy())?;
+            }
+        }
+        Ok(w)
+    }
+
+    fn add(&mut self, name: &str) -> io::Result<()> {
+        let wd = inotify::add_watch(&self.fd, self.root.join(name), DIR_EVENTS)?;
+        self.dirs.insert(wd, name.to_string());
+        Ok(())
+    }
+
+    /// Wait at most `timeout` for an event; true when one is queued.
+    pub fn wait(&self, timeout: Duration) -> io::Result<bool> {
+        let t = Timespec {
+            tv_sec: timeout.as_secs() as _,
+            tv_nsec: timeout.subsec_nanos() as _,
+        };
+        let mut fds = [PollFd::new(&self.fd, PollFlags::IN)];
+        match rustix::event::poll(&mut fds, Some(&t)) {
+            Ok(n) => Ok(n > 0),
+            Err(rustix::io::Errno::INTR) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Read every queued event.
+    pub fn drain(&mut self) -> io::Result<Changes> {
+        let mut changes = Changes::default();
+        let mut new_dirs = Vec::new();
+        let mut reader = inotify::Reader::new(&self.fd, &mut self.buf);
+        loop {
+            let ev = match reader.next() {
+                Ok(ev) => ev,
+                Err(rustix::io::Errno::WOULDBLOCK) | Err(rustix::io::Errno::INTR) => break,
+                Err(e) => return Err(e.into()),
+            };
+            let flags = ev.events();
+            if flags.contains(ReadFlags::QUEUE_OVERFLOW) {
+                changes.everything = true;
+                continue;
+            }
+            if ev.wd() == self.root_wd {
+                let Some(name) = ev.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+                    continue;
+                };
+                if flags.intersects(ReadFlags::CREATE | ReadFlags::MOVED_TO) && flags.contains(ReadFlags::ISDIR) {
+                    new_dirs.push(name.clone());
+                }
+                changes.structural.insert(name.clone());
+                changes.containers.insert(name);
+            } else if flags.contains(ReadFlags::IGNORED) {
+                // The directory is gone (or the watch removed).
+                if let Some(name) = self.dirs.remove(&ev.wd()) {
+                    changes.structural.insert(name.clone());
+                    changes.containers.insert(name);
+                }
+            } else if let Some(name) = self.dirs.get(&ev.wd()) {
+                let live_write = flags.difference(ReadFlags::MODIFY).is_empty()
+                    && ev
+                        .file_name()
+                        .is_some_and(|f| f.to_bytes().strip_suffix(b"-json.log") == Some(name.as_bytes()));
+                if !live_write {
+                    changes.structural.insert(name.clone());
+                }
+                changes.containers.insert(name.clone());
+            }
+        }
+        for name in new_dirs {
+            if let Err(e) = self.add(&name) {
+                // Not watched: found by the periodic rescan instead.
+                tracing::debug!("log guard: cannot watch {}: {e}", self.root.join(&name).display());
+                changes.everything = true;
+            }
+        }
+        Ok(changes)
+    }
+
+    /// Directories watched (the containers' and the root).
+    pub fn watched(&self) -> usize {
+        self.dirs.len() + 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::time::Instant;
+
+    #[test]
+    fn changes_in_container_directories_are_batched_per_container() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        std::fs::create_dir(root.join("aaa")).unwrap();
+        let mut w = Watch::new(root).unwrap();
+        assert!(!w.wait(Duration::from_millis(10)).unwrap(), "nothing yet");
+        let mut log = std::fs::File::create(root.join("aaa/aaa-json.log")).unwrap();
+        for _ in 0..10_000 {
+            log.write_all(b"{\"log\":\"x\\n\"}\n").unwrap();
+        }
+        // A new container directory, and a file in it right away.
+        std::fs::create_dir(root.join("bbb")).unwrap();
+        assert!(w.wait(Duration::from_secs(1)).unwrap());
+        let c = w.drain().unwrap();
+        assert_eq!(c.containers, HashSet::from(["aaa".to_string(), "bbb".to_string()]));
+        assert!(!c.everything);
+        // Created in aaa/ (structural); bbb/ itself is new.
+        assert_eq!(c.structural, c.containers);
+        // Only writes to the live log: not structural.
+        log.write_all(b"{\"log\":\"y\\n\"}\n").unwrap();
+        assert!(w.wait(Duration::from_secs(1)).unwrap());
+        let c = w.drain().unwrap();
+        assert_eq!(c.containers, HashSet::from(["aaa".to_string()]));
+        assert!(c.structural.is_empty());
+        std::fs::write(root.join("bbb/bbb-json.log"), b"x\n").unwrap();
+        std::fs::rename(root.join("aaa/aaa-json.log"), root.join("aaa/aaa-json.log.1")).unwrap();
+        let t = Instant::now();
+        assert!(w.wait(Duration::from_secs(1)).unwrap());
+        assert!(t.elapsed() < Duration::from_millis(500));
+        let c = w.drain().unwrap();
+        assert_eq!(c.containers, HashSet::from(["aaa".to_string(), "bbb".to_string()]));
+        assert_eq!(c.structural, c.containers, "a rename, a new file");
+        std::fs::remove_dir_all(root.join("bbb")).unwrap();
+        assert!(w.wait(Duration::from_secs(1)).unwrap());
+        assert!(w.drain().unwrap().containers.contains("bbb"));
+        assert_eq!(w.watched(), 2, "the removed directory's watch is gone");
+    }
+
+    #[test]
+    fn a_symlinked_container_directory_is_not_watched_through() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (root, outside) = (tmp.path().join("containers"), tmp.path().join("outside"));
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("ccc")).unwrap();
+        let mut w = Watch::new(&root).unwrap();
+        assert_eq!(w.watched(), 1);
+        std::fs::write(outside.join("x-json.log"), b"x\n").unwrap();
+        assert!(!w.wait(Duration::from_millis(100)).unwrap());
+        assert!(w.drain().unwrap().containers.is_empty());
+    }
+}
