@@ -342,7 +342,7 @@ fn run_cli(cli: Cli) -> u8 {
         }
     };
     // `sidecar run` must never wait for its stderr: messages are queued and dropped when full.
-    let _stderr = matches!(cli.command, Command::Run(_))
+    let stderr_queue = matches!(cli.command, Command::Run(_))
         .then(crate::diag::detach)
         .flatten();
     init_tracing(&config.log);
@@ -377,13 +377,21 @@ fn run_cli(cli: Cli) -> u8 {
         }
         Command::Prune(args) => Ok(backup::run_prune(&config, args)),
     };
-    match result {
+    let code = match result {
         Ok(code) => code,
         Err(e) => {
             crate::say!("error: {e:#}");
             EXIT_ERROR
         }
+    };
+    if let Some(queue) = stderr_queue {
+        if crate::diag::dropped() > 0 {
+            // stderr is not taking messages: dropping the queue would wait for it and then report
+            // the failure on stdout. Its last messages are lost like the ones before.
+            std::mem::forget(queue);
+        }
     }
+    code
 }
 
 fn init_tracing(filter: &str) {

@@ -265,6 +265,8 @@ pub struct Guard<'a> {
     live_known: HashMap<String, (u64, u64)>,
     /// The inode the live-only sync expects (another one: a full sync instead).
     expect_live: Option<(u64, u64)>,
+    /// Errors reported so far (a full sync with new errors is retried soon).
+    errors_seen: u64,
     /// Containers whose sync panicked: consecutive failures and when to try again.
     quarantine: HashMap<String, (u32, Instant)>,
     /// A compressed file must be checked again in this sync (it is owed masks, `gz_owed`).
@@ -418,6 +420,7 @@ impl<'a> Guard<'a> {
             unsynced: HashMap::new(),
             live_known: HashMap::new(),
             expect_live: None,
+            errors_seen: 0,
             quarantine: HashMap::new(),
             recheck_gz: false,
             settled: HashMap::new(),
@@ -432,6 +435,7 @@ impl<'a> Guard<'a> {
     }
 
     fn error(&mut self, what: &str) {
+        self.errors_seen += 1;
         self.metrics.add("sidecar_guard_errors_total", 1.0);
         match self.errors_logged.allow(what, Instant::now()) {
             Some(0) => tracing::warn!("log guard: {what}"),
@@ -612,6 +616,22 @@ impl<'a> Guard<'a> {
                 }
             }
         }
+        self.live_known.remove(id);
+        let errors_before = self.errors_seen;
+        let stats = self.sync_listed(&c);
+        if self.errors_seen > errors_before {
+            // A rotated or compressed file failed (a full disk, no descriptors left): try the whole
+            // container again soon, not only at the next rotation or rescan.
+            self.retry
+                .entry(id.to_string())
+                .or_insert_with(|| Instant::now() + Duration::from_secs(1));
+        }
+        stats
+    }
+
+    /// Sync every file of container `c`, oldest first.
+    fn sync_listed(&mut self, c: &ContainerLog) -> SyncStats {
+        let c = c.clone();
         let listing = match list_files(&c) {
             Ok(l) => l,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return SyncStats::default(),
@@ -791,7 +811,8 @@ impl<'a> Guard<'a> {
             .open(path)?;
         let meta = file.metadata()?;
         let (dev, ino, size) = (meta.dev(), meta.ino(), meta.len());
-        if let Some(expect) = self.expect_live.take() {
+        let fast = self.expect_live.take();
+        if let Some(expect) = fast {
             if (dev, ino) != expect {
                 // Rotated since the look: the new file may continue the old one's last entry.
                 self.live_known.remove(&c.id);
@@ -816,6 +837,13 @@ impl<'a> Guard<'a> {
             container: c.id.clone(),
             ..FileMark::default()
         });
+        if fast.is_some() && mark.end == 0 && mark.resume == 0 {
+            // A file the guard has not started (Docker reused the inode): it may continue the file
+            // before, which only a full sync looks at.
+            self.marks.files.insert(ident, mark);
+            self.live_known.remove(&c.id);
+            return Ok(SyncStats::default());
+        }
         mark.seen = now;
         mark.dev = dev;
         mark.inode = ino;
@@ -1462,8 +1490,16 @@ impl<'a> Guard<'a> {
         // What the checkpoint covers is durable first: the masks written in Docker's files and the
         // records appended to the report (once per checkpoint, not once per batch: a power cut
         // before this point rolls back to the last checkpoint, and the rescan redoes both).
-        for (_, f) in std::mem::take(&mut self.unsynced) {
-            f.sync_data()?;
+        let mut failed = None;
+        for (key, f) in std::mem::take(&mut self.unsynced) {
+            if let Err(e) = f.sync_data() {
+                // Kept, and no checkpoint until it is durable.
+                self.unsynced.insert(key, f);
+                failed = Some(e);
+            }
+        }
+        if let Some(e) = failed {
+            return Err(io::Error::new(e.kind(), format!("cannot sync a masked log file: {e}")));
         }
         self.sink.sync()?;
         self.marks.report_len = self.sink.len();
@@ -1582,11 +1618,18 @@ impl<'a> Guard<'a> {
                 None
             }
         };
+        // Masks written by a guard that died before its checkpoint was synced may still be only in
+        // memory; the checkpoints about to be written would cover them. Flush the file system.
+        if let Ok(dir) = File::open(&root) {
+            let _ = rustix::fs::syncfs(&dir);
+        }
         self.beat();
         self.discover()?;
         let ids: Vec<String> = self.containers.keys().cloned().collect();
         self.sync_each(ids, Some(stop));
-        self.commit(true)?;
+        if let Err(e) = self.commit(true) {
+            self.error(&format!("cannot write checkpoints: {e}"));
+        }
         let mut next_rescan = Instant::now() + self.opts.rescan;
         let mut last_sync = Instant::now();
         while !stop.load(Ordering::Relaxed) {
@@ -1620,6 +1663,10 @@ impl<'a> Guard<'a> {
                         self.error(&format!("{}: inotify: {e}", root.display()));
                         everything = true;
                     }
+                }
+                if everything {
+                    // Events may have been lost: watch every container directory there is.
+                    w.rewatch();
                 }
             }
             if Instant::now() >= next_rescan {
@@ -1671,6 +1718,16 @@ const BATCH: Duration = Duration::from_millis(20);
 
 /// A compressed file that ends early and was modified this recently may still be being written.
 const GZ_SETTLE: Duration = Duration::from_secs(120);
+
+impl Drop for Guard<'_> {
+    /// Masks written since the last checkpoint are made durable also when the guard stops without
+    /// one (an error, a contained panic that restarts it).
+    fn drop(&mut self) {
+        for f in self.unsynced.values() {
+            let _ = f.sync_data();
+        }
+    }
+}
 
 /// At most one message per key and period: a fault that repeats on every pass (a full disk, an
 /// unreadable file) is shown once a minute with how often it happened meanwhile, not hundreds of

@@ -66,12 +66,26 @@ impl Watch {
             dirs: HashMap::new(),
             buf: vec![MaybeUninit::uninit(); 64 << 10],
         };
-        for e in std::fs::read_dir(root)?.flatten() {
+        std::fs::read_dir(root)?;
+        w.rewatch();
+        Ok(w)
+    }
+
+    /// Watch every directory in the root (again: adding a watch twice is harmless). After lost
+    /// events, a directory created meanwhile would otherwise be seen only by the periodic rescan.
+    pub fn rewatch(&mut self) {
+        let Ok(entries) = std::fs::read_dir(&self.root) else {
+            return;
+        };
+        for e in entries.flatten() {
             if e.file_type().is_ok_and(|t| t.is_dir()) {
-                w.add(&e.file_name().to_string_lossy())?;
+                let name = e.file_name().to_string_lossy().into_owned();
+                if let Err(err) = self.add(&name) {
+                    // Removed meanwhile, or no watch left: found by the periodic rescan.
+                    tracing::debug!("log guard: cannot watch {}: {err}", self.root.join(&name).display());
+                }
             }
         }
-        Ok(w)
     }
 
     fn add(&mut self, name: &str) -> io::Result<()> {
@@ -195,6 +209,23 @@ mod tests {
         assert!(w.wait(Duration::from_secs(1)).unwrap());
         assert!(w.drain().unwrap().containers.contains("bbb"));
         assert_eq!(w.watched(), 2, "the removed directory's watch is gone");
+    }
+
+    #[test]
+    fn after_lost_events_every_directory_is_watched_again() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        let mut w = Watch::new(root).unwrap();
+        // Its creation event is never read (as after a queue overflow).
+        std::fs::create_dir(root.join("ddd")).unwrap();
+        assert_eq!(w.watched(), 1);
+        w.rewatch();
+        assert_eq!(w.watched(), 2);
+        w.rewatch();
+        assert_eq!(w.watched(), 2, "watching twice is harmless");
+        std::fs::write(root.join("ddd/ddd-json.log"), b"x\n").unwrap();
+        assert!(w.wait(Duration::from_secs(1)).unwrap());
+        assert!(w.drain().unwrap().containers.contains("ddd"));
     }
 
     #[test]

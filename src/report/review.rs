@@ -251,27 +251,32 @@ pub fn finding_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
 
 /// Every finding record under `dir` (see [`finding_files`]), read while the guard may be rotating
 /// and folding the files: when a file vanished under the reader, or the listing changed while it
-/// read, it reads again (at most 10 times; then the last reading is returned). Returns the records
-/// and the number of damaged lines; no directory, no records.
+/// read, it reads again (at most 10 times, then an error). Returns the records and the number of
+/// damaged lines; no directory, no records.
 pub fn read_findings_dir(dir: &Path) -> io::Result<(Vec<FindingRecord>, u64)> {
-    let mut last = (Vec::new(), 0);
-    for _ in 0..10 {
+    for attempt in 0..10 {
+        if attempt > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(20 * attempt));
+        }
         let files = match finding_files(dir) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
             Err(e) => return Err(e),
         };
         let mut records = Vec::new();
-        match read_findings(&files, |r| records.push(r)) {
-            Ok(damaged) => last = (records, damaged),
+        let damaged = match read_findings(&files, |r| records.push(r)) {
+            Ok(damaged) => damaged,
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             Err(e) => return Err(e),
-        }
-        if finding_files(dir)? == files {
-            break;
+        };
+        if finding_files(dir).is_ok_and(|now| now == files) {
+            return Ok((records, damaged));
         }
     }
-    Ok(last)
+    Err(io::Error::other(format!(
+        "{}: the findings files changed during each of 10 readings (the guard is rotating them); try again",
+        dir.display()
+    )))
 }
 
 /// Name prefix of a summary file: `secrets-<stamp>.jsonl` holds one aggregate record per secret,
