@@ -168,7 +168,12 @@ pub fn tail_hash(file: &File, end: u64) -> io::Result<String> {
     let start = end.saturating_sub(64);
     let mut buf = vec![0u8; (end - start) as usize];
     file.read_exact_at(&mut buf, start)?;
-    Ok(hex::encode(&blake3::hash(&buf).as_bytes()[..8]))
+    Ok(tail_hash_of(&buf))
+}
+
+/// [`tail_hash`] of bytes already read (the last 64 of a file, or all of a shorter one).
+pub fn tail_hash_of(last: &[u8]) -> String {
+    hex::encode(&blake3::hash(last).as_bytes()[..8])
 }
 
 /// The first complete line of a stream (with its `\n`), reading at most `max` bytes; `None` when

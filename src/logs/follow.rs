@@ -33,6 +33,7 @@ use super::checkpoint::{self, Checkpoints, FileMark, GzMark};
 use super::containers::{self, ContainerLog};
 use super::masking::MaskPlan;
 use super::scan::{detect_format, Format, OpenUnit, Scanner, SegmentStart};
+use super::watch::TMP_PREFIX;
 use crate::redact::Finding;
 use crate::report::metrics::Metrics;
 use crate::report::sink::{occurrence_key, FindingLog, OccurrenceKey};
@@ -276,7 +277,24 @@ pub struct Guard<'a> {
     settled: HashMap<PathBuf, (Stamp, String)>,
     /// Containers with a file waiting for the file before it to be compressed: synced again then.
     retry: HashMap<String, Instant>,
+    /// The masks this process wrote into plain files it scanned from their first byte, by
+    /// checkpoint key: when Docker compresses such a file, its `.gz` is checked against them
+    /// instead of being decompressed and scanned again (see `gz_from_written`).
+    written: HashMap<String, Written>,
 }
+
+/// What the guard wrote into one plain file (see `Guard::written`).
+#[derive(Debug, Default)]
+struct Written {
+    /// Every mask written to it (positions and mask bytes, never a secret), or `None` after
+    /// [`WRITTEN_MAX`] of them (its `.gz` is then scanned).
+    masks: Option<Vec<Finding>>,
+    /// When the last mask was written (after `pwrite` returned).
+    last: Option<SystemTime>,
+}
+
+/// The most masks remembered per file for its `.gz`.
+const WRITTEN_MAX: usize = 4096;
 
 /// What `lstat` says of a file: any write, rename onto the path, truncation or new inode changes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -425,6 +443,7 @@ impl<'a> Guard<'a> {
             recheck_gz: false,
             settled: HashMap::new(),
             retry: HashMap::new(),
+            written: HashMap::new(),
         })
     }
 
@@ -468,6 +487,8 @@ impl<'a> Guard<'a> {
         let alive: HashSet<String> = self.containers.keys().cloned().collect();
         self.marks
             .prune(unix_now().saturating_sub(3600), &|id| alive.contains(id));
+        let files = &self.marks.files;
+        self.written.retain(|k, _| files.contains_key(k));
         if self.marks.recovered.is_empty() {
             self.recovered.clear();
         }
@@ -571,6 +592,7 @@ impl<'a> Guard<'a> {
                 self.held.retain(|_, (held_id, _)| held_id != id);
                 self.recheck_gz = false;
                 self.settled.clear();
+                self.written.clear();
                 if let Ok(disk) = Checkpoints::load(&self.opts.state_dir) {
                     self.marks.files.retain(|_, m| m.container != id);
                     self.marks.gz.retain(|_, m| m.container != id);
@@ -649,8 +671,6 @@ impl<'a> Guard<'a> {
             });
         }
         let masks = self.masks(&c);
-        // A container whose rotated files are compressed: Docker may be reading a plain rotated file.
-        let compressing = c.compress || !listing.gz.is_empty();
         // Oldest first: name.N… (plain or compressed), then the live file. A log entry split into
         // 16 KiB parts may straddle a rotation: each plain file is scanned after the one before it.
         let mut order: Vec<(u32, PathBuf, bool)> = listing
@@ -670,7 +690,7 @@ impl<'a> Guard<'a> {
             let prev = order[..i].iter().rev().find(|e| e.0 != *n).map(|(_, p, g)| Prev {
                 path: p.clone(),
                 gz: *g,
-                masks: masks && !compressing && !*g,
+                masks: masks && !*g,
             });
             if *gz {
                 // `name.N` still there: Docker is writing `name.N.gz`.
@@ -680,7 +700,10 @@ impl<'a> Guard<'a> {
                 continue;
             }
             let live = *n == 0 && listing.live.as_ref() == Some(path);
-            stats += self.sync_plain(&c, path, live, masks && (live || !compressing), prev);
+            // A rotated file Docker is compressing is masked in place too: a mask written before
+            // Docker created the `.gz` is in it, and one written later is applied when the `.gz`
+            // is checked (see `gz_from_written`).
+            stats += self.sync_plain(&c, path, live, masks, prev);
         }
         // The scan of a file masked the end of a compressed file before it: check that one again.
         if std::mem::take(&mut self.recheck_gz) {
@@ -847,6 +870,13 @@ impl<'a> Guard<'a> {
         mark.seen = now;
         mark.dev = dev;
         mark.inode = ino;
+        if mark.end == 0 && mark.resume == 0 && !ident.contains('@') {
+            // Scanned from its first byte by this process: every mask it gets is known here.
+            self.written.entry(ident.clone()).or_insert_with(|| Written {
+                masks: Some(Vec::new()),
+                last: None,
+            });
+        }
         if size < mark.end {
             // Truncated and written again with the same first line: start over.
             self.warn_once(format!("shorter {ident} {dev}:{ino}"), || {
@@ -858,10 +888,12 @@ impl<'a> Guard<'a> {
             mark.end = 0;
             mark.resume = 0;
             mark.resume_line = 0;
+            self.written.remove(&ident);
         } else if mark.end > 0 && checkpoint::tail_hash(&file, mark.end)? != mark.tail {
             // Changed beneath us: rescan (and mask) from the start; what was recorded stays recorded.
             mark.resume = 0;
             mark.resume_line = 0;
+            self.written.remove(&ident);
         }
         let carry = match prev {
             Some(p) if mark.end == 0 && mark.resume == 0 => match self.carry_from(c, p, (dev, ino)) {
@@ -1091,9 +1123,15 @@ impl<'a> Guard<'a> {
         stats.bytes = scanned;
         self.metrics.add("sidecar_log_bytes_scanned_total", scanned as f64);
         self.metrics.add("sidecar_log_lines_scanned_total", seg.lines as f64);
+        if !masks && !here.is_empty() {
+            // Found and not masked here: whatever checks its `.gz` must scan it.
+            self.written.remove(ident);
+        }
         if masks && !here.is_empty() {
             let all: Vec<Finding> = here.into_iter().map(|(f, _)| f).collect();
-            stats.masked = mask_in_place(file, &all)?;
+            let written = mask_in_place(file, &all);
+            self.note_written(ident, &all);
+            stats.masked = written?;
             self.sync_later(file);
             self.metrics.add("sidecar_masks_written_total", stats.masked as f64);
         }
@@ -1169,7 +1207,9 @@ impl<'a> Guard<'a> {
             .collect();
         if k.masks {
             // The same inode, whatever Docker renamed it to meanwhile.
-            let n = mask_in_place(&k.file, &parts)?;
+            let n = mask_in_place(&k.file, &parts);
+            self.note_written(&k.ident, &parts);
+            let n = n?;
             self.sync_later(&k.file);
             return Ok(n);
         }
@@ -1178,6 +1218,95 @@ impl<'a> Guard<'a> {
         self.marks.gz_owed.entry(k.ident.clone()).or_default().extend(parts);
         self.recheck_gz = true;
         Ok(0)
+    }
+
+    /// Remember masks written (or attempted: a failed `pwrite` may have written part) into the
+    /// plain file known as `key`.
+    fn note_written(&mut self, key: &str, findings: &[Finding]) {
+        if let Some(w) = self.written.get_mut(key) {
+            w.last = Some(SystemTime::now());
+            match &mut w.masks {
+                Some(m) if m.len() + findings.len() <= WRITTEN_MAX => m.extend(findings.iter().cloned()),
+                _ => w.masks = None,
+            }
+        }
+    }
+
+    /// Check a complete `.gz` of a plain file this process scanned whole, from what it wrote into
+    /// that file, without decompressing it: Docker creates the `.gz` and then reads the plain
+    /// file, so a mask written before the `.gz` was created (its birth time) is in it. When a
+    /// mask came later, the `.gz` is rewritten with every mask the file got, and the rewrite is
+    /// kept only if its last bytes hash as the plain file's did. `None`: check it by a scan.
+    fn gz_from_written(
+        &mut self,
+        c: &ContainerLog,
+        path: &Path,
+        file: &File,
+        (dev, ino, size): (u64, u64, u64),
+        key: &str,
+        masks: bool,
+    ) -> io::Result<Option<SyncStats>> {
+        let (Some(w), Some(m)) = (self.written.get(key), self.marks.files.get(key)) else {
+            return Ok(None);
+        };
+        if m.container != c.id
+            || m.end == 0
+            || m.resume != m.end
+            || !m.open.is_empty()
+            || self.held.contains_key(key)
+            || self.marks.gz_owed.contains_key(key)
+            || size < 18
+        {
+            return Ok(None);
+        }
+        // The gzip trailer's size (modulo 2^32) is the plain file's, scanned to its end.
+        let mut isize = [0u8; 4];
+        file.read_exact_at(&mut isize, size - 4)?;
+        if u64::from(u32::from_le_bytes(isize)) != m.end & 0xffff_ffff {
+            return Ok(None);
+        }
+        let clean = match w.last {
+            None => true,
+            Some(last) => birth_time(file).is_some_and(|born| last < born),
+        };
+        let mut stats = SyncStats::default();
+        let mut checked = (format!("{dev}:{ino}"), size);
+        if !clean && masks {
+            let Some(all) = w.masks.clone() else {
+                return Ok(None);
+            };
+            let tail = (m.end, m.tail.clone());
+            match rewrite_gz(path, (dev, ino), &all, Some((tail.0, &tail.1))) {
+                Ok(Some((ndev, nino, nsize))) => {
+                    let n: u64 = all.iter().map(|f| f.ranges.len() as u64).sum();
+                    stats.masked += n;
+                    self.metrics.add("sidecar_masks_written_total", n as f64);
+                    checked = (format!("{ndev}:{nino}"), nsize);
+                }
+                // Docker moved it meanwhile: checked under its new name.
+                Ok(None) => return Ok(Some(stats)),
+                // Not the file remembered (or not readable as one): scanned instead.
+                Err(e) if e.kind() == io::ErrorKind::InvalidData || e.kind() == io::ErrorKind::UnexpectedEof => {
+                    tracing::debug!("log guard: {}: {e}; scanned instead", path.display());
+                    return Ok(None);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        self.written.remove(key);
+        self.metrics.add("sidecar_log_gz_checked_total", 1.0);
+        self.marks.gz.insert(
+            checked.0,
+            GzMark {
+                container: c.id.clone(),
+                ident: key.to_string(),
+                size: checked.1,
+                damaged: false,
+                seen: unix_now(),
+            },
+        );
+        self.marks_dirty = true;
+        Ok(Some(stats))
     }
 
     /// [`Self::record`]; when the report cannot be written (a full disk), the error is counted and
@@ -1288,6 +1417,13 @@ impl<'a> Guard<'a> {
         }
         let label = path.display().to_string();
         let first = checkpoint::first_line(flate2::read::MultiGzDecoder::new(&file), 1 << 20);
+        // A file scanned whole as a plain file (so it continues nothing): checked from memory.
+        if let Ok(Some(l)) = &first {
+            let key = self.known(checkpoint::identity(&c.id, l));
+            if let Some(stats) = self.gz_from_written(c, path, &file, (dev, ino, size), &key, masks)? {
+                return Ok(stats);
+            }
+        }
         // A file never scanned as a plain file (Docker compressed it before the guard saw it) may
         // continue an entry left open at the end of the file before.
         let carry = match (&first, prev) {
@@ -1447,7 +1583,7 @@ impl<'a> Guard<'a> {
             .unwrap_or_default();
         if masks && !(findings.is_empty() && extra.is_empty()) {
             let all: Vec<Finding> = findings.into_iter().map(|(f, _)| f).chain(extra).collect();
-            match rewrite_gz(path, (dev, ino), &all)? {
+            match rewrite_gz(path, (dev, ino), &all, None)? {
                 Some((ndev, nino, nsize)) => {
                     let n: u64 = all.iter().map(|f| f.ranges.len() as u64).sum();
                     stats.masked += n;
@@ -1705,8 +1841,6 @@ impl<'a> Guard<'a> {
     }
 }
 
-const TMP_PREFIX: &str = ".sidecar-";
-
 /// How long a new file waits for the file before it to be compressed (see `carry_from`).
 const CARRY_WAIT: Duration = Duration::from_secs(3);
 
@@ -1809,7 +1943,15 @@ pub fn mask_in_place(file: &File, findings: &[Finding]) -> io::Result<u64> {
 /// look like a log (same directory, same owner and mode, Docker's gzip header kept), fsync, and
 /// rename over `path` if `path` is still the inode `expect`. Returns the new file's (dev, inode,
 /// size), or `None` when `path` changed meanwhile.
-pub fn rewrite_gz(path: &Path, expect: (u64, u64), findings: &[Finding]) -> io::Result<Option<(u64, u64, u64)>> {
+///
+/// With `tail` (a length and [`checkpoint::tail_hash`]), the masked content must have that length
+/// and end with bytes of that hash, or nothing is replaced (`InvalidData`).
+pub fn rewrite_gz(
+    path: &Path,
+    expect: (u64, u64),
+    findings: &[Finding],
+    tail: Option<(u64, &str)>,
+) -> io::Result<Option<(u64, u64, u64)>> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let src = crate::fsutil::open_nofollow(path)?;
     let meta = src.metadata()?;
@@ -1835,9 +1977,23 @@ pub fn rewrite_gz(path: &Path, expect: (u64, u64), findings: &[Finding]) -> io::
         let mut decoder = io::BufReader::new(flate2::read::GzDecoder::new(src));
         io::BufRead::fill_buf(&mut decoder)?;
         let builder = super::masking::gzip_like(decoder.get_ref().header());
-        let mut enc = builder.write(io::BufWriter::with_capacity(256 << 10, &out), REWRITE_LEVEL);
+        let enc = builder.write(io::BufWriter::with_capacity(256 << 10, &out), REWRITE_LEVEL);
+        let mut enc = TailWriter {
+            inner: enc,
+            last: Vec::with_capacity(128),
+            len: 0,
+        };
         MaskPlan::from_findings(findings).apply_stream(decoder, &mut enc)?;
-        let mut w = enc.finish()?;
+        if let Some((len, hash)) = tail {
+            let start = enc.last.len().saturating_sub(64);
+            if enc.len != len || checkpoint::tail_hash_of(&enc.last[start..]) != hash {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "the compressed file is not the plain file it was taken for",
+                ));
+            }
+        }
+        let mut w = enc.inner.finish()?;
         w.flush()?;
         drop(w);
         out.sync_all()?;
@@ -1854,6 +2010,46 @@ pub fn rewrite_gz(path: &Path, expect: (u64, u64), findings: &[Finding]) -> io::
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// A writer that keeps the last bytes written (at least 64) and counts them.
+struct TailWriter<W> {
+    inner: W,
+    last: Vec<u8>,
+    len: u64,
+}
+
+impl<W: Write> Write for TailWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        let done = &buf[..n];
+        self.len += n as u64;
+        if done.len() >= 64 {
+            self.last.clear();
+            self.last.extend_from_slice(&done[done.len() - 64..]);
+        } else {
+            if self.last.len() + done.len() > 128 {
+                self.last.drain(..self.last.len() - 64);
+            }
+            self.last.extend_from_slice(done);
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// When `file` was created (`statx` birth time), where the file system records it.
+fn birth_time(file: &File) -> Option<SystemTime> {
+    let st = rustix::fs::statx(file, "", rustix::fs::AtFlags::EMPTY_PATH, rustix::fs::StatxFlags::BTIME).ok()?;
+    if st.stx_mask & rustix::fs::StatxFlags::BTIME.bits() == 0 {
+        return None;
+    }
+    let t = st.stx_btime;
+    let secs = u64::try_from(t.tv_sec).ok()?;
+    SystemTime::UNIX_EPOCH.checked_add(Duration::new(secs, t.tv_nsec))
 }
 
 /// The compression level of a rewritten `.gz`. Compressing at Docker's level (6) was the largest
@@ -2295,6 +2491,124 @@ mod tests {
         // Each refusal is warned about once, and the guard settles (no work on the next passes).
         assert_eq!(g.sync_all(), SyncStats::default());
         assert!(g.warned.iter().any(|w| w.contains(&format!("{name}.2.gz"))));
+    }
+
+    fn metric(m: &Metrics, name: &str) -> f64 {
+        m.render()
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+            .unwrap_or(0.0)
+    }
+
+    fn gunzip(path: &Path) -> Vec<u8> {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(File::open(path).unwrap())
+            .read_to_end(&mut out)
+            .unwrap();
+        out
+    }
+
+    /// Docker's rotation with compression, done by hand: the live log is renamed `.1`, compressed
+    /// (from `content`, what Docker read) to `.1.gz` and, unless `keep_plain`, removed.
+    fn rotate_compressed(live: &Path, content: &[u8], keep_plain: bool) -> (PathBuf, PathBuf) {
+        let name = live.file_name().unwrap().to_str().unwrap();
+        let (plain, gz) = (
+            live.with_file_name(format!("{name}.1")),
+            live.with_file_name(format!("{name}.1.gz")),
+        );
+        fs::rename(live, &plain).unwrap();
+        gzip_like_docker(content, &gz);
+        if !keep_plain {
+            fs::remove_file(&plain).unwrap();
+        }
+        (plain, gz)
+    }
+
+    #[test]
+    fn the_gz_of_a_file_scanned_whole_is_checked_from_the_masks_written_without_a_scan() {
+        let tmp = tempfile::tempdir().unwrap();
+        let live = container(tmp.path(), 'e', "gw", true, "");
+        let parts = Parts::new();
+        let mut g = parts.guard(tmp.path());
+        let scanned = |g: &Guard| metric(g.metrics, "sidecar_log_bytes_scanned_total");
+
+        // 1. Masked before Docker made the .gz (Docker read the masked bytes): nothing to do.
+        append(
+            &live,
+            &[line("first file", 0), line(&format!("one {}", token(T1)), 1)].concat(),
+        );
+        assert_eq!(g.sync_all().masked, 1);
+        let masked = fs::read(&live).unwrap();
+        assert_clean(&masked, &[T1]);
+        let (_, gz) = rotate_compressed(&live, &masked, false);
+        let gz_bytes = fs::read(&gz).unwrap();
+        append(&live, &line("second file", 2));
+        let before = scanned(&g);
+        g.sync_all();
+        assert_eq!(fs::read(&gz).unwrap(), gz_bytes, "not rewritten");
+        assert_eq!(metric(g.metrics, "sidecar_log_gz_checked_total"), 1.0);
+        assert_eq!(
+            scanned(&g) - before,
+            line("second file", 2).len() as f64,
+            "only the new live file"
+        );
+
+        // 2. Masked after Docker made the .gz (it read the secret in clear): rewritten with the
+        // masks written, without a scan.
+        append(&live, &line(&format!("two {}", token(T2)), 3));
+        let content = fs::read(&live).unwrap();
+        fs::rename(
+            &gz,
+            gz.with_file_name(format!("{}.2.gz", live.file_name().unwrap().to_str().unwrap())),
+        )
+        .unwrap();
+        let (plain, gz) = rotate_compressed(&live, &content, true);
+        std::thread::sleep(Duration::from_millis(20));
+        append(&live, &line("third file", 4));
+        let s = g.sync_all();
+        assert_eq!(
+            (s.recorded, s.masked),
+            (1, 1),
+            "T2 found and masked in {}",
+            plain.display()
+        );
+        fs::remove_file(&plain).unwrap();
+        let before = scanned(&g);
+        let s = g.sync_all();
+        assert_eq!(s.masked, 1);
+        assert_eq!(scanned(&g), before, "not scanned");
+        assert_eq!(metric(g.metrics, "sidecar_log_gz_checked_total"), 2.0);
+        let now = gunzip(&gz);
+        assert_eq!(now.len(), content.len());
+        assert_clean(&now, &[T2]);
+        assert_eq!(records(tmp.path()).len(), 2, "T1 and T2, once each");
+        assert_eq!(g.sync_all(), SyncStats::default());
+    }
+
+    #[test]
+    fn a_gz_that_is_not_the_file_remembered_is_scanned() {
+        let tmp = tempfile::tempdir().unwrap();
+        let live = container(tmp.path(), 'f', "gw", true, "");
+        let parts = Parts::new();
+        let mut g = parts.guard(tmp.path());
+        let first = line("first file", 0);
+        let last = line(&format!("one {}", token(T1)), 1);
+        append(&live, &[first.clone(), last.clone()].concat());
+        assert_eq!(g.sync_all().masked, 1);
+        // A .gz with the same first line and size, and another end (T3 for T1, another time).
+        let other = [first, line(&format!("one {}", token(T3)), 9)].concat();
+        assert_eq!(other.len(), fs::metadata(&live).unwrap().len() as usize);
+        let (plain, gz) = rotate_compressed(&live, &other, true);
+        std::thread::sleep(Duration::from_millis(20));
+        // A mask after the .gz was made: the rewrite from memory finds another tail and is dropped.
+        g.note_written(&g.written.keys().next().unwrap().clone(), &[]);
+        fs::remove_file(&plain).unwrap();
+        append(&live, &line("second file", 2));
+        let s = g.sync_all();
+        // (Recorded as the occurrence of the plain file's last line: not recorded again.)
+        assert_eq!(s.masked, 1, "T3, found by the scan");
+        assert_eq!(metric(g.metrics, "sidecar_log_gz_checked_total"), 0.0);
+        assert_clean(&gunzip(&gz), &[T1, T3]);
     }
 
     #[test]

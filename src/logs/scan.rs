@@ -761,10 +761,10 @@ impl<'s, 'a> ChunkScanner<'s, 'a> {
     fn run<R: Read>(&mut self, mut reader: R) -> io::Result<()> {
         let cap = self.scanner.options.buffer_bytes.max(4096);
         let overlap = self.scanner.options.window_overlap.min(cap / 4);
-        // `buf[..filled]` holds unprocessed bytes; the buffer is allocated (and zeroed) once.
-        let mut buf: Vec<u8> = vec![0; cap];
+        // `buf[..filled]` holds unprocessed bytes.
+        let mut buffers = Buffers::take(cap);
+        let Buffers(buf, lowered) = &mut buffers;
         let mut filled = 0usize;
-        let mut lowered: Vec<u8> = Vec::with_capacity(cap);
         let mut abs = self.job.read_from; // offset of buf[0]
         let mut eof = false;
         // Inside a line longer than the buffer: its line number (0 outside the owned range).
@@ -783,9 +783,9 @@ impl<'s, 'a> ChunkScanner<'s, 'a> {
             }
             let data = &buf[..filled];
             let mut pos = 0usize;
-            crate::redact::engine::lowercase_into(data, &mut lowered);
+            crate::redact::engine::lowercase_into(data, lowered);
             let mut keywords = self.scanner.engine.keyword_cursor();
-            let mut next_hit = keywords.next_hit(&lowered, 0);
+            let mut next_hit = keywords.next_hit(lowered, 0);
             while pos < data.len() {
                 let (end, has_nl) = match memchr::memchr(b'\n', &data[pos..]) {
                     Some(i) => (pos + i, true),
@@ -800,7 +800,7 @@ impl<'s, 'a> ChunkScanner<'s, 'a> {
                     if h.at >= pos {
                         break;
                     }
-                    next_hit = keywords.next_hit(&lowered, pos);
+                    next_hit = keywords.next_hit(lowered, pos);
                 }
                 let hit = match next_hit {
                     Some(h) if h.at < end && h.decides => LineHit::Sure,
@@ -838,7 +838,7 @@ impl<'s, 'a> ChunkScanner<'s, 'a> {
                 }
                 pos = end + has_nl as usize;
                 if hit.any() {
-                    next_hit = keywords.next_hit(&lowered, pos);
+                    next_hit = keywords.next_hit(lowered, pos);
                 }
             }
             if pos == 0 && !eof && filled >= cap {
@@ -1240,5 +1240,39 @@ impl<'s, 'a> ChunkScanner<'s, 'a> {
             preview: mask::preview(prefix, secret.len()),
             fingerprint,
         })
+    }
+}
+
+thread_local! {
+    /// The read buffer of [`ChunkScanner::run`] and its lowercased copy, kept between the scans
+    /// made on this thread: the guard scans a few kilobytes many times a second, and allocating
+    /// and zeroing the whole buffer each time was a visible share of its CPU.
+    static BUFFERS: std::cell::RefCell<(Vec<u8>, Vec<u8>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// The buffers of one scan, taken from this thread's and given back when dropped.
+struct Buffers(Vec<u8>, Vec<u8>);
+
+impl Buffers {
+    /// A read buffer of `cap` bytes (holding whatever the last scan left) and an empty lowercase
+    /// buffer.
+    fn take(cap: usize) -> Self {
+        let (mut buf, mut lowered) = BUFFERS.with(|b| std::mem::take(&mut *b.borrow_mut()));
+        buf.resize(cap, 0);
+        lowered.clear();
+        Self(buf, lowered)
+    }
+}
+
+impl Drop for Buffers {
+    fn drop(&mut self) {
+        let kept = (std::mem::take(&mut self.0), std::mem::take(&mut self.1));
+        let _ = BUFFERS.try_with(|b| {
+            if let Ok(mut slot) = b.try_borrow_mut() {
+                if slot.0.capacity() <= kept.0.capacity() {
+                    *slot = kept;
+                }
+            }
+        });
     }
 }

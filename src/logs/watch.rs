@@ -14,6 +14,10 @@ use std::time::Duration;
 use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::fs::inotify::{self, CreateFlags, ReadFlags, WatchFlags};
 
+/// The start of the names of the guard's own temporary files in container directories (a `.gz`
+/// being rewritten): their events are the guard's own doing and are not changes to look at.
+pub const TMP_PREFIX: &str = ".sidecar-";
+
 /// What a batch of events says.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Changes {
@@ -24,6 +28,35 @@ pub struct Changes {
     pub structural: HashSet<String>,
     /// Events were lost (queue overflow) or a watch could not be added: check everything.
     pub everything: bool,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Kind {
+    /// Nothing to look at: writes to a file other than the live log (Docker writing a `.gz`, the
+    /// guard's own masks in a rotated file), or anything about the guard's temporary files.
+    Ignored,
+    /// Writes to the live log (`<id>-json.log`): only that file needs a look.
+    LiveWrite,
+    /// A file created, renamed or removed, a `.gz` complete (closed), or the directory itself.
+    Structural,
+}
+
+/// What an event on `file` in the directory of container `id` calls for.
+fn kind_of(flags: ReadFlags, file: &[u8], id: &str) -> Kind {
+    if file.starts_with(TMP_PREFIX.as_bytes()) {
+        return Kind::Ignored;
+    }
+    let writes = flags.difference(ReadFlags::MODIFY | ReadFlags::CLOSE_WRITE).is_empty();
+    if !writes || file.is_empty() {
+        return Kind::Structural;
+    }
+    if file.strip_suffix(b"-json.log") == Some(id.as_bytes()) {
+        Kind::LiveWrite
+    } else if flags.contains(ReadFlags::CLOSE_WRITE) && file.ends_with(b".gz") {
+        Kind::Structural
+    } else {
+        Kind::Ignored
+    }
 }
 
 /// inotify watches on `containers/` and on each container directory in it.
@@ -140,14 +173,17 @@ impl Watch {
                     changes.containers.insert(name);
                 }
             } else if let Some(name) = self.dirs.get(&ev.wd()) {
-                let live_write = flags.difference(ReadFlags::MODIFY).is_empty()
-                    && ev
-                        .file_name()
-                        .is_some_and(|f| f.to_bytes().strip_suffix(b"-json.log") == Some(name.as_bytes()));
-                if !live_write {
-                    changes.structural.insert(name.clone());
+                let file = ev.file_name().map(|f| f.to_bytes()).unwrap_or_default();
+                match kind_of(flags, file, name) {
+                    Kind::Ignored => {}
+                    Kind::LiveWrite => {
+                        changes.containers.insert(name.clone());
+                    }
+                    Kind::Structural => {
+                        changes.structural.insert(name.clone());
+                        changes.containers.insert(name.clone());
+                    }
                 }
-                changes.containers.insert(name.clone());
             }
         }
         for name in new_dirs {
@@ -209,6 +245,41 @@ mod tests {
         assert!(w.wait(Duration::from_secs(1)).unwrap());
         assert!(w.drain().unwrap().containers.contains("bbb"));
         assert_eq!(w.watched(), 2, "the removed directory's watch is gone");
+    }
+
+    #[test]
+    fn writes_to_rotated_files_and_the_guards_temporaries_are_not_changes() {
+        let m = ReadFlags::MODIFY;
+        let c = ReadFlags::CLOSE_WRITE;
+        let id = "aaa";
+        assert_eq!(kind_of(m, b"aaa-json.log", id), Kind::LiveWrite);
+        assert_eq!(kind_of(c, b"aaa-json.log", id), Kind::LiveWrite);
+        assert_eq!(kind_of(m | c, b"aaa-json.log", id), Kind::LiveWrite);
+        assert_eq!(
+            kind_of(m, b"bbb-json.log", id),
+            Kind::Ignored,
+            "not this container's live log"
+        );
+        assert_eq!(kind_of(m, b"aaa-json.log.1", id), Kind::Ignored, "the guard's masks");
+        assert_eq!(
+            kind_of(m, b"aaa-json.log.1.gz", id),
+            Kind::Ignored,
+            "Docker still writing it"
+        );
+        assert_eq!(kind_of(c, b"aaa-json.log.1.gz", id), Kind::Structural, "complete");
+        assert_eq!(kind_of(c, b"aaa-json.log.1", id), Kind::Ignored);
+        for f in [
+            ReadFlags::CREATE,
+            ReadFlags::DELETE,
+            ReadFlags::MOVED_FROM,
+            ReadFlags::MOVED_TO,
+        ] {
+            assert_eq!(kind_of(f, b"aaa-json.log", id), Kind::Structural);
+            assert_eq!(kind_of(f, b"aaa-json.log.3.gz", id), Kind::Structural);
+            assert_eq!(kind_of(f | m, b"aaa-json.log.1", id), Kind::Structural);
+            assert_eq!(kind_of(f, b".sidecar-0a1b2c.tmp", id), Kind::Ignored);
+        }
+        assert_eq!(kind_of(ReadFlags::DELETE_SELF, b"", id), Kind::Structural);
     }
 
     #[test]

@@ -24,6 +24,11 @@ const FAMILIES: &[(&str, &str, &str)] = &[
         "Log bytes scanned by the guard (decompressed bytes for .gz files).",
     ),
     (
+        "sidecar_log_gz_checked_total",
+        "counter",
+        "Compressed rotated logs checked from the masks the guard wrote into the plain file they were made from (neither decompressed nor scanned; rewritten when a mask came after Docker compressed).",
+    ),
+    (
         "sidecar_log_lines_scanned_total",
         "counter",
         "Log lines scanned by the guard.",
