@@ -13,9 +13,10 @@
 //!   into the scan of the next file, and each file gets the masks of its part. Files are therefore
 //!   synced oldest first.
 //! - Docker compresses `name.1` to `name.1.gz` and then removes `name.1`: while `name.1` exists the
-//!   compressed file is not touched, and a rotated plain file of a compressing container is not
-//!   masked (the compressed copy is). Each complete `.gz` is checked once: decompressed, scanned,
-//!   and when it holds a secret, rewritten masked under a temporary name with Docker's gzip header
+//!   compressed file is not touched (`name.1` is masked in place like any plain file). Each complete
+//!   `.gz` is checked once: from the masks written into the plain file when this process scanned
+//!   that file whole (see `Guard::gz_from_written`), otherwise decompressed, scanned, and when it
+//!   holds a secret, rewritten masked under a temporary name with Docker's gzip header
 //!   (its Extra field holds `{"lastTime":…}`), owner and mode, then renamed over the original if the
 //!   original is still the same inode.
 //!
