@@ -282,6 +282,9 @@ pub struct Guard<'a> {
     /// checkpoint key: when Docker compresses such a file, its `.gz` is checked against them
     /// instead of being decompressed and scanned again (see `gz_from_written`).
     written: HashMap<String, Written>,
+    /// New files (dev, inode) waiting for the file before them to be listed again (see
+    /// `carry_from`): how many times.
+    carry_waits: HashMap<(u64, u64), u32>,
 }
 
 /// What the guard wrote into one plain file (see `Guard::written`).
@@ -445,6 +448,7 @@ impl<'a> Guard<'a> {
             settled: HashMap::new(),
             retry: HashMap::new(),
             written: HashMap::new(),
+            carry_waits: HashMap::new(),
         })
     }
 
@@ -490,6 +494,9 @@ impl<'a> Guard<'a> {
             .prune(unix_now().saturating_sub(3600), &|id| alive.contains(id));
         let files = &self.marks.files;
         self.written.retain(|k, _| files.contains_key(k));
+        if self.carry_waits.len() > 4096 {
+            self.carry_waits.clear();
+        }
         if self.marks.recovered.is_empty() {
             self.recovered.clear();
         }
@@ -1001,8 +1008,20 @@ impl<'a> Guard<'a> {
             self.plain_ident(ident, meta.dev(), meta.ino())
         };
         let Some(mark) = self.marks.files.get(&ident) else {
+            if prev.gz {
+                return Ok(None);
+            }
+            // Files are synced oldest first, so the file before has a checkpoint unless Docker
+            // rotated after the listing: the name now holds a file not synced yet, and this file
+            // may continue it. Listed again shortly (a few times at most, then scanned alone).
+            let waits = self.carry_waits.entry(this).or_insert(0);
+            *waits += 1;
+            if *waits <= CARRY_WAITS {
+                return Err(moved());
+            }
             return Ok(None);
         };
+        self.carry_waits.remove(&this);
         let (start, fresh_from, start_line, open) = (mark.resume, mark.end, mark.resume_line, mark.open.clone());
         // A plain file may have grown after its last scan (Docker wrote and renamed it since):
         // its unscanned lines are carried as well.
@@ -1845,6 +1864,10 @@ impl<'a> Guard<'a> {
 /// How long a new file waits for the file before it to be compressed (see `carry_from`).
 const CARRY_WAIT: Duration = Duration::from_secs(3);
 
+/// How many times a new file waits for the file before it to be listed again (after Docker rotated
+/// during a sync) before it is scanned alone.
+const CARRY_WAITS: u32 = 5;
+
 /// When a file waits for the file before it to be compressed, how soon it is tried again.
 const RETRY_AFTER: Duration = Duration::from_millis(100);
 
@@ -2673,6 +2696,79 @@ mod tests {
             .flatten()
             .all(|e| !e.file_name().to_string_lossy().ends_with(".tmp")));
         assert_eq!(g.sync_all(), SyncStats::default());
+    }
+
+    #[test]
+    fn a_new_file_whose_file_before_docker_rotated_in_after_the_listing_waits_for_a_new_listing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let live = container(tmp.path(), '9', "gw", false, "");
+        let name = live.file_name().unwrap().to_str().unwrap().to_string();
+        let (one, two) = (
+            live.with_file_name(format!("{name}.1")),
+            live.with_file_name(format!("{name}.2")),
+        );
+        let parts = Parts::new();
+        let mut g = parts.guard(tmp.path());
+        append(&live, &line("file a", 0));
+        g.sync_all();
+        // Two rotations after the guard's last listing: B (never synced) ends with the first part
+        // of a split entry whose last part opens C, the new live file.
+        let tok = token(T1);
+        let mut text = "y".repeat(16384 - 20);
+        text.push_str("token=");
+        text.push_str(&tok[..14]);
+        let mut part = Vec::new();
+        jsonfile::encode_line(text.as_bytes(), "stdout", &[], "2026-11-27T00:00:00.1Z", &mut part);
+        fs::rename(&live, &one).unwrap();
+        append(&live, &[line("file b", 1), part].concat());
+        fs::rename(&one, &two).unwrap();
+        fs::rename(&live, &one).unwrap();
+        append(&live, &line(&format!("{} done", &tok[14..]), 2));
+        // C synced as the listing before these rotations said: its file before is `name.1`, now B.
+        let c = g.containers.values().next().unwrap().clone();
+        let prev = || {
+            Some(Prev {
+                path: one.clone(),
+                gz: false,
+                masks: true,
+            })
+        };
+        let s = g.try_sync_plain(&c, &live, true, true, prev()).unwrap();
+        assert_eq!(s, SyncStats::default(), "C waits");
+        assert!(g.retry.contains_key(&c.id), "listed again soon");
+        // With a new listing, B first and C with B's end: one finding, masked in both files.
+        g.retry.clear();
+        let s = g.sync_all();
+        assert_eq!(s.recorded, 1, "{s:?}");
+        assert_clean(
+            &[fs::read(&one).unwrap(), fs::read(&live).unwrap()].concat(),
+            &[&tok[..14], &tok[14..]],
+        );
+        // A new file whose file before never gets a checkpoint is scanned alone after a few tries.
+        let other = container(tmp.path(), '8', "gw2", false, "");
+        g.discover().unwrap();
+        let c2 = g.containers.get(&"8".repeat(64)).unwrap().clone();
+        append(&other, &line(&format!("alone {}", token(T2)), 0));
+        let nowhere = other.with_file_name("missing-first-line.1");
+        fs::write(&nowhere, b"no complete line").unwrap();
+        append(&nowhere, &line("x", 0));
+        let mut scanned = SyncStats::default();
+        for _ in 0..=CARRY_WAITS + 1 {
+            scanned += g
+                .try_sync_plain(
+                    &c2,
+                    &other,
+                    true,
+                    true,
+                    Some(Prev {
+                        path: nowhere.clone(),
+                        gz: false,
+                        masks: true,
+                    }),
+                )
+                .unwrap();
+        }
+        assert_eq!(scanned.recorded, 1, "scanned alone at last");
     }
 
     #[test]
