@@ -1007,11 +1007,18 @@ impl<'a> Guard<'a> {
         } else {
             self.plain_ident(ident, meta.dev(), meta.ino())
         };
-        let Some(mark) = self.marks.files.get(&ident) else {
+        // (A plain file before with a checkpoint at its start has not been scanned: it waits for
+        // the file before it in turn.)
+        let mark = self
+            .marks
+            .files
+            .get(&ident)
+            .filter(|m| prev.gz || m.end > 0 || m.resume > 0);
+        let Some(mark) = mark else {
             if prev.gz {
                 return Ok(None);
             }
-            // Files are synced oldest first, so the file before has a checkpoint unless Docker
+            // Files are synced oldest first, so the file before has been scanned unless Docker
             // rotated after the listing: the name now holds a file not synced yet, and this file
             // may continue it. Listed again shortly (a few times at most, then scanned alone).
             let waits = self.carry_waits.entry(this).or_insert(0);
@@ -2736,6 +2743,17 @@ mod tests {
         let s = g.try_sync_plain(&c, &live, true, true, prev()).unwrap();
         assert_eq!(s, SyncStats::default(), "C waits");
         assert!(g.retry.contains_key(&c.id), "listed again soon");
+        // A file after C (Docker rotated once more) waits too: C has a checkpoint, at its start.
+        let d = live.with_file_name(format!("{name}.after"));
+        append(&d, &line("file d", 3));
+        let next = Some(Prev {
+            path: live.clone(),
+            gz: false,
+            masks: true,
+        });
+        let s = g.try_sync_plain(&c, &d, false, true, next).unwrap();
+        assert_eq!(s, SyncStats::default(), "D waits for C");
+        fs::remove_file(&d).unwrap();
         // With a new listing, B first and C with B's end: one finding, masked in both files.
         g.retry.clear();
         let s = g.sync_all();
