@@ -679,6 +679,8 @@ impl<'a> Guard<'a> {
             });
         }
         let masks = self.masks(&c);
+        // A container whose rotated files are compressed: Docker may be reading a plain rotated file.
+        let compressing = c.compress || !listing.gz.is_empty();
         // Oldest first: name.N… (plain or compressed), then the live file. A log entry split into
         // 16 KiB parts may straddle a rotation: each plain file is scanned after the one before it.
         let mut order: Vec<(u32, PathBuf, bool)> = listing
@@ -695,10 +697,12 @@ impl<'a> Guard<'a> {
         let mut stats = SyncStats::default();
         for (i, (n, path, gz)) in order.iter().enumerate() {
             // The file before: the next older number (`name.N.gz` beside `name.N` is its copy).
+            // The end of a file Docker may be compressing is masked through its `.gz` (`gz_owed`):
+            // Docker may have read it already, and the `.gz` check may not know of these masks.
             let prev = order[..i].iter().rev().find(|e| e.0 != *n).map(|(_, p, g)| Prev {
                 path: p.clone(),
                 gz: *g,
-                masks: masks && !*g,
+                masks: masks && !compressing && !*g,
             });
             if *gz {
                 // `name.N` still there: Docker is writing `name.N.gz`.
