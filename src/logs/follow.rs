@@ -283,13 +283,16 @@ pub struct Guard<'a> {
     /// instead of being decompressed and scanned again (see `gz_from_written`).
     written: HashMap<String, Written>,
     /// New files (dev, inode) waiting for the file before them to be listed again (see
-    /// `carry_from`): how many times.
-    carry_waits: HashMap<(u64, u64), u32>,
+    /// `carry_from`): since when.
+    carry_waits: HashMap<(u64, u64), Instant>,
 }
 
 /// What the guard wrote into one plain file (see `Guard::written`).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Written {
+    /// When this process started on the file: a mask from an earlier run (or from before a
+    /// container's state was reloaded) came before this, and is not in `masks`.
+    since: SystemTime,
     /// Every mask written to it (positions and mask bytes, never a secret), or `None` after
     /// [`WRITTEN_MAX`] of them (its `.gz` is then scanned).
     masks: Option<Vec<Finding>>,
@@ -885,6 +888,7 @@ impl<'a> Guard<'a> {
         if mark.end == 0 && mark.resume == 0 && !ident.contains('@') {
             // Scanned from its first byte by this process: every mask it gets is known here.
             self.written.entry(ident.clone()).or_insert_with(|| Written {
+                since: SystemTime::now(),
                 masks: Some(Vec::new()),
                 last: None,
             });
@@ -1025,11 +1029,16 @@ impl<'a> Guard<'a> {
             // Files are synced oldest first, so the file before has been scanned unless Docker
             // rotated after the listing: the name now holds a file not synced yet, and this file
             // may continue it. Listed again shortly (a few times at most, then scanned alone).
-            let waits = self.carry_waits.entry(this).or_insert(0);
-            *waits += 1;
-            if *waits <= CARRY_WAITS {
+            let now = Instant::now();
+            let since = self.carry_waits.entry(this).or_insert(now);
+            if now.duration_since(*since) > 10 * CARRY_RELIST {
+                // Left by a file that went away (its inode is reused): a new wait.
+                *since = now;
+            }
+            if now.duration_since(*since) < CARRY_RELIST {
                 return Err(moved());
             }
+            self.carry_waits.remove(&this);
             return Ok(None);
         };
         self.carry_waits.remove(&this);
@@ -1296,10 +1305,12 @@ impl<'a> Guard<'a> {
         if u64::from(u32::from_le_bytes(isize)) != m.end & 0xffff_ffff {
             return Ok(None);
         }
-        let clean = match w.last {
-            None => true,
-            Some(last) => birth_time(file).is_some_and(|born| last < born),
+        // Masks this process does not know of (an earlier run's) came before `since`: unless
+        // Docker made the `.gz` after that, they may be missing from it, and only a scan can tell.
+        let Some(born) = birth_time(file).filter(|born| *born > w.since) else {
+            return Ok(None);
         };
+        let clean = w.last.is_none_or(|last| last < born);
         let mut stats = SyncStats::default();
         let mut checked = (format!("{dev}:{ino}"), size);
         if !clean && masks {
@@ -1875,9 +1886,9 @@ impl<'a> Guard<'a> {
 /// How long a new file waits for the file before it to be compressed (see `carry_from`).
 const CARRY_WAIT: Duration = Duration::from_secs(3);
 
-/// How many times a new file waits for the file before it to be listed again (after Docker rotated
-/// during a sync) before it is scanned alone.
-const CARRY_WAITS: u32 = 5;
+/// How long a new file waits for the file before it to be listed again (after Docker rotated during
+/// a sync) before it is scanned alone.
+const CARRY_RELIST: Duration = Duration::from_millis(500);
 
 /// When a file waits for the file before it to be compressed, how soon it is tried again.
 const RETRY_AFTER: Duration = Duration::from_millis(100);
@@ -2621,6 +2632,35 @@ mod tests {
     }
 
     #[test]
+    fn a_gz_made_before_this_run_started_on_its_plain_file_is_scanned() {
+        let tmp = tempfile::tempdir().unwrap();
+        let live = container(tmp.path(), 'c', "gw", true, "");
+        append(
+            &live,
+            &[line("first file", 0), line(&format!("one {}", token(T1)), 1)].concat(),
+        );
+        // Docker rotates and compresses: it reads T1 in clear.
+        let content = fs::read(&live).unwrap();
+        let (plain, gz) = rotate_compressed(&live, &content, true);
+        std::thread::sleep(Duration::from_millis(20));
+        // A run masks name.1 and is killed before its checkpoint.
+        let parts = Parts::new();
+        let mut g = parts.guard(tmp.path());
+        assert_eq!(g.sync_all().masked, 1);
+        std::mem::forget(g);
+        // The next run scans name.1 from its start (nothing left to mask there), then Docker
+        // removes it: the .gz still holds T1, which only a scan finds.
+        let parts = Parts::new();
+        let mut g = parts.guard(tmp.path());
+        assert_eq!(g.sync_all().masked, 0);
+        fs::remove_file(&plain).unwrap();
+        append(&live, &line("second file", 2));
+        g.sync_all();
+        assert_eq!(metric(g.metrics, "sidecar_log_gz_checked_total"), 0.0);
+        assert_clean(&gunzip(&gz), &[T1]);
+    }
+
+    #[test]
     fn a_gz_that_is_not_the_file_remembered_is_scanned() {
         let tmp = tempfile::tempdir().unwrap();
         let live = container(tmp.path(), 'f', "gw", true, "");
@@ -2775,7 +2815,9 @@ mod tests {
         fs::write(&nowhere, b"no complete line").unwrap();
         append(&nowhere, &line("x", 0));
         let mut scanned = SyncStats::default();
-        for _ in 0..=CARRY_WAITS + 1 {
+        let t = Instant::now();
+        while scanned.recorded == 0 && t.elapsed() < 2 * CARRY_RELIST {
+            std::thread::sleep(Duration::from_millis(20));
             scanned += g
                 .try_sync_plain(
                     &c2,
@@ -2791,6 +2833,7 @@ mod tests {
                 .unwrap();
         }
         assert_eq!(scanned.recorded, 1, "scanned alone at last");
+        assert!(t.elapsed() >= CARRY_RELIST, "after waiting");
     }
 
     #[test]
