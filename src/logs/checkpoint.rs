@@ -154,6 +154,73 @@ impl Checkpoints {
     }
 }
 
+/// File name of [`PendingMasks`] inside the state directory.
+pub const PENDING_FILE: &str = "pending-masks.json";
+
+/// Masks about to be written into two files: the parts of a secret in an entry that Docker split
+/// across a rotation. Saved (atomically, synced) before the first of them is written, and replayed
+/// at the next start: a crash between the writes would leave the secret partly masked, and what
+/// is left of it could no longer be found by a scan. Emptied by the next checkpoint, which covers
+/// the writes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PendingMasks {
+    /// The masks, by file.
+    pub files: Vec<PendingFile>,
+}
+
+/// The masks owed to one file (see [`PendingMasks`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PendingFile {
+    /// Container id.
+    pub container: String,
+    /// The file's checkpoint key.
+    pub ident: String,
+    /// The plain file's device and inode (0 and 0 for a compressed file).
+    pub dev: u64,
+    /// Inode.
+    pub inode: u64,
+    /// Offsets in the file (decompressed for a compressed file).
+    pub findings: Vec<Finding>,
+}
+
+impl PendingMasks {
+    /// `<state_dir>/pending-masks.json`.
+    pub fn path(state_dir: &Path) -> PathBuf {
+        state_dir.join(PENDING_FILE)
+    }
+
+    /// Load (absent: nothing pending).
+    pub fn load(state_dir: &Path) -> io::Result<Self> {
+        let path = Self::path(state_dir);
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Self::default()),
+            Err(e) => return Err(e),
+        };
+        serde_json::from_reader(io::BufReader::new(file.take(64 << 20))).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{} is damaged ({e}); move it away (masks of secrets split across a rotation that a crash interrupted are then not finished)",
+                    path.display()
+                ),
+            )
+        })
+    }
+
+    /// Write atomically (0600) and durably; with nothing pending, remove the file.
+    pub fn save(&self, state_dir: &Path) -> io::Result<()> {
+        let path = Self::path(state_dir);
+        if self.files.is_empty() {
+            return match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            };
+        }
+        fsutil::write_atomic(&path, &serde_json::to_vec(self)?)
+    }
+}
+
 /// The identity of a log file from its container id and its first line (including the `\n`).
 pub fn identity(container: &str, first_line: &[u8]) -> String {
     let mut h = blake3::Hasher::new();

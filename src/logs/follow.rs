@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use super::checkpoint::{self, Checkpoints, FileMark, GzMark};
+use super::checkpoint::{self, Checkpoints, FileMark, GzMark, PendingFile, PendingMasks};
 use super::containers::{self, ContainerLog};
 use super::masking::MaskPlan;
 use super::scan::{detect_format, Format, OpenUnit, Scanner, SegmentStart};
@@ -94,6 +94,10 @@ struct Prev {
     gz: bool,
     /// It may be masked in place.
     masks: bool,
+    /// Docker compresses this container's rotated files: the parts of findings joined from the
+    /// file before that land in the file being scanned are also owed to its `.gz` (persisted, so
+    /// that a `.gz` Docker made before the mask was written is rewritten even after a restart).
+    owe_here: bool,
 }
 
 /// The end of the file before, carried into the scan of the next file.
@@ -104,6 +108,10 @@ struct Carry {
     /// That file, open for writing when it may be masked in place (Docker may rename it meanwhile).
     file: File,
     masks: bool,
+    /// That file is compressed.
+    gz: bool,
+    /// See [`Prev::owe_here`].
+    owe_here: bool,
     /// Offset of the carried bytes in that file.
     start: u64,
     /// Offset just past them.
@@ -285,6 +293,14 @@ pub struct Guard<'a> {
     /// New files (dev, inode) waiting for the file before them to be listed again (see
     /// `carry_from`): since when.
     carry_waits: HashMap<(u64, u64), Instant>,
+    /// Masks of entries joined across a rotation since the last checkpoint, saved before they
+    /// are written (see [`PendingMasks`]).
+    pending: Vec<PendingFile>,
+    /// Masks an earlier run saved as pending, for plain files, by checkpoint key: written in
+    /// place when the file is next opened (and owed to its `.gz`, see `gz_owed`).
+    replay: HashMap<String, PendingFile>,
+    /// `pending` or `replay` changed since the pending masks were last saved.
+    pending_dirty: bool,
 }
 
 /// What the guard wrote into one plain file (see `Guard::written`).
@@ -424,11 +440,40 @@ impl<'a> Guard<'a> {
             marks.recovered_at = unix_now();
         }
         let recovered: HashSet<OccurrenceKey> = marks.recovered.iter().cloned().collect();
+        // Masks a crash interrupted: owed to each file's `.gz` (checked again), and written in
+        // place into a plain file when it is next opened.
+        let mut replay = HashMap::new();
+        for p in PendingMasks::load(&opts.state_dir)?.files {
+            marks.files.entry(p.ident.clone()).or_insert_with(|| FileMark {
+                container: p.container.clone(),
+                dev: p.dev,
+                inode: p.inode,
+                seen: unix_now(),
+                ..FileMark::default()
+            });
+            marks.gz.retain(|_, m| m.ident != p.ident);
+            marks
+                .gz_owed
+                .entry(p.ident.clone())
+                .or_default()
+                .extend(p.findings.iter().cloned());
+            if p.inode != 0 {
+                match replay.entry(p.ident.clone()) {
+                    std::collections::hash_map::Entry::Vacant(e) => {
+                        e.insert(p);
+                    }
+                    std::collections::hash_map::Entry::Occupied(mut e) => {
+                        e.get_mut().findings.extend(p.findings);
+                    }
+                }
+            }
+        }
+        let marks_dirty = !replay.is_empty() || marks.gz_owed.values().any(|v| !v.is_empty());
         Ok(Self {
             scanner,
             opts,
             marks,
-            marks_dirty: false,
+            marks_dirty,
             last_commit: Instant::now(),
             sink,
             uncommitted,
@@ -452,7 +497,65 @@ impl<'a> Guard<'a> {
             retry: HashMap::new(),
             written: HashMap::new(),
             carry_waits: HashMap::new(),
+            pending: Vec::new(),
+            replay,
+            pending_dirty: false,
         })
+    }
+
+    /// Save the masks of entries joined across a rotation before any of them is written (see
+    /// [`PendingMasks`]). `here`: the parts in the file being scanned (its key, and its device and
+    /// inode when plain); the parts in the file before are in `k`'s offsets. A failure to save
+    /// is reported and the masks are written all the same.
+    fn save_pending(&mut self, c: &ContainerLog, here: (&str, u64, u64), k: &Carry, joined: &[(Finding, bool)]) {
+        let shift = k.bytes.len() as u64;
+        let (mut this, mut before) = (Vec::new(), Vec::new());
+        for (f, _) in joined.iter().filter(|(f, _)| f.start < shift && f.end > shift) {
+            let (b, h) = split_finding(f.clone(), shift, k.lines);
+            this.extend(h);
+            before.extend(b.map(|mut b| {
+                for r in &mut b.ranges {
+                    r[0] += k.start;
+                    r[1] += k.start;
+                }
+                b.start += k.start;
+                b.end += k.start;
+                b
+            }));
+        }
+        if this.is_empty() && before.is_empty() {
+            return;
+        }
+        let (pdev, pino) = match k.file.metadata() {
+            Ok(m) if !k.gz => (m.dev(), m.ino()),
+            _ => (0, 0),
+        };
+        for (ident, dev, inode, findings) in [(here.0, here.1, here.2, this), (k.ident.as_str(), pdev, pino, before)] {
+            if !findings.is_empty() {
+                self.pending.push(PendingFile {
+                    container: c.id.clone(),
+                    ident: ident.to_string(),
+                    dev,
+                    inode,
+                    findings,
+                });
+            }
+        }
+        self.pending_dirty = true;
+        if let Err(e) = self.save_pending_file() {
+            self.error(&format!("cannot save the pending masks: {e}"));
+        }
+    }
+
+    /// Write `pending-masks.json`: this run's pending masks and an earlier run's not yet replayed.
+    fn save_pending_file(&mut self) -> io::Result<()> {
+        if !self.pending_dirty {
+            return Ok(());
+        }
+        let files = self.pending.iter().chain(self.replay.values()).cloned().collect();
+        PendingMasks { files }.save(&self.opts.state_dir)?;
+        self.pending_dirty = false;
+        Ok(())
     }
 
     fn warn_once(&mut self, key: String, message: impl FnOnce() -> String) {
@@ -497,6 +600,9 @@ impl<'a> Guard<'a> {
             .prune(unix_now().saturating_sub(3600), &|id| alive.contains(id));
         let files = &self.marks.files;
         self.written.retain(|k, _| files.contains_key(k));
+        let replaying = self.replay.len();
+        self.replay.retain(|k, _| files.contains_key(k));
+        self.pending_dirty |= self.replay.len() != replaying;
         if self.carry_waits.len() > 4096 {
             self.carry_waits.clear();
         }
@@ -706,6 +812,7 @@ impl<'a> Guard<'a> {
                 path: p.clone(),
                 gz: *g,
                 masks: masks && !compressing && !*g,
+                owe_here: masks && compressing,
             });
             if *gz {
                 // `name.N` still there: Docker is writing `name.N.gz`.
@@ -911,6 +1018,26 @@ impl<'a> Guard<'a> {
             mark.resume_line = 0;
             self.written.remove(&ident);
         }
+        if let Some(p) = self.replay.remove(&ident) {
+            // Masks an earlier run was writing when it stopped.
+            self.pending_dirty = true;
+            if masks && (p.dev, p.inode) == (dev, ino) {
+                let n = mask_in_place(&file, &p.findings);
+                self.note_written(&ident, &p.findings);
+                self.sync_later(&file);
+                match n {
+                    Ok(n) => self.metrics.add("sidecar_masks_written_total", n as f64),
+                    Err(e) => self.error(&format!("{}: {e}", path.display())),
+                }
+            }
+        }
+        if !self.replay.is_empty() {
+            // Known by another key, this inode's first line has changed since: its masks were
+            // written (or Docker reused the inode of a removed file).
+            let before = self.replay.len();
+            self.replay.retain(|_, p| (p.dev, p.inode) != (dev, ino));
+            self.pending_dirty |= self.replay.len() != before;
+        }
         let carry = match prev {
             Some(p) if mark.end == 0 && mark.resume == 0 => match self.carry_from(c, p, (dev, ino)) {
                 Ok(k) => k,
@@ -1023,19 +1150,23 @@ impl<'a> Guard<'a> {
             .get(&ident)
             .filter(|m| prev.gz || m.end > 0 || m.resume > 0);
         let Some(mark) = mark else {
-            if prev.gz {
-                return Ok(None);
-            }
             // Files are synced oldest first, so the file before has been scanned unless Docker
-            // rotated after the listing: the name now holds a file not synced yet, and this file
-            // may continue it. Listed again shortly (a few times at most, then scanned alone).
+            // rotated after the listing (the name now holds a file not synced yet, and this file
+            // may continue it), or it is a compressed file that could not be scanned yet (Docker
+            // is still writing it; after a restart the guard may never have seen it plain).
+            // Listed again shortly, for a while at most, then this file is scanned alone.
+            // A file before that is waiting in turn (its checkpoint at its start) is waited for as
+            // long as it may wait itself: a shorter wait here would end first, and this file would
+            // be scanned without the end of that one.
+            let waiting = self.marks.files.contains_key(&ident);
+            let wait = if prev.gz || waiting { CARRY_WAIT } else { CARRY_RELIST };
             let now = Instant::now();
             let since = self.carry_waits.entry(this).or_insert(now);
-            if now.duration_since(*since) > 10 * CARRY_RELIST {
+            if now.duration_since(*since) > 10 * wait {
                 // Left by a file that went away (its inode is reused): a new wait.
                 *since = now;
             }
-            if now.duration_since(*since) < CARRY_RELIST {
+            if now.duration_since(*since) < wait {
                 return Err(moved());
             }
             self.carry_waits.remove(&this);
@@ -1072,6 +1203,8 @@ impl<'a> Guard<'a> {
             path: prev.path,
             file,
             masks: write,
+            gz: prev.gz,
+            owe_here: prev.owe_here,
             start,
             end,
             fresh_from,
@@ -1151,6 +1284,20 @@ impl<'a> Guard<'a> {
                 tracing::debug!("{}:{line}: {reason}; scanned as text", path.display());
             }
         }
+        if let Some(k) = carry.as_ref().filter(|_| masks) {
+            self.save_pending(c, (ident, mark.dev, mark.inode), k, &seg.findings);
+        }
+        // The parts in this file of findings joined with the file before, when they are owed to
+        // this file's `.gz` as well (see `Prev::owe_here`).
+        let owed_here: Vec<Finding> = match &carry {
+            Some(k) if k.owe_here && masks => seg
+                .findings
+                .iter()
+                .filter(|(f, _)| f.start < shift && f.end > shift)
+                .filter_map(|(f, _)| split_finding(f.clone(), shift, k.lines).1)
+                .collect(),
+            _ => Vec::new(),
+        };
         // Split each finding between the carried bytes (the file before) and this file.
         let (mut here, before, before_new) = split_carried(carry.as_ref(), seg.findings);
         let scanned = end - mark.end.min(end);
@@ -1174,6 +1321,14 @@ impl<'a> Guard<'a> {
             stats.masked = written?;
             self.sync_later(file);
             self.metrics.add("sidecar_masks_written_total", stats.masked as f64);
+        }
+        if consumed && !owed_here.is_empty() {
+            self.marks
+                .gz_owed
+                .entry(ident.to_string())
+                .or_default()
+                .extend(owed_here);
+            self.marks_dirty = true;
         }
         if let Some(k) = carry.filter(|_| consumed) {
             stats.masked += self.mask_before(&k, before)?;
@@ -1294,7 +1449,6 @@ impl<'a> Guard<'a> {
             || m.resume != m.end
             || !m.open.is_empty()
             || self.held.contains_key(key)
-            || self.marks.gz_owed.contains_key(key)
             || size < 18
         {
             return Ok(None);
@@ -1310,13 +1464,17 @@ impl<'a> Guard<'a> {
         let Some(born) = birth_time(file).filter(|born| *born > w.since) else {
             return Ok(None);
         };
-        let clean = w.last.is_none_or(|last| last < born);
+        // Masks owed to the `.gz` (not written into the plain file, or written where Docker may
+        // have read it already) are written now whatever its birth time.
+        let owed = self.marks.gz_owed.get(key);
+        let clean = owed.is_none() && w.last.is_none_or(|last| last < born);
         let mut stats = SyncStats::default();
         let mut checked = (format!("{dev}:{ino}"), size);
         if !clean && masks {
-            let Some(all) = w.masks.clone() else {
+            let Some(mut all) = w.masks.clone() else {
                 return Ok(None);
             };
+            all.extend(owed.into_iter().flatten().cloned());
             let tail = (m.end, m.tail.clone());
             match rewrite_gz(path, (dev, ino), &all, Some((tail.0, &tail.1))) {
                 Ok(Some((ndev, nino, nsize))) => {
@@ -1336,6 +1494,9 @@ impl<'a> Guard<'a> {
             }
         }
         self.written.remove(key);
+        if masks {
+            self.marks.gz_owed.remove(key);
+        }
         self.metrics.add("sidecar_log_gz_checked_total", 1.0);
         self.marks.gz.insert(
             checked.0,
@@ -1528,7 +1689,13 @@ impl<'a> Guard<'a> {
             Ok((ident, seg))
         });
         let (ident, seg) = match scan {
-            Ok(s) => s,
+            Ok(s) => {
+                // Checked by a scan, not from what was written into the plain file.
+                if let Some(i) = &s.0 {
+                    self.written.remove(i);
+                }
+                s
+            }
             Err(e) => {
                 // Docker writes the .gz in place: a recent one may still be growing; check again later.
                 let recent = meta
@@ -1604,6 +1771,9 @@ impl<'a> Guard<'a> {
             .collect();
         // Split between the carried bytes (the file before) and this file.
         let consumed = carry.is_some() && !(held_open && seg.open_from.is_some_and(|t| t < shift));
+        if let (Some(k), true, Some(i)) = (carry.as_ref(), consumed && masks, &ident) {
+            self.save_pending(c, (i, 0, 0), k, &findings);
+        }
         let (mut findings, before, before_new) = split_carried(carry.as_ref(), findings);
         let here_len = findings.len();
         if consumed {
@@ -1625,7 +1795,25 @@ impl<'a> Guard<'a> {
             .unwrap_or_default();
         if masks && !(findings.is_empty() && extra.is_empty()) {
             let all: Vec<Finding> = findings.into_iter().map(|(f, _)| f).chain(extra).collect();
-            match rewrite_gz(path, (dev, ino), &all, None)? {
+            let r = rewrite_gz(path, (dev, ino), &all, None);
+            // Renamed between the scan and the rewrite: as below.
+            let r = match r {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+                r => r,
+            };
+            let r = match r {
+                Err(e) => {
+                    // Owed, and tried again at the next check (the findings are recorded).
+                    if let Some(i) = &ident {
+                        self.marks.gz_owed.insert(i.clone(), all);
+                        self.marks.gz.retain(|_, m| m.ident != *i);
+                        self.marks_dirty = true;
+                    }
+                    return Err(e);
+                }
+                Ok(r) => r,
+            };
+            match r {
                 Some((ndev, nino, nsize)) => {
                     let n: u64 = all.iter().map(|f| f.ranges.len() as u64).sum();
                     stats.masked += n;
@@ -1682,6 +1870,12 @@ impl<'a> Guard<'a> {
         self.sink.sync()?;
         self.marks.report_len = self.sink.len();
         self.marks.save(&self.opts.state_dir)?;
+        // The checkpoint covers the pending masks now (written and synced, or owed to a `.gz`).
+        if !self.pending.is_empty() {
+            self.pending.clear();
+            self.pending_dirty = true;
+        }
+        self.save_pending_file()?;
         self.uncommitted.clear();
         self.marks_dirty = false;
         self.last_commit = Instant::now();
@@ -2017,6 +2211,7 @@ pub fn rewrite_gz(
     getrandom::fill(&mut rnd).map_err(|e| io::Error::other(e.to_string()))?;
     let tmp = dir.join(format!("{TMP_PREFIX}{}.tmp", hex::encode(rnd)));
     let out = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+    let keep_tmp = std::cell::Cell::new(false);
     let result = (|| -> io::Result<Option<(u64, u64, u64)>> {
         std::os::unix::fs::fchown(&out, Some(meta.uid()), Some(meta.gid()))?;
         out.set_permissions(fs::Permissions::from_mode(meta.mode() & 0o7777))?;
@@ -2047,12 +2242,39 @@ pub fn rewrite_gz(
         if (now.dev(), now.ino()) != expect {
             return Ok(None);
         }
-        fs::rename(&tmp, path)?;
+        // Swapped in atomically, then what came out is checked: Docker may have renamed `path`
+        // (and another file to its name) since the look above, and a plain rename would replace
+        // that other file.
+        let cwd = rustix::fs::CWD;
+        match rustix::fs::renameat_with(cwd, &tmp, cwd, path, rustix::fs::RenameFlags::EXCHANGE) {
+            Ok(()) => {
+                let came = fs::symlink_metadata(&tmp)?;
+                if (came.dev(), came.ino()) != expect {
+                    // Put back; the temporary (the rewrite) is removed below. Should that fail,
+                    // the temporary holds Docker's file: it is left for the operator (a warning).
+                    if let Err(e) = rustix::fs::renameat_with(cwd, &tmp, cwd, path, rustix::fs::RenameFlags::EXCHANGE) {
+                        keep_tmp.set(true);
+                        return Err(io::Error::other(format!(
+                            "{}: Docker renamed it during the rewrite, and putting its file back failed ({e}): that file is {}",
+                            path.display(),
+                            tmp.display()
+                        )));
+                    }
+                    return Ok(None);
+                }
+                fs::remove_file(&tmp)?;
+            }
+            // A file system without the exchange: a plain rename.
+            Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS | rustix::io::Errno::OPNOTSUPP) => {
+                fs::rename(&tmp, path)?
+            }
+            Err(e) => return Err(e.into()),
+        }
         File::open(dir)?.sync_all()?;
         let m = out.metadata()?;
         Ok(Some((m.dev(), m.ino(), m.len())))
     })();
-    if !matches!(result, Ok(Some(_))) {
+    if !matches!(result, Ok(Some(_))) && !keep_tmp.get() {
         let _ = fs::remove_file(&tmp);
     }
     result
@@ -2238,6 +2460,24 @@ mod tests {
         )
         .unwrap();
         dir.join(format!("{id}-json.log"))
+    }
+
+    /// The first part of an entry Docker split at 16 KiB, ending in the first 14 characters of `tok`.
+    fn split_head(tok: &str) -> Vec<u8> {
+        let mut text = "y".repeat(16384 - 20);
+        text.push_str("token=");
+        text.push_str(&tok[..14]);
+        let mut out = Vec::new();
+        jsonfile::encode_line(text.as_bytes(), "stdout", &[], "2026-11-27T00:00:00.1Z", &mut out);
+        out
+    }
+
+    /// Two files: a first line and the first part of an entry split at 16 KiB (see `split_head`);
+    /// the entry's last part with the rest of `tok`, and a line after it.
+    fn split_across(tok: &str) -> (Vec<u8>, Vec<u8>) {
+        let first = [line("first line", 0), split_head(tok)].concat();
+        let second = [line(&format!("{} done", &tok[14..]), 2), line("after", 3)].concat();
+        (first, second)
     }
 
     /// A json-file entry of 16 KiB of message without its end: one part of a split line.
@@ -2632,6 +2872,34 @@ mod tests {
     }
 
     #[test]
+    fn a_gz_whose_plain_file_was_scanned_in_part_is_never_taken_as_clean_from_the_masks_written() {
+        let tmp = tempfile::tempdir().unwrap();
+        let live = container(tmp.path(), 'a', "gw", true, "");
+        let parts = Parts::new();
+        let mut g = parts.guard(tmp.path());
+        append(
+            &live,
+            &[line("first file", 0), line(&format!("one {}", token(T1)), 1)].concat(),
+        );
+        assert_eq!(g.sync_all().masked, 1);
+        // More is written, and Docker rotates and compresses before the guard reads it.
+        append(&live, &line(&format!("two {}", token(T2)), 2));
+        let content = fs::read(&live).unwrap();
+        let (_, gz) = rotate_compressed(&live, &content, false);
+        append(&live, &line("second file", 3));
+        g.sync_all();
+        assert_clean(&gunzip(&gz), &[T1, T2]);
+        // Had that rewrite lost a race with Docker's renames, the `.gz` met next is the one
+        // Docker made: the masks written into the plain file are not all it needs.
+        std::thread::sleep(Duration::from_millis(20));
+        fs::remove_file(&gz).unwrap();
+        gzip_like_docker(&content, &gz);
+        g.sync_all();
+        assert_clean(&gunzip(&gz), &[T2]);
+        assert_eq!(records(tmp.path()).len(), 2);
+    }
+
+    #[test]
     fn a_gz_made_before_this_run_started_on_its_plain_file_is_scanned() {
         let tmp = tempfile::tempdir().unwrap();
         let live = container(tmp.path(), 'c', "gw", true, "");
@@ -2765,11 +3033,7 @@ mod tests {
         // Two rotations after the guard's last listing: B (never synced) ends with the first part
         // of a split entry whose last part opens C, the new live file.
         let tok = token(T1);
-        let mut text = "y".repeat(16384 - 20);
-        text.push_str("token=");
-        text.push_str(&tok[..14]);
-        let mut part = Vec::new();
-        jsonfile::encode_line(text.as_bytes(), "stdout", &[], "2026-11-27T00:00:00.1Z", &mut part);
+        let part = split_head(&tok);
         fs::rename(&live, &one).unwrap();
         append(&live, &[line("file b", 1), part].concat());
         fs::rename(&one, &two).unwrap();
@@ -2782,6 +3046,7 @@ mod tests {
                 path: one.clone(),
                 gz: false,
                 masks: true,
+                owe_here: false,
             })
         };
         let s = g.try_sync_plain(&c, &live, true, true, prev()).unwrap();
@@ -2794,6 +3059,7 @@ mod tests {
             path: live.clone(),
             gz: false,
             masks: true,
+            owe_here: false,
         });
         let s = g.try_sync_plain(&c, &d, false, true, next).unwrap();
         assert_eq!(s, SyncStats::default(), "D waits for C");
@@ -2828,12 +3094,50 @@ mod tests {
                         path: nowhere.clone(),
                         gz: false,
                         masks: true,
+                        owe_here: false,
                     }),
                 )
                 .unwrap();
         }
         assert_eq!(scanned.recorded, 1, "scanned alone at last");
         assert!(t.elapsed() >= CARRY_RELIST, "after waiting");
+    }
+
+    #[test]
+    fn a_new_file_waits_as_long_as_the_file_before_it_is_waiting_itself() {
+        let tmp = tempfile::tempdir().unwrap();
+        let live = container(tmp.path(), '7', "gw", false, "");
+        let name = live.file_name().unwrap().to_str().unwrap().to_string();
+        let one = live.with_file_name(format!("{name}.1"));
+        let parts = Parts::new();
+        let mut g = parts.guard(tmp.path());
+        let c = g.containers.values().next().unwrap().clone();
+        // `name.1` waits for the file before it (its checkpoint is at its start).
+        let first = line("file b", 0);
+        append(&one, &first);
+        let ident = checkpoint::identity(&c.id, &first);
+        g.marks.files.insert(
+            ident,
+            FileMark {
+                container: c.id.clone(),
+                ..FileMark::default()
+            },
+        );
+        append(&live, &line(&format!("c {}", token(T1)), 1));
+        let prev = || {
+            Some(Prev {
+                path: one.clone(),
+                gz: false,
+                masks: true,
+                owe_here: false,
+            })
+        };
+        let t = Instant::now();
+        while t.elapsed() < CARRY_RELIST + Duration::from_millis(200) {
+            let s = g.try_sync_plain(&c, &live, true, true, prev()).unwrap();
+            assert_eq!(s, SyncStats::default(), "waits");
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     #[test]
@@ -2846,11 +3150,7 @@ mod tests {
             let rotated = dir.join(format!("{}.1", live.file_name().unwrap().to_str().unwrap()));
             let gz = rotated.with_extension("1.gz");
             let tok = token(T1);
-            let mut text = "y".repeat(16384 - 20);
-            text.push_str("token=");
-            text.push_str(&tok[..14]);
-            let mut first = Vec::new();
-            jsonfile::encode_line(text.as_bytes(), "stdout", &[], "2026-11-27T00:00:00.1Z", &mut first);
+            let first = split_head(&tok);
             append(&live, &line("first line", 0));
             if away {
                 // The guard saw only the first line before it went away.
@@ -2902,6 +3202,103 @@ mod tests {
             let recs = records(tmp.path());
             assert_eq!(recs.len(), 1, "away={away}: {recs:?}");
             assert_eq!(recs[0]["rule"], "github-pat");
+        }
+    }
+
+    #[test]
+    fn the_part_of_a_joined_entry_in_the_new_file_is_owed_to_its_gz_across_a_restart() {
+        let tmp = tempfile::tempdir().unwrap();
+        let live = container(tmp.path(), 'b', "gw", true, "");
+        let dir = live.parent().unwrap().to_path_buf();
+        let name = live.file_name().unwrap().to_str().unwrap().to_string();
+        let (one, one_gz, two_gz) = (
+            dir.join(format!("{name}.1")),
+            dir.join(format!("{name}.1.gz")),
+            dir.join(format!("{name}.2.gz")),
+        );
+        let tok = token(T1);
+        let first = split_head(&tok);
+        append(&live, &[line("first line", 0), first].concat());
+        let parts = Parts::new();
+        let mut g = parts.guard(tmp.path());
+        g.sync_all();
+        // Docker rotates between the two parts; the last part opens the new file.
+        fs::rename(&live, &one).unwrap();
+        append(
+            &live,
+            &[line(&format!("{} done", &tok[14..]), 2), line("after", 3)].concat(),
+        );
+        let (old, new) = (fs::read(&one).unwrap(), fs::read(&live).unwrap());
+        assert_eq!(g.sync_all().recorded, 1);
+        g.commit(true).unwrap();
+        // Docker had read the new file before the guard masked its first line: when it rotates
+        // and compresses again, its `.gz` holds the last part in clear. The guard was killed
+        // before it saw that `.gz`.
+        std::mem::forget(g);
+        gzip_like_docker(&old, &two_gz);
+        fs::remove_file(&one).unwrap();
+        fs::rename(&live, &one).unwrap();
+        gzip_like_docker(&new, &one_gz);
+        fs::remove_file(&one).unwrap();
+        append(&live, &line("third file", 4));
+        let parts = Parts::new();
+        let mut g = parts.guard(tmp.path());
+        g.sync_all();
+        let (older, newer) = (gunzip(&two_gz), gunzip(&one_gz));
+        assert_eq!((older.len(), newer.len()), (old.len(), new.len()));
+        assert!(!String::from_utf8(older).unwrap().contains(&tok[..14]));
+        assert!(
+            !String::from_utf8(newer).unwrap().contains(&tok[14..]),
+            "the .gz of the new file"
+        );
+        g.commit(true).unwrap();
+        assert_eq!(g.sync_all().recorded, 0);
+        assert_eq!(records(tmp.path()).len(), 1);
+    }
+
+    #[test]
+    fn a_crash_between_the_masks_of_an_entry_joined_across_a_rotation_is_finished_at_the_next_start() {
+        for compress in [false, true] {
+            let tmp = tempfile::tempdir().unwrap();
+            let live = container(tmp.path(), 'd', "gw", compress, "");
+            let one = live.with_file_name(format!("{}.1", live.file_name().unwrap().to_str().unwrap()));
+            let tok = token(T1);
+            let first = split_head(&tok);
+            append(&live, &[line("first line", 0), first].concat());
+            let parts = Parts::new();
+            let mut g = parts.guard(tmp.path());
+            g.sync_all();
+            g.commit(true).unwrap();
+            fs::rename(&live, &one).unwrap();
+            append(
+                &live,
+                &[line(&format!("{} done", &tok[14..]), 2), line("after", 3)].concat(),
+            );
+            let old = fs::read(&one).unwrap();
+            assert_eq!(g.sync_all().recorded, 1);
+            assert!(PendingMasks::path(&tmp.path().join("state")).exists());
+            // Killed after the mask in the new file, before the one in the file before: what is
+            // left of the secret can no longer be found by a scan.
+            std::mem::forget(g);
+            fs::write(&one, &old).unwrap();
+            let parts = Parts::new();
+            let mut g = parts.guard(tmp.path());
+            g.sync_all();
+            let text = |p: &Path| String::from_utf8(fs::read(p).unwrap()).unwrap();
+            assert!(!text(&one).contains(&tok[..14]), "compress={compress}");
+            assert!(!text(&live).contains(&tok[14..]), "compress={compress}");
+            g.commit(true).unwrap();
+            assert!(!PendingMasks::path(&tmp.path().join("state")).exists());
+            if compress {
+                // Docker had compressed the file before from its state at the crash.
+                let gz = one.with_extension("1.gz");
+                gzip_like_docker(&old, &gz);
+                fs::remove_file(&one).unwrap();
+                g.sync_all();
+                assert!(!String::from_utf8(gunzip(&gz)).unwrap().contains(&tok[..14]));
+            }
+            assert_eq!(g.sync_all().recorded, 0);
+            assert_eq!(records(tmp.path()).len(), 1, "compress={compress}");
         }
     }
 
@@ -2976,13 +3373,7 @@ mod tests {
             live.with_file_name(format!("{name}.1.gz")),
         );
         let tok = token(T1);
-        let mut text = "y".repeat(16384 - 20);
-        text.push_str("token=");
-        text.push_str(&tok[..14]);
-        let mut first = line("first line", 0);
-        jsonfile::encode_line(text.as_bytes(), "stdout", &[], "2026-11-27T00:00:00.1Z", &mut first);
-        let mut second = line(&format!("{} done", &tok[14..]), 2);
-        second.extend(line("after", 3));
+        let (first, second) = split_across(&tok);
         gzip_like_docker(&first, &older);
         gzip_like_docker(&second, &newer);
         append(&live, &line("live", 4));
@@ -3004,6 +3395,40 @@ mod tests {
                 path.display()
             );
         }
+        assert_eq!(g.sync_all().recorded, 0);
+        assert_eq!(records(tmp.path()).len(), 1);
+    }
+
+    #[test]
+    fn a_new_file_waits_for_the_compressed_file_before_it_that_docker_is_still_writing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let live = container(tmp.path(), 'e', "fast", true, "");
+        let name = live.file_name().unwrap().to_str().unwrap().to_string();
+        let (gz, one) = (
+            live.with_file_name(format!("{name}.2.gz")),
+            live.with_file_name(format!("{name}.1")),
+        );
+        let tok = token(T1);
+        let (first, second) = split_across(&tok);
+        // After a restart: the file with the entry's first part is being compressed (its first
+        // line can be read, not its end); the file after it is plain.
+        gzip_like_docker(&first, &gz);
+        let whole = fs::read(&gz).unwrap();
+        fs::write(&gz, &whole[..whole.len() - 12]).unwrap();
+        append(&one, &second);
+        append(&live, &line("live", 4));
+        let parts = Parts::new();
+        let mut g = parts.guard(tmp.path());
+        let s = g.sync_all();
+        assert_eq!(s.recorded, 0, "name.1 waits for name.2.gz");
+        assert!(fs::read_to_string(&one).unwrap().contains(&tok[14..]));
+        // Docker finishes the .gz: both parts are found together and masked.
+        fs::write(&gz, &whole).unwrap();
+        std::thread::sleep(RETRY_AFTER);
+        assert_eq!(g.sync_all().recorded, 1);
+        assert!(!fs::read_to_string(&one).unwrap().contains(&tok[14..]));
+        assert!(!String::from_utf8(gunzip(&gz)).unwrap().contains(&tok[..14]));
+        g.commit(true).unwrap();
         assert_eq!(g.sync_all().recorded, 0);
         assert_eq!(records(tmp.path()).len(), 1);
     }
@@ -3049,13 +3474,8 @@ mod tests {
         let live = container(tmp.path(), 'e', "three-parts", false, "");
         let rotated = live.with_file_name(format!("{}.1", live.file_name().unwrap().to_str().unwrap()));
         let tok = token(T1);
-        let mut text = "y".repeat(16384 - 20);
-        text.push_str("token=");
-        text.push_str(&tok[..14]);
         append(&live, &line("first line", 0));
-        let mut part = Vec::new();
-        jsonfile::encode_line(text.as_bytes(), "stdout", &[], "2026-11-27T00:00:00.1Z", &mut part);
-        append(&live, &part);
+        append(&live, &split_head(&tok));
         let parts = Parts::new();
         let mut g = parts.guard(tmp.path());
         assert_eq!(g.sync_all().recorded, 0, "held");
