@@ -1142,13 +1142,9 @@ impl<'a> Guard<'a> {
         } else {
             self.plain_ident(ident, meta.dev(), meta.ino())
         };
-        // (A plain file before with a checkpoint at its start has not been scanned: it waits for
-        // the file before it in turn.)
-        let mark = self
-            .marks
-            .files
-            .get(&ident)
-            .filter(|m| prev.gz || m.end > 0 || m.resume > 0);
+        // (A file before with a checkpoint at its start has not been scanned: it waits for the
+        // file before it in turn, or it waited as a plain file and Docker compressed it since.)
+        let mark = self.marks.files.get(&ident).filter(|m| m.end > 0 || m.resume > 0);
         let Some(mark) = mark else {
             // Files are synced oldest first, so the file before has been scanned unless Docker
             // rotated after the listing (the name now holds a file not synced yet, and this file
@@ -3138,6 +3134,44 @@ mod tests {
             assert_eq!(s, SyncStats::default(), "waits");
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    #[test]
+    fn a_new_file_waits_for_a_compressed_file_before_it_that_waited_as_a_plain_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let live = container(tmp.path(), '6', "gw", true, "");
+        let name = live.file_name().unwrap().to_str().unwrap().to_string();
+        let gz = live.with_file_name(format!("{name}.1.gz"));
+        let parts = Parts::new();
+        let mut g = parts.guard(tmp.path());
+        let c = g.containers.values().next().unwrap().clone();
+        // The file before waited as a plain file (a checkpoint at its start); Docker compressed it.
+        let tok = token(T1);
+        let (first, second) = split_across(&tok);
+        gzip_like_docker(&first, &gz);
+        let ident = checkpoint::identity(&c.id, &line("first line", 0));
+        g.marks.files.insert(
+            ident,
+            FileMark {
+                container: c.id.clone(),
+                ..FileMark::default()
+            },
+        );
+        append(&live, &second);
+        let prev = Some(Prev {
+            path: gz.clone(),
+            gz: true,
+            masks: true,
+            owe_here: true,
+        });
+        let s = g.try_sync_plain(&c, &live, true, true, prev).unwrap();
+        assert_eq!(s, SyncStats::default(), "waits for the .gz to be scanned");
+        assert!(g.retry.contains_key(&c.id));
+        // The next listing scans the .gz (its end held open), then the new file with that end.
+        g.retry.clear();
+        assert_eq!(g.sync_all().recorded, 1);
+        assert!(!fs::read_to_string(&live).unwrap().contains(&tok[14..]));
+        assert!(!String::from_utf8(gunzip(&gz)).unwrap().contains(&tok[..14]));
     }
 
     #[test]
