@@ -104,25 +104,16 @@ impl Checkpoints {
     /// Load (an absent file is a first start).
     pub fn load(state_dir: &Path) -> io::Result<Self> {
         let path = Self::path(state_dir);
-        let file = match File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Ok(Self {
-                    version: CHECKPOINT_VERSION,
-                    ..Self::default()
-                })
-            }
-            Err(e) => return Err(e),
+        let Some(cp) = read_json::<Self>(
+            &path,
+            "move it away to rescan every log from the start (findings already reported will be reported again)",
+        )?
+        else {
+            return Ok(Self {
+                version: CHECKPOINT_VERSION,
+                ..Self::default()
+            });
         };
-        let cp: Self = serde_json::from_reader(io::BufReader::new(file.take(64 << 20))).map_err(|e| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!(
-                    "{} is damaged ({e}); move it away to rescan every log from the start (findings already reported will be reported again)",
-                    path.display()
-                ),
-            )
-        })?;
         if cp.version != CHECKPOINT_VERSION {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -152,6 +143,24 @@ impl Checkpoints {
             self.recovered.clear();
         }
     }
+}
+
+/// A JSON state file of at most 64 MiB (`None` when absent); a damaged one is an error that says
+/// what to do.
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path, what_to_do: &str) -> io::Result<Option<T>> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    serde_json::from_reader(io::BufReader::new(file.take(64 << 20)))
+        .map(Some)
+        .map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{} is damaged ({e}); {what_to_do}", path.display()),
+            )
+        })
 }
 
 /// File name of [`PendingMasks`] inside the state directory.
@@ -191,21 +200,9 @@ impl PendingMasks {
 
     /// Load (absent: nothing pending).
     pub fn load(state_dir: &Path) -> io::Result<Self> {
-        let path = Self::path(state_dir);
-        let file = match File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Self::default()),
-            Err(e) => return Err(e),
-        };
-        serde_json::from_reader(io::BufReader::new(file.take(64 << 20))).map_err(|e| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!(
-                    "{} is damaged ({e}); move it away (masks of secrets split across a rotation that a crash interrupted are then not finished)",
-                    path.display()
-                ),
-            )
-        })
+        let what_to_do =
+            "move it away (masks of secrets split across a rotation that a crash interrupted are then not finished)";
+        Ok(read_json(&Self::path(state_dir), what_to_do)?.unwrap_or_default())
     }
 
     /// Write atomically (0600) and durably; with nothing pending, remove the file.

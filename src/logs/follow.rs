@@ -144,15 +144,34 @@ impl Carry {
         units_from(&self.open, self.start)
     }
 
-    /// A finding of the combined scan that lies wholly in the carried bytes, in the offsets and
-    /// lines of the file before.
-    fn to_before(&self, mut f: Finding) -> Finding {
+    /// A part of a finding in the carried bytes (their offsets), in the offsets of the file before.
+    fn in_before(&self, mut f: Finding) -> Finding {
         for r in &mut f.ranges {
             r[0] += self.start;
             r[1] += self.start;
         }
         f.start += self.start;
         f.end += self.start;
+        f
+    }
+
+    /// The findings of the combined scan that span both files, split: their parts in this file
+    /// (its offsets) and in the file before (that file's offsets).
+    fn joined_parts(&self, findings: &[(Finding, bool)]) -> (Vec<Finding>, Vec<Finding>) {
+        let shift = self.bytes.len() as u64;
+        let (mut here, mut before) = (Vec::new(), Vec::new());
+        for (f, _) in findings.iter().filter(|(f, _)| f.start < shift && f.end > shift) {
+            let (b, h) = split_finding(f.clone(), shift, self.lines);
+            here.extend(h);
+            before.extend(b.map(|b| self.in_before(b)));
+        }
+        (here, before)
+    }
+
+    /// A finding of the combined scan that lies wholly in the carried bytes, in the offsets and
+    /// lines of the file before.
+    fn to_before(&self, f: Finding) -> Finding {
+        let mut f = self.in_before(f);
         f.line += self.start_line;
         f.end_line += self.start_line;
         f.file = self.path.display().to_string();
@@ -507,37 +526,31 @@ impl<'a> Guard<'a> {
     /// [`PendingMasks`]). `here`: the parts in the file being scanned (its key, and its device and
     /// inode when plain); the parts in the file before are in `k`'s offsets. A failure to save
     /// is reported and the masks are written all the same.
-    fn save_pending(&mut self, c: &ContainerLog, here: (&str, u64, u64), k: &Carry, joined: &[(Finding, bool)]) {
-        let shift = k.bytes.len() as u64;
-        let (mut this, mut before) = (Vec::new(), Vec::new());
-        for (f, _) in joined.iter().filter(|(f, _)| f.start < shift && f.end > shift) {
-            let (b, h) = split_finding(f.clone(), shift, k.lines);
-            this.extend(h);
-            before.extend(b.map(|mut b| {
-                for r in &mut b.ranges {
-                    r[0] += k.start;
-                    r[1] += k.start;
-                }
-                b.start += k.start;
-                b.end += k.start;
-                b
-            }));
-        }
+    /// Returns the parts in this file.
+    fn save_pending(
+        &mut self,
+        c: &ContainerLog,
+        here: (&str, u64, u64),
+        k: &Carry,
+        findings: &[(Finding, bool)],
+    ) -> Vec<Finding> {
+        let (this, before) = k.joined_parts(findings);
         if this.is_empty() && before.is_empty() {
-            return;
+            return this;
         }
         let (pdev, pino) = match k.file.metadata() {
             Ok(m) if !k.gz => (m.dev(), m.ino()),
             _ => (0, 0),
         };
-        for (ident, dev, inode, findings) in [(here.0, here.1, here.2, this), (k.ident.as_str(), pdev, pino, before)] {
+        for (ident, dev, inode, findings) in [(here.0, here.1, here.2, &this), (k.ident.as_str(), pdev, pino, &before)]
+        {
             if !findings.is_empty() {
                 self.pending.push(PendingFile {
                     container: c.id.clone(),
                     ident: ident.to_string(),
                     dev,
                     inode,
-                    findings,
+                    findings: findings.clone(),
                 });
             }
         }
@@ -545,6 +558,7 @@ impl<'a> Guard<'a> {
         if let Err(e) = self.save_pending_file() {
             self.error(&format!("cannot save the pending masks: {e}"));
         }
+        this
     }
 
     /// Write `pending-masks.json`: this run's pending masks and an earlier run's not yet replayed.
@@ -1280,19 +1294,18 @@ impl<'a> Guard<'a> {
                 tracing::debug!("{}:{line}: {reason}; scanned as text", path.display());
             }
         }
-        if let Some(k) = carry.as_ref().filter(|_| masks) {
-            self.save_pending(c, (ident, mark.dev, mark.inode), k, &seg.findings);
-        }
-        // The parts in this file of findings joined with the file before, when they are owed to
-        // this file's `.gz` as well (see `Prev::owe_here`).
-        let owed_here: Vec<Finding> = match &carry {
-            Some(k) if k.owe_here && masks => seg
-                .findings
-                .iter()
-                .filter(|(f, _)| f.start < shift && f.end > shift)
-                .filter_map(|(f, _)| split_finding(f.clone(), shift, k.lines).1)
-                .collect(),
-            _ => Vec::new(),
+        // The parts in this file of findings joined with the file before: saved before they are
+        // written, and owed to this file's `.gz` as well when Docker compresses (`Prev::owe_here`).
+        let owed_here: Vec<Finding> = match carry.as_ref().filter(|_| masks) {
+            Some(k) => {
+                let here = self.save_pending(c, (ident, mark.dev, mark.inode), k, &seg.findings);
+                if k.owe_here {
+                    here
+                } else {
+                    Vec::new()
+                }
+            }
+            None => Vec::new(),
         };
         // Split each finding between the carried bytes (the file before) and this file.
         let (mut here, before, before_new) = split_carried(carry.as_ref(), seg.findings);
@@ -1384,18 +1397,7 @@ impl<'a> Guard<'a> {
         if parts.is_empty() {
             return Ok(0);
         }
-        let parts: Vec<Finding> = parts
-            .into_iter()
-            .map(|mut f| {
-                for r in &mut f.ranges {
-                    r[0] += k.start;
-                    r[1] += k.start;
-                }
-                f.start += k.start;
-                f.end += k.start;
-                f
-            })
-            .collect();
+        let parts: Vec<Finding> = parts.into_iter().map(|f| k.in_before(f)).collect();
         if k.masks {
             // The same inode, whatever Docker renamed it to meanwhile.
             let n = mask_in_place(&k.file, &parts);
@@ -1791,13 +1793,9 @@ impl<'a> Guard<'a> {
             .unwrap_or_default();
         if masks && !(findings.is_empty() && extra.is_empty()) {
             let all: Vec<Finding> = findings.into_iter().map(|(f, _)| f).chain(extra).collect();
-            let r = rewrite_gz(path, (dev, ino), &all, None);
-            // Renamed between the scan and the rewrite: as below.
-            let r = match r {
-                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-                r => r,
-            };
-            let r = match r {
+            let r = match rewrite_gz(path, (dev, ino), &all, None) {
+                // Renamed between the scan and the rewrite: as below.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => None,
                 Err(e) => {
                     // Owed, and tried again at the next check (the findings are recorded).
                     if let Some(i) = &ident {
