@@ -1170,20 +1170,25 @@ impl<'a> Guard<'a> {
             // be scanned without the end of that one.
             let waiting = self.marks.files.contains_key(&ident);
             let wait = if prev.gz || waiting { CARRY_WAIT } else { CARRY_RELIST };
-            let now = Instant::now();
-            let since = self.carry_waits.entry(this).or_insert(now);
-            if now.duration_since(*since) > 10 * wait {
-                // Left by a file that went away (its inode is reused): a new wait.
-                *since = now;
-            }
-            if now.duration_since(*since) < wait {
+            if self.still_waiting(this, wait) {
                 return Err(moved());
             }
-            self.carry_waits.remove(&this);
             return Ok(None);
         };
-        self.carry_waits.remove(&this);
+        // A compressed file before that has not been checked as it is now may hold more than its
+        // checkpoint says: Docker wrote to it after its last scan as a plain file (a guard killed
+        // meanwhile, or Docker still compressing it when the listing looked). Files are synced
+        // oldest first: the next listing checks it, then this file is joined with its real end.
+        let checked = self
+            .marks
+            .gz
+            .get(&format!("{}:{}", meta.dev(), meta.ino()))
+            .is_some_and(|g| g.size == meta.len());
         let (start, fresh_from, start_line, open) = (mark.resume, mark.end, mark.resume_line, mark.open.clone());
+        if prev.gz && !checked && self.still_waiting(this, CARRY_WAIT) {
+            return Err(moved());
+        }
+        self.carry_waits.remove(&this);
         // A plain file may have grown after its last scan (Docker wrote and renamed it since):
         // its unscanned lines are carried as well.
         let end = if prev.gz {
@@ -1223,6 +1228,22 @@ impl<'a> Guard<'a> {
             bytes,
             lines,
         }))
+    }
+
+    /// Whether the file `this` is still within `wait` of the moment it started waiting for the file
+    /// before it (the wait is over, and forgotten, otherwise).
+    fn still_waiting(&mut self, this: (u64, u64), wait: Duration) -> bool {
+        let now = Instant::now();
+        let since = self.carry_waits.entry(this).or_insert(now);
+        if now.duration_since(*since) > 10 * wait {
+            // Left by a file that went away (its inode is reused): a new wait.
+            *since = now;
+        }
+        if now.duration_since(*since) < wait {
+            return true;
+        }
+        self.carry_waits.remove(&this);
+        false
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -3429,6 +3450,42 @@ mod tests {
         }
         assert_eq!(g.sync_all().recorded, 0);
         assert_eq!(records(tmp.path()).len(), 1);
+    }
+
+    #[test]
+    fn a_new_file_waits_for_the_check_of_a_compressed_file_before_it_that_grew_after_its_last_scan() {
+        let tmp = tempfile::tempdir().unwrap();
+        let live = container(tmp.path(), '7', "gw", true, "");
+        let name = live.file_name().unwrap().to_str().unwrap().to_string();
+        let gz = live.with_file_name(format!("{name}.1.gz"));
+        let parts = Parts::new();
+        let mut g = parts.guard(tmp.path());
+        let c = g.containers.values().next().unwrap().clone();
+        // Scanned as the live file; then Docker wrote the first part of a split entry, rotated,
+        // compressed it and removed the plain file before the guard looked again.
+        append(&live, &line("first line", 0));
+        g.sync_all();
+        let tok = token(T1);
+        let (first, second) = split_across(&tok);
+        let before = fs::read(&live).unwrap();
+        fs::remove_file(&live).unwrap();
+        gzip_like_docker(&[before, first[line("first line", 0).len()..].to_vec()].concat(), &gz);
+        append(&live, &second);
+        // The new file's sync comes before the check of the .gz (the check found it still being
+        // written a moment before): it waits.
+        let prev = Some(Prev {
+            path: gz.clone(),
+            gz: true,
+            masks: true,
+            owe_here: true,
+        });
+        let s = g.try_sync_plain(&c, &live, true, true, prev).unwrap();
+        assert_eq!(s, SyncStats::default(), "waits for the .gz to be checked");
+        assert!(g.retry.contains_key(&c.id));
+        g.retry.clear();
+        assert_eq!(g.sync_all().recorded, 1);
+        assert!(!fs::read_to_string(&live).unwrap().contains(&tok[14..]));
+        assert!(!String::from_utf8(gunzip(&gz)).unwrap().contains(&tok[..14]));
     }
 
     #[test]
