@@ -1179,13 +1179,14 @@ impl<'a> Guard<'a> {
         // checkpoint says: Docker wrote to it after its last scan as a plain file (a guard killed
         // meanwhile, or Docker still compressing it when the listing looked). Files are synced
         // oldest first: the next listing checks it, then this file is joined with its real end.
-        let checked = self
-            .marks
-            .gz
-            .get(&format!("{}:{}", meta.dev(), meta.ino()))
-            .is_some_and(|g| g.size == meta.len());
+        let unchecked_gz = prev.gz
+            && self
+                .marks
+                .gz
+                .get(&format!("{}:{}", meta.dev(), meta.ino()))
+                .is_none_or(|g| g.size != meta.len());
         let (start, fresh_from, start_line, open) = (mark.resume, mark.end, mark.resume_line, mark.open.clone());
-        if prev.gz && !checked && self.still_waiting(this, CARRY_WAIT) {
+        if unchecked_gz && self.still_waiting(this, CARRY_WAIT) {
             return Err(moved());
         }
         self.carry_waits.remove(&this);
@@ -3177,20 +3178,7 @@ mod tests {
             },
         );
         append(&live, &second);
-        let prev = Some(Prev {
-            path: gz.clone(),
-            gz: true,
-            masks: true,
-            owe_here: true,
-        });
-        let s = g.try_sync_plain(&c, &live, true, true, prev).unwrap();
-        assert_eq!(s, SyncStats::default(), "waits for the .gz to be scanned");
-        assert!(g.retry.contains_key(&c.id));
-        // The next listing scans the .gz (its end held open), then the new file with that end.
-        g.retry.clear();
-        assert_eq!(g.sync_all().recorded, 1);
-        assert!(!fs::read_to_string(&live).unwrap().contains(&tok[14..]));
-        assert!(!String::from_utf8(gunzip(&gz)).unwrap().contains(&tok[..14]));
+        waits_for_the_gz_then_joins(&mut g, &live, &gz, &tok);
     }
 
     #[test]
@@ -3460,7 +3448,6 @@ mod tests {
         let gz = live.with_file_name(format!("{name}.1.gz"));
         let parts = Parts::new();
         let mut g = parts.guard(tmp.path());
-        let c = g.containers.values().next().unwrap().clone();
         // Scanned as the live file; then Docker wrote the first part of a split entry, rotated,
         // compressed it and removed the plain file before the guard looked again.
         append(&live, &line("first line", 0));
@@ -3472,20 +3459,28 @@ mod tests {
         gzip_like_docker(&[before, first[line("first line", 0).len()..].to_vec()].concat(), &gz);
         append(&live, &second);
         // The new file's sync comes before the check of the .gz (the check found it still being
-        // written a moment before): it waits.
+        // written a moment before).
+        waits_for_the_gz_then_joins(&mut g, &live, &gz, &tok);
+    }
+
+    /// The new file `live` (the last part of `tok`'s entry) synced with the compressed file `gz`
+    /// (its first part) as the file before: it waits; the next listing checks the `.gz` (its end
+    /// held open), then joins the new file with that end and masks both parts.
+    fn waits_for_the_gz_then_joins(g: &mut Guard<'_>, live: &Path, gz: &Path, tok: &str) {
+        let c = g.containers.values().next().unwrap().clone();
         let prev = Some(Prev {
-            path: gz.clone(),
+            path: gz.to_path_buf(),
             gz: true,
             masks: true,
             owe_here: true,
         });
-        let s = g.try_sync_plain(&c, &live, true, true, prev).unwrap();
+        let s = g.try_sync_plain(&c, live, true, true, prev).unwrap();
         assert_eq!(s, SyncStats::default(), "waits for the .gz to be checked");
         assert!(g.retry.contains_key(&c.id));
         g.retry.clear();
         assert_eq!(g.sync_all().recorded, 1);
-        assert!(!fs::read_to_string(&live).unwrap().contains(&tok[14..]));
-        assert!(!String::from_utf8(gunzip(&gz)).unwrap().contains(&tok[..14]));
+        assert!(!fs::read_to_string(live).unwrap().contains(&tok[14..]));
+        assert!(!String::from_utf8(gunzip(gz)).unwrap().contains(&tok[..14]));
     }
 
     #[test]
