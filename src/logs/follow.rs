@@ -269,8 +269,10 @@ pub struct Guard<'a> {
     marks_dirty: bool,
     last_commit: Instant,
     sink: FindingLog,
-    /// Keys of findings recorded since the last checkpoint was written.
+    /// Keys of findings recorded since the last checkpoint was handed to the syncer.
     uncommitted: HashSet<OccurrenceKey>,
+    /// A checkpoint being made durable off this thread (see [`Guard::commit`]).
+    syncing: Option<Syncing>,
     /// Keys of findings recorded before the last crash past its checkpoint (`Checkpoints::recovered`).
     recovered: HashSet<OccurrenceKey>,
     containers: BTreeMap<String, ContainerLog>,
@@ -300,9 +302,10 @@ pub struct Guard<'a> {
     quarantine: HashMap<String, (u32, Instant)>,
     /// A compressed file must be checked again in this sync (it is owed masks, `gz_owed`).
     recheck_gz: bool,
-    /// Files left with nothing to do at their last sync, by path: their stamp then and their
-    /// checkpoint. A file whose stamp has not changed since is not opened again.
-    settled: HashMap<PathBuf, (Stamp, String)>,
+    /// Files left with nothing to do at their last sync, by (dev, inode): their stamp then and
+    /// their checkpoint. A file whose stamp has not changed since is not opened again, whatever
+    /// its name now.
+    settled: HashMap<(u64, u64), (Stamp, String)>,
     /// Containers with a file waiting for the file before it to be compressed: synced again then.
     retry: HashMap<String, Instant>,
     /// The masks this process wrote into plain files it scanned from their first byte, by
@@ -322,6 +325,40 @@ pub struct Guard<'a> {
     pending_dirty: bool,
 }
 
+/// What the syncer thread reports: its result, and the masked files it could not sync (by dev,
+/// inode), owed to the next checkpoint.
+type SyncResult = (io::Result<()>, Vec<((u64, u64), File)>);
+
+/// A checkpoint handed to the syncer thread: it syncs the masked files, then saves the checkpoint.
+struct Syncing {
+    done: std::sync::mpsc::Receiver<SyncResult>,
+    /// The result, once received.
+    result: Option<SyncResult>,
+    /// How many of `Guard::pending` (the first ones) the checkpoint covers.
+    pending: usize,
+    /// Keys of the findings recorded before the hand-off (`Guard::uncommitted` then).
+    recorded: HashSet<OccurrenceKey>,
+}
+
+impl Syncing {
+    /// Whether the sync is over (its result is then kept).
+    fn finished(&mut self) -> bool {
+        if self.result.is_none() {
+            match self.done.try_recv() {
+                Ok(r) => self.result = Some(r),
+                Err(std::sync::mpsc::TryRecvError::Empty) => return false,
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                    self.result = Some((
+                        Err(io::Error::other("the checkpoint's sync stopped unexpectedly")),
+                        Vec::new(),
+                    ))
+                }
+            }
+        }
+        true
+    }
+}
+
 /// What the guard wrote into one plain file (see `Guard::written`).
 #[derive(Debug)]
 struct Written {
@@ -335,27 +372,37 @@ struct Written {
     last: Option<SystemTime>,
 }
 
+/// The most files remembered as settled (beyond it, the memory is dropped and files are read again).
+const SETTLED_MAX: usize = 1 << 16;
+
 /// The most masks remembered per file for its `.gz`.
 const WRITTEN_MAX: usize = 4096;
 
-/// What `lstat` says of a file: any write, rename onto the path, truncation or new inode changes it.
+/// What `lstat` says of a file: any write or truncation changes it, and a new file at the same
+/// inode too (its birth time, where the file system records one; its change time otherwise, which a
+/// rename changes as well). A rename keeps it where the birth time is known: Docker's rotation
+/// renames every file of a container, and a file left with nothing to do is not read again for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Stamp {
-    dev: u64,
-    ino: u64,
     size: u64,
     mtime: (i64, i64),
-    ctime: (i64, i64),
+    born: (i64, i64),
 }
 
 impl Stamp {
     fn of(meta: &fs::Metadata) -> Self {
+        let born = match meta
+            .created()
+            .ok()
+            .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+        {
+            Some(d) => (d.as_secs() as i64, i64::from(d.subsec_nanos())),
+            None => (meta.ctime(), meta.ctime_nsec()),
+        };
         Self {
-            dev: meta.dev(),
-            ino: meta.ino(),
             size: meta.len(),
             mtime: (meta.mtime(), meta.mtime_nsec()),
-            ctime: (meta.ctime(), meta.ctime_nsec()),
+            born,
         }
     }
 }
@@ -496,6 +543,7 @@ impl<'a> Guard<'a> {
             last_commit: Instant::now(),
             sink,
             uncommitted,
+            syncing: None,
             recovered,
             containers: BTreeMap::new(),
             held: HashMap::new(),
@@ -870,10 +918,17 @@ impl<'a> Guard<'a> {
     /// open or read): its checkpoint is only marked as seen. `live` names the container whose
     /// live log it is (then it is not behind).
     fn unchanged(&mut self, path: &Path, live: Option<&String>) -> bool {
-        let Some((stamp, ident)) = self.settled.get(path) else {
+        if self.settled.is_empty() {
+            return false;
+        }
+        let Ok(meta) = fs::symlink_metadata(path) else {
             return false;
         };
-        let same = fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_file() && Stamp::of(&m) == *stamp);
+        let at = (meta.dev(), meta.ino());
+        let Some((stamp, ident)) = self.settled.get(&at) else {
+            return false;
+        };
+        let same = meta.file_type().is_file() && Stamp::of(&meta) == *stamp;
         let mark = self.marks.files.get_mut(ident);
         match mark {
             Some(m) if same => {
@@ -889,21 +944,24 @@ impl<'a> Guard<'a> {
                 true
             }
             _ => {
-                self.settled.remove(path);
+                self.settled.remove(&at);
                 false
             }
         }
     }
 
-    /// Remember that the file at `path` (open as `file`) has nothing left to do, unless it
-    /// changed while it was scanned.
-    fn settle(&mut self, path: &Path, file: &File, ident: &str, mark: &FileMark) {
+    /// Remember that the file open as `file` has nothing left to do, unless it changed while it
+    /// was scanned.
+    fn settle(&mut self, file: &File, ident: &str, mark: &FileMark) {
         let Ok(meta) = file.metadata() else { return };
+        let at = (meta.dev(), meta.ino());
         if mark.resume == mark.end && mark.end == meta.len() && mark.open.is_empty() && !self.held.contains_key(ident) {
-            self.settled
-                .insert(path.to_path_buf(), (Stamp::of(&meta), ident.to_string()));
+            if self.settled.len() >= SETTLED_MAX {
+                self.settled.clear();
+            }
+            self.settled.insert(at, (Stamp::of(&meta), ident.to_string()));
         } else {
-            self.settled.remove(path);
+            self.settled.remove(&at);
         }
     }
 
@@ -1079,7 +1137,7 @@ impl<'a> Guard<'a> {
             }
         }
         if result.is_ok() {
-            self.settle(path, &file, &ident, &mark);
+            self.settle(&file, &ident, &mark);
         }
         if live {
             // Past its start (joined with the file before, if that was due): while it stays this
@@ -1556,7 +1614,10 @@ impl<'a> Guard<'a> {
                 continue;
             }
             let key = occurrence_key(f);
-            if self.uncommitted.contains(&key) || self.recovered.contains(&key) {
+            if self.uncommitted.contains(&key)
+                || self.syncing.as_ref().is_some_and(|s| s.recorded.contains(&key))
+                || self.recovered.contains(&key)
+            {
                 continue;
             }
             self.uncommitted.insert(key);
@@ -1866,38 +1927,72 @@ impl<'a> Guard<'a> {
 
     /// Write the checkpoints (and rotate the report) when due, or always with `force`.
     pub fn commit(&mut self, force: bool) -> io::Result<()> {
+        // The checkpoint handed over last time: done (or, when forced, waited for)?
+        if self.syncing.is_some() {
+            if !force && !self.syncing.as_mut().is_some_and(Syncing::finished) {
+                return Ok(());
+            }
+            self.finish_sync()?;
+        }
         if !self.marks_dirty || (!force && self.last_commit.elapsed() < self.opts.checkpoint_every) {
             return Ok(());
         }
         // What the checkpoint covers is durable first: the masks written in Docker's files and the
         // records appended to the report (once per checkpoint, not once per batch: a power cut
-        // before this point rolls back to the last checkpoint, and the rescan redoes both).
-        let mut failed = None;
-        for (key, f) in std::mem::take(&mut self.unsynced) {
-            if let Err(e) = f.sync_data() {
-                // Kept, and no checkpoint until it is durable.
-                self.unsynced.insert(key, f);
-                failed = Some(e);
-            }
-        }
-        if let Some(e) = failed {
-            return Err(io::Error::new(e.kind(), format!("cannot sync a masked log file: {e}")));
-        }
+        // before this point rolls back to the last checkpoint, and the rescan redoes both). The
+        // report is synced here; the masked files and the checkpoint itself on another thread
+        // (an fsync of a file Docker is writing takes tens of milliseconds), while masking goes on.
         self.sink.sync()?;
         self.marks.report_len = self.sink.len();
-        self.marks.save(&self.opts.state_dir)?;
-        // The checkpoint covers the pending masks now (written and synced, or owed to a `.gz`).
-        if !self.pending.is_empty() {
-            self.pending.clear();
-            self.pending_dirty = true;
-        }
-        self.save_pending_file()?;
-        self.uncommitted.clear();
+        let files: Vec<((u64, u64), File)> = std::mem::take(&mut self.unsynced).into_iter().collect();
+        let snapshot = self.marks.clone();
+        let state_dir = self.opts.state_dir.clone();
+        let (tx, done) = std::sync::mpsc::channel();
+        let handoff = Syncing {
+            done,
+            result: None,
+            pending: self.pending.len(),
+            recorded: std::mem::take(&mut self.uncommitted),
+        };
+        let work = move || {
+            let mut failed = Vec::new();
+            let mut error = None;
+            for (key, f) in files {
+                if let Err(e) = f.sync_data() {
+                    // Kept, and no checkpoint until it is durable.
+                    error = Some(io::Error::new(e.kind(), format!("cannot sync a masked log file: {e}")));
+                    failed.push((key, f));
+                }
+            }
+            let result = match error {
+                Some(e) => Err(e),
+                None => snapshot.save(&state_dir),
+            };
+            let _ = tx.send((result, failed));
+        };
+        self.syncing = Some(handoff);
         self.marks_dirty = false;
         self.last_commit = Instant::now();
-        if self.sink.rotate_if_due()? {
-            self.marks.report_len = 0;
-            self.marks.save(&self.opts.state_dir)?;
+        let here = force || self.sink.rotation_due();
+        if here {
+            // Run here: the report's rotation below saves the checkpoint again, after this one.
+            work();
+        } else if let Err(e) = std::thread::Builder::new().name("guard-sync".into()).spawn(work) {
+            self.marks_dirty = true;
+            if let Some(s) = self.syncing.take() {
+                self.uncommitted.extend(s.recorded);
+            }
+            return Err(io::Error::new(
+                e.kind(),
+                format!("cannot start the checkpoint's sync: {e}"),
+            ));
+        }
+        if here {
+            self.finish_sync()?;
+            if self.sink.rotate_if_due()? {
+                self.marks.report_len = 0;
+                self.marks.save(&self.opts.state_dir)?;
+            }
         }
         self.metrics
             .set("sidecar_log_lag_bytes", self.lag.values().sum::<u64>() as f64);
@@ -1924,6 +2019,35 @@ impl<'a> Guard<'a> {
         self.metrics
             .set("sidecar_messages_dropped_total", crate::diag::dropped() as f64);
         Ok(())
+    }
+
+    /// Wait for the checkpoint handed to the syncer, and take its result: the pending masks it
+    /// covers are dropped; on an error, what it covered is owed to the next checkpoint.
+    fn finish_sync(&mut self) -> io::Result<()> {
+        let Some(mut s) = self.syncing.take() else {
+            return Ok(());
+        };
+        let (result, failed) = match s.result.take() {
+            Some(r) => r,
+            None => s.done.recv().unwrap_or_else(|_| {
+                (
+                    Err(io::Error::other("the checkpoint's sync stopped unexpectedly")),
+                    Vec::new(),
+                )
+            }),
+        };
+        if let Err(e) = result {
+            self.unsynced.extend(failed);
+            self.uncommitted.extend(s.recorded);
+            self.marks_dirty = true;
+            return Err(e);
+        }
+        // The checkpoint covers these pending masks now (written and synced, or owed to a `.gz`).
+        if s.pending > 0 {
+            self.pending.drain(..s.pending.min(self.pending.len()));
+            self.pending_dirty = true;
+        }
+        self.save_pending_file()
     }
 
     /// Remember a file masked in place, to be synced before the next checkpoint.
@@ -2113,6 +2237,7 @@ impl Drop for Guard<'_> {
     /// Masks written since the last checkpoint are made durable also when the guard stops without
     /// one (an error, a contained panic that restarts it).
     fn drop(&mut self) {
+        let _ = self.finish_sync();
         for f in self.unsynced.values() {
             let _ = f.sync_data();
         }
@@ -3340,6 +3465,87 @@ mod tests {
             }
             assert_eq!(g.sync_all().recorded, 0);
             assert_eq!(records(tmp.path()).len(), 1, "compress={compress}");
+        }
+    }
+
+    #[test]
+    fn a_file_left_with_nothing_to_do_is_not_opened_again_when_docker_renames_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let live = container(tmp.path(), 'e', "gw", false, "");
+        let one = live.with_file_name(format!("{}.1", live.file_name().unwrap().to_str().unwrap()));
+        append(
+            &live,
+            &[line("first line", 0), line(&format!("key {}", token(T1)), 1)].concat(),
+        );
+        let parts = Parts::new();
+        let mut g = parts.guard(tmp.path());
+        assert_eq!(g.sync_all().recorded, 1);
+        assert!(g.unchanged(&live, None), "settled");
+        fs::rename(&live, &one).unwrap();
+        append(&live, &line("new file", 0));
+        if fs::metadata(&one).unwrap().created().is_ok() {
+            // Known by its inode and birth time: the rename changes neither.
+            assert!(g.unchanged(&one, None), "still settled under its new name");
+        }
+        assert!(!g.unchanged(&live, None), "a new file at the old name is read");
+        append(&one, &line("late write", 2));
+        assert!(!g.unchanged(&one, None), "a write is seen");
+        assert_eq!(g.sync_all().recorded, 0);
+        assert_clean(&fs::read(&one).unwrap(), &[T1]);
+    }
+
+    #[test]
+    fn a_checkpoint_synced_off_the_guard_thread_covers_only_what_came_before_its_hand_off() {
+        let tmp = tempfile::tempdir().unwrap();
+        let live = container(tmp.path(), 'e', "gw", false, "");
+        let name = live.file_name().unwrap().to_str().unwrap().to_string();
+        let rotated = |n: u32| live.with_file_name(format!("{name}.{n}"));
+        let state = tmp.path().join("state");
+        let (t1, t2) = (token(T1), token(T2));
+        let parts = Parts::new();
+        let mut g = parts.guard(tmp.path());
+        append(&live, &[line("first line", 0), split_head(&t1)].concat());
+        g.sync_all();
+        g.commit(true).unwrap();
+        let first = fs::metadata(&live).unwrap().ino();
+        fs::rename(&live, rotated(1)).unwrap();
+        append(
+            &live,
+            &[
+                line(&format!("{} done", &t1[14..]), 2),
+                line("second file", 3),
+                split_head(&t2),
+            ]
+            .concat(),
+        );
+        assert_eq!(g.sync_all().recorded, 1);
+        assert!(!g.pending.is_empty(), "the joined entry's masks are pending");
+        // Handed to the syncer thread; the guard goes on meanwhile.
+        g.commit(false).unwrap();
+        assert!(g.syncing.is_some());
+        let covered = g.marks.report_len;
+        fs::rename(rotated(1), rotated(2)).unwrap();
+        fs::rename(&live, rotated(1)).unwrap();
+        append(
+            &live,
+            &[line(&format!("{} done", &t2[14..]), 5), line("third file", 6)].concat(),
+        );
+        let third = fs::metadata(&live).unwrap().ino();
+        assert_eq!(g.sync_all().recorded, 1);
+        g.finish_sync().unwrap();
+        // On disk: the checkpoint as it was at the hand-off, and the pending masks of the entry
+        // joined after it (still owed to a checkpoint), not those of the entry before it.
+        assert_eq!(Checkpoints::load(&state).unwrap().report_len, covered);
+        assert!(fs::metadata(state.join("findings/findings.jsonl")).unwrap().len() > covered);
+        let pending = PendingMasks::load(&state).unwrap().files;
+        assert!(pending.iter().any(|p| p.inode == third), "{pending:?}");
+        assert!(pending.iter().all(|p| p.inode != first), "{pending:?}");
+        g.commit(true).unwrap();
+        assert!(!PendingMasks::path(&state).exists());
+        assert_eq!(records(tmp.path()).len(), 2);
+        assert_eq!(g.sync_all().recorded, 0);
+        for p in [rotated(2), rotated(1), live.clone()] {
+            assert_clean(&fs::read(&p).unwrap(), &[T1, T2]);
         }
     }
 

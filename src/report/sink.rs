@@ -194,6 +194,11 @@ impl FindingLog {
         self.rotate_at = Some(n);
     }
 
+    /// Whether [`FindingLog::rotate_if_due`] would rotate now.
+    pub fn rotation_due(&self) -> bool {
+        self.len >= self.rotate_bytes()
+    }
+
     /// Rotate when the file is over its size, then fold the oldest rotated files into the summary
     /// while they are more than `keep` or the directory is over its cap. Call only right after a
     /// checkpoint that covers everything written. Returns true when it rotated.
