@@ -314,7 +314,7 @@ pub struct Guard<'a> {
     written: HashMap<String, Written>,
     /// New files (dev, inode) waiting for the file before them to be listed again (see
     /// `carry_from`): since when.
-    carry_waits: HashMap<(u64, u64), Instant>,
+    carry_waits: HashMap<(u64, u64), (Instant, (i64, i64))>,
     /// Masks of entries joined across a rotation since the last checkpoint, saved before they
     /// are written (see [`PendingMasks`]).
     pending: Vec<PendingFile>,
@@ -391,19 +391,24 @@ struct Stamp {
 
 impl Stamp {
     fn of(meta: &fs::Metadata) -> Self {
-        let born = match meta
-            .created()
-            .ok()
-            .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
-        {
-            Some(d) => (d.as_secs() as i64, i64::from(d.subsec_nanos())),
-            None => (meta.ctime(), meta.ctime_nsec()),
-        };
         Self {
             size: meta.len(),
             mtime: (meta.mtime(), meta.mtime_nsec()),
-            born,
+            born: born(meta),
         }
+    }
+}
+
+/// When a file was created (its birth time; its change time where the file system records none):
+/// with (dev, inode), it tells a file from a later one that got the inode of a removed file.
+fn born(meta: &fs::Metadata) -> (i64, i64) {
+    match meta
+        .created()
+        .ok()
+        .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+    {
+        Some(d) => (d.as_secs() as i64, i64::from(d.subsec_nanos())),
+        None => (meta.ctime(), meta.ctime_nsec()),
     }
 }
 
@@ -1111,7 +1116,7 @@ impl<'a> Guard<'a> {
             self.pending_dirty |= self.replay.len() != before;
         }
         let carry = match prev {
-            Some(p) if mark.end == 0 && mark.resume == 0 => match self.carry_from(c, p, (dev, ino)) {
+            Some(p) if mark.end == 0 && mark.resume == 0 => match self.carry_from(c, p, (dev, ino), born(&meta)) {
                 Ok(k) => k,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     // Scanned once the file before can be read: it may hold this file's first part.
@@ -1138,6 +1143,10 @@ impl<'a> Guard<'a> {
         }
         if result.is_ok() {
             self.settle(&file, &ident, &mark);
+            if mark.end > 0 {
+                // Started: whatever it waited for is over.
+                self.carry_waits.remove(&(dev, ino));
+            }
         }
         if live {
             // Past its start (joined with the file before, if that was due): while it stays this
@@ -1162,7 +1171,13 @@ impl<'a> Guard<'a> {
     ///
     /// `WouldBlock` when the file before cannot be told yet: Docker removed it meanwhile (its
     /// compressed copy is listed next time), renamed this file to its name, or is compressing it.
-    fn carry_from(&mut self, c: &ContainerLog, prev: Prev, this: (u64, u64)) -> io::Result<Option<Carry>> {
+    fn carry_from(
+        &mut self,
+        c: &ContainerLog,
+        prev: Prev,
+        this: (u64, u64),
+        this_born: (i64, i64),
+    ) -> io::Result<Option<Carry>> {
         let write = prev.masks && !prev.gz;
         let moved = || io::Error::new(io::ErrorKind::WouldBlock, "Docker moved the files meanwhile");
         let file = OpenOptions::new()
@@ -1228,7 +1243,7 @@ impl<'a> Guard<'a> {
             // be scanned without the end of that one.
             let waiting = self.marks.files.contains_key(&ident);
             let wait = if prev.gz || waiting { CARRY_WAIT } else { CARRY_RELIST };
-            if self.still_waiting(this, wait) {
+            if self.still_waiting(this, this_born, wait) {
                 return Err(moved());
             }
             return Ok(None);
@@ -1244,7 +1259,7 @@ impl<'a> Guard<'a> {
                 .get(&format!("{}:{}", meta.dev(), meta.ino()))
                 .is_none_or(|g| g.size != meta.len());
         let (start, fresh_from, start_line, open) = (mark.resume, mark.end, mark.resume_line, mark.open.clone());
-        if unchecked_gz && self.still_waiting(this, CARRY_WAIT) {
+        if unchecked_gz && self.still_waiting(this, this_born, CARRY_WAIT) {
             return Err(moved());
         }
         self.carry_waits.remove(&this);
@@ -1291,12 +1306,15 @@ impl<'a> Guard<'a> {
 
     /// Whether the file `this` is still within `wait` of the moment it started waiting for the file
     /// before it (the wait is over, and forgotten, otherwise).
-    fn still_waiting(&mut self, this: (u64, u64), wait: Duration) -> bool {
+    fn still_waiting(&mut self, this: (u64, u64), this_born: (i64, i64), wait: Duration) -> bool {
         let now = Instant::now();
-        let since = self.carry_waits.entry(this).or_insert(now);
-        if now.duration_since(*since) > 10 * wait {
-            // Left by a file that went away (its inode is reused): a new wait.
+        let (since, born) = self.carry_waits.entry(this).or_insert((now, this_born));
+        if *born != this_born || now.duration_since(*since) > 10 * wait {
+            // Left by a file that went away (Docker removes the oldest file at each rotation, and
+            // a new file may get its inode; at a few dozen rotations a second this happens within
+            // a wait): a new wait.
             *since = now;
+            *born = this_born;
         }
         if now.duration_since(*since) < wait {
             return true;
@@ -1718,7 +1736,7 @@ impl<'a> Guard<'a> {
                     .get(&self.known(checkpoint::identity(&c.id, l)))
                     .is_none_or(|m| m.end == 0) =>
             {
-                match self.carry_from(c, p, (dev, ino)) {
+                match self.carry_from(c, p, (dev, ino), born(&meta)) {
                     Ok(k) => k,
                     // Checked once the file before can be read.
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -3242,6 +3260,49 @@ mod tests {
         }
         assert_eq!(scanned.recorded, 1, "scanned alone at last");
         assert!(t.elapsed() >= CARRY_RELIST, "after waiting");
+    }
+
+    #[test]
+    fn a_new_file_with_the_inode_of_a_removed_file_that_waited_waits_anew() {
+        let tmp = tempfile::tempdir().unwrap();
+        let live = container(tmp.path(), '9', "gw", false, "");
+        let name = live.file_name().unwrap().to_str().unwrap().to_string();
+        let (one, two) = (
+            live.with_file_name(format!("{name}.1")),
+            live.with_file_name(format!("{name}.2")),
+        );
+        let parts = Parts::new();
+        let mut g = parts.guard(tmp.path());
+        append(&live, &line("file a", 0));
+        g.sync_all();
+        // As above: B, never synced, ends with the first part of an entry that C continues.
+        let tok = token(T1);
+        fs::rename(&live, &one).unwrap();
+        append(&live, &[line("file b", 1), split_head(&tok)].concat());
+        fs::rename(&one, &two).unwrap();
+        fs::rename(&live, &one).unwrap();
+        append(&live, &line(&format!("{} done", &tok[14..]), 2));
+        // C's inode was a removed file's, which waited a moment ago (at dozens of rotations a
+        // second, Docker removes a file while it waits and gives its inode to a new one).
+        let meta = fs::metadata(&live).unwrap();
+        let earlier = Instant::now().checked_sub(2 * CARRY_RELIST).unwrap();
+        g.carry_waits.insert((meta.dev(), meta.ino()), (earlier, (1, 0)));
+        let c = g.containers.values().next().unwrap().clone();
+        let prev = Some(Prev {
+            path: one.clone(),
+            gz: false,
+            masks: true,
+            owe_here: false,
+        });
+        let s = g.try_sync_plain(&c, &live, true, true, prev).unwrap();
+        assert_eq!(s, SyncStats::default(), "C waits: the earlier wait was another file's");
+        g.retry.clear();
+        assert_eq!(g.sync_all().recorded, 1, "joined with the end of B");
+        assert_clean(
+            &[fs::read(&one).unwrap(), fs::read(&live).unwrap()].concat(),
+            &[&tok[..14], &tok[14..]],
+        );
+        assert!(g.carry_waits.is_empty(), "forgotten once C is scanned");
     }
 
     #[test]
