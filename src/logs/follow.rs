@@ -970,6 +970,27 @@ impl<'a> Guard<'a> {
         }
     }
 
+    /// After a `.gz` was rewritten masked (now the inode `at` at `path`): when a mask changed its
+    /// first line, the new line's identity is an alias of its key `key`. Otherwise the file after
+    /// it would no longer find its checkpoint, and an entry split across the two would not be
+    /// joined.
+    fn alias_gz_first_line(&mut self, container: &str, key: &str, path: &Path, at: (u64, u64)) {
+        let Ok(file) = crate::fsutil::open_nofollow(path) else {
+            return;
+        };
+        if file.metadata().map(|m| (m.dev(), m.ino())).ok() != Some(at) {
+            return;
+        }
+        let Ok(Some(now)) = checkpoint::first_line(flate2::read::MultiGzDecoder::new(&file), 1 << 20) else {
+            return;
+        };
+        let ident = checkpoint::identity(container, &now);
+        if ident != key && !self.marks.files.contains_key(&ident) {
+            self.marks.aliases.insert(ident, key.to_string());
+            self.marks_dirty = true;
+        }
+    }
+
     /// The checkpoint key of a plain file. Files are known by their first line, which follows them
     /// through renames and compression (a plain file keeps its inode through Docker's renames).
     /// When the file known by this first line is another inode (an application that starts every
@@ -1578,6 +1599,7 @@ impl<'a> Guard<'a> {
                     stats.masked += n;
                     self.metrics.add("sidecar_masks_written_total", n as f64);
                     checked = (format!("{ndev}:{nino}"), nsize);
+                    self.alias_gz_first_line(&c.id, key, path, (ndev, nino));
                 }
                 // Docker moved it meanwhile: checked under its new name.
                 Ok(None) => return Ok(Some(stats)),
@@ -1916,6 +1938,7 @@ impl<'a> Guard<'a> {
                     checked = (format!("{ndev}:{nino}"), nsize);
                     if let Some(i) = &ident {
                         self.marks.gz_owed.remove(i);
+                        self.alias_gz_first_line(&c.id, i, path, (ndev, nino));
                     }
                 }
                 // Docker moved it meanwhile: the next sync finds it under its new name and writes
@@ -3705,6 +3728,40 @@ mod tests {
         }
         assert_eq!(g.sync_all().recorded, 0);
         assert_eq!(records(tmp.path()).len(), 1);
+    }
+
+    #[test]
+    fn a_compressed_file_whose_first_line_a_rewrite_masked_is_still_joined_with_the_next() {
+        let tmp = tempfile::tempdir().unwrap();
+        let live = container(tmp.path(), 'c', "fast", true, "");
+        let name = live.file_name().unwrap().to_str().unwrap().to_string();
+        let gz = |n: u32| live.with_file_name(format!("{name}.{n}.gz"));
+        // Three files the guard never saw plain: the middle one opens with the end of a secret
+        // from the first (its rewrite masks its first line) and ends with the start of another,
+        // which the live file ends.
+        let (t1, t2) = (token(T1), token(T2));
+        let (first, second) = split_across(&t1);
+        let second = [second, split_head(&t2)].concat();
+        gzip_like_docker(&first, &gz(2));
+        gzip_like_docker(&second, &gz(1));
+        append(
+            &live,
+            &[line(&format!("{} done", &t2[14..]), 5), line("live", 6)].concat(),
+        );
+        let parts = Parts::new();
+        let mut g = parts.guard(tmp.path());
+        let s = g.sync_all();
+        assert_eq!(s.recorded, 2, "both joined in one pass: {s:?}");
+        for p in [gz(2), gz(1)] {
+            let text = String::from_utf8(gunzip(&p)).unwrap();
+            for t in [&t1, &t2] {
+                assert!(!text.contains(&t[..14]) && !text.contains(&t[14..]), "{}", p.display());
+            }
+        }
+        assert_clean(&fs::read(&live).unwrap(), &[T2]);
+        g.commit(true).unwrap();
+        assert_eq!(g.sync_all().recorded, 0);
+        assert_eq!(records(tmp.path()).len(), 2);
     }
 
     #[test]
