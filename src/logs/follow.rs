@@ -1809,11 +1809,21 @@ impl<'a> Guard<'a> {
                 .scan_segment(reader, &label, Some(&c.id), format, &start, true)?;
             Ok((ident, seg))
         });
+        // The masks this process wrote into the plain file, with that file's length and tail.
+        let mut plain_written: Option<(Vec<Finding>, u64, String)> = None;
         let (ident, seg) = match scan {
             Ok(s) => {
                 // Checked by a scan, not from what was written into the plain file.
                 if let Some(i) = &s.0 {
-                    self.written.remove(i);
+                    let w = self.written.remove(i).and_then(|w| w.masks).filter(|v| !v.is_empty());
+                    let m = self
+                        .marks
+                        .files
+                        .get(i)
+                        .filter(|m| m.resume == m.end && m.open.is_empty());
+                    if let (Some(w), Some(m)) = (w, m) {
+                        plain_written = Some((w, m.end, m.tail.clone()));
+                    }
                 }
                 s
             }
@@ -1914,9 +1924,39 @@ impl<'a> Guard<'a> {
             .and_then(|i| self.marks.gz_owed.get(i))
             .cloned()
             .unwrap_or_default();
-        if masks && !(findings.is_empty() && extra.is_empty()) {
-            let all: Vec<Finding> = findings.into_iter().map(|(f, _)| f).chain(extra).collect();
-            let r = match rewrite_gz(path, (dev, ino), &all, None) {
+        // Docker may have compressed the plain file while this process was masking it: a mask it
+        // read in part (a secret cut by Docker's 16 KiB split is masked in two writes) leaves the
+        // rest in clear where no scan finds it again. The masks written into the plain file are
+        // applied to the `.gz` as well when it lacks some, and kept only if the rewrite has the
+        // plain file's length and tail (it is that file).
+        let mut torn: Option<(Vec<Finding>, u64, String)> = None;
+        if let Some((w, end, tail)) = plain_written.filter(|(_, end, _)| masks && *end == seg_end) {
+            let mut again = file.try_clone()?;
+            again.seek(io::SeekFrom::Start(0))?;
+            let decoder = flate2::read::MultiGzDecoder::new(io::BufReader::new(again));
+            if MaskPlan::from_findings(&w).missing_in(decoder).unwrap_or(false) {
+                torn = Some((w, end, tail));
+            }
+        }
+        if masks && !(findings.is_empty() && extra.is_empty() && torn.is_none()) {
+            let mut all: Vec<Finding> = findings.into_iter().map(|(f, _)| f).chain(extra).collect();
+            let mut r = Err(io::Error::from(io::ErrorKind::InvalidData));
+            if let Some((w, end, tail)) = &torn {
+                let with: Vec<Finding> = all.iter().cloned().chain(w.iter().cloned()).collect();
+                r = rewrite_gz(path, (dev, ino), &with, Some((*end, tail)));
+                if r.is_ok() {
+                    all = with;
+                }
+            }
+            if matches!(&r, Err(e) if e.kind() == io::ErrorKind::InvalidData) {
+                // Nothing torn, or not the plain file after all: what the scan found.
+                r = if all.is_empty() {
+                    Ok(Some((dev, ino, size)))
+                } else {
+                    rewrite_gz(path, (dev, ino), &all, None)
+                };
+            }
+            let r = match r {
                 // Renamed between the scan and the rewrite: as below.
                 Err(e) if e.kind() == io::ErrorKind::NotFound => None,
                 Err(e) => {
@@ -3762,6 +3802,53 @@ mod tests {
         g.commit(true).unwrap();
         assert_eq!(g.sync_all().recorded, 0);
         assert_eq!(records(tmp.path()).len(), 2);
+    }
+
+    #[test]
+    fn a_mask_docker_compressed_in_part_is_completed_in_the_compressed_file() {
+        // A secret cut by Docker's 16 KiB split is masked in two writes. What the file looks like
+        // masked (another guard, another state directory):
+        let tok = token(T1);
+        let (first, second) = split_across(&tok);
+        let clear = [first.clone(), second].concat();
+        let masked = {
+            let tmp = tempfile::tempdir().unwrap();
+            let live = container(tmp.path(), 'f', "gw", true, "");
+            let one = live.with_file_name(format!("{}.1", live.file_name().unwrap().to_str().unwrap()));
+            fs::write(&one, &clear).unwrap();
+            append(&live, &line("live", 9));
+            let parts = Parts::new();
+            let mut g = parts.guard(tmp.path());
+            assert_eq!(g.sync_all().recorded, 1);
+            fs::read(&one).unwrap()
+        };
+        assert_eq!(masked.len(), clear.len());
+        // Docker compressed the file between the two writes: the first part masked, not the rest.
+        let torn = [&masked[..first.len()], &clear[first.len()..]].concat();
+        assert_ne!(torn, masked);
+        let tmp = tempfile::tempdir().unwrap();
+        let live = container(tmp.path(), 'f', "gw", true, "");
+        let name = live.file_name().unwrap().to_str().unwrap().to_string();
+        let (one, gz) = (
+            live.with_file_name(format!("{name}.1")),
+            live.with_file_name(format!("{name}.1.gz")),
+        );
+        fs::write(&one, &clear).unwrap();
+        gzip_like_docker(&torn, &gz);
+        std::thread::sleep(Duration::from_millis(20));
+        append(&live, &line("live", 9));
+        let parts = Parts::new();
+        let mut g = parts.guard(tmp.path());
+        // The plain file is scanned whole and masked; then Docker removes it.
+        assert_eq!(g.sync_all().recorded, 1);
+        assert_eq!(fs::read(&one).unwrap(), masked);
+        fs::remove_file(&one).unwrap();
+        g.sync_all();
+        let now = gunzip(&gz);
+        assert!(now == masked, "the .gz lacks a mask");
+        g.commit(true).unwrap();
+        assert_eq!(g.sync_all().recorded, 0);
+        assert_eq!(records(tmp.path()).len(), 1);
     }
 
     #[test]

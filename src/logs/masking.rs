@@ -57,6 +57,42 @@ impl MaskPlan {
         &self.edits
     }
 
+    /// Whether `src` lacks some planned bytes at their offsets (a mask not written, or written in
+    /// part), or ends before one. Streaming.
+    pub fn missing_in<R: Read>(&self, src: R) -> io::Result<bool> {
+        let mut src = BufReader::with_capacity(256 << 10, src);
+        let mut pos = 0u64;
+        let mut next = 0usize;
+        while next < self.edits.len() {
+            let buf = src.fill_buf()?;
+            if buf.is_empty() {
+                return Ok(true);
+            }
+            let len = buf.len();
+            let end = pos + len as u64;
+            let mut i = next;
+            while i < self.edits.len() && self.edits[i].0 < end {
+                let (s, bytes) = &self.edits[i];
+                let e = s + bytes.len() as u64;
+                if e > pos {
+                    let from = (s.max(&pos) - pos) as usize;
+                    let to = (e.min(end) - pos) as usize;
+                    let off = (pos.max(*s) - s) as usize;
+                    if buf[from..to] != bytes[off..off + (to - from)] {
+                        return Ok(true);
+                    }
+                }
+                if e <= end {
+                    next = i + 1;
+                }
+                i += 1;
+            }
+            src.consume(len);
+            pos = end;
+        }
+        Ok(false)
+    }
+
     /// Copy `src` to `dst` replacing the planned bytes; returns bytes copied. Streaming.
     pub fn apply_stream<R: Read, W: Write>(&self, src: R, dst: &mut W) -> io::Result<u64> {
         let mut src = BufReader::with_capacity(256 << 10, src);
