@@ -166,11 +166,11 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path, what_to_do: &str) -> i
 /// File name of [`PendingMasks`] inside the state directory.
 pub const PENDING_FILE: &str = "pending-masks.json";
 
-/// Masks about to be written into two files: the parts of a secret in an entry that Docker split
-/// across a rotation. Saved (atomically, synced) before the first of them is written, and replayed
-/// at the next start: a crash between the writes would leave the secret partly masked, and what
-/// is left of it could no longer be found by a scan. Emptied by the next checkpoint, which covers
-/// the writes.
+/// Masks that take more than one write: the parts of a secret in an entry that Docker split at
+/// 16 KiB (in one file, or across a rotation into two files), or a PEM key over several entries.
+/// Saved (atomically, synced) before the first of them is written, and replayed at the next
+/// start: a crash between the writes would leave the secret partly masked, and what is left of it
+/// could no longer be found by a scan. Emptied by the next checkpoint, which covers the writes.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PendingMasks {
     /// The masks, by file.

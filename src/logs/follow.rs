@@ -6,7 +6,9 @@
 //!   appended to the report (fsynced) first, then masked in place with `pwrite` on a descriptor
 //!   opened without `O_APPEND`, then the checkpoint moves. A crash between any two steps leaves the
 //!   checkpoint behind: the rescan masks again (masks are idempotent) and the report records past
-//!   the checkpoint are read back, so nothing is recorded twice.
+//!   the checkpoint are read back, so nothing is recorded twice. A secret that spans entries is
+//!   masked in several writes, and a crash between them leaves a rest no rescan can find: its
+//!   masks are saved first (`pending-masks.json`) and replayed at the next start.
 //! - A unit still open at the end of the live file (a 16 KiB split without its last part, a PEM key
 //!   without its END line) is left for the next sync, up to [`GuardOptions::hold`]. Docker may rotate
 //!   between two parts: a unit open at the end of a rotated file (plain or compressed) is carried
@@ -612,6 +614,28 @@ impl<'a> Guard<'a> {
             self.error(&format!("cannot save the pending masks: {e}"));
         }
         this
+    }
+
+    /// Save the masks of secrets that span entries of one file (a 16 KiB split, a PEM key) before
+    /// they are written: each of their ranges is a write of its own, and a crash between two
+    /// would leave a secret masked in part, whose rest no scan can find again (see
+    /// [`PendingMasks`]). `here`: the file's key, device and inode.
+    fn save_pending_spans(&mut self, c: &ContainerLog, here: (&str, u64, u64), findings: &[Finding]) {
+        let spans: Vec<Finding> = findings.iter().filter(|f| f.ranges.len() > 1).cloned().collect();
+        if spans.is_empty() {
+            return;
+        }
+        self.pending.push(PendingFile {
+            container: c.id.clone(),
+            ident: here.0.to_string(),
+            dev: here.1,
+            inode: here.2,
+            findings: spans,
+        });
+        self.pending_dirty = true;
+        if let Err(e) = self.save_pending_file() {
+            self.error(&format!("cannot save the pending masks: {e}"));
+        }
     }
 
     /// Write `pending-masks.json`: this run's pending masks and an earlier run's not yet replayed.
@@ -1444,6 +1468,7 @@ impl<'a> Guard<'a> {
         }
         if masks && !here.is_empty() {
             let all: Vec<Finding> = here.into_iter().map(|(f, _)| f).collect();
+            self.save_pending_spans(c, (ident, mark.dev, mark.inode), &all);
             let written = mask_in_place(file, &all);
             self.note_written(ident, &all);
             stats.masked = written?;
@@ -2002,6 +2027,11 @@ impl<'a> Guard<'a> {
                 seen: now,
             },
         );
+        // Masks a crash interrupted in the plain file are in this `.gz` now (`gz_owed`), and the
+        // plain file is gone.
+        if ident.as_ref().is_some_and(|i| self.replay.remove(i).is_some()) {
+            self.pending_dirty = true;
+        }
         self.marks_dirty = true;
         Ok(stats)
     }
@@ -3587,6 +3617,56 @@ mod tests {
                 g.sync_all();
                 assert!(!String::from_utf8(gunzip(&gz)).unwrap().contains(&tok[..14]));
             }
+            assert_eq!(g.sync_all().recorded, 0);
+            assert_eq!(records(tmp.path()).len(), 1, "compress={compress}");
+        }
+    }
+
+    #[test]
+    fn a_crash_between_the_masks_of_an_entry_split_in_one_file_is_finished_at_the_next_start() {
+        for compress in [false, true] {
+            let tmp = tempfile::tempdir().unwrap();
+            let live = container(tmp.path(), 'd', "gw", compress, "");
+            let one = live.with_file_name(format!("{}.1", live.file_name().unwrap().to_str().unwrap()));
+            let tok = token(T1);
+            let head = [line("first line", 0), split_head(&tok)].concat();
+            let clear = [head.clone(), line(&format!("{} done", &tok[14..]), 2)].concat();
+            append(&live, &clear);
+            let parts = Parts::new();
+            let mut g = parts.guard(tmp.path());
+            let s = g.sync_all();
+            assert_eq!((s.recorded, s.masked), (1, 2), "one finding over two entries");
+            assert!(PendingMasks::path(&tmp.path().join("state")).exists());
+            // Killed after the mask in the first part, before the one in the last: what is left
+            // of the secret can no longer be found by a scan.
+            std::mem::forget(g);
+            let masked = fs::read(&live).unwrap();
+            let torn = [&masked[..head.len()], &clear[head.len()..]].concat();
+            assert!(!String::from_utf8_lossy(&torn).contains(&tok[..14]));
+            assert!(String::from_utf8_lossy(&torn).contains(&tok[14..]));
+            fs::write(&live, &torn).unwrap();
+            if compress {
+                // Docker rotated and compressed the file as the crash left it.
+                let gz = one.with_extension("1.gz");
+                gzip_like_docker(&torn, &gz);
+                fs::remove_file(&live).unwrap();
+                append(&live, &line("next file", 3));
+            }
+            let parts = Parts::new();
+            let mut g = parts.guard(tmp.path());
+            g.sync_all();
+            let after = if compress {
+                gunzip(&one.with_extension("1.gz"))
+            } else {
+                fs::read(&live).unwrap()
+            };
+            assert!(
+                !String::from_utf8_lossy(&after).contains(&tok[14..]),
+                "compress={compress}: the rest of the secret is masked"
+            );
+            assert_clean(&after, &[T1]);
+            g.commit(true).unwrap();
+            assert!(!PendingMasks::path(&tmp.path().join("state")).exists());
             assert_eq!(g.sync_all().recorded, 0);
             assert_eq!(records(tmp.path()).len(), 1, "compress={compress}");
         }
