@@ -4044,6 +4044,49 @@ mod tests {
     }
 
     #[test]
+    fn a_secret_cut_off_by_an_entry_that_never_ends_is_masked_as_far_as_it_is_visible() {
+        let tmp = tempfile::tempdir().unwrap();
+        let live = container(tmp.path(), 'd', "died", false, "");
+        let tok = token(T1);
+        append(&live, &line("first line", 0));
+        // The last part Docker wrote before the container died ends in the first 24 characters
+        // of a token (20 after `ghp_`): the entry never ends, the rest never comes.
+        let mut text = "y".repeat(16384 - 30);
+        text.push_str("token=");
+        text.push_str(&tok[..24]);
+        let mut cut = Vec::new();
+        jsonfile::encode_line(text.as_bytes(), "stdout", &[], "2026-11-27T00:00:00.1Z", &mut cut);
+        append(&live, &cut);
+        let parts = Parts::new();
+        let mut g = parts.guard(tmp.path());
+        assert_eq!(g.sync_all().recorded, 0, "waiting for the rest");
+        g.opts.hold = Duration::ZERO;
+        let s = g.sync_all();
+        assert_eq!((s.recorded, s.masked), (1, 1), "the visible part, once");
+        assert_eq!(g.sync_all().recorded, 0);
+        let after = fs::read(&live).unwrap();
+        assert!(!String::from_utf8_lossy(&after).contains(&tok[4..16]), "masked");
+        assert_clean(&after, &[T1]);
+        let r = records(tmp.path());
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0]["partial"], serde_json::json!(true));
+        assert!(r[0]["description"].as_str().unwrap().contains("partial"));
+        // Too short to be worth masking: 8 characters after the prefix.
+        let tmp = tempfile::tempdir().unwrap();
+        let live = container(tmp.path(), 'd', "died", false, "");
+        append(&live, &line("first line", 0));
+        let mut text = "y".repeat(16384 - 30);
+        text.push_str("token=");
+        text.push_str(&tok[..12]);
+        let mut cut = Vec::new();
+        jsonfile::encode_line(text.as_bytes(), "stdout", &[], "2026-11-27T00:00:00.1Z", &mut cut);
+        append(&live, &cut);
+        let mut g = parts.guard(tmp.path());
+        g.opts.hold = Duration::ZERO;
+        assert_eq!(g.sync_all().recorded, 0);
+    }
+
+    #[test]
     fn an_entry_whose_middle_part_opens_the_new_file_is_joined_once_its_end_comes() {
         let tmp = tempfile::tempdir().unwrap();
         let live = container(tmp.path(), 'e', "three-parts", false, "");

@@ -184,6 +184,7 @@ mod tests {
 
     fn f(ranges: Vec<[u64; 2]>, mask: &[u8]) -> Finding {
         Finding {
+            partial: false,
             schema: 1,
             rule: "r".into(),
             description: String::new(),

@@ -433,7 +433,7 @@ impl<'a> Scanner<'a> {
             let streams: Vec<Stream> = chunk.pending.keys().copied().collect();
             for s in streams {
                 if let Some(unit) = chunk.pending.remove(&s) {
-                    chunk.scan_unit(unit);
+                    chunk.scan_unit_at_end(unit);
                 }
             }
             resume = (end, chunk.lines);
@@ -747,7 +747,7 @@ impl<'s, 'a> ChunkScanner<'s, 'a> {
         let streams: Vec<Stream> = self.pending.keys().copied().collect();
         for s in streams {
             if let Some(unit) = self.pending.remove(&s) {
-                self.scan_unit(unit);
+                self.scan_unit_at_end(unit);
             }
         }
         ChunkScan {
@@ -1136,26 +1136,47 @@ impl<'s, 'a> ChunkScanner<'s, 'a> {
         }
     }
 
+    /// Scan a unit left open at the end of what is read: when it ends in a 16 KiB part whose next
+    /// part will not come, a secret it cuts off is masked as far as it is visible
+    /// ([`Engine::find_cut`](crate::redact::Engine::find_cut)) and reported as partial.
+    fn scan_unit_at_end(&mut self, unit: Unit) {
+        let cut = unit.partial_open;
+        self.scan_unit_cut(unit, cut);
+    }
+
     fn scan_unit(&mut self, unit: Unit) {
+        self.scan_unit_cut(unit, false);
+    }
+
+    fn scan_unit_cut(&mut self, unit: Unit, cut: bool) {
         if !unit.owned || unit.text.is_empty() {
             return;
         }
         // Rejoined 16 KiB parts are assembled whether or not a part held a keyword (one may span a
         // split): the SIMD prefilter decides whether the engine needs to see the whole.
-        if unit.pieces.len() > 1 && self.scanner.engine.next_keyword(&unit.text, 0).is_none() {
+        if !cut && unit.pieces.len() > 1 && self.scanner.engine.next_keyword(&unit.text, 0).is_none() {
             return;
         }
         self.matches.clear();
         self.scanner
             .engine
             .find(&unit.text, &mut self.scratch, &mut self.matches);
+        let cut = if cut {
+            self.scanner.engine.find_cut(&unit.text, &self.matches)
+        } else {
+            None
+        };
         let matches = std::mem::take(&mut self.matches);
         let is_new = unit.reopened || unit.pieces.last().is_some_and(|p| p.line_start >= self.new_from);
-        for m in &matches {
+        for (m, partial) in matches.iter().map(|m| (m, false)).chain(cut.iter().map(|m| (m, true))) {
             if m.secret.end <= unit.seen_upto {
                 continue; // found by the window before
             }
-            if let Some(f) = self.finding(&unit, m) {
+            if let Some(mut f) = self.finding(&unit, m) {
+                if partial {
+                    f.partial = true;
+                    f.description = format!("{} (partial: the rest was cut off)", f.description);
+                }
                 self.findings.push(f);
                 self.finding_new.push(match unit.fresh_at {
                     Some(t) => m.secret.end > t,
@@ -1239,6 +1260,7 @@ impl<'s, 'a> ChunkScanner<'s, 'a> {
             mask: mask::mask_bytes(&rule.id, &fingerprint, prefix, total as usize),
             preview: mask::preview(prefix, secret.len()),
             fingerprint,
+            partial: false,
         })
     }
 }

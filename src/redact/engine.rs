@@ -123,6 +123,15 @@ pub struct Match {
     pub confidence: Confidence,
 }
 
+/// The fewest characters after its public prefix that make a cut-off secret worth masking (see
+/// [`Engine::find_cut`]): 12 random base62 characters are 71 bits.
+pub const CUT_MIN_VISIBLE: usize = 12;
+/// How far before the run of token characters at a cut a public prefix may start (prefixes such as
+/// `1//0` or `ya29.` hold characters that end the run).
+const CUT_PREFIX_MAX: usize = 16;
+/// The least Shannon entropy (bits per byte) of a cut-off secret's visible characters.
+const CUT_MIN_ENTROPY: f64 = 3.0;
+
 /// Texts longer than this are matched in windows around keywords.
 const WINDOW_MIN_TEXT: usize = 16 << 10;
 /// The most patterns Teddy accepts.
@@ -721,6 +730,62 @@ impl Engine {
         self.format_prefixes.iter().any(|p| secret.starts_with(p))
     }
 
+    /// The visible start of a secret that `text` cuts off: a 16 KiB-split entry whose last part
+    /// will never come (Docker deleted the file that held it, or the writer stopped). A rule's
+    /// public prefix (`ghp_`, `sk-proj-`, …) at a token boundary, followed by token characters
+    /// (`[A-Za-z0-9_-]`) that run to the very end of `text`, at least [`CUT_MIN_VISIBLE`] of them,
+    /// random enough and not a placeholder or a mask, and not inside a match in `found`. The
+    /// rule's regex cannot confirm it (its rest is missing), so the match is `context`
+    /// confidence. `None` when nothing is cut.
+    pub fn find_cut(&self, text: &[u8], found: &[Match]) -> Option<Match> {
+        let is_token = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'-';
+        // The run of token characters at the end, and a little before it for the prefix.
+        let run = text.iter().rev().take_while(|&&b| is_token(b)).count();
+        if run < CUT_MIN_VISIBLE {
+            return None;
+        }
+        let from = text.len() - run;
+        let look = from.saturating_sub(CUT_PREFIX_MAX);
+        let mut best: Option<(usize, usize, usize)> = None; // (start, prefix len, rule)
+        for (r, rule) in self.rules.iter().enumerate() {
+            for p in rule.public_prefixes.iter().filter(|p| p.len() >= 3) {
+                // Everything after the prefix is in the run; the byte before it is a boundary.
+                let hay = &text[look..text.len() - CUT_MIN_VISIBLE];
+                let Some(at) = memchr::memmem::rfind_iter(hay, p)
+                    .map(|i| look + i)
+                    .find(|&at| at + p.len() >= from && (at == 0 || !text[at - 1].is_ascii_alphanumeric()))
+                else {
+                    continue;
+                };
+                let better = match best {
+                    None => true,
+                    Some((s, l, _)) => at < s || (at == s && p.len() > l),
+                };
+                if better {
+                    best = Some((at, p.len(), r));
+                }
+            }
+        }
+        let (start, plen, r) = best?;
+        let secret = &text[start..];
+        let body = &secret[plen..];
+        let rule = &self.rules[r];
+        if found.iter().any(|m| m.secret.end > start)
+            || shannon_entropy(body) < CUT_MIN_ENTROPY
+            || placeholder::is_placeholder(secret, plen, rule.placeholders)
+            || self.global.allows(secret, secret, text)
+            || rule.allow.allows(secret, secret, text)
+        {
+            return None;
+        }
+        Some(Match {
+            rule: r,
+            secret: start..text.len(),
+            whole: start..text.len(),
+            confidence: Confidence::Context,
+        })
+    }
+
     /// The built-in rules, compiled.
     pub fn builtin() -> Self {
         EngineBuilder::with_builtin()
@@ -1174,6 +1239,44 @@ regex = '''a&b=(\w+)'''
                 "from {from}"
             );
         }
+    }
+
+    #[test]
+    fn a_secret_cut_off_at_the_end_is_found_by_its_prefix_as_far_as_it_is_visible() {
+        let e = Engine::builtin();
+        let cut = |text: &str| {
+            let mut scratch = Scratch::default();
+            let mut found = Vec::new();
+            e.find(text.as_bytes(), &mut scratch, &mut found);
+            e.find_cut(text.as_bytes(), &found)
+                .map(|m| (e.rules()[m.rule].id.clone(), text[m.secret].to_string()))
+        };
+        let (id, visible) = cut("token=ghp_Zq3xT7wK9mB2vN5cR8yL").expect("cut off after 20 characters");
+        assert_eq!(
+            (id.as_str(), visible.as_str()),
+            ("github-pat", "ghp_Zq3xT7wK9mB2vN5cR8yL")
+        );
+        assert_eq!(
+            cut("key sk-proj-Ab3xT7wK9mB2vN5c").map(|(_, v)| v),
+            Some("sk-proj-Ab3xT7wK9mB2vN5c".to_string()),
+            "the longest prefix"
+        );
+        for (text, why) in [
+            ("token=ghp_Zq3xT7wK9m", "fewer than 12 characters after the prefix"),
+            ("token=ghp_Zq3xT7wK9mB2vN5cR8yL done", "not at the end"),
+            ("the disk-Zq3xT7wK9mB2vN5cR8yL", "no token boundary before the prefix"),
+            ("token=ghp_xxxxxxxxxxxxxxxxxxxxxxxx", "a placeholder"),
+            ("token=ghp_aaaaaaaaaaaabbbbbbbbbbbb", "not random"),
+            ("token=ghp_[github-pat:3fa2c1]**********", "already masked"),
+            ("no prefix Zq3xT7wK9mB2vN5cR8yLZq3xT7wK9mB2vN5cR8yL", "no prefix"),
+        ] {
+            assert_eq!(cut(text), None, "{why}");
+        }
+        // A whole token that the rules confirm is theirs, not a cut.
+        let body = "Zq3xT7wK9mB2vN5cR8yL4pF6hJ1dG0";
+        let checksum = crate::redact::validate::base62(crc32fast::hash(body.as_bytes()) as u64, 6);
+        let whole = format!("token=ghp_{body}{checksum}");
+        assert_eq!(cut(&whole), None);
     }
 
     #[test]

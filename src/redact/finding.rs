@@ -49,6 +49,10 @@ pub struct Finding {
     pub fingerprint: String,
     /// Public prefix, stars and length: never any other character of the secret.
     pub preview: String,
+    /// Only the start of a secret is here: its entry was cut off (a 16 KiB part whose next part
+    /// never came) and the visible part, found by the rule's public prefix, is what was masked.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
     /// The bytes that replace the ranges when masking (concatenated; same total length).
     #[serde(skip)]
     pub mask: Vec<u8>,

@@ -189,6 +189,7 @@ mod tests {
 
     fn finding() -> Finding {
         Finding {
+            partial: false,
             schema: 1,
             rule: "github-pat".into(),
             description: "GitHub token".into(),

@@ -357,6 +357,7 @@ mod tests {
 
     fn finding(start: u64) -> Finding {
         Finding {
+            partial: false,
             schema: 1,
             rule: "github-pat".into(),
             description: "d".into(),
