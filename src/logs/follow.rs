@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use super::checkpoint::{self, Checkpoints, FileMark, GzMark, PendingFile, PendingMasks};
+use super::checkpoint::{self, Checkpoints, FileMark, GzMark, PendingFile, PendingMasks, SpansLog};
 use super::containers::{self, ContainerLog};
 use super::masking::MaskPlan;
 use super::scan::{detect_format, Format, OpenUnit, Scanner, SegmentStart};
@@ -325,6 +325,9 @@ pub struct Guard<'a> {
     replay: HashMap<String, PendingFile>,
     /// `pending` or `replay` changed since the pending masks were last saved.
     pending_dirty: bool,
+    /// Where the pending masks of secrets that span entries of one file are appended (`None`:
+    /// it could not be opened; they are saved in `pending-masks.json` instead).
+    spans: Option<SpansLog>,
 }
 
 /// What the syncer thread reports: its result, and the masked files it could not sync (by dev,
@@ -516,7 +519,9 @@ impl<'a> Guard<'a> {
         // Masks a crash interrupted: owed to each file's `.gz` (checked again), and written in
         // place into a plain file when it is next opened.
         let mut replay = HashMap::new();
-        for p in PendingMasks::load(&opts.state_dir)?.files {
+        let spanned = SpansLog::load(&opts.state_dir)?;
+        let spans_left = !spanned.is_empty();
+        for p in PendingMasks::load(&opts.state_dir)?.files.into_iter().chain(spanned) {
             marks.files.entry(p.ident.clone()).or_insert_with(|| FileMark {
                 container: p.container.clone(),
                 dev: p.dev,
@@ -542,6 +547,17 @@ impl<'a> Guard<'a> {
             }
         }
         let marks_dirty = !replay.is_empty() || marks.gz_owed.values().any(|v| !v.is_empty());
+        let spans = match SpansLog::open(&opts.state_dir) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                tracing::warn!(
+                    "log guard: cannot open {} ({e}); masks that span entries are saved in {} instead",
+                    SpansLog::path(&opts.state_dir).display(),
+                    PendingMasks::path(&opts.state_dir).display()
+                );
+                None
+            }
+        };
         Ok(Self {
             scanner,
             opts,
@@ -573,7 +589,9 @@ impl<'a> Guard<'a> {
             carry_waits: HashMap::new(),
             pending: Vec::new(),
             replay,
-            pending_dirty: false,
+            // What the spans log holds is saved in `pending-masks.json` by the first checkpoint.
+            pending_dirty: spans_left,
+            spans,
         })
     }
 
@@ -618,27 +636,33 @@ impl<'a> Guard<'a> {
 
     /// Save the masks of secrets that span entries of one file (a 16 KiB split, a PEM key) before
     /// they are written: each of their ranges is a write of its own, and a crash between two
-    /// would leave a secret masked in part, whose rest no scan can find again (see
+    /// would leave a secret masked in part, whose rest no scan can find again. Appended to the
+    /// [`SpansLog`] (one write, no fsync); the next checkpoint saves them durably (see
     /// [`PendingMasks`]). `here`: the file's key, device and inode.
     fn save_pending_spans(&mut self, c: &ContainerLog, here: (&str, u64, u64), findings: &[Finding]) {
         let spans: Vec<Finding> = findings.iter().filter(|f| f.ranges.len() > 1).cloned().collect();
         if spans.is_empty() {
             return;
         }
-        self.pending.push(PendingFile {
+        let p = PendingFile {
             container: c.id.clone(),
             ident: here.0.to_string(),
             dev: here.1,
             inode: here.2,
             findings: spans,
-        });
+        };
+        let appended = self.spans.as_mut().map(|log| log.append(&p));
+        self.pending.push(p);
         self.pending_dirty = true;
-        if let Err(e) = self.save_pending_file() {
-            self.error(&format!("cannot save the pending masks: {e}"));
+        if !matches!(appended, Some(Ok(()))) {
+            if let Err(e) = self.save_pending_file() {
+                self.error(&format!("cannot save the pending masks: {e}"));
+            }
         }
     }
 
     /// Write `pending-masks.json`: this run's pending masks and an earlier run's not yet replayed.
+    /// It then holds whatever the spans log held, which is emptied.
     fn save_pending_file(&mut self) -> io::Result<()> {
         if !self.pending_dirty {
             return Ok(());
@@ -646,6 +670,9 @@ impl<'a> Guard<'a> {
         let files = self.pending.iter().chain(self.replay.values()).cloned().collect();
         PendingMasks { files }.save(&self.opts.state_dir)?;
         self.pending_dirty = false;
+        if let Some(log) = &mut self.spans {
+            log.clear()?;
+        }
         Ok(())
     }
 
@@ -3636,7 +3663,8 @@ mod tests {
             let mut g = parts.guard(tmp.path());
             let s = g.sync_all();
             assert_eq!((s.recorded, s.masked), (1, 2), "one finding over two entries");
-            assert!(PendingMasks::path(&tmp.path().join("state")).exists());
+            let spans = SpansLog::path(&tmp.path().join("state"));
+            assert!(fs::metadata(&spans).unwrap().len() > 0, "saved before the writes");
             // Killed after the mask in the first part, before the one in the last: what is left
             // of the secret can no longer be found by a scan.
             std::mem::forget(g);
@@ -3667,6 +3695,7 @@ mod tests {
             assert_clean(&after, &[T1]);
             g.commit(true).unwrap();
             assert!(!PendingMasks::path(&tmp.path().join("state")).exists());
+            assert_eq!(fs::metadata(&spans).unwrap().len(), 0, "emptied by the checkpoint");
             assert_eq!(g.sync_all().recorded, 0);
             assert_eq!(records(tmp.path()).len(), 1, "compress={compress}");
         }
