@@ -8,7 +8,8 @@
 //!   checkpoint behind: the rescan masks again (masks are idempotent) and the report records past
 //!   the checkpoint are read back, so nothing is recorded twice. A secret that spans entries is
 //!   masked in several writes, and a crash between them leaves a rest no rescan can find: its
-//!   masks are saved first (`pending-masks.json`) and replayed at the next start.
+//!   masks are saved first (`pending-masks.json`, `pending-spans.jsonl`) and replayed at the next
+//!   start.
 //! - A unit still open at the end of the live file (a 16 KiB split without its last part, a PEM key
 //!   without its END line) is left for the next sync, up to [`GuardOptions::hold`]. Docker may rotate
 //!   between two parts: a unit open at the end of a rotated file (plain or compressed) is carried
@@ -2751,6 +2752,16 @@ mod tests {
         out
     }
 
+    /// A 16 KiB part of an entry (no end) whose message ends in `token=` and `visible`.
+    fn cut_part(visible: &str) -> Vec<u8> {
+        let mut text = "y".repeat(16384 - 30);
+        text.push_str("token=");
+        text.push_str(visible);
+        let mut out = Vec::new();
+        jsonfile::encode_line(text.as_bytes(), "stdout", &[], "2026-11-27T00:00:00.1Z", &mut out);
+        out
+    }
+
     /// Two files: a first line and the first part of an entry split at 16 KiB (see `split_head`);
     /// the entry's last part with the rest of `tok`, and a line after it.
     fn split_across(tok: &str) -> (Vec<u8>, Vec<u8>) {
@@ -4080,12 +4091,7 @@ mod tests {
         append(&live, &line("first line", 0));
         // The last part Docker wrote before the container died ends in the first 24 characters
         // of a token (20 after `ghp_`): the entry never ends, the rest never comes.
-        let mut text = "y".repeat(16384 - 30);
-        text.push_str("token=");
-        text.push_str(&tok[..24]);
-        let mut cut = Vec::new();
-        jsonfile::encode_line(text.as_bytes(), "stdout", &[], "2026-11-27T00:00:00.1Z", &mut cut);
-        append(&live, &cut);
+        append(&live, &cut_part(&tok[..24]));
         let parts = Parts::new();
         let mut g = parts.guard(tmp.path());
         assert_eq!(g.sync_all().recorded, 0, "waiting for the rest");
@@ -4104,12 +4110,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let live = container(tmp.path(), 'd', "died", false, "");
         append(&live, &line("first line", 0));
-        let mut text = "y".repeat(16384 - 30);
-        text.push_str("token=");
-        text.push_str(&tok[..12]);
-        let mut cut = Vec::new();
-        jsonfile::encode_line(text.as_bytes(), "stdout", &[], "2026-11-27T00:00:00.1Z", &mut cut);
-        append(&live, &cut);
+        append(&live, &cut_part(&tok[..12]));
         let mut g = parts.guard(tmp.path());
         g.opts.hold = Duration::ZERO;
         assert_eq!(g.sync_all().recorded, 0);

@@ -746,11 +746,12 @@ impl Engine {
         }
         let from = text.len() - run;
         let look = from.saturating_sub(CUT_PREFIX_MAX);
+        // Where a prefix can lie, with at least `CUT_MIN_VISIBLE` characters after it.
+        let hay = &text[look..text.len() - CUT_MIN_VISIBLE];
         let mut best: Option<(usize, usize, usize)> = None; // (start, prefix len, rule)
         for (r, rule) in self.rules.iter().enumerate() {
             for p in rule.public_prefixes.iter().filter(|p| p.len() >= 3) {
                 // Everything after the prefix is in the run; the byte before it is a boundary.
-                let hay = &text[look..text.len() - CUT_MIN_VISIBLE];
                 let Some(at) = memchr::memmem::rfind_iter(hay, p)
                     .map(|i| look + i)
                     .find(|&at| at + p.len() >= from && (at == 0 || !text[at - 1].is_ascii_alphanumeric()))
