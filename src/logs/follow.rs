@@ -305,6 +305,8 @@ pub struct Guard<'a> {
     quarantine: HashMap<String, (u32, Instant)>,
     /// A compressed file must be checked again in this sync (it is owed masks, `gz_owed`).
     recheck_gz: bool,
+    /// Inside [`Guard::recheck_gz_files`]: a compressed file never scanned is left to the next listing.
+    rechecking: bool,
     /// Files left with nothing to do at their last sync, by (dev, inode): their stamp then and
     /// their checkpoint. A file whose stamp has not changed since is not opened again, whatever
     /// its name now.
@@ -584,6 +586,7 @@ impl<'a> Guard<'a> {
             errors_seen: 0,
             quarantine: HashMap::new(),
             recheck_gz: false,
+            rechecking: false,
             settled: HashMap::new(),
             retry: HashMap::new(),
             written: HashMap::new(),
@@ -948,12 +951,29 @@ impl<'a> Guard<'a> {
         }
         // The scan of a file masked the end of a compressed file before it: check that one again.
         if std::mem::take(&mut self.recheck_gz) {
-            for (n, path) in &listing.gz {
-                if !plain.contains(n) {
-                    stats += self.sync_gz(&c, path, masks, None);
-                }
-            }
+            let again: Vec<PathBuf> = listing
+                .gz
+                .iter()
+                .filter(|(n, _)| !plain.contains(n))
+                .map(|(_, p)| p.clone())
+                .collect();
+            stats += self.recheck_gz_files(&c, &again, masks);
         }
+        stats
+    }
+
+    /// Check compressed files again (a mask was written into their end) by the names of a listing
+    /// that may be stale: Docker may have rotated since, and a name may now hold a file never
+    /// scanned. Such a file may continue the file before it, which only a listing tells: it is left
+    /// to the next listing (a scan here, with nothing before it, would mark it scanned, and the
+    /// entry it finishes would never be joined).
+    fn recheck_gz_files(&mut self, c: &ContainerLog, paths: &[PathBuf], masks: bool) -> SyncStats {
+        self.rechecking = true;
+        let mut stats = SyncStats::default();
+        for path in paths {
+            stats += self.sync_gz(c, path, masks, None);
+        }
+        self.rechecking = false;
         stats
     }
 
@@ -1803,14 +1823,17 @@ impl<'a> Guard<'a> {
         }
         // A file never scanned as a plain file (Docker compressed it before the guard saw it) may
         // continue an entry left open at the end of the file before.
+        let unscanned = matches!(&first, Ok(Some(l)) if self
+            .marks
+            .files
+            .get(&self.known(checkpoint::identity(&c.id, l)))
+            .is_none_or(|m| m.end == 0));
+        if unscanned && self.rechecking {
+            self.retry.insert(c.id.clone(), Instant::now() + RETRY_AFTER);
+            return Ok(SyncStats::default());
+        }
         let carry = match (&first, prev) {
-            (Ok(Some(l)), Some(p))
-                if self
-                    .marks
-                    .files
-                    .get(&self.known(checkpoint::identity(&c.id, l)))
-                    .is_none_or(|m| m.end == 0) =>
-            {
+            (Ok(Some(_)), Some(p)) if unscanned => {
                 match self.carry_from(c, p, (dev, ino), born(&meta)) {
                     Ok(k) => k,
                     // Checked once the file before can be read.
@@ -3886,6 +3909,45 @@ mod tests {
                 path.display()
             );
         }
+        assert_eq!(g.sync_all().recorded, 0);
+        assert_eq!(records(tmp.path()).len(), 1);
+    }
+
+    #[test]
+    fn a_compressed_file_a_stale_listing_names_is_not_scanned_apart_from_the_file_before_it() {
+        // The guard re-checks compressed files by the names of a listing taken before Docker
+        // rotated again: `name.1.gz` then holds a file never scanned, which finishes an entry left
+        // open at the end of the file now called `name.2.gz`. Scanned alone, with nothing before
+        // it, it was marked as scanned and the entry was never joined: the start of the secret
+        // stayed in clear (seen once in the stress benchmark's max10-kill).
+        let tmp = tempfile::tempdir().unwrap();
+        let live = container(tmp.path(), 'c', "fast", true, "");
+        let name = live.file_name().unwrap().to_str().unwrap().to_string();
+        let gz = |n: u32| live.with_file_name(format!("{name}.{n}.gz"));
+        let tok = token(T1);
+        let (first, second) = split_across(&tok);
+        gzip_like_docker(&[line("before", 1), first.clone()].concat(), &gz(1));
+        fs::write(&live, b"").unwrap();
+        let parts = Parts::new();
+        let mut g = parts.guard(tmp.path());
+        assert_eq!(g.sync_all().recorded, 0, "the entry is open at the end");
+        // Docker rotates: the file becomes name.2.gz, the one continuing it name.1.gz.
+        fs::rename(gz(1), gz(2)).unwrap();
+        gzip_like_docker(&[second.clone(), line("after", 3)].concat(), &gz(1));
+        let c = g.containers.values().next().unwrap().clone();
+        let masks = g.masks(&c);
+        g.recheck_gz_files(&c, &[gz(1)], masks);
+        let s = g.sync_all();
+        assert_eq!(s.recorded, 1, "{s:?}");
+        for p in [gz(2), gz(1)] {
+            let text = String::from_utf8(gunzip(&p)).unwrap();
+            assert!(
+                !text.contains(&tok[..14]) && !text.contains(&tok[14..]),
+                "{}: {text}",
+                p.display()
+            );
+        }
+        g.commit(true).unwrap();
         assert_eq!(g.sync_all().recorded, 0);
         assert_eq!(records(tmp.path()).len(), 1);
     }
