@@ -146,6 +146,7 @@ fn backup_and_restore_reproduce_the_tree() {
         dry_run: false,
         paths: Vec::new(),
         progress: None,
+        keep: Default::default(),
     })
     .unwrap();
     assert_eq!(summary.files, 3);
@@ -173,6 +174,7 @@ fn backup_and_restore_reproduce_the_tree() {
         dry_run: false,
         paths: Vec::new(),
         progress: None,
+        keep: Default::default(),
     })
     .unwrap_err()
     .to_string();
@@ -185,6 +187,7 @@ fn backup_and_restore_reproduce_the_tree() {
         dry_run: false,
         paths: Vec::new(),
         progress: None,
+        keep: Default::default(),
     })
     .unwrap();
     let aside = forced.moved_aside.expect("old content moved aside");
@@ -210,6 +213,7 @@ fn wrong_key_truncation_and_corruption_are_refused_and_leave_the_target_alone() 
             dry_run: false,
             paths: Vec::new(),
             progress: None,
+            keep: Default::default(),
         })
         .unwrap_err()
         .to_string()
@@ -271,6 +275,7 @@ fn sparse_files_are_stored_and_restored_sparse() {
         dry_run: false,
         paths: Vec::new(),
         progress: None,
+        keep: Default::default(),
     })
     .unwrap();
     let back = fs::metadata(target.join("disk.img")).unwrap();

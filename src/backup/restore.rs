@@ -2,6 +2,12 @@
 //! check every file against the manifest, and only then move the result into place. Hostile entries
 //! (`..`, absolute paths, device files, hardlinks out of the tree) are refused, nothing is ever
 //! written through a symlink, and a failed restore leaves the target as it was.
+//!
+//! A backup is input from outside the moment it leaves the host: unless asked to, a restore gives
+//! no privileges back (setuid, setgid and sticky bits, `security.*` and `trusted.*` extended
+//! attributes such as file capabilities), and [`verify`] refuses exactly what a restore refuses (one
+//! [`TreeCheck`] for both).
+use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Seek, Write};
 use std::os::unix::ffi::OsStrExt;
@@ -31,6 +37,29 @@ pub struct RestoreOptions {
     pub paths: Vec<PathBuf>,
     /// Counters: backup bytes read, files restored.
     pub progress: Option<std::sync::Arc<super::Progress>>,
+    /// What to take from the backup beyond content, names and permissions.
+    pub keep: Keep,
+}
+
+/// What a restore takes from a backup beyond content, names and plain permissions.
+#[derive(Debug, Clone, Copy)]
+pub struct Keep {
+    /// Setuid, setgid and sticky bits, `security.*` and `trusted.*` extended attributes (file
+    /// capabilities, SELinux labels), and a world-writable root: dropped unless set
+    /// (`--preserve-privileges`).
+    pub privileges: bool,
+    /// Owners and groups, when running as root (like `tar --same-owner`); else everything belongs to
+    /// whoever runs the restore (`--no-same-owner`).
+    pub owner: bool,
+}
+
+impl Default for Keep {
+    fn default() -> Self {
+        Keep {
+            privileges: false,
+            owner: true,
+        }
+    }
 }
 
 /// Counts the backup bytes read into the progress counters.
@@ -136,6 +165,160 @@ pub struct RestoreSummary {
     /// Owner, mode and mtime of the backed-up directory, from the manifest (given to the target by a
     /// full restore).
     pub root: Option<super::manifest::RootMeta>,
+    /// Privileges the backup asked for and the restore did not give (see [`Keep::privileges`]).
+    pub dropped: Dropped,
+}
+
+/// Privileges left out of a restore: a count, and the first [`Dropped::SHOWN`] as `path: what`.
+#[derive(Debug, Default)]
+pub struct Dropped {
+    /// Entries that lost something.
+    pub entries: u64,
+    /// The first of them, `` `path`: setuid bit, xattr security.capability ``.
+    pub examples: Vec<String>,
+}
+
+impl Dropped {
+    /// Examples kept (the count goes on).
+    pub const SHOWN: usize = 20;
+
+    fn note(&mut self, rel: &Path, what: &[String]) {
+        if what.is_empty() {
+            return;
+        }
+        self.entries += 1;
+        if self.examples.len() < Self::SHOWN {
+            self.examples.push(format!("`{}`: {}", rel.display(), what.join(", ")));
+        }
+    }
+}
+
+/// Extended attribute namespaces that grant privileges (file capabilities, security labels) or are
+/// reserved to root: never restored unless [`Keep::privileges`].
+const PRIVILEGED_XATTRS: [&str; 2] = ["security.", "trusted."];
+
+/// Take away what `keep` does not allow from `meta`, noting it in `dropped`. `root`: the backed-up
+/// directory itself, which also loses world write (anyone could replace what is in it).
+fn clamp(meta: &mut Meta, keep: Keep, root: bool, dropped: &mut Dropped) {
+    if keep.privileges {
+        return;
+    }
+    let mut what = Vec::new();
+    for (bit, name) in [(0o4000, "setuid bit"), (0o2000, "setgid bit"), (0o1000, "sticky bit")] {
+        if meta.mode & bit != 0 {
+            what.push(name.to_string());
+        }
+    }
+    meta.mode &= 0o777;
+    if root && meta.mode & 0o002 != 0 {
+        what.push("world write".to_string());
+        meta.mode &= !0o002;
+    }
+    meta.xattrs.retain(|(name, _)| {
+        let privileged = PRIVILEGED_XATTRS.iter().any(|p| name.starts_with(p));
+        if privileged {
+            what.push(format!("xattr {name}"));
+        }
+        !privileged
+    });
+    dropped.note(&meta.rel, &what);
+}
+
+/// The tree an archive builds, entry by entry, as far as its validity goes: what each path is. One
+/// check for [`verify`] and [`restore`], so that a restore drill fails exactly when a restore would.
+/// Memory: a 16-byte hash of each path and its kind (about 40 bytes per entry).
+#[derive(Default)]
+struct TreeCheck {
+    nodes: HashMap<[u8; 16], Node>,
+    /// The parent of the last entry, already checked.
+    last_parent: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Node {
+    Dir,
+    File,
+    Symlink,
+    Fifo,
+}
+
+impl Node {
+    fn name(self) -> &'static str {
+        match self {
+            Node::Dir => "a directory",
+            Node::File => "a file",
+            Node::Symlink => "a symlink",
+            Node::Fifo => "a named pipe",
+        }
+    }
+}
+
+impl TreeCheck {
+    fn key(p: &Path) -> [u8; 16] {
+        let h = blake3::hash(p.as_os_str().as_bytes());
+        let mut k = [0u8; 16];
+        k.copy_from_slice(&h.as_bytes()[..16]);
+        k
+    }
+
+    /// Check entry `rel` of type `kind` against the entries before it, and record it.
+    fn add(&mut self, file: &str, rel: &Path, kind: EntryType, link: Option<&Path>) -> Result<(), BackupError> {
+        let parent = rel
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(Path::to_path_buf);
+        if parent.is_some() && parent != self.last_parent {
+            for a in rel.ancestors().skip(1).filter(|a| !a.as_os_str().is_empty()) {
+                match self.nodes.get(&Self::key(a)) {
+                    Some(Node::Dir) => break, // its own ancestors were checked when it was added
+                    Some(other) => {
+                        return Err(invalid(
+                            file,
+                            format!(
+                                "refused entry `{}`: a parent is not a directory (`{}` is {} from an earlier entry)",
+                                rel.display(),
+                                a.display(),
+                                other.name()
+                            ),
+                        ))
+                    }
+                    None => {
+                        self.nodes.insert(Self::key(a), Node::Dir);
+                    }
+                }
+            }
+        }
+        self.last_parent = parent;
+        let node = match kind {
+            EntryType::Directory => Node::Dir,
+            EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse | EntryType::Link => Node::File,
+            EntryType::Symlink => Node::Symlink,
+            EntryType::Fifo => Node::Fifo,
+            other => return Err(unknown_entry(file, rel, other)),
+        };
+        if kind == EntryType::Link {
+            let target = link.ok_or_else(|| hardlink_refused(file, rel))?;
+            if target == rel || self.nodes.get(&Self::key(target)) != Some(&Node::File) {
+                return Err(hardlink_refused(file, rel));
+            }
+        }
+        let key = Self::key(rel);
+        match (self.nodes.get(&key).copied(), node) {
+            (None, _) | (Some(Node::Dir), Node::Dir) => {}
+            (Some(Node::Dir), _) | (Some(_), Node::Dir) => {
+                let before = self.nodes[&key];
+                return Err(invalid(
+                    file,
+                    format!("`{}` is both {} and {}", rel.display(), before.name(), node.name()),
+                ));
+            }
+            // A file stored twice (it changed while read), or replaced by another kind: the
+            // later entry counts.
+            (Some(_), _) => {}
+        }
+        self.nodes.insert(key, node);
+        Ok(())
+    }
 }
 
 fn invalid(file: &str, problem: impl Into<String>) -> BackupError {
@@ -227,6 +410,9 @@ fn is_root() -> bool {
     fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
 }
 
+/// Names of the staging directories a restore makes inside its target.
+const STAGING_PREFIX: &str = ".sidecar-restore-";
+
 /// Restore `opts.backup` into `opts.target`.
 pub fn restore(opts: &RestoreOptions) -> Result<RestoreSummary, BackupError> {
     let identities = super::crypto::read_identities(&opts.identity)?;
@@ -255,11 +441,41 @@ pub fn restore(opts: &RestoreOptions) -> Result<RestoreSummary, BackupError> {
             .map_err(|e| BackupError::io(format!("creating {}", target.display()), e))?,
         Err(e) => return Err(BackupError::io(format!("restore target {}", target.display()), e)),
     }
-    let existing: Vec<_> = fs::read_dir(target)
+    let (leftovers, existing): (Vec<_>, Vec<_>) = fs::read_dir(target)
         .map_err(|e| BackupError::io(format!("reading {}", target.display()), e))?
         .filter_map(|e| e.ok())
-        .filter(|e| !e.file_name().as_bytes().starts_with(b".sidecar-restore-"))
-        .collect();
+        .partition(|e| e.file_name().as_bytes().starts_with(STAGING_PREFIX.as_bytes()));
+    // Staging directories of a restore that was killed: refused like any content, removed by --force
+    // (they hold nothing that was ever in place).
+    if !leftovers.is_empty() && !opts.force {
+        return Err(BackupError::Target(format!(
+            "{} holds {} left by an interrupted restore ({}); remove {} or pass --force",
+            target.display(),
+            if leftovers.len() == 1 {
+                "a staging directory"
+            } else {
+                "staging directories"
+            },
+            leftovers
+                .iter()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+                .join(", "),
+            if leftovers.len() == 1 { "it" } else { "them" },
+        )));
+    }
+    let mut removed_leftovers = Vec::new();
+    for e in &leftovers {
+        let path = e.path();
+        // Never through a symlink: a link named like a staging directory is removed itself.
+        let removed = match fs::symlink_metadata(&path) {
+            Ok(md) if md.is_dir() => fs::remove_dir_all(&path),
+            Ok(_) => fs::remove_file(&path),
+            Err(e) => Err(e),
+        };
+        removed.map_err(|err| BackupError::io(format!("removing the leftover {}", path.display()), err))?;
+        removed_leftovers.push(path);
+    }
     if !existing.is_empty() && !opts.force && !opts.dry_run {
         return Err(BackupError::Target(format!(
             "{} is not empty ({} entries); restore into an empty directory, or pass --force to move the current content aside",
@@ -269,7 +485,7 @@ pub fn restore(opts: &RestoreOptions) -> Result<RestoreSummary, BackupError> {
     }
     let mut rnd = [0u8; 6];
     getrandom::fill(&mut rnd).map_err(|e| BackupError::io("random name", io::Error::other(e.to_string())))?;
-    let staging = target.join(format!(".sidecar-restore-{}", hex::encode(rnd)));
+    let staging = target.join(format!("{STAGING_PREFIX}{}", hex::encode(rnd)));
     fs::create_dir(&staging).map_err(|e| BackupError::io(format!("creating {}", staging.display()), e))?;
     fs::set_permissions(&staging, fs::Permissions::from_mode(0o700))
         .map_err(|e| BackupError::io(format!("chmod {}", staging.display()), e))?;
@@ -280,9 +496,16 @@ pub fn restore(opts: &RestoreOptions) -> Result<RestoreSummary, BackupError> {
         Some(&staging),
         &selection,
         &opts.progress,
+        opts.keep,
     );
     let mut summary = match result {
-        Ok(s) => s,
+        Ok(mut s) => {
+            for p in removed_leftovers {
+                s.warnings
+                    .push(format!("removed {}, left by an interrupted restore", p.display()));
+            }
+            s
+        }
         Err(e) => {
             let _ = fs::remove_dir_all(&staging);
             return Err(e);
@@ -320,7 +543,7 @@ pub fn restore(opts: &RestoreOptions) -> Result<RestoreSummary, BackupError> {
     // A full restore gives the target the backed-up directory's owner, mode and mtime: a volume
     // restored into a fresh (root-owned) mount point is again writable by its service.
     if let (Some(m), true) = (summary.root, selection.is_empty()) {
-        let meta = Meta {
+        let mut meta = Meta {
             rel: PathBuf::from("."),
             mode: m.mode,
             uid: m.uid.into(),
@@ -331,9 +554,10 @@ pub fn restore(opts: &RestoreOptions) -> Result<RestoreSummary, BackupError> {
             ),
             xattrs: Vec::new(),
         };
+        clamp(&mut meta, opts.keep, true, &mut summary.dropped);
         // Everything is in place by now: a target that cannot take them (not ours, no root) is a
         // warning, not a failed restore.
-        if let Err(e) = apply_meta(target, &meta, is_root(), Special::No, &mut summary) {
+        if let Err(e) = apply_meta(target, &meta, is_root() && opts.keep.owner, Special::No, &mut summary) {
             summary
                 .warnings
                 .push(format!("owner and mode of {} not restored: {e}", target.display()));
@@ -354,6 +578,7 @@ fn extract(
     staging: Option<&Path>,
     select: &[PathBuf],
     progress: &Option<std::sync::Arc<super::Progress>>,
+    keep: Keep,
 ) -> Result<RestoreSummary, BackupError> {
     let mut matched = vec![false; select.len()];
     let label = backup.label();
@@ -384,7 +609,8 @@ fn extract(
     let zstd = zstd::stream::read::Decoder::new(plain).map_err(|e| invalid(file_path, format!("zstd: {e}")))?;
     let tar_stream = ReadAhead::spawn(zstd).map_err(|e| BackupError::io("starting the restore reader", e))?;
     let mut archive = tar::Archive::new(tar_stream);
-    let root = staging.is_some() && is_root();
+    let root = staging.is_some() && is_root() && keep.owner;
+    let mut tree = TreeCheck::default();
     let mut summary = RestoreSummary::default();
     // (path, SHA-256) of every file entry in archive order, spooled to an unnamed temporary file and
     // merged with the manifest at the end: memory stays flat whatever the file count.
@@ -429,8 +655,16 @@ fn extract(
             manifest = Some(spool);
             continue;
         }
+        if matches!(kind, EntryType::Char | EntryType::Block) {
+            return Err(invalid(file_path, format!("refused device file `{}`", rel.display())));
+        }
+        let link = match kind {
+            EntryType::Link => Some(hardlink_target(file_path, &header, &rel)?),
+            _ => None,
+        };
+        tree.add(file_path, &rel, kind, link.as_deref())?;
         let (pax_mtime, xattrs) = pax_meta(&mut entry);
-        let meta = Meta {
+        let mut meta = Meta {
             rel: rel.clone(),
             mode: header.mode().unwrap_or(0o600) & 0o7777,
             uid: header.uid().unwrap_or(0),
@@ -439,9 +673,6 @@ fn extract(
                 .unwrap_or_else(|| filetime::FileTime::from_unix_time(header.mtime().unwrap_or(0) as i64, 0)),
             xattrs,
         };
-        if matches!(kind, EntryType::Char | EntryType::Block) {
-            return Err(invalid(file_path, format!("refused device file `{}`", rel.display())));
-        }
         // With --path: entries at or below a selected path, and the directories above one.
         let mut wanted = select.is_empty();
         for (i, s) in select.iter().enumerate() {
@@ -452,6 +683,10 @@ fn extract(
                 wanted = true;
             }
         }
+        // (Hardlinks carry no metadata of their own.) Verification reports what a restore would drop.
+        if wanted && kind != EntryType::Link {
+            clamp(&mut meta, keep, false, &mut summary.dropped);
+        }
         let Some(staging) = staging.filter(|_| wanted) else {
             // Verification only (or not selected): hash contents, check links, write nothing.
             match kind {
@@ -461,10 +696,7 @@ fn extract(
                     record_hash(&rel, hash)?;
                     summary.bytes += n;
                 }
-                EntryType::Link => {
-                    hardlink_target(file_path, &header, &rel)?;
-                }
-                EntryType::Directory | EntryType::Symlink | EntryType::Fifo => {}
+                EntryType::Directory | EntryType::Symlink | EntryType::Fifo | EntryType::Link => {}
                 other => return Err(unknown_entry(file_path, &rel, other)),
             }
             summary.entries += 1;
@@ -531,8 +763,10 @@ fn extract(
                 apply_meta(&dest, &meta, root, Special::Symlink, &mut summary)?;
             }
             EntryType::Link => {
-                let target_rel = hardlink_target(file_path, &header, &rel)?;
-                let src = staging.join(&target_rel);
+                let Some(target_rel) = link.as_deref() else {
+                    return Err(hardlink_refused(file_path, &rel));
+                };
+                let src = staging.join(target_rel);
                 match fs::symlink_metadata(&src) {
                     Ok(md) if md.is_file() => {}
                     _ => return Err(hardlink_refused(file_path, &rel)),
@@ -774,7 +1008,7 @@ pub fn verify(
     progress: Option<std::sync::Arc<super::Progress>>,
 ) -> Result<RestoreSummary, BackupError> {
     let identities = super::crypto::read_identities(identity)?;
-    extract(backup, identity, &identities, None, &[], &progress)
+    extract(backup, identity, &identities, None, &[], &progress, Keep::default())
 }
 
 /// Owner, xattrs, mode and mtime of a restored regular file, set through its open handle.

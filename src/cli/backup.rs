@@ -71,6 +71,15 @@ pub struct RestoreArgs {
     /// is below it; repeatable. The whole backup is still read and checked.
     #[arg(long = "path", value_name = "SUB")]
     pub paths: Vec<PathBuf>,
+    /// Also restore what grants privileges: setuid, setgid and sticky bits, `security.*` and
+    /// `trusted.*` extended attributes (file capabilities), a world-writable root. Dropped by
+    /// default, and listed: a backup is input from outside once it has left the host.
+    #[arg(long)]
+    pub preserve_privileges: bool,
+    /// Give every restored file to the user running the restore, not to the owners in the backup
+    /// (owners are restored only when running as root).
+    #[arg(long)]
+    pub no_same_owner: bool,
     /// Do not show progress, even on a terminal.
     #[arg(long)]
     pub no_progress: bool,
@@ -504,6 +513,10 @@ pub fn run_restore(config: &Config, args: RestoreArgs) -> u8 {
         dry_run: args.dry_run,
         paths: args.paths,
         progress: None,
+        keep: restore::Keep {
+            privileges: args.preserve_privileges,
+            owner: !args.no_same_owner,
+        },
     };
     let total = backup_size(&found);
     let result = with_progress(!args.no_progress, total, "restoring", |progress| {
@@ -517,6 +530,7 @@ pub fn run_restore(config: &Config, args: RestoreArgs) -> u8 {
             if let Some(aside) = &s.moved_aside {
                 crate::say!("previous content of {} moved to {}", args.to.display(), aside.display());
             }
+            say_dropped(&s.dropped, "not restored");
             crate::say!(
                 "{} {}: {} entries, {} files ({}) checked against the manifest, {:.1} s",
                 if args.dry_run { "dry run of" } else { "restored" },
@@ -603,13 +617,16 @@ fn verify_one(
             restore::verify(b, identity, progress)
         });
         match result {
-            Ok(s) => crate::say!(
-                "{}: decrypted, {} entries, {} files ({}) match the manifest",
-                b.label(),
-                s.entries,
-                s.files,
-                human(s.bytes)
-            ),
+            Ok(s) => {
+                crate::say!(
+                    "{}: decrypted, {} entries, {} files ({}) match the manifest",
+                    b.label(),
+                    s.entries,
+                    s.files,
+                    human(s.bytes)
+                );
+                say_dropped(&s.dropped, "a restore drops");
+            }
             Err(e) => return exit_for(&e),
         }
     }
@@ -722,5 +739,23 @@ pub fn run_prune(config: &Config, args: PruneArgs) -> u8 {
             EXIT_OK
         }
         Err(e) => exit_for(&e),
+    }
+}
+
+/// The privileges a restore leaves out (or, for verify, would), and how to keep them.
+fn say_dropped(dropped: &restore::Dropped, done: &str) {
+    if dropped.entries == 0 {
+        return;
+    }
+    crate::say!(
+        "privileges {done}, on {} entr{} (restore --preserve-privileges keeps them):",
+        dropped.entries,
+        if dropped.entries == 1 { "y" } else { "ies" }
+    );
+    for e in &dropped.examples {
+        crate::say!("  {e}");
+    }
+    if dropped.entries > dropped.examples.len() as u64 {
+        crate::say!("  … and {} more", dropped.entries - dropped.examples.len() as u64);
     }
 }

@@ -131,7 +131,8 @@ pub enum Command {
     /// Extracts into a staging directory inside the target and moves the result into place only
     /// when everything checked out; a failed restore leaves the target as it was. Entries with
     /// `..` or absolute paths, device files and hardlinks out of the tree are refused; nothing is
-    /// written through a symlink.
+    /// written through a symlink. Setuid/setgid/sticky bits and `security.*`/`trusted.*` extended
+    /// attributes are dropped (and listed) unless --preserve-privileges is given.
     #[command(after_help = backup::BACKUP_EXIT_CODES)]
     Restore(RestoreArgs),
     /// Verify a backup: its hash and recipients without a key; with --identity, every file.
