@@ -33,8 +33,9 @@ pub struct DecodedString {
 
 impl DecodedString {
     /// Raw byte range (relative to the line) covering decoded bytes `range`; always covers whole escape
-    /// sequences (a range that cuts a multi-byte escape is widened to the whole escape on both ends).
-    /// An empty range gives an empty raw range at the raw position of `range.start`.
+    /// sequences and whole UTF-8 characters (a range that cuts one is widened to all of it on both
+    /// ends, so that mask bytes written over the raw range leave valid UTF-8 and JSON). An empty range
+    /// gives an empty raw range at the raw position of `range.start`.
     ///
     /// # Panics
     /// When `range` is not within `0..self.bytes.len()` (or is reversed).
@@ -43,6 +44,16 @@ impl DecodedString {
             range.start <= range.end && range.end <= self.starts.len(),
             "decoded range out of bounds"
         );
+        let continues = |i: usize| self.bytes.get(i).is_some_and(|&b| b & 0xc0 == 0x80);
+        let mut range = range;
+        if range.start < range.end {
+            while range.start > 0 && continues(range.start) {
+                range.start -= 1;
+            }
+            while continues(range.end) {
+                range.end += 1;
+            }
+        }
         if range.start == range.end {
             let at = self.starts.get(range.start).copied().unwrap_or(self.raw_end);
             return at..at;
@@ -1000,13 +1011,20 @@ mod tests {
             for b in a + 1..=n {
                 let r = d.raw_range(a..b);
                 assert!(d.raw_start() <= r.start && r.start < r.end && r.end <= d.raw_end);
-                // the decoded bytes of the escapes the range touches, whole
-                let mut wa = a;
-                while wa > 0 && d.starts[wa - 1] == d.starts[a] {
+                // the decoded bytes of the escapes and UTF-8 characters the range touches, whole
+                let continues = |i: usize| i < n && d.bytes[i] & 0xc0 == 0x80;
+                let (mut wa, mut wb) = (a, b);
+                while wa > 0 && continues(wa) {
                     wa -= 1;
                 }
-                let mut wb = b;
-                while wb < n && d.starts[wb] == d.starts[b - 1] {
+                while continues(wb) {
+                    wb += 1;
+                }
+                let (ca, cb) = (wa, wb);
+                while wa > 0 && d.starts[wa - 1] == d.starts[ca] {
+                    wa -= 1;
+                }
+                while wb < n && d.starts[wb] == d.starts[cb - 1] {
                     wb += 1;
                 }
                 let back = decode_content(&raw[r.start as usize..r.end as usize]);
