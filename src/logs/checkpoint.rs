@@ -192,6 +192,12 @@ pub struct PendingFile {
     pub inode: u64,
     /// Offsets in the file (decompressed for a compressed file).
     pub findings: Vec<Finding>,
+    /// The identity the file's first line has once masks about to be written change it: an alias
+    /// of `ident`, written ahead with them. Otherwise a crash before the next checkpoint loses it,
+    /// and the file (or its `.gz`) would no longer be known by its key: masks owed to it never
+    /// written, the entry it starts never joined. Such a record may hold no findings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alias: Option<String>,
 }
 
 impl PendingMasks {
@@ -365,6 +371,7 @@ mod tests {
             dev: 1,
             inode,
             findings: Vec::new(),
+            alias: None,
         };
         let mut log = SpansLog::open(dir.path()).unwrap();
         log.append(&p(7)).unwrap();
