@@ -520,3 +520,31 @@ fn without_paths_scan_reads_the_docker_root_containers() {
     assert_eq!(found.len(), 1);
     assert_eq!(found[0]["container_id"], id.as_str());
 }
+
+/// File names are chosen by whoever writes the scanned directory: one holding terminal escapes
+/// (clear the screen, set the window title) and a newline is shown escaped in the table and in the
+/// warnings, never raw.
+#[test]
+fn hostile_file_names_are_shown_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    let name = "x\u{1b}[2J\u{1b}]0;owned\u{7}\nerror: forged\u{202e}.log";
+    let mut body = format!("{{\"log\":\"cut {OPENAI}\n").into_bytes();
+    body.extend(docker_line(format!("token {}\n", github()).as_bytes(), "stdout", T));
+    write(&logs.join(name), &body);
+    let state = dir.path().join("state");
+    let out = run(sidecar(&state)
+        .arg("scan")
+        .arg(&logs)
+        .args(["--format", "table", "--no-progress"]));
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    for (what, bytes) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
+        let text = String::from_utf8_lossy(bytes);
+        assert!(!text.contains(['\u{1b}', '\u{7}', '\u{202e}']), "{what}: {text:?}");
+        assert!(
+            text.contains("x\\x1b[2J\\x1b]0;owned\\x07\\nerror: forged\\u{202e}.log"),
+            "{what}: {text}"
+        );
+        assert!(!text.lines().any(|l| l.starts_with("error: forged")), "{what}: {text}");
+    }
+}

@@ -11,6 +11,7 @@ use rayon::prelude::*;
 
 use super::{ScanArgs, EXIT_ERROR, EXIT_FINDINGS, EXIT_OK};
 use crate::config::Config;
+use crate::escape::terminal;
 use crate::logs::masking::write_masked_copy;
 use crate::logs::scan::{FileScan, Format, Notice, ScanOptions, Scanner};
 use crate::redact::{Engine, EngineBuilder, Finding, RuleFile};
@@ -116,17 +117,17 @@ pub fn list_rules(config: &Config, as_toml: bool) -> Result<u8> {
         writeln!(out, "{:<32} {:<9} {:<40} DESCRIPTION", "RULE", "SEVERITY", "KEYWORDS")?;
         for r in specs.rule.iter().filter(|r| active.contains(r.id.as_str())) {
             let mut kw = r.keywords.join(",");
-            if kw.len() > 40 {
-                kw.truncate(37);
-                kw.push_str("...");
+            if kw.chars().count() > 40 {
+                kw = kw.chars().take(37).chain("...".chars()).collect();
             }
+            // Rules come from files, some downloaded (gitleaks configs): shown escaped.
             writeln!(
                 out,
                 "{:<32} {:<9} {:<40} {}",
-                r.id,
+                terminal(&r.id),
                 r.severity.as_str(),
-                kw,
-                r.description
+                terminal(&kw),
+                terminal(&r.description)
             )?;
         }
     }
@@ -288,6 +289,8 @@ pub fn run(mut config: Config, mut args: ScanArgs) -> Result<u8> {
     let (mut bytes, mut lines, mut files, mut binary, mut malformed, mut baselined) =
         (0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
     for (label, result) in results {
+        // File names are whatever the scanned directory holds: shown escaped (a newline too).
+        let shown = terminal(&label);
         match result {
             Ok(scan) if scan.format.is_none() => {}
             Ok(scan) => {
@@ -303,12 +306,12 @@ pub fn run(mut config: Config, mut args: ScanArgs) -> Result<u8> {
                             malformed += 1;
                             if malformed <= 20 {
                                 crate::say!(
-                                    "warning: {label}:{line}: not a valid json-file line ({reason}); scanned as text"
+                                    "warning: {shown}:{line}: not a valid json-file line ({reason}); scanned as text"
                                 );
                             }
                         }
                         Notice::LongLine { line } => {
-                            crate::say!("warning: {label}:{line}: line longer than {} KiB; scanned as text in overlapping windows", options.buffer_bytes >> 10);
+                            crate::say!("warning: {shown}:{line}: line longer than {} KiB; scanned as text in overlapping windows", options.buffer_bytes >> 10);
                         }
                     }
                 }
@@ -327,7 +330,8 @@ pub fn run(mut config: Config, mut args: ScanArgs) -> Result<u8> {
         crate::say!("warning: {} more malformed lines not listed", malformed - 20);
     }
     for e in &errors {
-        crate::say!("error: {e}");
+        // One line each, naming paths found on disk: escaped whole.
+        crate::say!("error: {}", terminal(e));
     }
 
     // Output.

@@ -73,7 +73,7 @@ pub fn payload(item: &Item, host: &str) -> serde_json::Value {
             item.containers.iter().cloned().collect::<Vec<_>>().join(", "),
             item.first_seen,
             item.count,
-            &item.fingerprint[..12.min(item.fingerprint.len())],
+            super::short_fingerprint(&item.fingerprint),
             item.preview
         ),
         "host": host,
@@ -154,10 +154,7 @@ pub fn send_new(items: &[Item], hook: &Webhook, state_dir: &Path) -> io::Result<
                 alerted.save(state_dir)?;
                 sent += 1;
             }
-            Err(why) => failed.push(format!(
-                "{}: {why}",
-                &item.fingerprint[..12.min(item.fingerprint.len())]
-            )),
+            Err(why) => failed.push(format!("{}: {why}", super::short_fingerprint(&item.fingerprint))),
         }
     }
     Ok((sent, failed))
