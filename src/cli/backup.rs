@@ -10,6 +10,7 @@ use clap::{Args, Subcommand};
 use super::{EXIT_ERROR, EXIT_FINDINGS, EXIT_OK};
 use crate::backup::{self, restore, BackupError, BackupOptions, Progress, Recipient};
 use crate::config::Config;
+use crate::escape::terminal;
 
 pub(super) const BACKUP_EXIT_CODES: &str = "Exit status: 0 success, 1 the backup is invalid (damaged, truncated, wrong key, hostile entries, wrong recipients), 2 any other error (usage, configuration, permissions, disk).";
 
@@ -364,7 +365,7 @@ fn pause_options(config: &Config) -> Option<backup::pause::PauseOptions> {
 
 fn report_pause(r: &backup::BackupResult) {
     if !r.paused.is_empty() {
-        crate::say!("paused while reading the source: {}", r.paused.join(", "));
+        crate::say!("paused while reading the source: {}", terminal(&r.paused.join(", ")));
     }
     if r.pause_expired {
         crate::say!(
@@ -511,8 +512,9 @@ pub fn run_restore(config: &Config, args: RestoreArgs) -> u8 {
     });
     match result {
         Ok(s) => {
+            // Warnings quote archive entries and their extended attributes: one line each.
             for w in &s.warnings {
-                crate::say!("warning: {w}");
+                crate::say!("warning: {}", terminal(w));
             }
             if let Some(aside) = &s.moved_aside {
                 crate::say!("previous content of {} moved to {}", args.to.display(), aside.display());
@@ -520,7 +522,7 @@ pub fn run_restore(config: &Config, args: RestoreArgs) -> u8 {
             crate::say!(
                 "{} {}: {} entries, {} files ({}) checked against the manifest, {:.1} s",
                 if args.dry_run { "dry run of" } else { "restored" },
-                found.label(),
+                terminal(&found.label()),
                 s.entries,
                 s.files,
                 human(s.bytes),
@@ -592,7 +594,7 @@ fn verify_one(
     };
     crate::say!(
         "{}: ciphertext hash matches, encrypted to {} recipient(s) {:?}{}",
-        b.label(),
+        terminal(&b.label()),
         stanzas.len(),
         stanzas,
         if expected.is_some() { " as configured" } else { "" }
@@ -605,7 +607,7 @@ fn verify_one(
         match result {
             Ok(s) => crate::say!(
                 "{}: decrypted, {} entries, {} files ({}) match the manifest",
-                b.label(),
+                terminal(&b.label()),
                 s.entries,
                 s.files,
                 human(s.bytes)
@@ -637,6 +639,8 @@ pub fn run_list(config: &Config, from: Option<String>, identity: Option<PathBuf>
     );
     let mut bad = 0;
     for name in &list {
+        // Names are whatever the destination (a bucket) lists: shown escaped.
+        let shown = terminal(name);
         let size = objects.iter().find(|o| &o.name == name).map(|o| o.size).unwrap_or(0);
         let verified = if fast {
             "-"
@@ -645,7 +649,7 @@ pub fn run_list(config: &Config, from: Option<String>, identity: Option<PathBuf>
                 Ok(_) => "yes",
                 Err(e) => {
                     bad += 1;
-                    crate::say!("{name}: {e}");
+                    crate::say!("{shown}: {e}");
                     "FAILED"
                 }
             }
@@ -661,7 +665,7 @@ pub fn run_list(config: &Config, from: Option<String>, identity: Option<PathBuf>
             None => ("-".into(), "-".into()),
         };
         println!(
-            "{name:<48} {created:<20} {:>10}  {verified:<8} {files:>8} {content:>10}",
+            "{shown:<48} {created:<20} {:>10}  {verified:<8} {files:>8} {content:>10}",
             human(size)
         );
     }
@@ -704,7 +708,7 @@ pub fn run_prune(config: &Config, args: PruneArgs) -> u8 {
         Ok(decisions) => {
             let mut deleted = 0;
             for d in &decisions {
-                let name = &d.name;
+                let name = terminal(&d.name);
                 if d.reasons.is_empty() {
                     deleted += 1;
                     println!("{} {name}", if args.dry_run { "would delete" } else { "deleted" });
