@@ -447,6 +447,62 @@ fn hostile_names_in_archives_and_destinations_are_shown_escaped() {
     );
 }
 
+/// An identity or recipients file must be a regular file of a sensible size: `/dev/urandom` or a
+/// FIFO is refused at once, naming the file.
+#[test]
+fn identity_and_recipients_files_must_be_regular_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let k = keys(tmp.path());
+    let backup = hostile_backup(tmp.path(), &k.public, |b| {
+        raw_entry(b, b"plain", tar::EntryType::Regular, None, b"x")
+    });
+    let fifo = tmp.path().join("fifo");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let big = tmp.path().join("big-key.txt");
+    fs::write(&big, vec![b'#'; (64 << 10) + 1]).unwrap();
+    for (identity, expect) in [
+        (
+            Path::new("/dev/urandom"),
+            "identity file /dev/urandom: is a character device, not a regular file".to_string(),
+        ),
+        (
+            fifo.as_path(),
+            format!("identity file {}: is a FIFO (named pipe)", fifo.display()),
+        ),
+        (
+            big.as_path(),
+            format!("identity file {}: larger than 64 KiB", big.display()),
+        ),
+    ] {
+        let started = std::time::Instant::now();
+        let out = run(sidecar(tmp.path())
+            .arg("restore")
+            .arg(&backup)
+            .arg("--to")
+            .arg(tmp.path().join("target"))
+            .arg("--identity")
+            .arg(identity));
+        assert!(started.elapsed() < std::time::Duration::from_secs(2), "{identity:?}");
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(stderr(&out).contains(&expect), "{}", stderr(&out));
+    }
+    let src = tmp.path().join("data");
+    data(&src);
+    let out = run(sidecar(tmp.path())
+        .args(["backup", "--source"])
+        .arg(&src)
+        .arg("--to")
+        .arg(tmp.path().join("dest"))
+        .arg("--recipients-file")
+        .arg(&fifo));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("recipients file") && stderr(&out).contains("FIFO"),
+        "{}",
+        stderr(&out)
+    );
+}
+
 #[test]
 fn prune_keeps_what_the_policy_says_and_touches_only_its_own_files() {
     let tmp = tempfile::tempdir().unwrap();
