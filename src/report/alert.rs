@@ -26,7 +26,7 @@ impl Alerted {
 
     /// Load (absent: none alerted yet).
     pub fn load(state_dir: &Path) -> io::Result<Alerted> {
-        match std::fs::read(Self::path(state_dir)) {
+        match crate::fsutil::read_input(&Self::path(state_dir), crate::fsutil::InputKind::STATE) {
             Ok(b) => serde_json::from_slice(&b).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Alerted::default()),
             Err(e) => Err(e),

@@ -115,8 +115,8 @@ impl Triage {
     /// Load (an absent file is an empty triage).
     pub fn load(state_dir: &Path) -> io::Result<Triage> {
         let path = Self::path(state_dir);
-        match File::open(&path) {
-            Ok(f) => serde_json::from_reader(f.take(64 << 20))
+        match crate::fsutil::open_input(&path, crate::fsutil::InputKind::TRIAGE) {
+            Ok(f) => serde_json::from_reader(io::BufReader::new(f))
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", path.display()))),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Triage::default()),
             Err(e) => Err(e),
@@ -899,6 +899,17 @@ mod tests {
         );
         assert!(parse_time("yesterday").is_err());
         assert!(parse_time("5y").is_err());
+    }
+
+    #[test]
+    fn a_triage_file_that_is_not_a_regular_file_is_an_error_naming_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir(Triage::path(tmp.path())).unwrap();
+        let err = Triage::load(tmp.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("triage file") && err.contains("is a directory, not a regular file"),
+            "{err}"
+        );
     }
 
     #[test]
