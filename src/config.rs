@@ -421,8 +421,8 @@ impl AlertsConfig {
         let url = if !self.webhook_url.is_empty() {
             self.webhook_url.clone()
         } else if let Some(f) = &self.webhook_url_file {
-            std::fs::read_to_string(f)
-                .map_err(|e| ConfigError::Invalid(format!("alerts.webhook_url_file {}: {e}", f.display())))?
+            crate::fsutil::read_input_string(f, crate::fsutil::InputKind::SECRET)
+                .map_err(|e| ConfigError::Invalid(format!("alerts.webhook_url_file: {e}")))?
                 .trim()
                 .to_string()
         } else {
@@ -462,19 +462,17 @@ impl Config {
     /// absent), then `SIDECAR_…` environment variables.
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
         let mut fig = Figment::from(Serialized::defaults(Config::default()));
-        match path {
-            Some(p) => {
-                if !p.exists() {
-                    return Err(ConfigError::Missing(p.to_path_buf()));
-                }
-                fig = fig.merge(Toml::file_exact(p));
+        let (p, given) = match path {
+            Some(p) => (p, true),
+            None => (Path::new(DEFAULT_CONFIG_PATH), false),
+        };
+        match ConfigFile::read(p) {
+            Ok(file) => fig = fig.merge(file),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && given => {
+                return Err(ConfigError::Missing(p.to_path_buf()))
             }
-            None => {
-                let p = Path::new(DEFAULT_CONFIG_PATH);
-                if p.exists() {
-                    fig = fig.merge(Toml::file_exact(p));
-                }
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(ConfigError::Invalid(e.to_string())),
         }
         fig = fig.merge(Env::prefixed(ENV_PREFIX).split("__").ignore(&["config"]));
         let cfg: Config = fig.extract().map_err(|e| ConfigError::Invalid(describe(e)))?;
@@ -562,6 +560,32 @@ impl Config {
             shown.alerts.webhook_url = "(set, not shown)".into();
         }
         toml::to_string_pretty(&shown).expect("config serializes")
+    }
+}
+
+/// The config file, read once through [`crate::fsutil::read_input_string`] (a regular file of at
+/// most 1 MiB: `--config /dev/zero` fails at once), as a figment provider whose errors name it.
+struct ConfigFile {
+    path: PathBuf,
+    text: String,
+}
+
+impl ConfigFile {
+    fn read(path: &Path) -> std::io::Result<Self> {
+        Ok(Self {
+            path: path.to_path_buf(),
+            text: crate::fsutil::read_input_string(path, crate::fsutil::InputKind::CONFIG)?,
+        })
+    }
+}
+
+impl figment::Provider for ConfigFile {
+    fn metadata(&self) -> figment::Metadata {
+        figment::Metadata::from("TOML file", self.path.as_path())
+    }
+
+    fn data(&self) -> Result<figment::value::Map<figment::Profile, figment::value::Dict>, figment::Error> {
+        Toml::string(&self.text).data()
     }
 }
 

@@ -32,15 +32,23 @@ pub fn writer() -> Box<dyn Write> {
     }
 }
 
-/// Write one message line; errors (a closed, full or broken stderr) are ignored.
+/// Write one message line; errors (a closed, full or broken stderr) are ignored. Control
+/// characters other than newline and tab are shown escaped ([`crate::escape::terminal_lines`]):
+/// messages quote paths, archive entries and container names, and none of them may rewrite the
+/// operator's terminal, whatever the call site forgot.
 pub fn say(args: std::fmt::Arguments<'_>) {
+    let text = match args.as_str() {
+        Some(s) => std::borrow::Cow::Borrowed(s),
+        None => std::borrow::Cow::Owned(args.to_string()),
+    };
+    let text = crate::escape::terminal_lines(&text);
     match QUEUE.get() {
         Some(q) => {
-            let line = format!("{args}\n");
+            let line = format!("{text}\n");
             let _ = q.clone().write_all(line.as_bytes());
         }
         None => {
-            let _ = writeln!(std::io::stderr().lock(), "{args}");
+            let _ = writeln!(std::io::stderr().lock(), "{text}");
         }
     }
 }

@@ -9,6 +9,8 @@
 //! - [`config`]: the one TOML configuration file with `SIDECAR_…` environment overrides.
 //! - [`cli`]: command-line parsing and the commands.
 //! - [`diag`]: where sidecar's own messages go (stderr, never blocking the guard).
+//! - [`escape`]: text from outside (archive entries, container names, paths) made safe for a
+//!   terminal or a CSV file.
 //! - [`fsutil`]: the one atomic, private file writer; [`state`]: the state directory and its key.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -28,6 +30,7 @@ pub mod cli;
 pub mod config;
 pub mod diag;
 pub mod docker;
+pub mod escape;
 pub mod fsutil;
 pub mod logs;
 pub mod policy;

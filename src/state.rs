@@ -1,5 +1,4 @@
 //! sidecar's state directory: the per-install fingerprint key (and, later, checkpoints and findings).
-use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
@@ -48,17 +47,20 @@ pub fn load_or_create_key(state_dir: &Path) -> Result<FingerprintKey, StateError
         })?;
         fsutil::create_atomic_exclusive(&path, &key).map_err(io_err("cannot write the fingerprint key"))?;
     }
-    let mut file = fs::File::open(&path).map_err(io_err("cannot read the fingerprint key"))?;
+    let mut file = match fsutil::open_input(&path, fsutil::InputKind::KEY) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::FileTooLarge => return Err(StateError::CorruptKey(path)),
+        Err(e) => return Err(io_err("cannot read the fingerprint key")(e)),
+    };
     let mut key = [0u8; 32];
     let mut extra = [0u8; 1];
     file.read_exact(&mut key)
         .map_err(|_| StateError::CorruptKey(path.clone()))?;
-    if file
-        .read(&mut extra)
-        .map_err(io_err("cannot read the fingerprint key"))?
-        != 0
-    {
-        return Err(StateError::CorruptKey(path));
+    match file.read(&mut extra) {
+        Ok(0) => {}
+        Ok(_) => return Err(StateError::CorruptKey(path)),
+        Err(e) if e.kind() == io::ErrorKind::FileTooLarge => return Err(StateError::CorruptKey(path)),
+        Err(e) => return Err(io_err("cannot read the fingerprint key")(e)),
     }
     Ok(FingerprintKey::from_bytes(key))
 }
@@ -66,6 +68,7 @@ pub fn load_or_create_key(state_dir: &Path) -> Result<FingerprintKey, StateError
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[test]
     fn key_is_created_once_privately() {
@@ -76,6 +79,29 @@ mod tests {
         assert_eq!(a.as_bytes(), b.as_bytes());
         assert_eq!(fsutil::mode(&state).unwrap(), 0o700);
         assert_eq!(fsutil::mode(&state.join(KEY_FILE)).unwrap(), 0o600);
+    }
+
+    #[test]
+    fn a_key_that_is_a_fifo_or_too_long_is_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join(KEY_FILE);
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &key,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        let err = load_or_create_key(dir.path()).unwrap_err();
+        assert!(
+            err.to_string().contains("is a FIFO (named pipe), not a regular file"),
+            "{err}"
+        );
+        fs::remove_file(&key).unwrap();
+        fs::write(&key, [7u8; 4096]).unwrap();
+        let err = load_or_create_key(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("corrupt"), "{err}");
     }
 
     #[test]

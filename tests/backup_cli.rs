@@ -372,6 +372,137 @@ fn hostile_entries_are_refused_and_nothing_escapes() {
     }
 }
 
+/// Archive entries and backup names are chosen by whoever wrote the archive or the destination:
+/// one holding terminal escapes and a newline is shown escaped, on one line, by `restore`, `verify`
+/// and `backups list`.
+#[test]
+fn hostile_names_in_archives_and_destinations_are_shown_escaped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let k = keys(tmp.path());
+    let dest = tmp.path().join("dest").tap_mkdir();
+    let built = hostile_backup(tmp.path(), &k.public, |b| {
+        raw_entry(
+            b,
+            b"\x1b[2J\x1b]0;owned\x07\nerror: forged\xe2\x80\xae",
+            tar::EntryType::Char,
+            None,
+            b"",
+        )
+    });
+    let path = dest.join("x\u{1b}[2J\nerror: forged.tar.zst.age");
+    fs::rename(&built, &path).unwrap();
+    let check = |what: &str, out: &std::process::Output| {
+        for (stream, bytes) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
+            let text = String::from_utf8_lossy(bytes);
+            assert!(
+                !text.contains(['\u{1b}', '\u{7}', '\u{202e}']),
+                "{what} {stream}: {text:?}"
+            );
+            assert!(
+                !text.lines().any(|l| l.starts_with("error: forged")),
+                "{what} {stream}: {text}"
+            );
+        }
+    };
+    let out = run(sidecar(tmp.path())
+        .arg("restore")
+        .arg(&path)
+        .arg("--to")
+        .arg(tmp.path().join("target"))
+        .arg("--identity")
+        .arg(&k.identity));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    check("restore", &out);
+    assert!(
+        stderr(&out).contains("refused device file `\\x1b[2J\\x1b]0;owned\\x07\\nerror: forged\\u{202e}`"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("x\\x1b[2J\\nerror: forged.tar.zst.age"),
+        "{}",
+        stderr(&out)
+    );
+    // No `.b3` beside it: verify stops at the checksum file, whose name is shown escaped too.
+    let out = run(sidecar(tmp.path())
+        .arg("verify")
+        .arg(&path)
+        .arg("--identity")
+        .arg(&k.identity));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    check("verify", &out);
+    assert!(
+        stderr(&out).contains("x\\x1b[2J\\nerror: forged.tar.zst.age.b3"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(sidecar(tmp.path())
+        .args(["backups", "list", "--fast", "--from"])
+        .arg(&dest));
+    check("backups list", &out);
+    assert!(
+        stdout(&out).contains("x\\x1b[2J\\nerror: forged.tar.zst.age"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+/// An identity or recipients file must be a regular file of a sensible size: `/dev/urandom` or a
+/// FIFO is refused at once, naming the file.
+#[test]
+fn identity_and_recipients_files_must_be_regular_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let k = keys(tmp.path());
+    let backup = hostile_backup(tmp.path(), &k.public, |b| {
+        raw_entry(b, b"plain", tar::EntryType::Regular, None, b"x")
+    });
+    let fifo = tmp.path().join("fifo");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let big = tmp.path().join("big-key.txt");
+    fs::write(&big, vec![b'#'; (64 << 10) + 1]).unwrap();
+    for (identity, expect) in [
+        (
+            Path::new("/dev/urandom"),
+            "identity file /dev/urandom: is a character device, not a regular file".to_string(),
+        ),
+        (
+            fifo.as_path(),
+            format!("identity file {}: is a FIFO (named pipe)", fifo.display()),
+        ),
+        (
+            big.as_path(),
+            format!("identity file {}: larger than 64 KiB", big.display()),
+        ),
+    ] {
+        let started = std::time::Instant::now();
+        let out = run(sidecar(tmp.path())
+            .arg("restore")
+            .arg(&backup)
+            .arg("--to")
+            .arg(tmp.path().join("target"))
+            .arg("--identity")
+            .arg(identity));
+        assert!(started.elapsed() < std::time::Duration::from_secs(2), "{identity:?}");
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(stderr(&out).contains(&expect), "{}", stderr(&out));
+    }
+    let src = tmp.path().join("data");
+    data(&src);
+    let out = run(sidecar(tmp.path())
+        .args(["backup", "--source"])
+        .arg(&src)
+        .arg("--to")
+        .arg(tmp.path().join("dest"))
+        .arg("--recipients-file")
+        .arg(&fifo));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("recipients file") && stderr(&out).contains("FIFO"),
+        "{}",
+        stderr(&out)
+    );
+}
+
 #[test]
 fn prune_keeps_what_the_policy_says_and_touches_only_its_own_files() {
     let tmp = tempfile::tempdir().unwrap();

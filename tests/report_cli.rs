@@ -295,3 +295,42 @@ fn html_report_loads_in_headless_chromium_and_shows_the_rows() {
     );
     assert_eq!(dom.matches("<rect ").count(), 2, "one bar per day");
 }
+
+/// Finding records and triage notes are files anyone with access to the state directory (or a
+/// fleet destination) could have written: a container name, file path or rule id holding terminal
+/// escapes or a spreadsheet formula is shown escaped in the table and neutralised in the CSV.
+#[test]
+fn hostile_names_are_escaped_in_the_table_and_neutralised_in_the_csv() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    fs::create_dir_all(state.join("findings")).unwrap();
+    let fp = "f".repeat(64);
+    let record = serde_json::json!({
+        "schema": 1, "rule": "=cmd|' /C calc'!A0", "description": "d\u{1b}[2J", "severity": "high",
+        "file": "/var/lib/docker/containers/x/\u{1b}[2J\u{1b}]0;owned\u{7}.log", "line": 1, "end_line": 1,
+        "start": 0, "end": 10, "ranges": [[0, 10]], "container_id": "c".repeat(64),
+        "time": "2026-11-01T10:00:00Z", "fingerprint": fp, "preview": "sk-****\u{9b}2J",
+        "container": "@SUM(1+1)\u{1b}[2J", "image": "img"
+    });
+    fs::write(state.join("findings/findings.jsonl"), format!("{record}\n")).unwrap();
+    let triage = serde_json::json!({"version": 1, "acks": {fp.clone(): {
+        "note": "+1\u{1b}[2J", "by": "-x", "at": "2026-11-02T00:00:00Z"}}});
+    fs::write(state.join("triage.json"), triage.to_string()).unwrap();
+
+    let out = run(sidecar(&state).args(["report", "--format", "table"]));
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!out.stdout.contains(&0x1b) && !out.stderr.contains(&0x1b), "no raw ESC");
+    let table = stdout(&out);
+    assert!(
+        table.contains("@SUM(1+1)\\x1b[2J") && table.contains("sk-****\\u{9b}2J") && table.contains("+1\\x1b[2J"),
+        "{table}"
+    );
+
+    let out = run(sidecar(&state).args(["report", "--format", "csv"]));
+    assert!(!out.stdout.contains(&0x1b), "no raw ESC in the CSV");
+    let csv = stdout(&out);
+    let row: Vec<&str> = csv.lines().nth(1).unwrap().split(',').collect();
+    assert_eq!(row[1], "'=cmd|' /C calc'!A0", "rule: {csv}");
+    assert_eq!(row[7], "'@SUM(1+1)\\x1b[2J", "containers: {csv}");
+    assert_eq!(row[9..11], ["'+1\\x1b[2J", "'-x"], "triage note and author: {csv}");
+}

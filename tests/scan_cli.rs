@@ -520,3 +520,138 @@ fn without_paths_scan_reads_the_docker_root_containers() {
     assert_eq!(found.len(), 1);
     assert_eq!(found[0]["container_id"], id.as_str());
 }
+
+/// File names are chosen by whoever writes the scanned directory: one holding terminal escapes
+/// (clear the screen, set the window title) and a newline is shown escaped in the table and in the
+/// warnings, never raw.
+#[test]
+fn hostile_file_names_are_shown_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    let name = "x\u{1b}[2J\u{1b}]0;owned\u{7}\nerror: forged\u{202e}.log";
+    let mut body = format!("{{\"log\":\"cut {OPENAI}\n").into_bytes();
+    body.extend(docker_line(format!("token {}\n", github()).as_bytes(), "stdout", T));
+    write(&logs.join(name), &body);
+    let state = dir.path().join("state");
+    let out = run(sidecar(&state)
+        .arg("scan")
+        .arg(&logs)
+        .args(["--format", "table", "--no-progress"]));
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    for (what, bytes) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
+        let text = String::from_utf8_lossy(bytes);
+        assert!(!text.contains(['\u{1b}', '\u{7}', '\u{202e}']), "{what}: {text:?}");
+        assert!(
+            text.contains("x\\x1b[2J\\x1b]0;owned\\x07\\nerror: forged\\u{202e}.log"),
+            "{what}: {text}"
+        );
+        assert!(!text.lines().any(|l| l.starts_with("error: forged")), "{what}: {text}");
+    }
+}
+
+/// Run with a deadline: a read that never ends (a device, a FIFO without a writer) must not hang
+/// the test. Returns the output and how long it took.
+fn run_within(
+    cmd: &mut std::process::Command,
+    deadline: std::time::Duration,
+) -> (std::process::Output, std::time::Duration) {
+    use std::process::Stdio;
+    let started = std::time::Instant::now();
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > deadline {
+            child.kill().unwrap();
+            panic!("still running after {deadline:?}: {cmd:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    (child.wait_with_output().unwrap(), started.elapsed())
+}
+
+/// `--config /dev/zero` read forever (1.6 GB after 10 s): every file read as configuration, rules,
+/// baseline or key must be a regular file under its size limit, and the error names it and says
+/// what to do.
+#[test]
+fn config_rules_and_baseline_must_be_regular_files_under_their_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let fifo = dir.path().join("fifo");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let big = dir.path().join("big.toml");
+    fs::write(&big, format!("# {}\n", "x".repeat(1 << 20))).unwrap();
+    let cases: Vec<(Vec<std::ffi::OsString>, String)> = vec![
+        (
+            vec!["--config".into(), "/dev/zero".into()],
+            "config file /dev/zero: is a character device, not a regular file; give the path of the config file itself"
+                .into(),
+        ),
+        (
+            vec!["--config".into(), "/dev/urandom".into()],
+            "config file /dev/urandom: is a character device".into(),
+        ),
+        (
+            vec!["--config".into(), fifo.clone().into()],
+            format!(
+                "config file {}: is a FIFO (named pipe), not a regular file",
+                fifo.display()
+            ),
+        ),
+        (
+            vec!["--config".into(), dir.path().into()],
+            format!(
+                "config file {}: is a directory, not a regular file",
+                dir.path().display()
+            ),
+        ),
+        (
+            vec!["--config".into(), big.clone().into()],
+            format!(
+                "config file {}: larger than 1 MiB, the limit for a config file; is this the right file?",
+                big.display()
+            ),
+        ),
+    ];
+    for (args, expect) in cases {
+        let (out, took) = run_within(
+            sidecar(&state).args(&args).args(["config", "check"]),
+            std::time::Duration::from_secs(10),
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(&expect), "{args:?}: {stderr}");
+        assert!(took < std::time::Duration::from_secs(2), "{args:?} took {took:?}");
+    }
+    // Rule files and baselines, through `scan` (the input itself is a small regular file).
+    let input = dir.path().join("in.log");
+    fs::write(&input, b"nothing here\n").unwrap();
+    for (flag, path, expect) in [
+        (
+            "--rules",
+            Path::new("/dev/zero"),
+            "rule file /dev/zero: is a character device",
+        ),
+        ("--gitleaks-config", fifo.as_path(), "gitleaks config"),
+        ("--baseline", fifo.as_path(), "baseline"),
+        (
+            "--baseline",
+            Path::new("/dev/urandom"),
+            "baseline /dev/urandom: is a character device",
+        ),
+    ] {
+        let (out, took) = run_within(
+            sidecar(&state).arg("scan").arg(flag).arg(path).arg(&input),
+            std::time::Duration::from_secs(10),
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag}: {stderr}");
+        assert!(
+            stderr.contains(expect) && stderr.contains("not a regular file"),
+            "{flag}: {stderr}"
+        );
+        assert!(took < std::time::Duration::from_secs(2), "{flag} took {took:?}");
+    }
+}

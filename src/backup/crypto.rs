@@ -62,11 +62,10 @@ impl Recipient {
 
 /// Read a recipients file: one recipient per line, blank lines and `#` comments ignored.
 pub fn read_recipients_file(path: &Path) -> Result<Vec<Recipient>, BackupError> {
-    let file =
-        std::fs::File::open(path).map_err(|e| BackupError::io(format!("recipients file {}", path.display()), e))?;
+    let text = crate::fsutil::read_input_string(path, crate::fsutil::InputKind::RECIPIENTS)
+        .map_err(|e| BackupError::io("reading the recipients", e))?;
     let mut out = Vec::new();
-    for line in std::io::BufReader::new(file).lines() {
-        let line = line.map_err(|e| BackupError::io(format!("recipients file {}", path.display()), e))?;
+    for line in text.lines() {
         let t = line.trim();
         if t.is_empty() || t.starts_with('#') {
             continue;
@@ -79,7 +78,8 @@ pub fn read_recipients_file(path: &Path) -> Result<Vec<Recipient>, BackupError> 
 /// Load the identities (private keys) from an age identity file or an SSH private key file.
 pub fn read_identities(path: &Path) -> Result<Vec<Box<dyn age::Identity + Send + Sync>>, BackupError> {
     let ctx = || format!("identity file {}", path.display());
-    let text = std::fs::read(path).map_err(|e| BackupError::io(ctx(), e))?;
+    let text = crate::fsutil::read_input(path, crate::fsutil::InputKind::IDENTITY)
+        .map_err(|e| BackupError::io("reading the identity", e))?;
     if text.starts_with(b"-----BEGIN OPENSSH PRIVATE KEY-----") || text.starts_with(b"-----BEGIN RSA PRIVATE KEY-----")
     {
         let id = age::ssh::Identity::from_buffer(&text[..], Some(path.display().to_string()))

@@ -15,14 +15,18 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::escape::terminal;
 pub use crypto::Recipient;
 pub use store::{open_store, LocalStore, Store};
 
 /// Errors of backups and restores. Messages name the file and say what to do.
+///
+/// Messages quote archive entries, object names in a bucket and paths: every field is shown
+/// escaped for a terminal, on one line ([`crate::escape::terminal`]).
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
     /// An I/O error while doing `what`.
-    #[error("{what}: {source}")]
+    #[error("{}: {}", terminal(.what), terminal(&.source.to_string()))]
     Io {
         /// What was being done.
         what: String,
@@ -31,16 +35,16 @@ pub enum BackupError {
         source: io::Error,
     },
     /// The source directory cannot be backed up.
-    #[error("source: {0}")]
+    #[error("source: {}", terminal(.0))]
     Source(String),
     /// A recipient is malformed, or none was given.
-    #[error("recipient {0}")]
+    #[error("recipient {}", terminal(.0))]
     Recipient(String),
     /// The identity file is unusable.
-    #[error("identity: {0}")]
+    #[error("identity: {}", terminal(.0))]
     Identity(String),
     /// The backup file is not a valid sidecar backup (corrupted, truncated, wrong key, hostile).
-    #[error("backup {file}: {problem}")]
+    #[error("backup {}: {}", terminal(.file), terminal(.problem))]
     Invalid {
         /// The backup file.
         file: String,
@@ -48,7 +52,7 @@ pub enum BackupError {
         problem: String,
     },
     /// The restore target cannot be used.
-    #[error("restore target {0}")]
+    #[error("restore target {}", terminal(.0))]
     Target(String),
     /// Stopped by a signal; the partial file was removed.
     #[error("backup interrupted (stop requested); the partial file was removed")]

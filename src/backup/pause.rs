@@ -30,10 +30,10 @@ fn docker_err(e: crate::docker::DockerError) -> BackupError {
 
 /// Unpause containers a crashed sidecar left paused (listed in the journal). Returns their names.
 pub fn recover(opts: &PauseOptions) -> Result<Vec<String>, BackupError> {
-    let text = match std::fs::read(&opts.journal) {
+    let text = match crate::fsutil::read_input(&opts.journal, crate::fsutil::InputKind::STATE) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(BackupError::io(format!("reading {}", opts.journal.display()), e)),
+        Err(e) => return Err(BackupError::io("reading the pause journal", e)),
     };
     let listed: Vec<Container> = serde_json::from_slice(&text).unwrap_or_default();
     let mut names = Vec::new();

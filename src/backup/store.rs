@@ -286,13 +286,14 @@ fn env_or_file(var: &str) -> Result<Option<String>, BackupError> {
     let Ok(path) = std::env::var(format!("{var}_FILE")) else {
         return Ok(None);
     };
-    let text = fs::read_to_string(&path).map_err(ioerr(format!("{var}_FILE={path}")))?;
+    let text = crate::fsutil::read_input_string(Path::new(&path), crate::fsutil::InputKind::SECRET)
+        .map_err(ioerr(format!("{var}_FILE")))?;
     Ok(Some(text.trim().to_string()))
 }
 
 /// `(access key id, secret, session token)` of a profile in an AWS shared credentials file.
 fn shared_credentials(path: &Path, profile: &str) -> Option<(String, String, Option<String>)> {
-    let text = fs::read_to_string(path).ok()?;
+    let text = crate::fsutil::read_input_string(path, crate::fsutil::InputKind::AWS_CREDENTIALS).ok()?;
     let (mut id, mut secret, mut token, mut in_profile) = (None, None, None, false);
     for line in text.lines() {
         let line = line.trim();

@@ -5,6 +5,7 @@ use anyhow::{Context, Result};
 
 use super::{AuditArgs, EXIT_FINDINGS, EXIT_OK};
 use crate::config::Config;
+use crate::escape::{terminal, terminal_path};
 use crate::policy::audit::{run, AuditOptions};
 use crate::policy::container::SecretHit;
 use crate::policy::host::HostPaths;
@@ -103,7 +104,7 @@ pub fn run_enforce(config: &Config, args: super::EnforceArgs) -> Result<u8> {
         println!("{line}");
     }
     for (path, why) in &errors {
-        crate::say!("error: {}: {why}", path.display());
+        crate::say!("error: {}: {}", terminal_path(path), terminal(why));
     }
     crate::say!(
         "{} change(s) {}, {} error(s)",
@@ -133,9 +134,10 @@ pub(crate) fn enforce_once(config: &Config, dry_run: bool) -> Result<(Vec<String
         dry_run,
     };
     let (changes, mut errors) = enforce(&opts);
+    // Paths in the data volume and under Docker's root are named by containers: escaped.
     let verb = if dry_run { "would change" } else { "changed" };
     for c in &changes {
-        lines.push(format!("{verb} {}: {}", c.path.display(), c.what));
+        lines.push(format!("{verb} {}: {}", terminal_path(&c.path), c.what));
     }
     // Rotation of logs without max-size, and retention.
     if e.rotate_mib > 0 || e.retention_days > 0 {
@@ -182,10 +184,10 @@ pub(crate) fn enforce_once(config: &Config, dry_run: bool) -> Result<(Vec<String
                     masked,
                 } => lines.push(format!(
                     "{rotated} {}: {bytes} bytes into {segments} archive(s) in {} ({masked} secret(s) masked)",
-                    log.display(),
-                    archive_dir.display()
+                    terminal_path(log),
+                    terminal_path(archive_dir)
                 )),
-                Action::Removed(p) => lines.push(format!("{removed} {}", p.display())),
+                Action::Removed(p) => lines.push(format!("{removed} {}", terminal_path(p))),
             }
         }
         errors.extend(errs);

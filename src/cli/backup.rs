@@ -10,6 +10,7 @@ use clap::{Args, Subcommand};
 use super::{EXIT_ERROR, EXIT_FINDINGS, EXIT_OK};
 use crate::backup::{self, restore, BackupError, BackupOptions, Progress, Recipient};
 use crate::config::Config;
+use crate::escape::terminal;
 
 pub(super) const BACKUP_EXIT_CODES: &str = "Exit status: 0 success, 1 the backup is invalid (damaged, truncated, wrong key, hostile entries, wrong recipients), 2 any other error (usage, configuration, permissions, disk).";
 
@@ -373,7 +374,7 @@ fn pause_options(config: &Config) -> Option<backup::pause::PauseOptions> {
 
 fn report_pause(r: &backup::BackupResult) {
     if !r.paused.is_empty() {
-        crate::say!("paused while reading the source: {}", r.paused.join(", "));
+        crate::say!("paused while reading the source: {}", terminal(&r.paused.join(", ")));
     }
     if r.pause_expired {
         crate::say!(
@@ -524,8 +525,9 @@ pub fn run_restore(config: &Config, args: RestoreArgs) -> u8 {
     });
     match result {
         Ok(s) => {
+            // Warnings quote archive entries and their extended attributes: one line each.
             for w in &s.warnings {
-                crate::say!("warning: {w}");
+                crate::say!("warning: {}", terminal(w));
             }
             if let Some(aside) = &s.moved_aside {
                 crate::say!("previous content of {} moved to {}", args.to.display(), aside.display());
@@ -534,7 +536,7 @@ pub fn run_restore(config: &Config, args: RestoreArgs) -> u8 {
             crate::say!(
                 "{} {}: {} entries, {} files ({}) checked against the manifest, {:.1} s",
                 if args.dry_run { "dry run of" } else { "restored" },
-                found.label(),
+                terminal(&found.label()),
                 s.entries,
                 s.files,
                 human(s.bytes),
@@ -606,7 +608,7 @@ fn verify_one(
     };
     crate::say!(
         "{}: ciphertext hash matches, encrypted to {} recipient(s) {:?}{}",
-        b.label(),
+        terminal(&b.label()),
         stanzas.len(),
         stanzas,
         if expected.is_some() { " as configured" } else { "" }
@@ -620,7 +622,7 @@ fn verify_one(
             Ok(s) => {
                 crate::say!(
                     "{}: decrypted, {} entries, {} files ({}) match the manifest",
-                    b.label(),
+                    terminal(&b.label()),
                     s.entries,
                     s.files,
                     human(s.bytes)
@@ -654,6 +656,8 @@ pub fn run_list(config: &Config, from: Option<String>, identity: Option<PathBuf>
     );
     let mut bad = 0;
     for name in &list {
+        // Names are whatever the destination (a bucket) lists: shown escaped.
+        let shown = terminal(name);
         let size = objects.iter().find(|o| &o.name == name).map(|o| o.size).unwrap_or(0);
         let verified = if fast {
             "-"
@@ -662,7 +666,7 @@ pub fn run_list(config: &Config, from: Option<String>, identity: Option<PathBuf>
                 Ok(_) => "yes",
                 Err(e) => {
                     bad += 1;
-                    crate::say!("{name}: {e}");
+                    crate::say!("{shown}: {e}");
                     "FAILED"
                 }
             }
@@ -678,7 +682,7 @@ pub fn run_list(config: &Config, from: Option<String>, identity: Option<PathBuf>
             None => ("-".into(), "-".into()),
         };
         println!(
-            "{name:<48} {created:<20} {:>10}  {verified:<8} {files:>8} {content:>10}",
+            "{shown:<48} {created:<20} {:>10}  {verified:<8} {files:>8} {content:>10}",
             human(size)
         );
     }
@@ -721,7 +725,7 @@ pub fn run_prune(config: &Config, args: PruneArgs) -> u8 {
         Ok(decisions) => {
             let mut deleted = 0;
             for d in &decisions {
-                let name = &d.name;
+                let name = terminal(&d.name);
                 if d.reasons.is_empty() {
                     deleted += 1;
                     println!("{} {name}", if args.dry_run { "would delete" } else { "deleted" });
@@ -753,7 +757,7 @@ fn say_dropped(dropped: &restore::Dropped, done: &str) {
         if dropped.entries == 1 { "y" } else { "ies" }
     );
     for e in &dropped.examples {
-        crate::say!("  {e}");
+        crate::say!("  {}", terminal(e));
     }
     if dropped.entries > dropped.examples.len() as u64 {
         crate::say!("  … and {} more", dropped.entries - dropped.examples.len() as u64);

@@ -5,9 +5,11 @@ use anyhow::{bail, Context, Result};
 
 use super::{ReportAction, ReportArgs, EXIT_FINDINGS, EXIT_OK};
 use crate::config::Config;
+use crate::escape::terminal;
 use crate::report::review::{
     group, latest_audit, parse_time, read_findings_dir, write_review, Ack, Filter, ItemStatus, Triage,
 };
+use crate::report::short_fingerprint;
 
 pub fn run_report(config: &Config, args: ReportArgs) -> Result<u8> {
     let state_dir = args.state_dir.clone().unwrap_or_else(|| config.state_dir.clone());
@@ -31,7 +33,7 @@ pub fn run_report(config: &Config, args: ReportArgs) -> Result<u8> {
             let by = by.unwrap_or_else(|| std::env::var("USER").unwrap_or_else(|_| "unknown".into()));
             triage.acks.insert(fp.clone(), Ack { note, by, at });
             triage.save(&state_dir)?;
-            println!("acknowledged {}", &fp[..12.min(fp.len())]);
+            println!("acknowledged {}", terminal(short_fingerprint(&fp)));
             Ok(EXIT_OK)
         }
         Some(ReportAction::Unack { fingerprint }) => {
@@ -39,7 +41,7 @@ pub fn run_report(config: &Config, args: ReportArgs) -> Result<u8> {
             let fp = resolve(&fingerprint, triage.acks.keys().map(String::as_str))?;
             triage.acks.remove(&fp);
             triage.save(&state_dir)?;
-            println!("no longer acknowledged: {}", &fp[..12.min(fp.len())]);
+            println!("no longer acknowledged: {}", terminal(short_fingerprint(&fp)));
             Ok(EXIT_OK)
         }
         Some(ReportAction::Ship) => {
@@ -61,7 +63,7 @@ pub fn run_report(config: &Config, args: ReportArgs) -> Result<u8> {
             let (sent, failed) = alert_once(&state_dir, &hook)?;
             println!("{sent} alert(s) sent");
             for f in &failed {
-                crate::say!("error: alert for {f} (will be tried again)");
+                crate::say!("error: alert for {} (will be tried again)", terminal(f));
             }
             Ok(if failed.is_empty() { EXIT_OK } else { super::EXIT_ERROR })
         }

@@ -161,7 +161,11 @@ pub fn run(config: &Config, args: RunArgs) -> u8 {
                         crate::say!("enforce: {line}");
                     }
                     for (path, why) in errors {
-                        tracing::warn!("enforce: {}: {why}", path.display());
+                        tracing::warn!(
+                            "enforce: {}: {}",
+                            crate::escape::terminal_path(&path),
+                            crate::escape::terminal(&why)
+                        );
                     }
                 }
                 Err(e) => tracing::warn!("enforce: {e:#}"),

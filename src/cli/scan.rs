@@ -1,6 +1,5 @@
 //! `sidecar scan`, `sidecar rules` and the engine set-up shared with `config check`.
 use std::collections::HashSet;
-use std::fs::File;
 use std::io::{self, BufRead, BufReader, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,6 +10,8 @@ use rayon::prelude::*;
 
 use super::{ScanArgs, EXIT_ERROR, EXIT_FINDINGS, EXIT_OK};
 use crate::config::Config;
+use crate::escape::terminal;
+use crate::fsutil::{open_input, read_input_string, InputKind};
 use crate::logs::masking::write_masked_copy;
 use crate::logs::scan::{FileScan, Format, Notice, ScanOptions, Scanner};
 use crate::redact::{Engine, EngineBuilder, Finding, RuleFile};
@@ -24,11 +25,11 @@ pub fn build_engine(
 ) -> Result<(Engine, RuleFile)> {
     let mut builder = EngineBuilder::with_builtin();
     for path in config.rules.files.iter().chain(extra_rules) {
-        let text = read_small_text(path).with_context(|| format!("rule file {}", path.display()))?;
+        let text = read_input_string(path, InputKind::RULES)?;
         builder = builder.with_rules(RuleFile::from_toml(&text, &path.display().to_string())?);
     }
     for path in config.rules.gitleaks_configs.iter().chain(extra_gitleaks) {
-        let text = read_small_text(path).with_context(|| format!("gitleaks config {}", path.display()))?;
+        let text = read_input_string(path, InputKind::GITLEAKS)?;
         builder = builder.with_rules(RuleFile::from_gitleaks_toml(&text, &path.display().to_string())?);
     }
     builder = builder.with_rules(RuleFile {
@@ -42,22 +43,9 @@ pub fn build_engine(
     Ok((builder.build()?, specs))
 }
 
-/// Read a config-sized text file (rule files are small; refuse anything over 16 MiB).
-fn read_small_text(path: &Path) -> Result<String> {
-    let file = File::open(path).with_context(|| "cannot open (check the path and permissions)")?;
-    let mut text = String::new();
-    let n = io::Read::read_to_string(&mut io::Read::take(file, 16 << 20), &mut text)
-        .context("cannot read as UTF-8 text")?;
-    if n >= 16 << 20 {
-        bail!("larger than 16 MiB; is this really a rule file?");
-    }
-    Ok(text)
-}
-
 /// Fingerprints listed in a baseline file: one per line, or JSON/JSONL finding records.
 pub fn load_baseline(path: &Path) -> Result<HashSet<String>> {
-    let file = File::open(path).with_context(|| format!("baseline {}: cannot open", path.display()))?;
-    let mut reader = BufReader::new(file);
+    let mut reader = BufReader::new(open_input(path, InputKind::BASELINE)?);
     let mut set = HashSet::new();
     let first = reader.fill_buf()?.iter().copied().find(|b| !b.is_ascii_whitespace());
     if first == Some(b'[') {
@@ -116,17 +104,17 @@ pub fn list_rules(config: &Config, as_toml: bool) -> Result<u8> {
         writeln!(out, "{:<32} {:<9} {:<40} DESCRIPTION", "RULE", "SEVERITY", "KEYWORDS")?;
         for r in specs.rule.iter().filter(|r| active.contains(r.id.as_str())) {
             let mut kw = r.keywords.join(",");
-            if kw.len() > 40 {
-                kw.truncate(37);
-                kw.push_str("...");
+            if kw.chars().count() > 40 {
+                kw = kw.chars().take(37).chain("...".chars()).collect();
             }
+            // Rules come from files, some downloaded (gitleaks configs): shown escaped.
             writeln!(
                 out,
                 "{:<32} {:<9} {:<40} {}",
-                r.id,
+                terminal(&r.id),
                 r.severity.as_str(),
-                kw,
-                r.description
+                terminal(&kw),
+                terminal(&r.description)
             )?;
         }
     }
@@ -288,6 +276,8 @@ pub fn run(mut config: Config, mut args: ScanArgs) -> Result<u8> {
     let (mut bytes, mut lines, mut files, mut binary, mut malformed, mut baselined) =
         (0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
     for (label, result) in results {
+        // File names are whatever the scanned directory holds: shown escaped (a newline too).
+        let shown = terminal(&label);
         match result {
             Ok(scan) if scan.format.is_none() => {}
             Ok(scan) => {
@@ -303,12 +293,12 @@ pub fn run(mut config: Config, mut args: ScanArgs) -> Result<u8> {
                             malformed += 1;
                             if malformed <= 20 {
                                 crate::say!(
-                                    "warning: {label}:{line}: not a valid json-file line ({reason}); scanned as text"
+                                    "warning: {shown}:{line}: not a valid json-file line ({reason}); scanned as text"
                                 );
                             }
                         }
                         Notice::LongLine { line } => {
-                            crate::say!("warning: {label}:{line}: line longer than {} KiB; scanned as text in overlapping windows", options.buffer_bytes >> 10);
+                            crate::say!("warning: {shown}:{line}: line longer than {} KiB; scanned as text in overlapping windows", options.buffer_bytes >> 10);
                         }
                     }
                 }
@@ -327,7 +317,8 @@ pub fn run(mut config: Config, mut args: ScanArgs) -> Result<u8> {
         crate::say!("warning: {} more malformed lines not listed", malformed - 20);
     }
     for e in &errors {
-        crate::say!("error: {e}");
+        // One line each, naming paths found on disk: escaped whole.
+        crate::say!("error: {}", terminal(e));
     }
 
     // Output.

@@ -145,15 +145,15 @@ impl Checkpoints {
     }
 }
 
-/// A JSON state file of at most 64 MiB (`None` when absent); a damaged one is an error that says
-/// what to do.
+/// A JSON state file, a regular file of at most 256 MiB (`None` when absent); a damaged one is an
+/// error that says what to do.
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path, what_to_do: &str) -> io::Result<Option<T>> {
-    let file = match File::open(path) {
+    let file = match fsutil::open_input(path, fsutil::InputKind::CHECKPOINTS) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
-    serde_json::from_reader(io::BufReader::new(file.take(64 << 20)))
+    serde_json::from_reader(io::BufReader::new(file))
         .map(Some)
         .map_err(|e| {
             io::Error::new(
@@ -258,15 +258,15 @@ impl SpansLog {
     }
 
     /// What an earlier run appended (absent: nothing). A line cut short by a crash or damaged is
-    /// skipped; at most 64 MiB are read.
+    /// skipped. Emptied at every checkpoint, it is far below the 256 MiB a state file may hold.
     pub fn load(state_dir: &Path) -> io::Result<Vec<PendingFile>> {
-        let file = match File::open(Self::path(state_dir)) {
+        let file = match fsutil::open_input(&Self::path(state_dir), fsutil::InputKind::CHECKPOINTS) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(e),
         };
         let mut out = Vec::new();
-        for line in io::BufRead::split(io::BufReader::new(file.take(64 << 20)), b'\n') {
+        for line in io::BufRead::split(io::BufReader::new(file), b'\n') {
             if let Ok(p) = serde_json::from_slice::<PendingFile>(&line?) {
                 out.push(p);
             }
@@ -359,6 +359,10 @@ mod tests {
         std::fs::write(Checkpoints::path(dir.path()), b"{\"version\":1,").unwrap();
         let err = Checkpoints::load(dir.path()).unwrap_err();
         assert!(err.to_string().contains("move it away"), "{err}");
+        std::fs::remove_file(Checkpoints::path(dir.path())).unwrap();
+        std::fs::create_dir(Checkpoints::path(dir.path())).unwrap();
+        let err = Checkpoints::load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("is a directory, not a regular file"), "{err}");
     }
 
     #[test]

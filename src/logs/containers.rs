@@ -77,9 +77,8 @@ struct LogConfig {
 }
 
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> io::Result<T> {
-    let f = crate::fsutil::open_nofollow(path)?;
-    serde_json::from_reader(BufReader::new(std::io::Read::take(f, 16 << 20)))
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))
+    let f = crate::fsutil::open_input(path, crate::fsutil::InputKind::CONTAINER_CONFIG)?;
+    serde_json::from_reader(BufReader::new(f)).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))
 }
 
 /// Read one container directory. `Ok(None)`: not a json-file container (another log driver, or

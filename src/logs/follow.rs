@@ -2733,9 +2733,7 @@ pub struct Heartbeat {
 /// Age of the heartbeat in seconds, with what it says.
 pub fn heartbeat_age(state_dir: &Path) -> io::Result<(u64, Heartbeat)> {
     let path = state_dir.join(HEARTBEAT_FILE);
-    let file = crate::fsutil::open_nofollow(&path)?;
-    let mut text = Vec::new();
-    io::Read::read_to_end(&mut io::Read::take(file, 64 << 10), &mut text)?;
+    let text = crate::fsutil::read_input(&path, crate::fsutil::InputKind::HEARTBEAT)?;
     let v: serde_json::Value =
         serde_json::from_slice(&text).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
     let time = v["time"]

@@ -22,12 +22,12 @@ pub struct DaemonFacts {
 impl DaemonFacts {
     /// Read `daemon.json` at `path` and look for dockerd in `/proc`.
     pub fn read_local(path: &Path) -> (Result<Option<serde_json::Value>, String>, Option<Vec<String>>) {
-        let json = match std::fs::read(path) {
+        let json = match crate::fsutil::read_input(path, crate::fsutil::InputKind::DAEMON_JSON) {
             Ok(bytes) => serde_json::from_slice(&bytes)
                 .map(Some)
                 .map_err(|e| format!("{}: not valid JSON ({e})", path.display())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(format!("{}: {e}", path.display())),
+            Err(e) => Err(e.to_string()),
         };
         (json, dockerd_args())
     }

@@ -61,10 +61,10 @@ pub fn effective_max_size(
     daemon_default: &Result<Option<String>, String>,
 ) -> Result<Option<String>, String> {
     let path = container_dir.join("hostconfig.json");
-    let file = File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    // hostconfig.json is small, but read it bounded anyway.
+    let file =
+        crate::fsutil::open_input(&path, crate::fsutil::InputKind::CONTAINER_CONFIG).map_err(|e| e.to_string())?;
     let v: serde_json::Value =
-        serde_json::from_reader(file.take(1 << 20)).map_err(|e| format!("{}: {e}", path.display()))?;
+        serde_json::from_reader(std::io::BufReader::new(file)).map_err(|e| format!("{}: {e}", path.display()))?;
     let log = &v["LogConfig"];
     let driver = log["Type"].as_str().unwrap_or("");
     if !(driver.is_empty() || driver == "json-file") {
@@ -194,7 +194,7 @@ fn tail_hash(file: &mut File, end: u64) -> io::Result<String> {
 /// Where archiving of `file` resumes: after the committed archives of an earlier, interrupted
 /// rotation of the same content, else 0.
 fn resume_at(file: &mut File, progress_path: &Path) -> io::Result<u64> {
-    let Ok(text) = fs::read(progress_path) else {
+    let Ok(text) = crate::fsutil::read_input(progress_path, crate::fsutil::InputKind::STATE) else {
         return Ok(0);
     };
     let Ok(p) = serde_json::from_slice::<Progress>(&text) else {

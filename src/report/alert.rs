@@ -26,7 +26,7 @@ impl Alerted {
 
     /// Load (absent: none alerted yet).
     pub fn load(state_dir: &Path) -> io::Result<Alerted> {
-        match std::fs::read(Self::path(state_dir)) {
+        match crate::fsutil::read_input(&Self::path(state_dir), crate::fsutil::InputKind::STATE) {
             Ok(b) => serde_json::from_slice(&b).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Alerted::default()),
             Err(e) => Err(e),
@@ -73,7 +73,7 @@ pub fn payload(item: &Item, host: &str) -> serde_json::Value {
             item.containers.iter().cloned().collect::<Vec<_>>().join(", "),
             item.first_seen,
             item.count,
-            &item.fingerprint[..12.min(item.fingerprint.len())],
+            super::short_fingerprint(&item.fingerprint),
             item.preview
         ),
         "host": host,
@@ -154,10 +154,7 @@ pub fn send_new(items: &[Item], hook: &Webhook, state_dir: &Path) -> io::Result<
                 alerted.save(state_dir)?;
                 sent += 1;
             }
-            Err(why) => failed.push(format!(
-                "{}: {why}",
-                &item.fingerprint[..12.min(item.fingerprint.len())]
-            )),
+            Err(why) => failed.push(format!("{}: {why}", super::short_fingerprint(&item.fingerprint))),
         }
     }
     Ok((sent, failed))

@@ -4,6 +4,7 @@ use std::io::{self, Write};
 
 use serde_json::json;
 
+use crate::escape::terminal;
 use crate::policy::{CheckResult, Severity, Status, CHECKS};
 
 /// An output format of `sidecar audit`.
@@ -84,6 +85,8 @@ fn table<W: Write>(results: &[CheckResult], out: &mut W) -> io::Result<()> {
             .then(a.container.cmp(&b.container))
             .then(a.check.cmp(&b.check))
     });
+    // Container names, evidence (labels, mounts, image names) and accepted-risk reasons (a label)
+    // come from the containers: escaped.
     let cells: Vec<[String; 5]> = rows
         .iter()
         .map(|r| {
@@ -96,9 +99,9 @@ fn table<W: Write>(results: &[CheckResult], out: &mut W) -> io::Result<()> {
             [
                 r.status.as_str().to_uppercase(),
                 r.severity.as_str().to_string(),
-                r.container.clone(),
-                r.check.clone(),
-                evidence,
+                terminal(&r.container).into_owned(),
+                terminal(&r.check).into_owned(),
+                terminal(&evidence).into_owned(),
             ]
         })
         .collect();
@@ -217,6 +220,20 @@ mod tests {
         assert!(t.contains("[accepted: audit reads the API]"), "{t}");
         assert!(t.contains("3 checks: 1 failed, 1 accepted, 0 errors, 1 passed"), "{t}");
         let s = sarif(&r);
+        let mut hostile = result("\x1b[2Jweb", "privileged", false, "label x=\x1b]0;owned\x07");
+        apply_accepted(
+            std::slice::from_mut(&mut hostile),
+            &["privileged".into()],
+            "ok\u{202e}\r\nFAIL",
+        );
+        let mut t = Vec::new();
+        write_audit(AuditFormat::Table, &[hostile], &mut t).unwrap();
+        let t = String::from_utf8(t).unwrap();
+        assert!(!t.contains(['\x1b', '\x07', '\r', '\u{202e}']), "{t:?}");
+        assert!(
+            t.contains("\\x1b[2Jweb") && t.contains("[accepted: ok\\u{202e}\\r\\nFAIL]"),
+            "{t}"
+        );
         let results = s["runs"][0]["results"].as_array().unwrap();
         assert_eq!(results.len(), 2);
         assert_eq!(results[1]["suppressions"][0]["justification"], "audit reads the API");

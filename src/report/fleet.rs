@@ -41,7 +41,7 @@ pub fn ship(state_dir: &Path, dest: &str, host: &str) -> Result<usize, BackupErr
     let store = open_store(&format!("{}/{host}", dest.trim_end_matches('/')))?;
     store.prepare()?;
     let io_err = |what: String| move |e: io::Error| BackupError::io(what, e);
-    let mut shipped: Shipped = std::fs::read(shipped_path(state_dir))
+    let mut shipped: Shipped = crate::fsutil::read_input(&shipped_path(state_dir), crate::fsutil::InputKind::STATE)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default();

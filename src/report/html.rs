@@ -178,7 +178,7 @@ pub fn page(items: &[Item], audit: &[serde_json::Value], damaged: u64) -> String
             esc(&i.containers.iter().cloned().collect::<Vec<_>>().join(", ")),
             esc(&i.preview),
             esc(&i.fingerprint),
-            esc(&i.fingerprint[..12.min(i.fingerprint.len())])
+            esc(super::short_fingerprint(&i.fingerprint))
         );
     }
     h.push_str("</tbody></table>");
@@ -251,10 +251,19 @@ mod tests {
                 .into_iter()
                 .collect(),
         };
-        let p = page(&[item], &[], 0);
+        // The fingerprint also goes into an attribute (`title`), the rule into the chart's SVG.
+        let mut attr = item.clone();
+        attr.fingerprint = "\"><img src=x onerror=alert(1)>".into();
+        attr.rule = "r\"/><script>y</script>".into();
+        let p = page(&[item, attr], &[], 0);
         assert!(!p.contains("<script>x</script>") && p.contains("&lt;script&gt;x&lt;/script&gt;"));
+        assert!(!p.contains("\"><img") && !p.contains("<script>y"), "{p}");
+        assert!(
+            p.contains("title=\"&quot;&gt;&lt;img src=x onerror=alert(1)&gt;\""),
+            "{p}"
+        );
         assert!(p.contains("rotated &lt;/td&gt;&lt;b&gt;"));
-        assert_eq!(p.matches("<rect ").count(), 2);
+        assert_eq!(p.matches("<rect ").count(), 4);
         for external in ["src=\"http", "href=\"http", "@import", "url("] {
             assert!(!p.contains(external), "{external}");
         }

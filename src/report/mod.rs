@@ -4,6 +4,7 @@ use std::io::{self, Write};
 
 use serde_json::json;
 
+use crate::escape::terminal;
 use crate::redact::Finding;
 
 pub mod alert;
@@ -54,20 +55,22 @@ fn table<W: Write>(findings: &[Finding], out: &mut W) -> io::Result<()> {
     if findings.is_empty() {
         return writeln!(out, "no findings");
     }
+    // File names, rule ids and previews come from outside: shown escaped (see `crate::escape`).
     let rows: Vec<[String; 5]> = findings
         .iter()
         .map(|f| {
+            let file = terminal(&f.file);
             let loc = if f.end_line != f.line {
-                format!("{}:{}-{}", f.file, f.line, f.end_line)
+                format!("{file}:{}-{}", f.line, f.end_line)
             } else {
-                format!("{}:{}", f.file, f.line)
+                format!("{file}:{}", f.line)
             };
             [
                 loc,
-                f.rule.clone(),
+                terminal(&f.rule).into_owned(),
                 f.severity.as_str().to_string(),
-                f.preview.clone(),
-                f.fingerprint[..12.min(f.fingerprint.len())].to_string(),
+                terminal(&f.preview).into_owned(),
+                terminal(short_fingerprint(&f.fingerprint)).into_owned(),
             ]
         })
         .collect();
@@ -94,6 +97,12 @@ fn table<W: Write>(findings: &[Finding], out: &mut W) -> io::Result<()> {
         line([&r[0], &r[1], &r[2], &r[3], &r[4]], out)?;
     }
     Ok(())
+}
+
+/// The first 12 characters of a fingerprint, as tables show it (a record read from a file may hold
+/// anything there, so characters, not bytes).
+pub fn short_fingerprint(fp: &str) -> &str {
+    fp.char_indices().nth(12).map_or(fp, |(end, _)| &fp[..end])
 }
 
 fn sarif_level(f: &Finding) -> &'static str {
@@ -135,7 +144,7 @@ pub fn sarif(findings: &[Finding]) -> serde_json::Value {
                 "ruleId": f.rule,
                 "ruleIndex": rule_ids.iter().position(|r| *r == f.rule),
                 "level": sarif_level(f),
-                "message": {"text": format!("{} found: {} (fingerprint {})", f.description, f.preview, &f.fingerprint[..12.min(f.fingerprint.len())])},
+                "message": {"text": format!("{} found: {} (fingerprint {})", f.description, f.preview, short_fingerprint(&f.fingerprint))},
                 "locations": [{"physicalLocation": {
                     "artifactLocation": {"uri": uri(&f.file)},
                     "region": {
@@ -245,6 +254,22 @@ mod tests {
             r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
             "logs/a%20b.log"
         );
+    }
+
+    #[test]
+    fn table_shows_names_from_outside_escaped() {
+        let mut f = finding();
+        f.file = "logs/\x1b[2J\x1b]0;owned\x07.log".into();
+        f.rule = "rule\u{202e}".into();
+        f.preview = "ghp_\u{9b}2J****".into();
+        f.fingerprint = "é".repeat(20);
+        let mut out = Vec::new();
+        write_findings(OutputFormat::Table, &[f], &mut out).unwrap();
+        let s = String::from_utf8(out).unwrap();
+        assert!(!s.contains(['\x1b', '\x07', '\u{9b}', '\u{202e}']), "{s:?}");
+        assert!(s.contains("logs/\\x1b[2J\\x1b]0;owned\\x07.log:3"), "{s}");
+        assert!(s.contains("rule\\u{202e}") && s.contains("ghp_\\u{9b}2J****"), "{s}");
+        assert!(s.contains(&"é".repeat(12)), "the first 12 characters, not bytes: {s}");
     }
 
     #[test]

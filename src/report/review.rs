@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::escape::{csv_cell, terminal};
 use crate::redact::{Finding, Severity};
 
 /// A finding record as the guard writes it: the engine's finding plus the container's name and
@@ -114,8 +115,8 @@ impl Triage {
     /// Load (an absent file is an empty triage).
     pub fn load(state_dir: &Path) -> io::Result<Triage> {
         let path = Self::path(state_dir);
-        match File::open(&path) {
-            Ok(f) => serde_json::from_reader(f.take(64 << 20))
+        match crate::fsutil::open_input(&path, crate::fsutil::InputKind::TRIAGE) {
+            Ok(f) => serde_json::from_reader(io::BufReader::new(f))
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", path.display()))),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Triage::default()),
             Err(e) => Err(e),
@@ -525,7 +526,8 @@ pub enum ReviewFormat {
     Table,
     /// `{"items": [...], "audit": [...], "damaged_records": N}`.
     Json,
-    /// The items only, one row each (RFC 4180).
+    /// The items only, one row each (RFC 4180); a text cell a spreadsheet would read as a formula
+    /// gets a `'` in front, control characters are shown escaped.
     Csv,
     /// SARIF 2.1.0: one result per secret, acknowledged ones as suppressed.
     Sarif,
@@ -580,14 +582,6 @@ pub fn sarif(items: &[Item]) -> serde_json::Value {
     })
 }
 
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
-
 fn status_text(i: &Item) -> String {
     match (i.status, i.again_after_ack) {
         (ItemStatus::New, true) => "new (again after ack)".into(),
@@ -623,26 +617,25 @@ pub fn write_review<W: Write>(
                 "fingerprint,rule,severity,status,count,first_seen,last_seen,containers,preview,ack_note,ack_by,ack_at"
             )?;
             for i in items {
-                let ack = i.ack.clone();
-                let cells = [
-                    i.fingerprint.clone(),
-                    i.rule.clone(),
-                    i.severity.as_str().to_string(),
-                    status_text(i),
-                    i.count.to_string(),
-                    i.first_seen.clone(),
-                    i.last_seen.clone(),
-                    i.containers.iter().cloned().collect::<Vec<_>>().join(" "),
-                    i.preview.clone(),
-                    ack.as_ref().map(|a| a.note.clone()).unwrap_or_default(),
-                    ack.as_ref().map(|a| a.by.clone()).unwrap_or_default(),
-                    ack.as_ref().map(|a| a.at.clone()).unwrap_or_default(),
-                ];
-                writeln!(
-                    out,
-                    "{}",
-                    cells.iter().map(|c| csv_field(c)).collect::<Vec<_>>().join(",")
-                )?;
+                // Every text cell may come from outside (records are files, notes are typed by
+                // people): neutralised and quoted by `escape::csv_cell`. The count is a number.
+                let ack = i.ack.as_ref();
+                let containers = i.containers.iter().cloned().collect::<Vec<_>>().join(" ");
+                let text = [i.fingerprint.as_str(), &i.rule, i.severity.as_str(), &status_text(i)]
+                    .map(csv_cell)
+                    .join(",");
+                let rest = [
+                    i.first_seen.as_str(),
+                    &i.last_seen,
+                    &containers,
+                    &i.preview,
+                    ack.map_or("", |a| &a.note),
+                    ack.map_or("", |a| &a.by),
+                    ack.map_or("", |a| &a.at),
+                ]
+                .map(csv_cell)
+                .join(",");
+                writeln!(out, "{text},{},{rest}", i.count)?;
             }
             Ok(())
         }
@@ -668,21 +661,29 @@ pub fn write_review<W: Write>(
                     "FINGERPRINT", "RULE", "SEVERITY", "STATUS", "COUNT", "LAST SEEN", "CONTAINERS"
                 )?;
             }
+            // Rule ids, container names, previews and notes come from records and people: escaped.
             for i in items {
                 writeln!(
                     out,
                     "{:<12}  {:<26}  {:<8}  {:<21}  {:>5}  {:<20}  {:<30}  {}",
-                    &i.fingerprint[..12.min(i.fingerprint.len())],
-                    i.rule,
+                    terminal(super::short_fingerprint(&i.fingerprint)),
+                    terminal(&i.rule),
                     i.severity.as_str(),
                     status_text(i),
                     i.count,
-                    i.last_seen.chars().take(19).collect::<String>(),
-                    i.containers.iter().cloned().collect::<Vec<_>>().join(","),
-                    i.preview
+                    terminal(&i.last_seen.chars().take(19).collect::<String>()),
+                    terminal(&i.containers.iter().cloned().collect::<Vec<_>>().join(",")),
+                    terminal(&i.preview)
                 )?;
                 if let Some(a) = &i.ack {
-                    writeln!(out, "{:<12}  acked by {} at {}: {}", "", a.by, a.at, a.note)?;
+                    writeln!(
+                        out,
+                        "{:<12}  acked by {} at {}: {}",
+                        "",
+                        terminal(&a.by),
+                        terminal(&a.at),
+                        terminal(&a.note)
+                    )?;
                 }
             }
             let bad: Vec<&serde_json::Value> = audit
@@ -696,15 +697,16 @@ pub fn write_review<W: Write>(
                     audit.len(),
                     bad.len()
                 )?;
+                let cell = |v: &serde_json::Value, k: &str| terminal(v[k].as_str().unwrap_or("")).into_owned();
                 for v in bad {
                     writeln!(
                         out,
                         "  {:<8}  {:<6}  {:<24}  {:<20}  {}",
-                        v["status"].as_str().unwrap_or(""),
-                        v["severity"].as_str().unwrap_or(""),
-                        v["container"].as_str().unwrap_or(""),
-                        v["check"].as_str().unwrap_or(""),
-                        v["evidence"].as_str().unwrap_or("")
+                        cell(v, "status"),
+                        cell(v, "severity"),
+                        cell(v, "container"),
+                        cell(v, "check"),
+                        cell(v, "evidence")
                     )?;
                 }
             }
@@ -828,6 +830,47 @@ mod tests {
     }
 
     #[test]
+    fn table_and_csv_show_text_from_outside_escaped_and_neutralised() {
+        let record = record(
+            &"e".repeat(64),
+            "=cmd|' /C calc'!A0",
+            "2026-11-01T10:00:00Z",
+            "\x1b[2Jweb",
+        );
+        let r: FindingRecord = serde_json::from_str(&record).unwrap();
+        let mut triage = Triage::default();
+        triage.acks.insert(
+            "e".repeat(64),
+            Ack {
+                note: "@SUM(1+1)\x1b]0;owned\x07".into(),
+                by: "-1".into(),
+                at: "2026-11-02T00:00:00Z".into(),
+            },
+        );
+        let items = group([r], &Filter::default(), &triage);
+        let mut t = Vec::new();
+        write_review(ReviewFormat::Table, &items, &[], 0, &mut t).unwrap();
+        let t = String::from_utf8(t).unwrap();
+        assert!(!t.contains(['\x1b', '\x07']), "{t:?}");
+        assert!(
+            t.contains("\\x1b[2Jweb") && t.contains("@SUM(1+1)\\x1b]0;owned\\x07"),
+            "{t}"
+        );
+        let mut csv = Vec::new();
+        write_review(ReviewFormat::Csv, &items, &[], 0, &mut csv).unwrap();
+        let csv = String::from_utf8(csv).unwrap();
+        let row = csv.lines().nth(1).unwrap();
+        assert!(!csv.contains(['\x1b', '\x07']), "{csv:?}");
+        assert_eq!(
+            row,
+            format!(
+                "{},'=cmd|' /C calc'!A0,high,acked,1,2026-11-01T10:00:00Z,2026-11-01T10:00:00Z,\\x1b[2Jweb,sk-****(51),\"'@SUM(1+1)\\x1b]0;owned\\x07\",'-1,2026-11-02T00:00:00Z",
+                "e".repeat(64)
+            )
+        );
+    }
+
+    #[test]
     fn latest_audit_result_per_container_and_check() {
         let tmp = tempfile::tempdir().unwrap();
         let r = |status: &str| crate::policy::CheckResult {
@@ -856,6 +899,17 @@ mod tests {
         );
         assert!(parse_time("yesterday").is_err());
         assert!(parse_time("5y").is_err());
+    }
+
+    #[test]
+    fn a_triage_file_that_is_not_a_regular_file_is_an_error_naming_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir(Triage::path(tmp.path())).unwrap();
+        let err = Triage::load(tmp.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("triage file") && err.contains("is a directory, not a regular file"),
+            "{err}"
+        );
     }
 
     #[test]
