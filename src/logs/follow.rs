@@ -679,6 +679,15 @@ impl<'a> Guard<'a> {
     /// line, the identity it will have is made an alias of the key and written ahead (see
     /// [`PendingFile::alias`]; one append to the spans log, as for spanning masks).
     fn alias_ahead(&mut self, container: &str, key: &str, file: &File, findings: &[Finding]) {
+        self.alias_ahead_of(container, key, file, findings, false);
+    }
+
+    /// [`Guard::alias_ahead`] for a `.gz` about to be rewritten with `findings` (offsets decompressed).
+    fn alias_ahead_gz(&mut self, container: &str, key: &str, file: &File, findings: &[Finding]) {
+        self.alias_ahead_of(container, key, file, findings, true);
+    }
+
+    fn alias_ahead_of(&mut self, container: &str, key: &str, file: &File, findings: &[Finding], gz: bool) {
         let plan = MaskPlan::from_findings(findings);
         let Some(&(first_edit, _)) = plan.edits().first() else {
             return;
@@ -692,7 +701,12 @@ impl<'a> Guard<'a> {
             pos: 0,
             end: meta.len(),
         };
-        let Ok(Some(mut line)) = checkpoint::first_line(reader, 1 << 20) else {
+        let first = if gz {
+            checkpoint::first_line(flate2::read::MultiGzDecoder::new(reader), 1 << 20)
+        } else {
+            checkpoint::first_line(reader, 1 << 20)
+        };
+        let Ok(Some(mut line)) = first else {
             return;
         };
         let len = line.len() as u64;
@@ -715,11 +729,12 @@ impl<'a> Guard<'a> {
         }
         self.marks.aliases.insert(alias.clone(), key.to_string());
         self.marks_dirty = true;
+        let (dev, inode) = if gz { (0, 0) } else { (meta.dev(), meta.ino()) };
         let p = PendingFile {
             container: container.to_string(),
             ident: key.to_string(),
-            dev: meta.dev(),
-            inode: meta.ino(),
+            dev,
+            inode,
             findings: Vec::new(),
             alias: Some(alias),
         };
@@ -1739,6 +1754,7 @@ impl<'a> Guard<'a> {
             };
             all.extend(owed.into_iter().flatten().cloned());
             let tail = (m.end, m.tail.clone());
+            self.alias_ahead_gz(&c.id, key, file, &all);
             match rewrite_gz(path, (dev, ino), &all, Some((tail.0, &tail.1))) {
                 Ok(Some((ndev, nino, nsize))) => {
                     let n: u64 = all.iter().map(|f| f.ranges.len() as u64).sum();
@@ -2092,6 +2108,9 @@ impl<'a> Guard<'a> {
             let mut r = Err(io::Error::from(io::ErrorKind::InvalidData));
             if let Some((w, end, tail)) = &torn {
                 let with: Vec<Finding> = all.iter().cloned().chain(w.iter().cloned()).collect();
+                if let Some(i) = &ident {
+                    self.alias_ahead_gz(&c.id, i, &file, &with);
+                }
                 r = rewrite_gz(path, (dev, ino), &with, Some((*end, tail)));
                 if r.is_ok() {
                     all = with;
@@ -2102,6 +2121,9 @@ impl<'a> Guard<'a> {
                 r = if all.is_empty() {
                     Ok(Some((dev, ino, size)))
                 } else {
+                    if let Some(i) = &ident {
+                        self.alias_ahead_gz(&c.id, i, &file, &all);
+                    }
                     rewrite_gz(path, (dev, ino), &all, None)
                 };
             }
@@ -3796,6 +3818,38 @@ mod tests {
         g.commit(true).unwrap();
         assert_eq!(g.sync_all().recorded, 0);
         assert_eq!(records(tmp.path()).len(), 2);
+    }
+
+    #[test]
+    fn the_identity_a_gz_rewrite_gives_a_first_line_survives_a_crash() {
+        // A `.gz` the guard never saw plain opens with the end of a secret from the file before:
+        // its rewrite masks its first line, so the file is known by a new identity (an alias of
+        // its key). Killed before a checkpoint, the next guard must still know it by that alias:
+        // masks owed to it under its key (the start of a secret joined across the next rotation)
+        // are written only to a `.gz` known by its key (seen in the stress benchmark's max10-kill).
+        let tmp = tempfile::tempdir().unwrap();
+        let live = container(tmp.path(), 'f', "gw", true, "");
+        let name = live.file_name().unwrap().to_str().unwrap().to_string();
+        let gz = |n: u32| live.with_file_name(format!("{name}.{n}.gz"));
+        let tok = token(T1);
+        let (first, second) = split_across(&tok);
+        gzip_like_docker(&first, &gz(2));
+        gzip_like_docker(&[second, line("after", 3)].concat(), &gz(1));
+        append(&live, &line("live", 4));
+        let parts = Parts::new();
+        let mut g = parts.guard(tmp.path());
+        assert_eq!(g.sync_all().recorded, 1);
+        let masked = gunzip(&gz(1));
+        let now = checkpoint::identity(
+            &"f".repeat(64),
+            &masked[..=masked.iter().position(|&b| b == b'\n').unwrap()],
+        );
+        let key = g.known(now.clone());
+        assert_ne!(key, now, "the rewrite changed the first line");
+        std::mem::forget(g);
+        let parts = Parts::new();
+        let g = parts.guard(tmp.path());
+        assert_eq!(g.known(now), key, "known by its key after the crash");
     }
 
     #[test]
