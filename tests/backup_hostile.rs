@@ -385,7 +385,7 @@ fn verify_refuses_the_archives_restore_refuses_with_the_same_message() {
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: std::env::var("SIDECAR_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(96),
+        cases: std::env::var("FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(96),
         failure_persistence: None,
         ..ProptestConfig::default()
     })]

@@ -2,15 +2,15 @@
 //! on Docker-encoded lines, masks written through it, and the config and rules loaders on any text
 //! and on mutations of real files. Archives are fuzzed in `backup_hostile.rs`.
 //!
-//! `.ci/run` runs these with `SIDECAR_FUZZ_CASES` cases each (default 256 here); a longer run:
-//! `SIDECAR_FUZZ_CASES=20000 cargo test --release --test fuzz`.
+//! `.ci/run` runs these with `FUZZ_CASES` cases each (default 256 here); a longer run:
+//! `FUZZ_CASES=20000 cargo test --release --test fuzz`.
 use proptest::prelude::*;
 use sidecar::config::Config;
 use sidecar::logs::jsonfile::{encode_line, is_safe_mask_byte, parse_line, JsonFileLine};
 use sidecar::redact::{EngineBuilder, RuleFile};
 
 fn cases() -> u32 {
-    std::env::var("SIDECAR_FUZZ_CASES")
+    std::env::var("FUZZ_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(256)
