@@ -170,6 +170,10 @@ pub struct Scratch {
     candidates: Vec<Match>,
     locs: Vec<Option<CaptureLocations>>,
     windows: Vec<Vec<Range<usize>>>,
+    /// The text, ASCII-lowercased (the keyword search and the `requires` gates read it).
+    lowered: Vec<u8>,
+    /// Keyword occurrences: (start, end, pattern index).
+    hits: Vec<(usize, usize, usize)>,
 }
 
 /// Builds an [`Engine`] from rule files.
@@ -283,15 +287,6 @@ impl EngineBuilder {
                 }
             }
         }
-        let keywords = AhoCorasickBuilder::new()
-            .ascii_case_insensitive(true)
-            .kind(Some(aho_corasick::AhoCorasickKind::DFA))
-            .match_kind(MatchKind::Standard)
-            .build(&patterns)
-            .map_err(|e| RuleError::Invalid {
-                rule: "*".into(),
-                message: format!("keyword automaton: {e}"),
-            })?;
         let rare_prefixes: Vec<Vec<u8>> = self
             .rules
             .prefilter
@@ -321,7 +316,7 @@ impl EngineBuilder {
             format_prefixes,
             rules,
             prefilter,
-            keywords,
+            patterns,
             pattern_rules,
             unconditional,
             global: Allowlist::compile(&self.rules.allowlist, "global allowlist", &self.rules)?,
@@ -418,6 +413,9 @@ struct Prefilter {
     groups: Vec<PrefilterGroup>,
     /// For each cover pattern, the rules with a keyword (in any form) containing it.
     cover_rules: Vec<Vec<usize>>,
+    /// For each cover pattern, every (pattern index, offset) where it occurs inside a keyword
+    /// pattern: a keyword occurrence is found from the cover occurrences in it.
+    cover_keywords: Vec<Vec<(usize, usize)>>,
     /// For each cover pattern: does a hit decide alone that the text may match (one of its rules has
     /// no `requires` gate)?
     cover_decides: Vec<bool>,
@@ -537,9 +535,20 @@ impl Prefilter {
                 rules
             })
             .collect();
+        let cover_keywords = cover
+            .iter()
+            .map(|c| {
+                patterns
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(i, p)| memchr::memmem::find_iter(p, c).map(move |off| (i, off)))
+                    .collect()
+            })
+            .collect();
         Ok(Prefilter {
             groups,
             cover_rules,
+            cover_keywords,
             cover_decides: Vec::new(),
         })
     }
@@ -556,7 +565,13 @@ impl Prefilter {
 impl PrefilterGroup {
     /// First match of this group's patterns at or after `from`: (start, cover index). A match of
     /// a base64-only pattern inside a run of base64 (16 bytes or more on each side) is not one.
-    fn find(&self, lowered: &[u8], mut from: usize) -> Option<(usize, usize)> {
+    fn find(&self, lowered: &[u8], from: usize) -> Option<(usize, usize)> {
+        self.find_as(lowered, from, true)
+    }
+
+    /// [`Self::find`]; `skip_base64`: whether a base64-only pattern inside a run of base64 is
+    /// skipped.
+    fn find_as(&self, lowered: &[u8], mut from: usize, skip_base64: bool) -> Option<(usize, usize)> {
         loop {
             if from >= lowered.len() {
                 return None;
@@ -569,7 +584,8 @@ impl PrefilterGroup {
                     .find(aho_corasick::Input::new(lowered).span(from..lowered.len()))
                     .map(|m| (m.start(), m.end(), m.pattern().as_usize())),
             }?;
-            let inside_base64 = self.base64_only[i]
+            let inside_base64 = skip_base64
+                && self.base64_only[i]
                 && at >= BASE64_RUN
                 && end + BASE64_RUN <= lowered.len()
                 && lowered[at - BASE64_RUN..at].iter().all(|&b| is_base64(b))
@@ -714,7 +730,9 @@ fn json_escaped(keyword: &[u8], tab_as_unicode: bool) -> Vec<u8> {
 pub struct Engine {
     rules: Vec<Rule>,
     prefilter: Prefilter,
-    keywords: AhoCorasick,
+    /// Every keyword in every form it is searched in (lowercase; plain and JSON-escaped).
+    patterns: Vec<Vec<u8>>,
+    /// Pattern index → the rules it is a keyword of.
     pattern_rules: Vec<Vec<usize>>,
     unconditional: Vec<usize>,
     global: Allowlist,
@@ -845,6 +863,31 @@ impl Engine {
         }
     }
 
+    /// Every keyword occurrence in `lowered` (ASCII-lowercased), as (start, end, pattern index),
+    /// in order of start, each once. Found with the prefilter's SIMD searchers: every keyword
+    /// occurrence holds a cover pattern occurrence, and no two cover patterns of one group start
+    /// at one position, so stepping one byte past each cover match visits them all; each is then
+    /// checked against the keywords holding that cover pattern.
+    fn keyword_hits(&self, lowered: &[u8], hits: &mut Vec<(usize, usize, usize)>) {
+        hits.clear();
+        for group in &self.prefilter.groups {
+            let mut at = 0;
+            while let Some((start, cover)) = group.find_as(lowered, at, false) {
+                for &(p, off) in &self.prefilter.cover_keywords[cover] {
+                    let pattern = &self.patterns[p];
+                    if let Some(ks) = start.checked_sub(off) {
+                        if lowered.get(ks..ks + pattern.len()) == Some(&pattern[..]) {
+                            hits.push((ks, ks + pattern.len(), p));
+                        }
+                    }
+                }
+                at = start + 1;
+            }
+        }
+        hits.sort_unstable();
+        hits.dedup();
+    }
+
     /// [`Engine::might_match`] on a lowercased line: the keyword prefilter's matches from `from` on,
     /// and the `requires` gate of the rules they may belong to.
     pub fn might_match_lowered(&self, lowered: &[u8], from: usize) -> bool {
@@ -887,6 +930,8 @@ impl Engine {
             candidates,
             locs,
             windows,
+            lowered,
+            hits,
         } = scratch;
         triggered.clear();
         triggered.resize(self.rules.len(), false);
@@ -906,8 +951,10 @@ impl Engine {
             triggered[r] = true;
             order.push(r);
         }
-        for m in self.keywords.find_overlapping_iter(text) {
-            for &r in &self.pattern_rules[m.pattern().as_usize()] {
+        lowercase_into(text, lowered);
+        self.keyword_hits(lowered, hits);
+        for &(start, end, p) in hits.iter() {
+            for &r in &self.pattern_rules[p] {
                 if !triggered[r] {
                     triggered[r] = true;
                     order.push(r);
@@ -915,7 +962,7 @@ impl Engine {
                 }
                 if let (true, Some(reach)) = (windowed, self.rules[r].reach) {
                     // A match within `reach` of the keyword lies inside this window.
-                    let w = m.start().saturating_sub(reach)..(m.end() + reach).min(text.len());
+                    let w = start.saturating_sub(reach)..(end + reach).min(text.len());
                     match windows[r].last_mut() {
                         Some(last) if w.start <= last.end => last.end = last.end.max(w.end),
                         _ => windows[r].push(w),
@@ -927,14 +974,10 @@ impl Engine {
             return;
         }
         candidates.clear();
-        let mut lowered: Option<Vec<u8>> = None;
         for &r in order.iter() {
             let rule = &self.rules[r];
-            if !rule.requires.is_empty() {
-                let lowered = lowered.get_or_insert_with(|| text.to_ascii_lowercase());
-                if !rule.required_present(lowered) {
-                    continue;
-                }
+            if !rule.requires.is_empty() && !rule.required_present(lowered) {
+                continue;
             }
             let loc = locs[r].get_or_insert_with(|| rule.regex.capture_locations());
             let before = candidates.len();
