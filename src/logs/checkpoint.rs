@@ -238,6 +238,9 @@ pub const SPANS_FILE: &str = "pending-spans.jsonl";
 #[derive(Debug)]
 pub struct SpansLog {
     file: File,
+    path: PathBuf,
+    /// Bytes it holds.
+    len: u64,
 }
 
 impl SpansLog {
@@ -254,7 +257,55 @@ impl SpansLog {
             .mode(0o600)
             .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
             .open(Self::path(state_dir))?;
-        Ok(Self { file })
+        let len = file.metadata()?.len();
+        Ok(Self {
+            file,
+            path: Self::path(state_dir),
+            len,
+        })
+    }
+
+    /// Bytes it holds.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether it holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Drop its first `from` bytes (whole lines, saved in `pending-masks.json` meanwhile), keeping
+    /// what was appended after them: the rest goes to a temporary file renamed over the log, so
+    /// that a kill at any moment leaves one or the other whole (not fsynced, as the log itself).
+    pub fn keep_from(&mut self, from: u64) -> io::Result<()> {
+        if from >= self.len {
+            return self.clear();
+        }
+        if from == 0 {
+            return Ok(());
+        }
+        let reader = crate::fsutil::open_nofollow(&self.path)?;
+        let len = reader.metadata()?.len().max(from);
+        let mut tail = vec![0u8; (len - from) as usize];
+        std::os::unix::fs::FileExt::read_exact_at(&reader, &mut tail, from)?;
+        let tmp = self.path.with_extension("jsonl.tmp");
+        let _ = std::fs::remove_file(&tmp);
+        let mut out = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .open(&tmp)?;
+        io::Write::write_all(&mut out, &tail)?;
+        drop(out);
+        std::fs::rename(&tmp, &self.path)?;
+        self.file = std::fs::OpenOptions::new()
+            .append(true)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .open(&self.path)?;
+        self.len = tail.len() as u64;
+        Ok(())
     }
 
     /// What an earlier run appended (absent: nothing). A line cut short by a crash or damaged is
@@ -278,12 +329,20 @@ impl SpansLog {
     pub fn append(&mut self, p: &PendingFile) -> io::Result<()> {
         let mut line = serde_json::to_vec(p)?;
         line.push(b'\n');
-        io::Write::write_all(&mut self.file, &line)
+        let written = io::Write::write_all(&mut self.file, &line);
+        // After a failed write part of the line may be there: take the length from the file.
+        self.len = match &written {
+            Ok(()) => self.len + line.len() as u64,
+            Err(_) => self.file.metadata().map_or(self.len, |m| m.len()),
+        };
+        written
     }
 
     /// Empty it (its masks are saved in `pending-masks.json`).
     pub fn clear(&mut self) -> io::Result<()> {
-        self.file.set_len(0)
+        self.file.set_len(0)?;
+        self.len = 0;
+        Ok(())
     }
 }
 
@@ -394,6 +453,39 @@ mod tests {
         log.append(&p(9)).unwrap();
         let got: Vec<u64> = SpansLog::load(dir.path()).unwrap().iter().map(|p| p.inode).collect();
         assert_eq!(got, vec![9], "appends after a clear start at the beginning");
+    }
+
+    #[test]
+    fn the_spans_log_drops_a_saved_prefix_and_keeps_what_came_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = |inode| PendingFile {
+            container: "c".into(),
+            ident: "i".into(),
+            dev: 1,
+            inode,
+            findings: Vec::new(),
+            alias: None,
+        };
+        let inodes = |dir: &Path| -> Vec<u64> { SpansLog::load(dir).unwrap().iter().map(|p| p.inode).collect() };
+        let mut log = SpansLog::open(dir.path()).unwrap();
+        log.append(&p(1)).unwrap();
+        log.append(&p(2)).unwrap();
+        let saved = log.len();
+        log.append(&p(3)).unwrap();
+        log.keep_from(saved).unwrap();
+        assert_eq!(inodes(dir.path()), vec![3]);
+        log.append(&p(4)).unwrap();
+        assert_eq!(inodes(dir.path()), vec![3, 4], "appends go on after the kept part");
+        use std::os::unix::fs::PermissionsExt;
+        let path = SpansLog::path(dir.path());
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        log.keep_from(log.len()).unwrap();
+        assert!(inodes(dir.path()).is_empty());
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
+        // Reopened: the length is the file's.
+        log.append(&p(5)).unwrap();
+        let log = SpansLog::open(dir.path()).unwrap();
+        assert_eq!(log.len(), std::fs::metadata(&path).unwrap().len());
     }
 
     #[test]

@@ -179,6 +179,12 @@ impl FindingLog {
         self.file.sync_data()
     }
 
+    /// A second handle on the current findings file, to sync it on another thread (what was
+    /// appended before the call is then durable).
+    pub fn sync_handle(&self) -> io::Result<File> {
+        self.file.try_clone()
+    }
+
     /// What folding has done so far.
     pub fn fold_stats(&self) -> FoldStats {
         self.folds
