@@ -1154,13 +1154,17 @@ impl<'s, 'a> ChunkScanner<'s, 'a> {
         }
         // Rejoined 16 KiB parts are assembled whether or not a part held a keyword (one may span a
         // split): the SIMD prefilter decides whether the engine needs to see the whole.
-        if !cut && unit.pieces.len() > 1 && self.scanner.engine.next_keyword(&unit.text, 0).is_none() {
-            return;
-        }
+        let gated = !cut && unit.pieces.len() > 1;
         self.matches.clear();
-        self.scanner
-            .engine
-            .find(&unit.text, &mut self.scratch, &mut self.matches);
+        if gated {
+            self.scanner
+                .engine
+                .find_if_keyword(&unit.text, &mut self.scratch, &mut self.matches);
+        } else {
+            self.scanner
+                .engine
+                .find(&unit.text, &mut self.scratch, &mut self.matches);
+        }
         let cut = if cut {
             self.scanner.engine.find_cut(&unit.text, &self.matches)
         } else {

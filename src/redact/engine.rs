@@ -565,14 +565,20 @@ impl Prefilter {
 impl PrefilterGroup {
     /// First match of this group's patterns at or after `from`: (start, cover index). A match of
     /// a base64-only pattern inside a run of base64 (16 bytes or more on each side) is not one.
-    fn find(&self, lowered: &[u8], from: usize) -> Option<(usize, usize)> {
-        self.find_as(lowered, from, true)
+    fn find(&self, lowered: &[u8], mut from: usize) -> Option<(usize, usize)> {
+        loop {
+            let (at, cover, inside_base64) = self.find_any(lowered, from)?;
+            if !inside_base64 {
+                return Some((at, cover));
+            }
+            from = at + 1;
+        }
     }
 
-    /// [`Self::find`]; `skip_base64`: whether a base64-only pattern inside a run of base64 is
-    /// skipped.
-    fn find_as(&self, lowered: &[u8], mut from: usize, skip_base64: bool) -> Option<(usize, usize)> {
-        loop {
+    /// First match of this group's patterns at or after `from`, wherever it is: (start, cover
+    /// index, whether [`Self::find`] passes over it as part of a base64 run).
+    fn find_any(&self, lowered: &[u8], from: usize) -> Option<(usize, usize, bool)> {
+        {
             if from >= lowered.len() {
                 return None;
             }
@@ -584,16 +590,12 @@ impl PrefilterGroup {
                     .find(aho_corasick::Input::new(lowered).span(from..lowered.len()))
                     .map(|m| (m.start(), m.end(), m.pattern().as_usize())),
             }?;
-            let inside_base64 = skip_base64
-                && self.base64_only[i]
+            let inside_base64 = self.base64_only[i]
                 && at >= BASE64_RUN
                 && end + BASE64_RUN <= lowered.len()
                 && lowered[at - BASE64_RUN..at].iter().all(|&b| is_base64(b))
                 && lowered[end..end + BASE64_RUN].iter().all(|&b| is_base64(b));
-            if !inside_base64 {
-                return Some((at, self.cover_index[i]));
-            }
-            from = at + 1;
+            Some((at, self.cover_index[i], inside_base64))
         }
     }
 }
@@ -868,11 +870,15 @@ impl Engine {
     /// occurrence holds a cover pattern occurrence, and no two cover patterns of one group start
     /// at one position, so stepping one byte past each cover match visits them all; each is then
     /// checked against the keywords holding that cover pattern.
-    fn keyword_hits(&self, lowered: &[u8], hits: &mut Vec<(usize, usize, usize)>) {
+    /// Returns whether the prefilter passes the text: a keyword of a rule without a gate occurs
+    /// outside a base64 run ([`Engine::next_keyword_lowered`] finds one), or a rule has no keywords.
+    fn keyword_hits(&self, lowered: &[u8], hits: &mut Vec<(usize, usize, usize)>) -> bool {
         hits.clear();
+        let mut passes = !self.unconditional.is_empty();
         for group in &self.prefilter.groups {
             let mut at = 0;
-            while let Some((start, cover)) = group.find_as(lowered, at, false) {
+            while let Some((start, cover, inside_base64)) = group.find_any(lowered, at) {
+                passes |= !inside_base64;
                 for &(p, off) in &self.prefilter.cover_keywords[cover] {
                     let pattern = &self.patterns[p];
                     if let Some(ks) = start.checked_sub(off) {
@@ -886,6 +892,7 @@ impl Engine {
         }
         hits.sort_unstable();
         hits.dedup();
+        passes
     }
 
     /// [`Engine::might_match`] on a lowercased line: the keyword prefilter's matches from `from` on,
@@ -924,6 +931,16 @@ impl Engine {
 
     /// Find the secrets in `text`, in order of position, without overlaps.
     pub fn find(&self, text: &[u8], scratch: &mut Scratch, out: &mut Vec<Match>) {
+        self.find_as(text, scratch, out, false);
+    }
+
+    /// [`Engine::find`], only when [`Engine::next_keyword`] finds a keyword in `text` (one pass of
+    /// the keyword search instead of two).
+    pub fn find_if_keyword(&self, text: &[u8], scratch: &mut Scratch, out: &mut Vec<Match>) {
+        self.find_as(text, scratch, out, true);
+    }
+
+    fn find_as(&self, text: &[u8], scratch: &mut Scratch, out: &mut Vec<Match>, gated: bool) {
         let Scratch {
             triggered,
             order,
@@ -952,7 +969,9 @@ impl Engine {
             order.push(r);
         }
         lowercase_into(text, lowered);
-        self.keyword_hits(lowered, hits);
+        if !self.keyword_hits(lowered, hits) && gated {
+            return;
+        }
         for &(start, end, p) in hits.iter() {
             for &r in &self.pattern_rules[p] {
                 if !triggered[r] {
