@@ -1774,8 +1774,23 @@ impl<'a> Guard<'a> {
             };
             all.extend(owed.into_iter().flatten().cloned());
             let tail = (m.end, m.tail.clone());
-            self.alias_ahead_gz(&c.id, key, file, &all);
-            match rewrite_gz(path, (dev, ino), &all, Some((tail.0, &tail.1))) {
+            // Docker often reads the end of the file after the masks were written: then the `.gz`
+            // holds them already and is not rewritten (one decompression instead of a
+            // decompression and a compression).
+            let held = gz_holds(file, &all, (tail.0, &tail.1));
+            let already = matches!(held, Ok(true));
+            let result = match held {
+                Ok(true) => Ok(Some((dev, ino, size))),
+                Ok(false) => {
+                    self.alias_ahead_gz(&c.id, key, file, &all);
+                    rewrite_gz(path, (dev, ino), &all, Some((tail.0, &tail.1)))
+                }
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(Some(_)) if already => {
+                    self.metrics.add("sidecar_log_gz_masks_found_total", 1.0);
+                }
                 Ok(Some((ndev, nino, nsize))) => {
                     let n: u64 = all.iter().map(|f| f.ranges.len() as u64).sum();
                     stats.masked += n;
@@ -2740,6 +2755,58 @@ pub fn rewrite_gz(
     result
 }
 
+/// Whether the compressed file open as `file` holds every mask of `findings` already and is the
+/// plain file it was taken for (`tail`: its length and the hash of its last 64 bytes; an error of
+/// kind `InvalidData` otherwise, as from [`rewrite_gz`]).
+fn gz_holds(file: &File, findings: &[Finding], tail: (u64, &str)) -> io::Result<bool> {
+    let mut src = CountTail {
+        inner: flate2::read::MultiGzDecoder::new(RangeReader {
+            file,
+            pos: 0,
+            end: file.metadata()?.len(),
+        }),
+        last: Vec::with_capacity(128),
+        len: 0,
+    };
+    if MaskPlan::from_findings(findings).missing_in(&mut src)? {
+        return Ok(false);
+    }
+    io::copy(&mut src, &mut io::sink())?;
+    let start = src.last.len().saturating_sub(64);
+    if src.len != tail.0 || checkpoint::tail_hash_of(&src.last[start..]) != tail.1 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "the compressed file is not the plain file it was taken for",
+        ));
+    }
+    Ok(true)
+}
+
+/// A reader that keeps the last bytes read (at least 64) and counts them.
+struct CountTail<R> {
+    inner: R,
+    last: Vec<u8>,
+    len: u64,
+}
+
+impl<R: Read> Read for CountTail<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let got = &buf[..n];
+        self.len += n as u64;
+        if got.len() >= 64 {
+            self.last.clear();
+            self.last.extend_from_slice(&got[got.len() - 64..]);
+        } else {
+            self.last.extend_from_slice(got);
+            if self.last.len() > 128 {
+                self.last.drain(..self.last.len() - 64);
+            }
+        }
+        Ok(n)
+    }
+}
+
 /// A writer that keeps the last bytes written (at least 64) and counts them.
 struct TailWriter<W> {
     inner: W,
@@ -3336,6 +3403,34 @@ mod tests {
         assert_eq!(now.len(), content.len());
         assert_clean(&now, &[T2]);
         assert_eq!(records(tmp.path()).len(), 2, "T1 and T2, once each");
+        assert_eq!(g.sync_all(), SyncStats::default());
+
+        // 3. Masked after Docker created the .gz but before it read that part (the .gz holds the
+        // masks): checked, not rewritten.
+        let name = live.file_name().unwrap().to_str().unwrap().to_string();
+        fs::rename(&gz, gz.with_file_name(format!("{name}.3.gz"))).unwrap();
+        append(&live, &line(&format!("three {}", token(T3)), 5));
+        let content = fs::read(&live).unwrap();
+        let (plain, gz) = rotate_compressed(&live, &content, true);
+        std::thread::sleep(Duration::from_millis(20));
+        append(&live, &line("fourth file", 6));
+        assert_eq!(g.sync_all().masked, 1);
+        let masked = fs::read(&plain).unwrap();
+        assert_clean(&masked, &[T3]);
+        // Docker's compression reads the masked bytes (same .gz file, written again in place).
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        enc.write_all(&masked).unwrap();
+        fs::write(&gz, enc.finish().unwrap()).unwrap();
+        fs::remove_file(&plain).unwrap();
+        let ino = fs::metadata(&gz).unwrap().ino();
+        let before = scanned(&g);
+        let s = g.sync_all();
+        assert_eq!(scanned(&g), before, "not scanned");
+        assert_eq!(s.masked, 0, "nothing left to mask");
+        assert_eq!(fs::metadata(&gz).unwrap().ino(), ino, "not rewritten");
+        assert_eq!(metric(g.metrics, "sidecar_log_gz_masks_found_total"), 1.0);
+        assert_eq!(metric(g.metrics, "sidecar_log_gz_checked_total"), 3.0);
+        assert_clean(&gunzip(&gz), &[T3]);
         assert_eq!(g.sync_all(), SyncStats::default());
     }
 

@@ -29,6 +29,11 @@ const FAMILIES: &[(&str, &str, &str)] = &[
         "Compressed rotated logs checked from the masks the guard wrote into the plain file they were made from (neither decompressed nor scanned; rewritten when a mask came after Docker compressed).",
     ),
     (
+        "sidecar_log_gz_masks_found_total",
+        "counter",
+        "Of those, files a mask came late for that held it already (Docker read the masked bytes): decompressed to check, not rewritten.",
+    ),
+    (
         "sidecar_log_lines_scanned_total",
         "counter",
         "Log lines scanned by the guard.",
