@@ -10,6 +10,9 @@
 //!   reading, not for parsing back.
 //! - [`terminal_lines`]: the same, but newlines and tabs are kept (multi-line messages).
 //! - [`csv_cell`]: a cell of a CSV file (RFC 4180), with formulas neutralised as OWASP advises.
+//! - [`slack`]: text of a chat message in Slack's `mrkdwn` (also read by Mattermost and others):
+//!   `&`, `<` and `>` escaped as Slack documents, so that a name cannot become a link or a mention
+//!   (`<!channel>`), and control characters as in [`terminal`].
 //!
 //! Text that needs no escaping is returned borrowed, without allocating. JSON output needs none of
 //! this (serde escapes it) and the HTML report has its own escaper (`report::html::esc`).
@@ -97,6 +100,17 @@ pub fn csv_formula(s: &str) -> Cow<'_, str> {
     } else {
         Cow::Borrowed(s)
     }
+}
+
+/// `s` for the text of a Slack-style message: control characters as in [`terminal`], then `&`,
+/// `<` and `>` as `&amp;`, `&lt;` and `&gt;` (Slack's own escaping: the only characters its
+/// `mrkdwn` gives a meaning that can link or notify); borrowed when there is none.
+pub fn slack(s: &str) -> Cow<'_, str> {
+    let shown = terminal(s);
+    if !shown.contains(['&', '<', '>']) {
+        return shown;
+    }
+    Cow::Owned(shown.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;"))
 }
 
 /// One cell of a CSV file (RFC 4180) holding text from outside: a formula neutralised
@@ -206,5 +220,15 @@ mod tests {
         case!(csv_cell, "\tx", "'\\tx");
         case!(csv_cell, "x\x1b[2J\ny", "x\\x1b[2J\\ny");
         case!(csv_cell, "-1", "'-1");
+    }
+
+    #[test]
+    fn slack_text_cannot_link_or_notify() {
+        assert!(matches!(slack("gateway-1"), Cow::Borrowed(_)));
+        assert_eq!(
+            slack("<!channel> & <https://x|y>"),
+            "&lt;!channel&gt; &amp; &lt;https://x|y&gt;"
+        );
+        assert_eq!(slack("a\x1b[2Jb"), "a\\x1b[2Jb");
     }
 }

@@ -65,16 +65,19 @@ impl std::fmt::Debug for Webhook {
 /// The JSON payload for one new secret.
 pub fn payload(item: &Item, host: &str) -> serde_json::Value {
     let containers: Vec<&String> = item.containers.iter().collect();
+    // The text is read as Slack `mrkdwn`: names from outside must not become links or mentions.
+    let esc = crate::escape::slack;
     serde_json::json!({
         "text": format!(
-            "sidecar on {host}: new secret found: {} ({}) in {}, first seen {}, {} occurrence(s), fingerprint {}, preview {}",
-            item.rule,
+            "sidecar on {}: new secret found: {} ({}) in {}, first seen {}, {} occurrence(s), fingerprint {}, preview {}",
+            esc(host),
+            esc(&item.rule),
             item.severity.as_str(),
-            item.containers.iter().cloned().collect::<Vec<_>>().join(", "),
-            item.first_seen,
+            item.containers.iter().map(|c| esc(c)).collect::<Vec<_>>().join(", "),
+            esc(&item.first_seen),
             item.count,
             super::short_fingerprint(&item.fingerprint),
-            item.preview
+            esc(&item.preview)
         ),
         "host": host,
         "fingerprint": item.fingerprint,
@@ -158,4 +161,40 @@ pub fn send_new(items: &[Item], hook: &Webhook, state_dir: &Path) -> io::Result<
         }
     }
     Ok((sent, failed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_from_outside_cannot_link_or_notify_in_the_text() {
+        let item = Item {
+            fingerprint: "f".repeat(64),
+            rule: "github-pat".into(),
+            description: String::new(),
+            severity: crate::redact::Severity::High,
+            first_seen: "2026-11-01T10:00:00Z".into(),
+            last_seen: "2026-11-01T10:00:00Z".into(),
+            count: 1,
+            containers: [
+                "<!channel>".to_string(),
+                "<https://evil.example|click> & co".to_string(),
+            ]
+            .into(),
+            preview: "ghp_****".into(),
+            status: ItemStatus::New,
+            again_after_ack: false,
+            ack: None,
+            per_day: Default::default(),
+        };
+        let v = payload(&item, "host<@U123>");
+        let text = v["text"].as_str().unwrap();
+        assert!(!text.contains('<') && !text.contains('>'), "{text}");
+        assert!(text.contains("&lt;!channel&gt;"), "{text}");
+        assert!(text.contains("host&lt;@U123&gt;"), "{text}");
+        assert!(text.contains("&amp; co"), "{text}");
+        // The JSON fields carry the names as they are (JSON needs no more).
+        assert_eq!(v["containers"][0], "<!channel>");
+    }
 }
