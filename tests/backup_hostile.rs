@@ -21,6 +21,19 @@ fn stderr(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// `sidecar backup --source src` to `<tmp>/backups` for recipient `public`; that directory.
+fn back_up(tmp: &Path, src: &Path, public: &str) -> PathBuf {
+    let dest = tmp.join("backups");
+    let out = run(sidecar(tmp)
+        .args(["backup", "--source"])
+        .arg(src)
+        .arg("--to")
+        .arg(&dest)
+        .args(["-r", public]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    dest
+}
+
 fn is_root() -> bool {
     fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
 }
@@ -45,14 +58,7 @@ fn a_restore_gives_no_privileges_back_unless_asked() {
         std::os::unix::fs::chown(src.join("plain"), Some(4242), Some(4242)).unwrap();
     }
     fs::set_permissions(&src, fs::Permissions::from_mode(0o7777)).unwrap();
-    let dest = tmp.path().join("backups");
-    let out = run(sidecar(tmp.path())
-        .args(["backup", "--source"])
-        .arg(&src)
-        .arg("--to")
-        .arg(&dest)
-        .args(["-r", &k.public]));
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let dest = back_up(tmp.path(), &src, &k.public);
     fs::set_permissions(&src, fs::Permissions::from_mode(0o755)).unwrap();
 
     let restore_to = |target: &Path, extra: &[&str]| {
@@ -139,14 +145,7 @@ fn leftover_staging_directories_are_refused_then_removed_by_force() {
     let src = tmp.path().join("data");
     fs::create_dir_all(&src).unwrap();
     fs::write(src.join("a"), b"a").unwrap();
-    let dest = tmp.path().join("backups");
-    let out = run(sidecar(tmp.path())
-        .args(["backup", "--source"])
-        .arg(&src)
-        .arg("--to")
-        .arg(&dest)
-        .args(["-r", &k.public]));
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let dest = back_up(tmp.path(), &src, &k.public);
     let target = tmp.path().join("target");
     // What a restore killed midway leaves: its staging directory, with part of the tree.
     fs::create_dir_all(target.join(".sidecar-restore-0123456789ab/half")).unwrap();

@@ -251,18 +251,20 @@ impl SpansLog {
 
     /// Open for appending (created 0600; what it holds is kept).
     pub fn open(state_dir: &Path) -> io::Result<Self> {
-        let file = std::fs::OpenOptions::new()
+        let path = Self::path(state_dir);
+        let file = Self::append_to(&path)?;
+        let len = file.metadata()?.len();
+        Ok(Self { file, path, len })
+    }
+
+    /// `path` opened for appending (created 0600; a symbolic link is refused).
+    fn append_to(path: &Path) -> io::Result<File> {
+        std::fs::OpenOptions::new()
             .append(true)
             .create(true)
             .mode(0o600)
             .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-            .open(Self::path(state_dir))?;
-        let len = file.metadata()?.len();
-        Ok(Self {
-            file,
-            path: Self::path(state_dir),
-            len,
-        })
+            .open(path)
     }
 
     /// Bytes it holds.
@@ -300,10 +302,7 @@ impl SpansLog {
         io::Write::write_all(&mut out, &tail)?;
         drop(out);
         std::fs::rename(&tmp, &self.path)?;
-        self.file = std::fs::OpenOptions::new()
-            .append(true)
-            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-            .open(&self.path)?;
+        self.file = Self::append_to(&self.path)?;
         self.len = tail.len() as u64;
         Ok(())
     }
@@ -424,18 +423,23 @@ mod tests {
         assert!(err.contains("is a directory, not a regular file"), "{err}");
     }
 
-    #[test]
-    fn the_spans_log_keeps_what_was_appended_and_skips_a_line_cut_short() {
-        let dir = tempfile::tempdir().unwrap();
-        assert!(SpansLog::load(dir.path()).unwrap().is_empty(), "absent: nothing");
-        let p = |inode| PendingFile {
+    /// A pending entry of inode `inode`, with nothing else.
+    fn pending_of(inode: u64) -> PendingFile {
+        PendingFile {
             container: "c".into(),
             ident: "i".into(),
             dev: 1,
             inode,
             findings: Vec::new(),
             alias: None,
-        };
+        }
+    }
+
+    #[test]
+    fn the_spans_log_keeps_what_was_appended_and_skips_a_line_cut_short() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(SpansLog::load(dir.path()).unwrap().is_empty(), "absent: nothing");
+        let p = pending_of;
         let mut log = SpansLog::open(dir.path()).unwrap();
         log.append(&p(7)).unwrap();
         log.append(&p(8)).unwrap();
@@ -458,14 +462,7 @@ mod tests {
     #[test]
     fn the_spans_log_drops_a_saved_prefix_and_keeps_what_came_after() {
         let dir = tempfile::tempdir().unwrap();
-        let p = |inode| PendingFile {
-            container: "c".into(),
-            ident: "i".into(),
-            dev: 1,
-            inode,
-            findings: Vec::new(),
-            alias: None,
-        };
+        let p = pending_of;
         let inodes = |dir: &Path| -> Vec<u64> { SpansLog::load(dir).unwrap().iter().map(|p| p.inode).collect() };
         let mut log = SpansLog::open(dir.path()).unwrap();
         log.append(&p(1)).unwrap();

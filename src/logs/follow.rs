@@ -2289,13 +2289,12 @@ impl<'a> Guard<'a> {
         self.marks_dirty = false;
         self.last_commit = Instant::now();
         let here = force || self.sink.rotation_due();
-        let spans_at_handoff = spans_at;
         if here {
             // Run here: the report's rotation below saves the checkpoint again, after this one.
             work();
         } else if let Err(e) = std::thread::Builder::new().name("guard-sync".into()).spawn(work) {
             self.marks_dirty = true;
-            self.pending_dirty |= spans_at_handoff.is_some();
+            self.pending_dirty |= spans_at.is_some();
             if let Some(s) = self.syncing.take() {
                 self.uncommitted.extend(s.recorded);
             }
@@ -2782,6 +2781,19 @@ fn gz_holds(file: &File, findings: &[Finding], tail: (u64, &str)) -> io::Result<
     Ok(true)
 }
 
+/// Keep in `last` at least the last 64 bytes of what it held followed by `more` (at most 128).
+fn keep_last(last: &mut Vec<u8>, more: &[u8]) {
+    if more.len() >= 64 {
+        last.clear();
+        last.extend_from_slice(&more[more.len() - 64..]);
+    } else {
+        if last.len() + more.len() > 128 {
+            last.drain(..last.len() - 64);
+        }
+        last.extend_from_slice(more);
+    }
+}
+
 /// A reader that keeps the last bytes read (at least 64) and counts them.
 struct CountTail<R> {
     inner: R,
@@ -2792,17 +2804,8 @@ struct CountTail<R> {
 impl<R: Read> Read for CountTail<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        let got = &buf[..n];
         self.len += n as u64;
-        if got.len() >= 64 {
-            self.last.clear();
-            self.last.extend_from_slice(&got[got.len() - 64..]);
-        } else {
-            self.last.extend_from_slice(got);
-            if self.last.len() > 128 {
-                self.last.drain(..self.last.len() - 64);
-            }
-        }
+        keep_last(&mut self.last, &buf[..n]);
         Ok(n)
     }
 }
@@ -2817,17 +2820,8 @@ struct TailWriter<W> {
 impl<W: Write> Write for TailWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
-        let done = &buf[..n];
         self.len += n as u64;
-        if done.len() >= 64 {
-            self.last.clear();
-            self.last.extend_from_slice(&done[done.len() - 64..]);
-        } else {
-            if self.last.len() + done.len() > 128 {
-                self.last.drain(..self.last.len() - 64);
-            }
-            self.last.extend_from_slice(done);
-        }
+        keep_last(&mut self.last, &buf[..n]);
         Ok(n)
     }
 

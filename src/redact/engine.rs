@@ -578,25 +578,23 @@ impl PrefilterGroup {
     /// First match of this group's patterns at or after `from`, wherever it is: (start, cover
     /// index, whether [`Self::find`] passes over it as part of a base64 run).
     fn find_any(&self, lowered: &[u8], from: usize) -> Option<(usize, usize, bool)> {
-        {
-            if from >= lowered.len() {
-                return None;
-            }
-            let (at, end, i) = match &self.searcher {
-                PrefilterSearcher::Packed(s) => s
-                    .find_in(lowered, aho_corasick::Span::from(from..lowered.len()))
-                    .map(|m| (m.start(), m.end(), m.pattern().as_usize())),
-                PrefilterSearcher::Automaton(a) => a
-                    .find(aho_corasick::Input::new(lowered).span(from..lowered.len()))
-                    .map(|m| (m.start(), m.end(), m.pattern().as_usize())),
-            }?;
-            let inside_base64 = self.base64_only[i]
-                && at >= BASE64_RUN
-                && end + BASE64_RUN <= lowered.len()
-                && lowered[at - BASE64_RUN..at].iter().all(|&b| is_base64(b))
-                && lowered[end..end + BASE64_RUN].iter().all(|&b| is_base64(b));
-            Some((at, self.cover_index[i], inside_base64))
+        if from >= lowered.len() {
+            return None;
         }
+        let (at, end, i) = match &self.searcher {
+            PrefilterSearcher::Packed(s) => s
+                .find_in(lowered, aho_corasick::Span::from(from..lowered.len()))
+                .map(|m| (m.start(), m.end(), m.pattern().as_usize())),
+            PrefilterSearcher::Automaton(a) => a
+                .find(aho_corasick::Input::new(lowered).span(from..lowered.len()))
+                .map(|m| (m.start(), m.end(), m.pattern().as_usize())),
+        }?;
+        let inside_base64 = self.base64_only[i]
+            && at >= BASE64_RUN
+            && end + BASE64_RUN <= lowered.len()
+            && lowered[at - BASE64_RUN..at].iter().all(|&b| is_base64(b))
+            && lowered[end..end + BASE64_RUN].iter().all(|&b| is_base64(b));
+        Some((at, self.cover_index[i], inside_base64))
     }
 }
 
