@@ -43,6 +43,7 @@ import gzip
 import hashlib
 import hmac
 import json
+import math
 import os
 import platform
 import random
@@ -253,11 +254,41 @@ def parse_metrics(text):
             continue
         name, _, value = line.rpartition(" ")
         base = name.split("{", 1)[0]
+        if base.endswith("_bucket") and 'le="' in name:
+            # Histogram buckets stay apart: name_bucket:<upper bound>.
+            base = base + ":" + name.split('le="', 1)[1].split('"', 1)[0]
         try:
             out[base] = out.get(base, 0.0) + float(value)
         except ValueError:
             pass
     return out
+
+
+def histogram_of(metrics, name):
+    """[(upper bound s, cumulative count)] of a histogram in parsed metrics, ascending (+Inf last)."""
+    pre = f"{name}_bucket:"
+    out = [(float(k[len(pre):]), v) for k, v in metrics.items() if k.startswith(pre)]
+    return sorted(out)
+
+
+def histogram_summary(metrics, name):
+    """Count, the bucket bounds that hold p50 and p99 (upper bounds of them, ms), the share at or under
+    TARGET_P99_MS, and the largest bound reached (None when empty)."""
+    h = histogram_of(metrics, name)
+    n = h[-1][1] if h else 0
+    if not n:
+        return None
+
+    def bound(q):
+        for b, c in h:
+            if c >= q * n:
+                return b * 1000
+        return math.inf
+
+    under = next((c for b, c in h if abs(b * 1000 - TARGET_P99_MS) < 1e-9), None)
+    top = next((b for b, c in h if c >= n), math.inf)
+    return {"n": int(n), "p50_le_ms": bound(0.5), "p99_le_ms": bound(0.99), "max_le_ms": top * 1000,
+            "share_within_target": None if under is None else under / n}
 
 
 def docker_time_ns(s):
@@ -1431,7 +1462,8 @@ def run_scenario(plan, a, sidecar, docker_root, extra_env, cs, out, binary, rng)
         res["kills"] = kills
         last_metrics = guard.metrics() or {}
         res["guard_metrics_end"] = {k: v for k, v in last_metrics.items() if k.startswith("sidecar_") and (
-            "guard" in k or "log" in k or "mask" in k or "findings" in k)}
+            "guard" in k or "log" in k or "mask" in k or "findings" in k) and "_bucket:" not in k}
+        res["mask_delay"] = histogram_summary(last_metrics, "sidecar_log_mask_delay_seconds")
         if monitor is not None:
             res["exposure"] = monitor.result()
             monitor.close()
@@ -1621,9 +1653,14 @@ def targets_of(results):
         e = top["exposure"]
         p99 = e["exposure_ms"]["p99"]
         unmasked = e["not_masked_while_watched"] + e["deleted_before_masked"]
+        md = top.get("mask_delay")
+        own = (f"; the guard's own mask delay p99 ≤ {md['p99_le_ms']:g} ms, {md['share_within_target'] * 100:.1f} % "
+               f"within {TARGET_P99_MS:.0f} ms" if md and md["share_within_target"] is not None else "")
         t(f"exposure p99 at the highest rate ({TOP_RATE_SCENARIO}, {top.get('lines_per_s') or 0:,.0f} lines/s)",
-          f"≤ {TARGET_P99_MS:.0f} ms", f"{fms(p99)} ms" + (f", {unmasked} not masked while watched" if unmasked else ""),
-          p99 is not None and p99 <= TARGET_P99_MS and unmasked == 0)
+          f"≤ {TARGET_P99_MS:.0f} ms", f"{fms(p99)} ms (monitor)" + own
+          + (f", {unmasked} not masked while watched" if unmasked else ""),
+          p99 is not None and p99 <= TARGET_P99_MS and unmasked == 0
+          and (md is None or md["p99_le_ms"] <= TARGET_P99_MS))
     else:
         t(f"exposure p99 at the highest rate ({TOP_RATE_SCENARIO})", f"≤ {TARGET_P99_MS:.0f} ms", "not run", None)
     rss = max((r["hwm_mib"] or 0) for r in results)
@@ -1737,6 +1774,14 @@ def build_report(results, machine, command, failure, a):
                 notes.append(f"not timed: {e['deleted_before_masked']} {e['deleted_before_masked_kinds']} whose file "
                              "Docker compressed or deleted before the monitor saw them masked (their .gz was "
                              "deleted too, or never rewritten: see left in clear)")
+        md = r.get("mask_delay")
+        if md:
+            notes.append(f"mask delay as the guard measured it{' (its last instance)' if r['kills'] else ''} "
+                         f"(sidecar_log_mask_delay_seconds: Docker's timestamp of the entry to the write of the mask, per "
+                         f"file copy written): {md['n']:,} writes; p50 ≤ {md['p50_le_ms']:g} ms, p99 ≤ {md['p99_le_ms']:g} ms, "
+                         f"max ≤ {md['max_le_ms']:g} ms (bucket bounds); "
+                         + (f"{md['share_within_target'] * 100:.2f} % within {TARGET_P99_MS:.0f} ms"
+                            if md["share_within_target"] is not None else ""))
         gm_all = r.get("guard_metrics_end", {})
         if gm_all.get("sidecar_log_bytes_scanned_total") and r["log_bytes"]:
             notes.append(f"the guard scanned {gm_all['sidecar_log_bytes_scanned_total'] / 1e6:.0f} MB"

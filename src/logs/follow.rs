@@ -1300,7 +1300,10 @@ impl<'a> Guard<'a> {
                 self.note_written(&ident, &p.findings);
                 self.sync_later(&file);
                 match n {
-                    Ok(n) => self.metrics.add("sidecar_masks_written_total", n as f64),
+                    Ok(n) => {
+                        self.metrics.add("sidecar_masks_written_total", n as f64);
+                        self.observe_delays(&p.findings, "replay");
+                    }
                     Err(e) => self.error(&format!("{}: {e}", path.display())),
                 }
             }
@@ -1627,6 +1630,7 @@ impl<'a> Guard<'a> {
             stats.masked = written?;
             self.sync_later(file);
             self.metrics.add("sidecar_masks_written_total", stats.masked as f64);
+            self.observe_delays(&all, "scan");
         }
         if consumed && !owed_here.is_empty() {
             self.marks
@@ -1704,6 +1708,7 @@ impl<'a> Guard<'a> {
             self.note_written(&k.ident, &parts);
             let n = n?;
             self.sync_later(&k.file);
+            self.observe_delays(&parts, "before");
             return Ok(n);
         }
         // Compressed (or being compressed): masked when the .gz is checked; check it again.
@@ -1711,6 +1716,28 @@ impl<'a> Guard<'a> {
         self.marks.gz_owed.entry(k.ident.clone()).or_default().extend(parts);
         self.recheck_gz = true;
         Ok(0)
+    }
+
+    /// Observe, for each finding whose masks were just written, how long after Docker's
+    /// timestamp of its entry (`sidecar_log_mask_delay_seconds`).
+    /// `how`: which write (for a debug line when the delay was long).
+    fn observe_delays(&self, findings: &[Finding], how: &str) {
+        let now = chrono::Utc::now();
+        let delays: Vec<f64> = findings
+            .iter()
+            .filter_map(|f| {
+                let t = chrono::DateTime::parse_from_rfc3339(f.time.as_deref()?).ok()?;
+                Some((now - t.with_timezone(&chrono::Utc)).as_seconds_f64())
+            })
+            .collect();
+        if let Some(max) = delays.iter().copied().reduce(f64::max).filter(|m| *m > 0.1) {
+            tracing::debug!(
+                "log guard: {} mask(s) written {how} up to {:.0} ms after their entry",
+                delays.len(),
+                max * 1000.0
+            );
+        }
+        self.metrics.observe("sidecar_log_mask_delay_seconds", delays);
     }
 
     /// Remember masks written (or attempted: a failed `pwrite` may have written part) into the
@@ -1795,6 +1822,7 @@ impl<'a> Guard<'a> {
                     let n: u64 = all.iter().map(|f| f.ranges.len() as u64).sum();
                     stats.masked += n;
                     self.metrics.add("sidecar_masks_written_total", n as f64);
+                    self.observe_delays(&all, "gz-late");
                     checked = (format!("{ndev}:{nino}"), nsize);
                     self.alias_gz_first_line(&c.id, key, path, (ndev, nino));
                 }
@@ -2181,6 +2209,7 @@ impl<'a> Guard<'a> {
                     let n: u64 = all.iter().map(|f| f.ranges.len() as u64).sum();
                     stats.masked += n;
                     self.metrics.add("sidecar_masks_written_total", n as f64);
+                    self.observe_delays(&all, "gz-scan");
                     checked = (format!("{ndev}:{nino}"), nsize);
                     if let Some(i) = &ident {
                         self.marks.gz_owed.remove(i);
@@ -3337,6 +3366,33 @@ mod tests {
             fs::remove_file(&plain).unwrap();
         }
         (plain, gz)
+    }
+
+    #[test]
+    fn the_mask_delay_is_measured_from_dockers_timestamp_of_the_entry() {
+        let tmp = tempfile::tempdir().unwrap();
+        let live = container(tmp.path(), 'd', "gw", false, "");
+        let parts = Parts::new();
+        let mut g = parts.guard(tmp.path());
+        let two_s_ago =
+            (chrono::Utc::now() - chrono::Duration::seconds(2)).to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+        let mut entry = Vec::new();
+        let text = format!("key {}\n", token(T1));
+        jsonfile::encode_line(text.as_bytes(), "stdout", &[], &two_s_ago, &mut entry);
+        append(&live, &[line("no secret", 0), entry].concat());
+        assert_eq!(g.sync_all().masked, 1);
+        // One write, between 2 s and 2.5 s after its entry (the test's own time is well under 0.5 s).
+        assert_eq!(metric(g.metrics, "sidecar_log_mask_delay_seconds_count"), 1.0);
+        assert_eq!(
+            metric(g.metrics, "sidecar_log_mask_delay_seconds_bucket{le=\"1\"}"),
+            0.0
+        );
+        assert_eq!(
+            metric(g.metrics, "sidecar_log_mask_delay_seconds_bucket{le=\"2.5\"}"),
+            1.0
+        );
+        let sum = metric(g.metrics, "sidecar_log_mask_delay_seconds_sum");
+        assert!((2.0..2.5).contains(&sum), "{sum}");
     }
 
     #[test]

@@ -14,7 +14,30 @@ use crate::policy::{CheckResult, Status};
 #[derive(Debug, Default)]
 pub struct Metrics {
     values: Mutex<BTreeMap<String, f64>>,
+    histograms: Mutex<BTreeMap<&'static str, Histogram>>,
 }
+
+/// A Prometheus histogram: cumulative counts per upper bound, sum and count.
+#[derive(Debug, Clone)]
+struct Histogram {
+    bounds: &'static [f64],
+    counts: Vec<u64>,
+    sum: f64,
+    count: u64,
+}
+
+/// Upper bounds (seconds) of the buckets of `sidecar_log_mask_delay_seconds`: fine around the
+/// 100 ms a secret should stay in clear at most under load, coarse beyond.
+pub const MASK_DELAY_BOUNDS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+];
+
+/// Histograms: name, help and bucket bounds.
+const HISTOGRAMS: &[(&str, &str, &[f64])] = &[(
+    "sidecar_log_mask_delay_seconds",
+    "Time from Docker's timestamp of the entry holding a secret to the write of its mask, per file copy written (the live or rotated file, a rewritten .gz): how long the secret was readable in clear there. Masks written after a restart include the time the guard was down.",
+    MASK_DELAY_BOUNDS,
+)];
 
 /// HELP and TYPE of each metric family.
 const FAMILIES: &[(&str, &str, &str)] = &[
@@ -179,6 +202,30 @@ impl Metrics {
         }
     }
 
+    /// Observe `values` in the histogram `name` (one of [`HISTOGRAMS`]); other names are ignored.
+    pub fn observe(&self, name: &'static str, values: impl IntoIterator<Item = f64>) {
+        let Some((_, _, bounds)) = HISTOGRAMS.iter().find(|(n, _, _)| *n == name) else {
+            return;
+        };
+        let mut hs = self.histograms.lock().expect("metrics lock");
+        let h = hs.entry(name).or_insert_with(|| Histogram {
+            bounds,
+            counts: vec![0; bounds.len()],
+            sum: 0.0,
+            count: 0,
+        });
+        for v in values {
+            let v = if v.is_finite() { v.max(0.0) } else { continue };
+            for (b, c) in h.bounds.iter().zip(h.counts.iter_mut()) {
+                if v <= *b {
+                    *c += 1;
+                }
+            }
+            h.sum += v;
+            h.count += 1;
+        }
+    }
+
     /// Record an audit; a full one replaces the per-check gauges.
     pub fn audit(&self, results: &[CheckResult], full: bool) {
         self.add("sidecar_audit_runs_total", 1.0);
@@ -223,6 +270,20 @@ impl Metrics {
                     out.push_str(&format!("{k} {val}\n"));
                 }
             }
+        }
+        drop(v);
+        let hs = self.histograms.lock().expect("metrics lock");
+        for (name, help, bounds) in HISTOGRAMS {
+            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} histogram\n"));
+            let h = hs.get(name);
+            for (i, b) in bounds.iter().enumerate() {
+                let c = h.map_or(0, |h| h.counts[i]);
+                out.push_str(&format!("{name}_bucket{{le=\"{b}\"}} {c}\n"));
+            }
+            let (sum, count) = h.map_or((0.0, 0), |h| (h.sum, h.count));
+            out.push_str(&format!(
+                "{name}_bucket{{le=\"+Inf\"}} {count}\n{name}_sum {sum}\n{name}_count {count}\n"
+            ));
         }
         out
     }
@@ -300,6 +361,30 @@ mod tests {
             text.contains("sidecar_log_container_lag_bytes{container=\"x\\\"y\\\\z\\n[2J\"} 4\n"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_histogram_counts_each_value_in_every_bucket_at_or_above_it() {
+        let m = Metrics::default();
+        m.observe(
+            "sidecar_log_mask_delay_seconds",
+            [0.004, 0.1, 0.2, 1000.0, f64::NAN, -1.0],
+        );
+        m.observe("not_a_histogram", [1.0]);
+        let text = m.render();
+        for want in [
+            "# TYPE sidecar_log_mask_delay_seconds histogram\n",
+            "sidecar_log_mask_delay_seconds_bucket{le=\"0.005\"} 2\n",
+            "sidecar_log_mask_delay_seconds_bucket{le=\"0.1\"} 3\n",
+            "sidecar_log_mask_delay_seconds_bucket{le=\"0.15\"} 3\n",
+            "sidecar_log_mask_delay_seconds_bucket{le=\"0.25\"} 4\n",
+            "sidecar_log_mask_delay_seconds_bucket{le=\"300\"} 4\n",
+            "sidecar_log_mask_delay_seconds_bucket{le=\"+Inf\"} 5\n",
+            "sidecar_log_mask_delay_seconds_count 5\n",
+        ] {
+            assert!(text.contains(want), "{want} in {text}");
+        }
+        assert!(!text.contains("not_a_histogram"), "{text}");
     }
 
     #[test]
