@@ -75,6 +75,10 @@ TOKEN_LEN = 40
 MASK_RE = re.compile(rb"^ghp_\[github-pat:([0-9a-f]{6})\]\*+$")
 
 
+# The benchmark's containers are masked by its own guard only: another sidecar on the engine (the host's)
+# reports them and leaves their files alone (label sidecar.guard, guard.name).
+GUARD_NAME = f"bench-{os.getpid()}"
+
 def log(msg):
     print(f"[guard_bench] {msg}", file=sys.stderr, flush=True)
 
@@ -261,7 +265,7 @@ class Containers:
         self.ids = []
 
     def create(self, name_suffix, args, log_opts=("max-size=500m",)):
-        argv = ["create", "--name", f"{self.prefix}-{name_suffix}", "--label", self.label,
+        argv = ["create", "--name", f"{self.prefix}-{name_suffix}", "--label", self.label, "--label", f"sidecar.guard={GUARD_NAME}",
                 "--log-driver", "json-file"]
         for o in log_opts:
             argv += ["--log-opt", o]
@@ -777,7 +781,7 @@ def main(argv=None):
 
         state = tempfile.mkdtemp(prefix="state-", dir=out)
         # Only this benchmark's containers (a shared engine may run others): guard.containers by label.
-        env = {"SIDECAR_GUARD__CONTAINERS": json.dumps([cs.label]), **extra_env}
+        env = {"SIDECAR_GUARD__CONTAINERS": json.dumps([cs.label]), "SIDECAR_GUARD__NAME": GUARD_NAME, **extra_env}
         guard = Guard(sidecar, state, docker_root, env, os.path.join(out, "sidecar-run.stderr"))
         log(f"starting the guard: {guard.command}")
         guard.start()

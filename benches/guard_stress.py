@@ -118,6 +118,10 @@ SCENARIOS = {
 TOP_RATE_SCENARIO = "max1"  # the exposure target is for the highest rate Docker sustains here
 
 
+# The benchmark's containers are masked by its own guard only: another sidecar on the engine (the host's)
+# reports them and leaves their files alone (label sidecar.guard, guard.name).
+GUARD_NAME = f"bench-{os.getpid()}"
+
 def log(msg):
     print(f"[guard_stress] {msg}", file=sys.stderr, flush=True)
 
@@ -456,7 +460,7 @@ class Containers:
         self.ids = []
 
     def create(self, name, args, max_file, compress):
-        argv = ["create", "--name", f"{self.prefix}-{name}", "--label", self.label, "--log-driver", "json-file",
+        argv = ["create", "--name", f"{self.prefix}-{name}", "--label", self.label, "--label", f"sidecar.guard={GUARD_NAME}", "--log-driver", "json-file",
                 "--log-opt", f"max-size={MAX_SIZE}", "--log-opt", f"max-file={max_file}",
                 "--log-opt", f"compress={'true' if compress else 'false'}"]
         r = docker(*argv, IMAGE, *args)
@@ -1268,7 +1272,7 @@ def run_scenario(plan, a, sidecar, docker_root, extra_env, cs, out, binary, rng)
         f"{sum(len(w['tokens']) for w in plan['writers']):,} tokens, about {est / 1e6:.0f} MB of log")
     state = tempfile.mkdtemp(prefix=f"state-{name}-", dir=out)
     # Only this benchmark's containers (a shared engine may run others): guard.containers by label.
-    env = {"SIDECAR_GUARD__CONTAINERS": json.dumps([cs.label]), **extra_env}
+    env = {"SIDECAR_GUARD__CONTAINERS": json.dumps([cs.label]), "SIDECAR_GUARD__NAME": GUARD_NAME, **extra_env}
     guard = Guard(sidecar, state, docker_root, env, os.path.join(out, f"sidecar-run-{name}.stderr"))
     res = {"name": name, "plan": {k: v for k, v in plan.items() if k != "writers"},
            "writer_args": [w["args"] for w in plan["writers"]], "guard_command": guard.command.replace(state, "<tmp>"),

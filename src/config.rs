@@ -110,6 +110,10 @@ pub struct GuardConfig {
     /// Containers (by name, or an id of at least 12 characters) that are reported but never masked.
     /// The label `sidecar.redact=false` does the same from the container's side.
     pub report_only: Vec<String>,
+    /// This guard's name: a container labelled `sidecar.guard=<name>` is masked only by the guard
+    /// of that name; every other guard reports it and leaves its log as it is (two guards on one
+    /// engine, e.g. a test suite's beside the host's, never write into each other's containers).
+    pub name: String,
     /// A full rescan of every container every this many seconds, under inotify (a safety net).
     pub rescan_seconds: u64,
     /// How long a log entry still open at the end of a live log (a 16 KiB split without its last
@@ -132,6 +136,7 @@ impl Default for GuardConfig {
             mode: "mask".into(),
             containers: Vec::new(),
             report_only: Vec::new(),
+            name: String::new(),
             rescan_seconds: 30,
             hold_seconds: 5,
             checkpoint_ms: 1000,
@@ -158,7 +163,7 @@ impl GuardConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct RulesConfig {
-    /// Extra rule files in sidecar's schema (see README, "Rules").
+    /// Extra rule files in sidecar's schema (see docs/configuration.md, "Rules").
     pub files: Vec<PathBuf>,
     /// gitleaks config files to load (`[[rules]]`, allowlists).
     pub gitleaks_configs: Vec<PathBuf>,
@@ -450,7 +455,7 @@ impl AlertsConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The named file is missing.
-    #[error("config file {0} does not exist; create it (see README, \"Configuration\") or drop --config/SIDECAR_CONFIG to use the defaults")]
+    #[error("config file {0} does not exist; create it (see docs/configuration.md) or drop --config/SIDECAR_CONFIG to use the defaults")]
     Missing(PathBuf),
     /// Parsing or validation failed.
     #[error("invalid configuration: {0}")]
@@ -613,6 +618,88 @@ fn describe(e: figment::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The keys of `v` (dotted) with their values; an empty map (`audit.accept`) is one key.
+    fn leaves(prefix: &str, v: &serde_json::Value, out: &mut Vec<(String, serde_json::Value)>) {
+        match v {
+            serde_json::Value::Object(m) if !m.is_empty() => {
+                for (k, x) in m {
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    leaves(&key, x, out);
+                }
+            }
+            _ => out.push((prefix.to_string(), v.clone())),
+        }
+    }
+
+    /// The configuration reference (docs/configuration.md) is checked against the struct: every
+    /// key, its environment variable and its default, and no key that does not exist.
+    #[test]
+    fn the_configuration_reference_lists_every_key_its_variable_and_its_default() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/configuration.md");
+        let doc = std::fs::read_to_string(path).unwrap();
+        let mut rows = std::collections::BTreeMap::new();
+        let mut in_table = false;
+        for line in doc.lines() {
+            if line.starts_with("| key | env | default | meaning |") {
+                in_table = true;
+                continue;
+            }
+            if in_table && !line.starts_with('|') {
+                in_table = false;
+            }
+            if !in_table || line.starts_with("|---") {
+                continue;
+            }
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            let unquote = |c: &str| c.strip_prefix('`').and_then(|c| c.strip_suffix('`')).map(String::from);
+            let key = unquote(cells[1]).unwrap_or_else(|| panic!("a key in backticks: {line}"));
+            let env = unquote(cells[2]).unwrap_or_else(|| panic!("a variable in backticks: {line}"));
+            let default = unquote(cells[3]).unwrap_or_else(|| cells[3].to_string());
+            assert!(
+                rows.insert(key.clone(), (env, default)).is_none(),
+                "{key} twice in {path}"
+            );
+        }
+        let mut keys = Vec::new();
+        leaves("", &serde_json::to_value(Config::default()).unwrap(), &mut keys);
+        let mut problems = Vec::new();
+        for (key, value) in &keys {
+            let Some((env, default)) = rows.remove(key) else {
+                problems.push(format!("{key} is not in the table"));
+                continue;
+            };
+            let want_env = format!("SIDECAR_{}", key.to_uppercase().replace('.', "__"));
+            if env != want_env {
+                problems.push(format!("{key}: variable {env}, expected {want_env}"));
+            }
+            let shown = match value {
+                serde_json::Value::Null => "none".to_string(),
+                serde_json::Value::String(s) if s.is_empty() => "\"\"".to_string(),
+                serde_json::Value::String(s) => s.clone(),
+                v => v.to_string(),
+            };
+            // Computed at run time when empty.
+            let computed = key == "fleet.host" && default == "host name";
+            if default != shown && !computed {
+                problems.push(format!("{key}: default {default}, the code's is {shown}"));
+            }
+        }
+        // Keys left out of the serialized defaults while empty (`skip_serializing_if`) must still
+        // be keys the loader takes (unknown keys are errors).
+        for (key, (_, default)) in &rows {
+            let (section, leaf) = key.rsplit_once('.').unwrap_or(("", key));
+            let text = format!("[{section}]\n{leaf} = {default}\n");
+            if default != "[]" || Config::from_toml_str(&text).is_err() {
+                problems.push(format!("{key} is in the table but not a configuration key"));
+            }
+        }
+        assert!(problems.is_empty(), "{path}:\n{}", problems.join("\n"));
+    }
 
     #[test]
     fn defaults_round_trip() {

@@ -12,12 +12,17 @@ use common::{compose, run, sidecar};
 fn the_compose_files_validate() {
     let Some(cmd) = compose() else { return };
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("compose");
+    // Compose reads `compose/.env`, which a user creates: the test gives it an empty env file
+    // instead, and sets (or removes) every variable it depends on.
+    let tmp = tempfile::tempdir().unwrap();
+    let env_file = tmp.path().join("empty.env");
+    std::fs::write(&env_file, "").unwrap();
     for files in [
         vec!["docker-compose.yml"],
         vec!["docker-compose.yml", "docker-compose.audit.yml"],
     ] {
         let mut c = Command::new(cmd[0]);
-        c.args(&cmd[1..]).current_dir(&dir);
+        c.args(&cmd[1..]).current_dir(&dir).arg("--env-file").arg(&env_file);
         for f in &files {
             c.args(["-f", f]);
         }
@@ -25,6 +30,7 @@ fn the_compose_files_validate() {
             .arg("config")
             .env("OPENCLAW_GATEWAY_TOKEN", "0".repeat(64))
             .env("SIDECAR_BACKUP_RECIPIENT", "age1example")
+            .env_remove("SIDECAR_NETWORK")
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
@@ -46,6 +52,8 @@ fn the_compose_files_validate() {
     let out = Command::new(cmd[0])
         .args(&cmd[1..])
         .current_dir(&dir)
+        .arg("--env-file")
+        .arg(&env_file)
         .args(["-f", "docker-compose.yml", "config"])
         .env_remove("OPENCLAW_GATEWAY_TOKEN")
         .env("SIDECAR_BACKUP_RECIPIENT", "age1example")
@@ -53,6 +61,20 @@ fn the_compose_files_validate() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("OPENCLAW_GATEWAY_TOKEN"));
+    // No backup recipient yet (a first `up`): valid, and sidecar gets no recipient (backups off).
+    let out = Command::new(cmd[0])
+        .args(&cmd[1..])
+        .current_dir(&dir)
+        .arg("--env-file")
+        .arg(&env_file)
+        .args(["-f", "docker-compose.yml", "config"])
+        .env("OPENCLAW_GATEWAY_TOKEN", "0".repeat(64))
+        .env_remove("SIDECAR_BACKUP_RECIPIENT")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains(r#"SIDECAR_BACKUP__RECIPIENTS: '[""]'"#), "{text}");
 }
 
 #[test]

@@ -214,6 +214,8 @@ fn image_id(tag: &str) -> String {
 struct Stack {
     cmd: Vec<&'static str>,
     project: String,
+    /// An empty env file in place of `compose/.env`: the test does not read what a user put there.
+    env_file: PathBuf,
     files: Vec<PathBuf>,
     env: Vec<(String, String)>,
 }
@@ -222,6 +224,7 @@ impl Stack {
     fn compose(&self, args: &[&str]) -> Command {
         let mut c = Command::new(self.cmd[0]);
         c.args(&self.cmd[1..]).arg("-p").arg(&self.project);
+        c.arg("--env-file").arg(&self.env_file);
         for f in &self.files {
             c.arg("-f").arg(f);
         }
@@ -378,19 +381,30 @@ fn the_compose_stack_guards_backs_up_restores_and_audits_on_the_engine() {
     let gateway_token = rng.pick(b"0123456789abcdef", 64);
     // The test's override: local stand-ins for openclaw and caddy, pinned by image id (the audit's
     // image.digest accepts ids, as it does name@sha256:… digests).
+    // Its sidecar follows the project's containers only (the engine is shared), and masks them as
+    // the guard named after the project: another sidecar on the engine (the host's own, after
+    // `sidecar/up.sh`) reports them and leaves their files to this one.
+    let project = format!("sidecare2e{}", std::process::id());
     let override_file = tmp.path().join("docker-compose.e2e.yml");
     std::fs::write(
         &override_file,
         format!(
-            "# The end-to-end test's override: local stand-in images.\nservices:\n  openclaw:\n    image: {}\n  caddy:\n    image: {}\n",
+            "# The end-to-end test's override: local stand-in images, this test's guard.\nservices:\n  \
+             openclaw:\n    image: {}\n    labels:\n      sidecar.guard: {project}\n  \
+             caddy:\n    image: {}\n    labels:\n      sidecar.guard: {project}\n  \
+             sidecar:\n    environment:\n      SIDECAR_GUARD__NAME: {project}\n      \
+             SIDECAR_GUARD__CONTAINERS: '[\"com.docker.compose.project={project}\"]'\n",
             image_id(STANDIN_OPENCLAW),
             image_id(STANDIN_CADDY)
         ),
     )
     .unwrap();
+    let env_file = tmp.path().join("empty.env");
+    std::fs::write(&env_file, "").unwrap();
     let stack = Stack {
         cmd,
-        project: format!("sidecare2e{}", std::process::id()),
+        project,
+        env_file,
         files: vec![
             repo().join("compose/docker-compose.yml"),
             repo().join("compose/docker-compose.audit.yml"),

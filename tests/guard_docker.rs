@@ -235,6 +235,9 @@ fn start_guard(state: &Path, container: &str) -> Guard {
         .env("SIDECAR_DOCKER_ROOT", "/var/lib/docker")
         // Only the test's own container: the engine is shared (guard.containers, as a user would).
         .env("SIDECAR_GUARD__CONTAINERS", format!("[{container:?}]"))
+        // The test's containers are masked by this guard only: another sidecar on the engine (the
+        // host's own, after `sidecar/up.sh`) reports them and leaves their files to this one.
+        .env("SIDECAR_GUARD__NAME", guard_name())
         .env("SIDECAR_RUN__AUDIT_MINUTES", "0")
         .env("SIDECAR_RUN__ENFORCE_MINUTES", "0")
         .env("SIDECAR_GUARD__RESCAN_SECONDS", "1")
@@ -257,12 +260,29 @@ fn docker(args: &[&str]) -> std::process::Output {
     Command::new("docker").args(args).output().unwrap()
 }
 
+/// The name of this test run's guards, and the `sidecar.guard` label of its containers.
+fn guard_name() -> String {
+    format!("test-guard-docker-{}", std::process::id())
+}
+
 /// Start the writer container; returns its log directory.
 fn start_writer(name: &str, dir: &Path, script: &str, log_opts: &[&str]) -> PathBuf {
     let _ = docker(&["rm", "-f", name]);
     fs::write(dir.join("script.sh"), script).unwrap();
     let mount = format!("{}:/t:ro", dir.display());
-    let mut args = vec!["run", "-d", "--name", name, "--log-driver", "json-file", "-v", &mount];
+    let label = format!("sidecar.guard={}", guard_name());
+    let mut args = vec![
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--label",
+        &label,
+        "--log-driver",
+        "json-file",
+        "-v",
+        &mount,
+    ];
     for o in log_opts {
         args.push("--log-opt");
         args.push(o);

@@ -106,7 +106,8 @@ pub fn read_identities(path: &Path) -> Result<Vec<Box<dyn age::Identity + Send +
 }
 
 /// The stanza types of an age file's header (`X25519`, `ssh-ed25519`, `ssh-rsa`, `scrypt`, …), read
-/// without any key: enough to check who a backup was encrypted to.
+/// without any key: enough to check who a backup was encrypted to. The random "grease" stanzas age
+/// adds to keep parsers tolerant (tags ending in `-grease`) are no recipients and are left out.
 pub fn header_stanzas(reader: &mut impl std::io::BufRead, label: &str) -> Result<Vec<String>, BackupError> {
     let bad = |problem: &str| BackupError::Invalid {
         file: label.to_string(),
@@ -138,7 +139,9 @@ pub fn header_stanzas(reader: &mut impl std::io::BufRead, label: &str) -> Result
         }
         if let Some(rest) = line.strip_prefix(b"-> ") {
             let tag = rest.split(|&b| b == b' ' || b == b'\n').next().unwrap_or_default();
-            stanzas.push(String::from_utf8_lossy(tag).into_owned());
+            if !tag.ends_with(b"-grease") {
+                stanzas.push(String::from_utf8_lossy(tag).into_owned());
+            }
         }
     }
 }
@@ -149,5 +152,17 @@ pub fn stanza_tag(r: &Recipient) -> &'static str {
         Recipient::X25519(_) => "X25519",
         Recipient::Ssh(age::ssh::Recipient::SshEd25519(..)) => "ssh-ed25519",
         Recipient::Ssh(_) => "ssh-rsa",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grease_stanzas_are_no_recipients() {
+        let header = b"age-encryption.org/v1\n-> X25519 c2FsdA\nYm9keQ\n-> O9fnz-grease 8 zz\nZ3JlYXNl\n-> ssh-ed25519 a b\nYm9keQ\n--- bWFj\n\x00binary";
+        let got = header_stanzas(&mut &header[..], "test").unwrap();
+        assert_eq!(got, ["X25519", "ssh-ed25519"]);
     }
 }

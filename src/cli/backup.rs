@@ -194,8 +194,10 @@ fn recipients(
     } else {
         (args_list, args_file)
     };
+    // An empty entry is no recipient: compose passes `[""]` while SIDECAR_BACKUP_RECIPIENT is unset.
     let mut out = list
         .iter()
+        .filter(|r| !r.trim().is_empty())
         .map(|r| Recipient::parse(r))
         .collect::<Result<Vec<_>, _>>()?;
     if let Some(f) = file {

@@ -7,26 +7,33 @@ use super::{ReportAction, ReportArgs, EXIT_FINDINGS, EXIT_OK};
 use crate::config::Config;
 use crate::escape::terminal;
 use crate::report::review::{
-    group, latest_audit, parse_time, read_findings_dir, write_review, Ack, Filter, ItemStatus, Triage,
+    fold_findings_dir, latest_audit, parse_time, write_review, Ack, Filter, Grouper, Item, ItemStatus, Triage,
 };
 use crate::report::short_fingerprint;
 
 pub fn run_report(config: &Config, args: ReportArgs) -> Result<u8> {
     let state_dir = args.state_dir.clone().unwrap_or_else(|| config.state_dir.clone());
-    let findings_dir = state_dir.join("findings");
-    let (records, damaged) = match &args.from {
-        Some(dest) => {
-            let mut records = Vec::new();
-            let damaged = crate::report::fleet::read_fleet(dest, |r| records.push(r))?;
-            (records, damaged)
+    // The findings are read one record at a time into per-secret items (memory grows with the
+    // distinct secrets, not with the records), and only by the actions that need them.
+    let items_of = |filter: &Filter, triage: &Triage| -> Result<(Vec<Item>, u64)> {
+        match &args.from {
+            Some(dest) => {
+                let mut g = Grouper::new(filter);
+                let damaged = crate::report::fleet::read_fleet(dest, |r| g.add(r))?;
+                Ok((g.finish(triage), damaged))
+            }
+            None => {
+                let findings_dir = state_dir.join("findings");
+                let (g, damaged) = fold_findings_dir(&findings_dir, || Grouper::new(filter), |g, r| g.add(r))
+                    .with_context(|| format!("findings directory {}", findings_dir.display()))?;
+                Ok((g.finish(triage), damaged))
+            }
         }
-        None => read_findings_dir(&findings_dir)
-            .with_context(|| format!("findings directory {}", findings_dir.display()))?,
     };
     let triage = Triage::load(&state_dir)?;
     match args.action {
         Some(ReportAction::Ack { fingerprint, note, by }) => {
-            let all = group(records, &Filter::default(), &triage);
+            let (all, _) = items_of(&Filter::default(), &triage)?;
             let fp = resolve(&fingerprint, all.iter().map(|i| i.fingerprint.as_str()))?;
             let mut triage = triage;
             let at = crate::backup::rfc3339(std::time::SystemTime::now());
@@ -80,7 +87,7 @@ pub fn run_report(config: &Config, args: ReportArgs) -> Result<u8> {
                 containers: args.container.clone(),
                 rules: args.rule.clone(),
             };
-            let mut items = group(records, &filter, &triage);
+            let (mut items, damaged) = items_of(&filter, &triage)?;
             match args.status.as_str() {
                 "all" => {}
                 "new" => items.retain(|i| i.status == ItemStatus::New),
@@ -129,7 +136,8 @@ pub(crate) fn alert_once(
     state_dir: &std::path::Path,
     hook: &crate::report::alert::Webhook,
 ) -> Result<(usize, Vec<String>)> {
-    let (records, _) = read_findings_dir(&state_dir.join("findings"))?;
-    let items = group(records, &Filter::default(), &Triage::load(state_dir)?);
+    let filter = Filter::default();
+    let (g, _) = fold_findings_dir(&state_dir.join("findings"), || Grouper::new(&filter), |g, r| g.add(r))?;
+    let items = g.finish(&Triage::load(state_dir)?);
     Ok(crate::report::alert::send_new(&items, hook, state_dir)?)
 }

@@ -90,7 +90,9 @@ pub fn run(config: &Config, args: RunArgs) -> u8 {
                     super::backup::run_schedule(&config, opts, stop, Some(&metrics));
                 }));
             }
-            Ok(_) => crate::say!("backups: off (no backup.recipients configured)"),
+            Ok(_) => crate::say!(
+                "backups: off until a recipient is set (backup.recipients; with compose, SIDECAR_BACKUP_RECIPIENT in compose/.env: the age1… public key of an identity kept off this host)"
+            ),
             Err(_) => crate::say!("backups: off (see the error above)"),
         }
     }
@@ -263,6 +265,7 @@ fn start_guard(
         mask: masks,
         containers: config.guard.containers.clone(),
         report_only: config.guard.report_only.clone(),
+        name: config.guard.name.clone(),
         baseline,
         rescan: Duration::from_secs(config.guard.rescan_seconds),
         hold: Duration::from_secs(config.guard.hold_seconds),

@@ -11,6 +11,10 @@ use serde::Deserialize;
 /// reported, its log is left as it is.
 pub const REDACT_LABEL: &str = "sidecar.redact";
 
+/// Label naming the one guard that masks a container (`sidecar.guard=<guard.name>`); any other
+/// guard reports its findings and leaves its log as it is.
+pub const GUARD_LABEL: &str = "sidecar.guard";
+
 /// One container's log as the guard follows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContainerLog {
@@ -32,6 +36,11 @@ impl ContainerLog {
     /// The container's directory, which holds the live log and its rotated files.
     pub fn dir(&self) -> &Path {
         self.log_path.parent().unwrap_or(Path::new("/"))
+    }
+
+    /// The name of the only guard that masks this container (label `sidecar.guard`), if any.
+    pub fn masked_by(&self) -> Option<&str> {
+        self.labels.get(GUARD_LABEL).map(String::as_str)
     }
 
     /// The label asks for report-only (`sidecar.redact=false`, `0`, `no`, `off`).

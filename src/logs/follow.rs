@@ -55,6 +55,9 @@ pub struct GuardOptions {
     pub containers: Vec<String>,
     /// Containers (by name or id) that are reported but never masked.
     pub report_only: Vec<String>,
+    /// This guard's name: containers labelled `sidecar.guard` with another name are reported, not
+    /// masked (see [`ContainerLog::masked_by`](super::containers::ContainerLog::masked_by)).
+    pub name: String,
     /// Fingerprints that are masked but not reported (the baseline).
     pub baseline: HashSet<String>,
     /// Full rescan interval (a safety net under inotify).
@@ -844,6 +847,7 @@ impl<'a> Guard<'a> {
     fn masks(&self, c: &ContainerLog) -> bool {
         self.opts.mask
             && !c.redact_label_off()
+            && c.masked_by().is_none_or(|n| n == self.opts.name)
             && !self
                 .opts
                 .report_only
@@ -2960,6 +2964,7 @@ mod tests {
                 mask: true,
                 containers: Vec::new(),
                 report_only: vec!["audit-me".into()],
+                name: "this-guard".into(),
                 baseline: HashSet::new(),
                 rescan: Duration::from_secs(30),
                 hold: Duration::from_secs(3600),
@@ -4713,6 +4718,26 @@ mod tests {
         assert_eq!(fs::read(&damaged).unwrap(), &full[..full.len() / 2], "left as it is");
         assert!(parts.metrics.render().contains("sidecar_guard_errors_total 1"));
         assert_eq!(g.sync_all().recorded, 0, "reported once");
+    }
+
+    #[test]
+    fn a_container_labelled_for_another_guard_is_reported_not_masked() {
+        let tmp = tempfile::tempdir().unwrap();
+        let other = container(tmp.path(), 'a', "theirs", false, r#""sidecar.guard":"another-guard""#);
+        let mine = container(tmp.path(), 'b', "mine", false, r#""sidecar.guard":"this-guard""#);
+        let anyone = container(tmp.path(), 'c', "anyone", false, "");
+        for live in [&other, &mine, &anyone] {
+            append(live, &line(&format!("k {}", token(T1)), 1));
+        }
+        let parts = Parts::new();
+        let mut g = parts.guard(tmp.path());
+        let s = g.sync_all();
+        assert_eq!((s.recorded, s.masked), (3, 2));
+        assert!(String::from_utf8(fs::read(&other).unwrap())
+            .unwrap()
+            .contains(&token(T1)));
+        assert_clean(&fs::read(&mine).unwrap(), &[T1]);
+        assert_clean(&fs::read(&anyone).unwrap(), &[T1]);
     }
 
     #[test]

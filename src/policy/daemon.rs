@@ -189,6 +189,15 @@ pub fn check(f: &DaemonFacts) -> Vec<CheckResult> {
             true,
             "log-driver local (rotates by default)",
         )),
+        // No daemon.json where sidecar looks, and dockerd not visible (sidecar in a container
+        // without the file mounted): the daemon's defaults cannot be seen, which is not a failure.
+        ("json-file", Ok(None)) if f.dockerd_args.is_none() => out.push(error(
+            DAEMON,
+            "daemon.log-defaults",
+            "log-driver json-file; daemon.json not visible (not mounted, or absent on the host) and dockerd's \
+             command line not visible, so its default log options are unknown: mount /etc/docker/daemon.json \
+             read-only into sidecar, or run `sidecar audit` on the host",
+        )),
         ("json-file", Ok(_)) => {
             let size = opt("max-size");
             let files = opt("max-file");
@@ -277,7 +286,17 @@ mod tests {
         };
         let r = check(&f);
         assert_eq!(status(&r, "daemon.tcp-tls"), Status::Error);
-        // No daemon.json: json-file without options does not rotate.
-        assert_eq!(status(&r, "daemon.log-defaults"), Status::Fail);
+        // No daemon.json where sidecar looks and no dockerd in sight (a container without the file
+        // mounted): unknown, not a failure.
+        let log = r.iter().find(|x| x.check == "daemon.log-defaults").unwrap();
+        assert_eq!(log.status, Status::Error, "{log:?}");
+        assert!(log.evidence.contains("mount /etc/docker/daemon.json"), "{log:?}");
+        // On the host (dockerd visible) a missing daemon.json is known: json-file without options
+        // does not rotate.
+        let on_host = DaemonFacts {
+            dockerd_args: Some(vec!["/usr/bin/dockerd".into()]),
+            ..f
+        };
+        assert_eq!(status(&check(&on_host), "daemon.log-defaults"), Status::Fail);
     }
 }

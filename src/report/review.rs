@@ -255,17 +255,27 @@ pub fn finding_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
 /// read, it reads again (at most 10 times, then an error). Returns the records and the number of
 /// damaged lines; no directory, no records.
 pub fn read_findings_dir(dir: &Path) -> io::Result<(Vec<FindingRecord>, u64)> {
+    fold_findings_dir(dir, Vec::new, |v, r| v.push(r))
+}
+
+/// [`read_findings_dir`] without holding the records: each is passed to `each` with an accumulator
+/// made by `init` (made again when the files changed during the reading and it starts over).
+pub fn fold_findings_dir<A>(
+    dir: &Path,
+    mut init: impl FnMut() -> A,
+    mut each: impl FnMut(&mut A, FindingRecord),
+) -> io::Result<(A, u64)> {
     for attempt in 0..10 {
         if attempt > 0 {
             std::thread::sleep(std::time::Duration::from_millis(20 * attempt));
         }
         let files = match finding_files(dir) {
             Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((init(), 0)),
             Err(e) => return Err(e),
         };
-        let mut records = Vec::new();
-        let damaged = match read_findings(&files, |r| records.push(r)) {
+        let mut records = init();
+        let damaged = match read_findings(&files, |r| each(&mut records, r)) {
             Ok(damaged) => damaged,
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             Err(e) => return Err(e),
@@ -387,27 +397,52 @@ fn within(o: &Occurrences, filter: &Filter) -> Option<Occurrences> {
 
 /// Group findings by fingerprint, apply the filter and the triage; most severe, then newest first.
 pub fn group(records: impl IntoIterator<Item = FindingRecord>, filter: &Filter, triage: &Triage) -> Vec<Item> {
-    let mut items: BTreeMap<String, Item> = BTreeMap::new();
-    let mut seen: BTreeMap<String, Span> = BTreeMap::new();
+    let mut g = Grouper::new(filter);
     for r in records {
+        g.add(r);
+    }
+    g.finish(triage)
+}
+
+/// [`group`] one record at a time: memory grows with the distinct secrets (and their containers
+/// and days), not with the records, so a report over millions of occurrences stays small.
+pub struct Grouper<'f> {
+    filter: &'f Filter,
+    items: BTreeMap<String, Item>,
+    seen: BTreeMap<String, Span>,
+}
+
+impl<'f> Grouper<'f> {
+    /// An empty grouping under `filter`.
+    pub fn new(filter: &'f Filter) -> Self {
+        Grouper {
+            filter,
+            items: BTreeMap::new(),
+            seen: BTreeMap::new(),
+        }
+    }
+
+    /// Take one record into its secret's item (or drop it when the filter says so).
+    pub fn add(&mut self, r: FindingRecord) {
+        let filter = self.filter;
         let f = &r.finding;
         let occ = match &r.occurrences {
             // An aggregate under a time filter counts the days inside it (day granularity).
             Some(o) if filter.since.is_some() || filter.until.is_some() => match within(o, filter) {
                 Some(o) => Some(o),
-                None => continue,
+                None => return,
             },
             Some(o) => Some(o.clone()),
             None => {
                 let t = when(f);
                 if let (Some(since), Some(t)) = (filter.since, t) {
                     if t < since {
-                        continue;
+                        return;
                     }
                 }
                 if let (Some(until), Some(t)) = (filter.until, t) {
                     if t >= until {
-                        continue;
+                        return;
                     }
                 }
                 None
@@ -426,12 +461,12 @@ pub fn group(records: impl IntoIterator<Item = FindingRecord>, filter: &Filter, 
                         .is_some_and(|id| !c.is_empty() && id.starts_with(c.as_str()))
             })
         {
-            continue;
+            return;
         }
         if !filter.rules.is_empty() && !filter.rules.contains(&f.rule) {
-            continue;
+            return;
         }
-        let item = items.entry(f.fingerprint.clone()).or_insert_with(|| Item {
+        let item = self.items.entry(f.fingerprint.clone()).or_insert_with(|| Item {
             fingerprint: f.fingerprint.clone(),
             rule: f.rule.clone(),
             description: f.description.clone(),
@@ -452,7 +487,7 @@ pub fn group(records: impl IntoIterator<Item = FindingRecord>, filter: &Filter, 
             *item.per_day.entry(day.clone()).or_insert(0) += n;
         }
         item.containers.insert(container);
-        let span = seen.entry(f.fingerprint.clone()).or_insert((None, None));
+        let span = self.seen.entry(f.fingerprint.clone()).or_insert((None, None));
         let parse = |t: &Option<String>| {
             t.as_deref()
                 .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
@@ -471,32 +506,37 @@ pub fn group(records: impl IntoIterator<Item = FindingRecord>, filter: &Filter, 
             }
         }
     }
-    let mut out: Vec<Item> = items
-        .into_values()
-        .map(|mut item| {
-            if let Some(ack) = triage.acks.get(&item.fingerprint) {
-                let acked_at = DateTime::parse_from_rfc3339(&ack.at)
-                    .ok()
-                    .map(|d| d.with_timezone(&Utc));
-                let last = seen.get(&item.fingerprint).and_then(|s| s.1);
-                item.again_after_ack = matches!((last, acked_at), (Some(l), Some(a)) if l > a);
-                item.status = if item.again_after_ack {
-                    ItemStatus::New
-                } else {
-                    ItemStatus::Acked
-                };
-                item.ack = Some(ack.clone());
-            }
-            item
-        })
-        .collect();
-    out.sort_by(|a, b| {
-        b.severity
-            .cmp(&a.severity)
-            .then(b.last_seen.cmp(&a.last_seen))
-            .then(a.fingerprint.cmp(&b.fingerprint))
-    });
-    out
+
+    /// The items, with the triage applied; most severe, then newest first.
+    pub fn finish(self, triage: &Triage) -> Vec<Item> {
+        let Grouper { items, seen, .. } = self;
+        let mut out: Vec<Item> = items
+            .into_values()
+            .map(|mut item| {
+                if let Some(ack) = triage.acks.get(&item.fingerprint) {
+                    let acked_at = DateTime::parse_from_rfc3339(&ack.at)
+                        .ok()
+                        .map(|d| d.with_timezone(&Utc));
+                    let last = seen.get(&item.fingerprint).and_then(|s| s.1);
+                    item.again_after_ack = matches!((last, acked_at), (Some(l), Some(a)) if l > a);
+                    item.status = if item.again_after_ack {
+                        ItemStatus::New
+                    } else {
+                        ItemStatus::Acked
+                    };
+                    item.ack = Some(ack.clone());
+                }
+                item
+            })
+            .collect();
+        out.sort_by(|a, b| {
+            b.severity
+                .cmp(&a.severity)
+                .then(b.last_seen.cmp(&a.last_seen))
+                .then(a.fingerprint.cmp(&b.fingerprint))
+        });
+        out
+    }
 }
 
 /// The latest audit result per container and check, from the audit stream (and its rotated `.1`).

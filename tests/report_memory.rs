@@ -1,0 +1,95 @@
+//! `sidecar report` runs in bounded memory whatever the number of finding records: it folds them
+//! into one item per secret as it reads, so its peak RSS follows the distinct secrets, not the
+//! records. Measured on the real binary (VmHWM of the process, polled while it runs).
+#![allow(clippy::disallowed_macros)] // test output
+mod common;
+
+use std::io::{BufWriter, Write};
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::sidecar;
+
+/// Write `records` occurrence records of `distinct` secrets (as the guard writes them) into
+/// `<state>/findings/findings.jsonl`; returns the file's size.
+fn write_findings(state: &std::path::Path, records: u64, distinct: u64) -> u64 {
+    let dir = state.join("findings");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("findings.jsonl");
+    let mut out = BufWriter::new(std::fs::File::create(&path).unwrap());
+    let id = "ab".repeat(32);
+    for i in 0..records {
+        let fp = format!("{:064x}", i % distinct + 1);
+        let (s, n) = (i % 50, i % 1_000_000_000);
+        writeln!(
+            out,
+            r#"{{"schema":1,"rule":"github-pat","description":"GitHub token: classic personal, OAuth, user-to-server, server-to-server (also the stateless ghs_<app id>_<JWT> form), refresh; the CRC32 checksum raises confidence, it does not decide","severity":"critical","confidence":"checksum","file":"/var/lib/docker/containers/{id}/{id}-json.log","line":{i},"end_line":{i},"start":{i},"end":{e},"ranges":[[{i},{e}]],"container_id":"{id}","stream":"stdout","time":"2026-12-04T15:05:{s:02}.{n:09}Z","fingerprint":"{fp}","preview":"ghp_********… (40 chars)","container":"noisy-{c}","image":"example:1"}}"#,
+            e = i + 40,
+            c = i % 7,
+        )
+        .unwrap();
+    }
+    out.flush().unwrap();
+    std::fs::metadata(&path).unwrap().len()
+}
+
+/// Run `sidecar report` on `state` and return (its exit code, stdout, its peak RSS in KiB).
+fn report_peak_kib(state: &std::path::Path) -> (Option<i32>, Vec<u8>, u64) {
+    let out_path = state.join("report.json");
+    let mut child = sidecar(state)
+        .args(["report", "--status", "all", "--format", "json"])
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let status_path = format!("/proc/{}/status", child.id());
+    let mut peak = 0;
+    let code = loop {
+        // VmHWM only grows: the last reading before the exit is the peak up to that moment.
+        if let Ok(text) = std::fs::read_to_string(&status_path) {
+            if let Some(kib) = text
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            {
+                peak = peak.max(kib);
+            }
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            break status.code();
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    (code, std::fs::read(&out_path).unwrap(), peak)
+}
+
+#[test]
+fn the_report_over_many_records_stays_within_a_fixed_memory_bound() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path();
+    // 150 000 records (about 130 MB) of 1 000 secrets: the whole file would not fit in the bound.
+    let (records, distinct) = (150_000u64, 1_000u64);
+    let size = write_findings(state, records, distinct);
+    assert!(size > 100 << 20, "{size} bytes");
+    let (code, stdout, peak_kib) = report_peak_kib(state);
+    assert_eq!(code, Some(1), "new findings: exit 1");
+    let items: Vec<serde_json::Value> = match serde_json::from_slice::<serde_json::Value>(&stdout).unwrap() {
+        serde_json::Value::Object(m) => m["items"].as_array().unwrap().clone(),
+        v => panic!("unexpected report shape: {v}"),
+    };
+    assert_eq!(items.len() as u64, distinct);
+    let total: u64 = items.iter().map(|i| i["count"].as_u64().unwrap()).sum();
+    assert_eq!(total, records, "every occurrence counted");
+    // The report's own footprint (binary, rules, 1 000 items) is a few MiB; holding the records
+    // would take several times the file's 130 MB.
+    eprintln!(
+        "report over {records} records ({} MB): peak RSS {} KiB",
+        size >> 20,
+        peak_kib
+    );
+    assert!(peak_kib > 0, "the process was measured");
+    assert!(
+        peak_kib < 48 << 10,
+        "peak RSS {peak_kib} KiB over 48 MiB for {records} records"
+    );
+}
