@@ -38,6 +38,7 @@ use super::containers::{self, ContainerLog};
 use super::masking::MaskPlan;
 use super::scan::{detect_format, Format, OpenUnit, Scanner, SegmentStart};
 use super::watch::TMP_PREFIX;
+use crate::escape::terminal;
 use crate::redact::Finding;
 use crate::report::metrics::Metrics;
 use crate::report::sink::{occurrence_key, FindingLog, OccurrenceKey};
@@ -841,6 +842,31 @@ impl<'a> Guard<'a> {
         self.lag_since.retain(|id, _| alive.contains(id));
         self.metrics
             .set("sidecar_log_containers_followed", self.containers.len() as f64);
+        // Containers this guard reports but does not mask: counted, and those labelled for
+        // another guard named once each (a label can come from an image, not only from the
+        // operator: it must not pass unseen).
+        let mut unmasked = 0;
+        let mut other_guard = Vec::new();
+        for c in self.containers.values() {
+            if self.opts.mask && !self.masks(c) {
+                unmasked += 1;
+                if let Some(name) = c.masked_by().filter(|n| *n != self.opts.name) {
+                    other_guard.push((c.id.clone(), c.name.clone(), name.to_string()));
+                }
+            }
+        }
+        self.metrics.set("sidecar_log_containers_unmasked", unmasked as f64);
+        for (id, name, guard) in other_guard {
+            let own = self.opts.name.clone();
+            self.warn_once(format!("guard label {id}"), || {
+                format!(
+                    "log guard: container {} is labelled sidecar.guard={}: another guard masks it; this one (guard.name = {:?}) only reports its secrets",
+                    terminal(&name),
+                    terminal(&guard),
+                    terminal(&own)
+                )
+            });
+        }
         Ok(())
     }
 
@@ -4738,6 +4764,9 @@ mod tests {
             .contains(&token(T1)));
         assert_clean(&fs::read(&mine).unwrap(), &[T1]);
         assert_clean(&fs::read(&anyone).unwrap(), &[T1]);
+        // Not unseen: counted, and named once.
+        assert_eq!(metric(g.metrics, "sidecar_log_containers_unmasked"), 1.0);
+        assert!(g.warned.iter().any(|w| w.starts_with("guard label ")), "{:?}", g.warned);
     }
 
     #[test]

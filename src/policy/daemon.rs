@@ -195,8 +195,9 @@ pub fn check(f: &DaemonFacts) -> Vec<CheckResult> {
             DAEMON,
             "daemon.log-defaults",
             "log-driver json-file; daemon.json not visible (not mounted, or absent on the host) and dockerd's \
-             command line not visible, so its default log options are unknown: mount /etc/docker/daemon.json \
-             read-only into sidecar, or run `sidecar audit` on the host",
+             command line not visible, so its default log options are unknown: mount the host's /etc/docker \
+             read-only into sidecar (not the file alone: where it does not exist, Docker would create a \
+             directory in its place), or run `sidecar audit` on the host",
         )),
         ("json-file", Ok(_)) => {
             let size = opt("max-size");
@@ -290,7 +291,7 @@ mod tests {
         // mounted): unknown, not a failure.
         let log = r.iter().find(|x| x.check == "daemon.log-defaults").unwrap();
         assert_eq!(log.status, Status::Error, "{log:?}");
-        assert!(log.evidence.contains("mount /etc/docker/daemon.json"), "{log:?}");
+        assert!(log.evidence.contains("/etc/docker"), "{log:?}");
         // On the host (dockerd visible) a missing daemon.json is known: json-file without options
         // does not rotate.
         let on_host = DaemonFacts {

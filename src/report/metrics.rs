@@ -77,6 +77,11 @@ const FAMILIES: &[(&str, &str, &str)] = &[
         "Containers whose json-file log is followed.",
     ),
     (
+        "sidecar_log_containers_unmasked",
+        "gauge",
+        "Followed containers whose secrets are reported but not masked (guard.report_only, the labels sidecar.redact=false and sidecar.guard=<another guard>).",
+    ),
+    (
         "sidecar_log_files_followed",
         "gauge",
         "Log files (live and rotated) with a checkpoint.",
