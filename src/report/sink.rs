@@ -283,55 +283,91 @@ impl FindingLog {
         if n == 0 {
             return Ok(());
         }
-        self.fold(folded_through.as_deref(), &l.rotated[..n])?;
+        let mut through = folded_through;
+        for chunk in l.rotated[..n].chunks(FOLD_FILES) {
+            self.fold(through.as_deref(), chunk)?;
+            through = chunk.last().map(|(s, _)| s.clone());
+        }
         self.folds.dir_bytes = self.listing()?.bytes;
         Ok(())
     }
 
     /// Fold `files` (oldest first) into the summary `folded_through` and write the new summary.
+    /// Memory follows the records of `files` (at most [`FOLD_FILES`] rotated files), never the
+    /// summary: it is streamed into the new one, each of its records merged with what `files` hold
+    /// for the same secret and container, and the secrets new to it are written after.
     fn fold(&mut self, folded_through: Option<&str>, files: &[(String, u64)]) -> io::Result<()> {
-        let mut agg: HashMap<(String, String), FindingRecord> = HashMap::new();
-        let mut order: Vec<(String, String)> = Vec::new();
-        let mut add = |r: FindingRecord| {
-            let occ = r.occurrences.clone().unwrap_or_else(|| Occurrences::of(&r.finding));
-            let key = (
+        type Key = (String, String);
+        let key_of = |r: &FindingRecord| -> Key {
+            (
                 r.finding.fingerprint.clone(),
                 r.finding.container_id.clone().unwrap_or_else(|| r.finding.file.clone()),
-            );
-            match agg.get_mut(&key) {
-                Some(a) => a.occurrences.get_or_insert_with(Occurrences::default).merge(&occ),
-                None => {
-                    order.push(key.clone());
-                    agg.insert(
-                        key,
-                        FindingRecord {
-                            occurrences: Some(occ),
-                            ..r
-                        },
-                    );
-                }
-            }
+            )
         };
-        let mut read = |name: String| -> io::Result<()> {
-            let path = self.dir.join(name);
-            let file = fsutil::open_nofollow(&path)?;
-            read_findings_from(file, &mut add).map(drop)
-        };
-        if let Some(s) = folded_through {
-            read(format!("{SUMMARY_PREFIX}{s}.jsonl"))?;
-        }
+        let mut agg: HashMap<Key, FindingRecord> = HashMap::new();
+        let mut order: Vec<Key> = Vec::new();
         for (s, _) in files {
-            read(format!("{ROTATED_PREFIX}{s}.jsonl"))?;
+            let file = fsutil::open_nofollow(&self.dir.join(format!("{ROTATED_PREFIX}{s}.jsonl")))?;
+            read_findings_from(file, &mut |r: FindingRecord| {
+                let occ = r.occurrences.clone().unwrap_or_else(|| Occurrences::of(&r.finding));
+                let key = key_of(&r);
+                match agg.get_mut(&key) {
+                    Some(a) => a.occurrences.get_or_insert_with(Occurrences::default).merge(&occ),
+                    None => {
+                        order.push(key.clone());
+                        agg.insert(
+                            key,
+                            FindingRecord {
+                                occurrences: Some(occ),
+                                ..r
+                            },
+                        );
+                    }
+                }
+            })?;
         }
         let through = &files.last().expect("something to fold").0;
         let dest = self.dir.join(format!("{SUMMARY_PREFIX}{through}.jsonl"));
         let mut out = fsutil::AtomicFile::create(&dest)?;
         let mut summary_len = 0u64;
+        let mut records = 0u64;
+        let mut failed: Option<io::Error> = None;
+        let mut write = |r: &FindingRecord, out: &mut fsutil::AtomicFile| {
+            if failed.is_some() {
+                return;
+            }
+            let line = serde_json::to_vec(r).map_err(io::Error::from).and_then(|mut line| {
+                line.push(b'\n');
+                out.write_all(&line).map(|()| line.len() as u64)
+            });
+            match line {
+                Ok(n) => {
+                    summary_len += n;
+                    records += 1;
+                }
+                Err(e) => failed = Some(e),
+            }
+        };
+        if let Some(s) = folded_through {
+            let file = fsutil::open_nofollow(&self.dir.join(format!("{SUMMARY_PREFIX}{s}.jsonl")))?;
+            read_findings_from(file, &mut |mut r: FindingRecord| {
+                if let Some(more) = agg.remove(&key_of(&r)) {
+                    let occ = more.occurrences.unwrap_or_else(|| Occurrences::of(&more.finding));
+                    let mine = r.occurrences.take().unwrap_or_else(|| Occurrences::of(&r.finding));
+                    let mut merged = mine;
+                    merged.merge(&occ);
+                    r.occurrences = Some(merged);
+                }
+                write(&r, &mut out);
+            })?;
+        }
         for key in &order {
-            let mut line = serde_json::to_vec(&agg[key])?;
-            line.push(b'\n');
-            summary_len += line.len() as u64;
-            out.write_all(&line)?;
+            if let Some(r) = agg.remove(key) {
+                write(&r, &mut out);
+            }
+        }
+        if let Some(e) = failed {
+            return Err(e);
         }
         out.commit()?;
         if let Some(s) = folded_through {
@@ -342,11 +378,15 @@ impl FindingLog {
         }
         File::open(&self.dir)?.sync_all()?;
         self.folds.files_folded += files.len() as u64;
-        self.folds.summary_records = order.len() as u64;
+        self.folds.summary_records = records;
         self.folds.over_cap = summary_len > self.cap_bytes / 2;
         Ok(())
     }
 }
+
+/// Rotated files folded at a time: a fold holds their records in memory (each file is at most an
+/// eighth of the directory's cap), never the summary.
+const FOLD_FILES: usize = 2;
 
 /// Summaries and rotated occurrence files by stamp (with sizes), and the directory's total size.
 #[derive(Debug, Default)]
