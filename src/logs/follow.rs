@@ -393,6 +393,12 @@ const SETTLED_MAX: usize = 1 << 16;
 /// The most masks remembered per file for its `.gz`.
 const WRITTEN_MAX: usize = 4096;
 
+/// The most masks remembered for all files together: a mask is kept whole (about 1 KB), and busy
+/// containers with many files each would otherwise hold hundreds of MB (20 containers logging a new
+/// token per line reached the compose service's 256 MiB). Beyond it a file's masks are dropped and
+/// its `.gz` is scanned instead.
+const WRITTEN_TOTAL_MAX: usize = 16_384;
+
 /// What `lstat` says of a file: any write or truncation changes it, and a new file at the same
 /// inode too (its birth time, where the file system records one; its change time otherwise, which a
 /// rename changes as well). A rename keeps it where the birth time is known: Docker's rotation
@@ -1773,10 +1779,17 @@ impl<'a> Guard<'a> {
     /// Remember masks written (or attempted: a failed `pwrite` may have written part) into the
     /// plain file known as `key`.
     fn note_written(&mut self, key: &str, findings: &[Finding]) {
+        let total: usize = self
+            .written
+            .values()
+            .filter_map(|w| w.masks.as_ref().map(Vec::len))
+            .sum();
         if let Some(w) = self.written.get_mut(key) {
             w.last = Some(SystemTime::now());
             match &mut w.masks {
-                Some(m) if m.len() + findings.len() <= WRITTEN_MAX => m.extend(findings.iter().cloned()),
+                Some(m) if m.len() + findings.len() <= WRITTEN_MAX && total + findings.len() <= WRITTEN_TOTAL_MAX => {
+                    m.extend(findings.iter().cloned())
+                }
                 _ => w.masks = None,
             }
         }
@@ -3424,6 +3437,55 @@ mod tests {
         );
         let sum = metric(g.metrics, "sidecar_log_mask_delay_seconds_sum");
         assert!((2.0..2.5).contains(&sum), "{sum}");
+    }
+
+    #[test]
+    fn the_masks_remembered_for_gz_checks_are_bounded_for_all_files_together() {
+        let tmp = tempfile::tempdir().unwrap();
+        fs::create_dir_all(tmp.path().join("docker/containers")).unwrap();
+        let parts = Parts::new();
+        let mut g = parts.guard(tmp.path());
+        let f = Finding {
+            partial: false,
+            schema: 1,
+            rule: "github-pat".into(),
+            description: "d".into(),
+            severity: crate::redact::Severity::High,
+            confidence: None,
+            file: "f".into(),
+            line: 1,
+            end_line: 1,
+            start: 0,
+            end: 40,
+            ranges: vec![[0, 40]],
+            container_id: Some("c".into()),
+            stream: Some("stdout".into()),
+            time: None,
+            fingerprint: "ab".repeat(32),
+            preview: "ghp_****".into(),
+            mask: vec![b'*'; 40],
+        };
+        let fresh = || Written {
+            since: SystemTime::now(),
+            masks: Some(Vec::new()),
+            last: None,
+        };
+        // Files filled to their own bound, until the total is reached.
+        let files = WRITTEN_TOTAL_MAX / WRITTEN_MAX;
+        for i in 0..files {
+            g.written.insert(format!("file{i}"), fresh());
+            g.note_written(&format!("file{i}"), &vec![f.clone(); WRITTEN_MAX]);
+            assert_eq!(
+                g.written[&format!("file{i}")].masks.as_ref().map(Vec::len),
+                Some(WRITTEN_MAX)
+            );
+        }
+        // One more file: its masks are not remembered (its .gz will be scanned), the others keep theirs.
+        g.written.insert("one-more".into(), fresh());
+        g.note_written("one-more", std::slice::from_ref(&f));
+        assert!(g.written["one-more"].masks.is_none());
+        assert!(g.written["one-more"].last.is_some(), "the write itself is still noted");
+        assert_eq!(g.written["file0"].masks.as_ref().map(Vec::len), Some(WRITTEN_MAX));
     }
 
     #[test]
