@@ -17,17 +17,21 @@ fn the_compose_files_validate() {
     let tmp = tempfile::tempdir().unwrap();
     let env_file = tmp.path().join("empty.env");
     std::fs::write(&env_file, "").unwrap();
+    // `compose -f FILE… config` from compose/, with the empty env file.
+    let config = |files: &[&str]| {
+        let mut c = Command::new(cmd[0]);
+        c.args(&cmd[1..]).current_dir(&dir).arg("--env-file").arg(&env_file);
+        for f in files {
+            c.args(["-f", f]);
+        }
+        c.arg("config");
+        c
+    };
     for files in [
         vec!["docker-compose.yml"],
         vec!["docker-compose.yml", "docker-compose.audit.yml"],
     ] {
-        let mut c = Command::new(cmd[0]);
-        c.args(&cmd[1..]).current_dir(&dir).arg("--env-file").arg(&env_file);
-        for f in &files {
-            c.args(["-f", f]);
-        }
-        let out = c
-            .arg("config")
+        let out = config(&files)
             .env("OPENCLAW_GATEWAY_TOKEN", "0".repeat(64))
             .env("SIDECAR_BACKUP_RECIPIENT", "age1example")
             .env_remove("SIDECAR_NETWORK")
@@ -49,12 +53,7 @@ fn the_compose_files_validate() {
         );
     }
     // A required secret that is not set is an error, not an empty token.
-    let out = Command::new(cmd[0])
-        .args(&cmd[1..])
-        .current_dir(&dir)
-        .arg("--env-file")
-        .arg(&env_file)
-        .args(["-f", "docker-compose.yml", "config"])
+    let out = config(&["docker-compose.yml"])
         .env_remove("OPENCLAW_GATEWAY_TOKEN")
         .env("SIDECAR_BACKUP_RECIPIENT", "age1example")
         .output()
@@ -62,12 +61,7 @@ fn the_compose_files_validate() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("OPENCLAW_GATEWAY_TOKEN"));
     // No backup recipient yet (a first `up`): valid, and sidecar gets no recipient (backups off).
-    let out = Command::new(cmd[0])
-        .args(&cmd[1..])
-        .current_dir(&dir)
-        .arg("--env-file")
-        .arg(&env_file)
-        .args(["-f", "docker-compose.yml", "config"])
+    let out = config(&["docker-compose.yml"])
         .env("OPENCLAW_GATEWAY_TOKEN", "0".repeat(64))
         .env_remove("SIDECAR_BACKUP_RECIPIENT")
         .output()

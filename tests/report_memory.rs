@@ -56,18 +56,11 @@ fn report_peak_kib(state: &std::path::Path) -> (Option<i32>, Vec<u8>, u64) {
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
-    let status_path = format!("/proc/{}/status", child.id());
     let mut peak = 0;
     let code = loop {
         // VmHWM only grows: the last reading before the exit is the peak up to that moment.
-        if let Ok(text) = std::fs::read_to_string(&status_path) {
-            if let Some(kib) = text
-                .lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            {
-                peak = peak.max(kib);
-            }
+        if let Some(kib) = vm_hwm_kib(child.id()) {
+            peak = peak.max(kib);
         }
         if let Some(status) = child.try_wait().unwrap() {
             break status.code();
