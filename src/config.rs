@@ -127,6 +127,10 @@ pub struct GuardConfig {
     /// Rotated findings files kept one record per occurrence (`findings-<stamp>.jsonl`); older ones
     /// are folded into the summary `secrets-<stamp>.jsonl`.
     pub findings_keep: usize,
+    /// Findings recorded one by one per container and second, after a burst of 200 seconds' worth;
+    /// beyond it (a container logging a new secret on every line) they are masked all the same and
+    /// counted per secret, or per rule for secrets not recorded yet, at each checkpoint.
+    pub findings_per_second: u32,
 }
 
 impl Default for GuardConfig {
@@ -142,6 +146,7 @@ impl Default for GuardConfig {
             checkpoint_ms: 1000,
             findings_max_mib: 64,
             findings_keep: 10,
+            findings_per_second: 50,
         }
     }
 }

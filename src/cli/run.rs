@@ -272,6 +272,7 @@ fn start_guard(
         checkpoint_every: Duration::from_millis(config.guard.checkpoint_ms),
         findings_max_bytes: config.guard.findings_max_mib << 20,
         findings_keep: config.guard.findings_keep,
+        findings_per_second: config.guard.findings_per_second,
         own_container: own.clone(),
     };
     let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();

@@ -67,6 +67,16 @@ const FAMILIES: &[(&str, &str, &str)] = &[
         "Secret occurrences recorded in the report, by rule.",
     ),
     (
+        "sidecar_findings_aggregated_total",
+        "counter",
+        "Of those, occurrences past a container's recording budget (guard.findings_per_second) of a secret recorded one by one before: counted in one record per secret at each checkpoint.",
+    ),
+    (
+        "sidecar_findings_over_cap_total",
+        "counter",
+        "Of those, occurrences past a container's recording budget of secrets not recorded one by one: counted per container and rule (fingerprint over-cap:<rule>). Masked all the same.",
+    ),
+    (
         "sidecar_masks_written_total",
         "counter",
         "Byte ranges masked in Docker's log files.",

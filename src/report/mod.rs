@@ -9,6 +9,7 @@ use crate::redact::Finding;
 
 pub mod alert;
 pub mod audit;
+pub mod budget;
 pub mod fleet;
 pub mod html;
 pub mod metrics;

@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use super::budget::{is_over_cap, OVER_CAP_PREFIX, OVER_CAP_PREVIEW};
 use super::review::{read_findings_from, FindingRecord, Occurrences, ROTATED_PREFIX, SUMMARY_PREFIX};
 use crate::fsutil;
 use crate::redact::Finding;
@@ -66,7 +67,13 @@ pub struct FindingLog {
     folds: FoldStats,
     /// Rotation size other than an eighth of the cap (tests).
     rotate_at: Option<u64>,
+    /// Records past the checkpoint at open beyond [`PENDING_MAX`] (not returned).
+    pending_beyond: u64,
 }
+
+/// Keys of records past the checkpoint read back at open, at most: memory at start-up is bounded
+/// whatever a crash left (the recording budget keeps what one checkpoint covers far below this).
+pub const PENDING_MAX: usize = 16_384;
 
 /// What folding rotated files into the summary did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -110,12 +117,17 @@ impl FindingLog {
             len = complete;
         }
         let mut pending = HashSet::new();
+        let mut pending_beyond = 0;
         if committed_len < len {
             file.seek(SeekFrom::Start(committed_len))?;
             let reader = BufReader::new((&mut file).take(len - committed_len));
             for line in reader.split(b'\n') {
                 if let Ok(f) = serde_json::from_slice::<Finding>(&line?) {
-                    pending.insert(occurrence_key(&f));
+                    if pending.len() < PENDING_MAX {
+                        pending.insert(occurrence_key(&f));
+                    } else {
+                        pending_beyond += 1;
+                    }
                 }
             }
         }
@@ -127,9 +139,16 @@ impl FindingLog {
             keep,
             folds: FoldStats::default(),
             rotate_at: None,
+            pending_beyond,
         };
         log.fold_if_due()?;
         Ok((log, pending))
+    }
+
+    /// Records past the checkpoint at open that were not read back (beyond [`PENDING_MAX`]): the
+    /// rescan of their log bytes may record them again.
+    pub fn pending_beyond(&self) -> u64 {
+        self.pending_beyond
     }
 
     /// Current length of `findings.jsonl` (what a checkpoint records).
@@ -161,10 +180,14 @@ impl FindingLog {
             )?;
             buf.push(b'\n');
         }
+        self.write_batch(&buf)
+    }
+
+    fn write_batch(&mut self, buf: &[u8]) -> io::Result<()> {
         if buf.is_empty() {
             return Ok(());
         }
-        if let Err(e) = self.file.write_all(&buf) {
+        if let Err(e) = self.file.write_all(buf) {
             // A full disk may have taken part of the batch: cut it off, so that the next append
             // does not glue a record onto half of one.
             let _ = self.file.set_len(self.len);
@@ -172,6 +195,16 @@ impl FindingLog {
         }
         self.len += buf.len() as u64;
         Ok(())
+    }
+
+    /// Append aggregate records (their `occurrences` set), as the recording budget makes them.
+    pub fn append_records(&mut self, records: &[FindingRecord]) -> io::Result<()> {
+        let mut buf = Vec::new();
+        for r in records {
+            serde_json::to_writer(&mut buf, r)?;
+            buf.push(b'\n');
+        }
+        self.write_batch(&buf)
     }
 
     /// Make what was appended durable (the guard does it before each checkpoint).
@@ -328,24 +361,26 @@ impl FindingLog {
         }
         let through = &files.last().expect("something to fold").0;
         let dest = self.dir.join(format!("{SUMMARY_PREFIX}{through}.jsonl"));
-        let mut out = fsutil::AtomicFile::create(&dest)?;
-        let mut summary_len = 0u64;
-        let mut records = 0u64;
-        let mut failed: Option<io::Error> = None;
-        let mut write = |r: &FindingRecord, out: &mut fsutil::AtomicFile| {
-            if failed.is_some() {
-                return;
-            }
-            let line = serde_json::to_vec(r).map_err(io::Error::from).and_then(|mut line| {
-                line.push(b'\n');
-                out.write_all(&line).map(|()| line.len() as u64)
-            });
-            match line {
-                Ok(n) => {
-                    summary_len += n;
-                    records += 1;
+        let mut out = SummaryWriter {
+            out: fsutil::AtomicFile::create(&dest)?,
+            len: 0,
+            records: 0,
+            failed: None,
+        };
+        // The per-rule aggregates of secrets beyond the cap (one per container and rule): written
+        // last, with what this fold adds to them.
+        let mut over: HashMap<Key, FindingRecord> = HashMap::new();
+        let mut order_over: Vec<Key> = Vec::new();
+        let mut add_over = |r: FindingRecord, over: &mut HashMap<Key, FindingRecord>| {
+            let r = as_over_cap(r);
+            let key = key_of(&r);
+            let occ = r.occurrences.clone().unwrap_or_else(|| Occurrences::of(&r.finding));
+            match over.get_mut(&key) {
+                Some(a) => a.occurrences.get_or_insert_with(Occurrences::default).merge(&occ),
+                None => {
+                    order_over.push(key.clone());
+                    over.insert(key, r);
                 }
-                Err(e) => failed = Some(e),
             }
         };
         if let Some(s) = folded_through {
@@ -358,18 +393,34 @@ impl FindingLog {
                     merged.merge(&occ);
                     r.occurrences = Some(merged);
                 }
-                write(&r, &mut out);
+                if is_over_cap(&r.finding.fingerprint) {
+                    add_over(r, &mut over);
+                } else {
+                    out.write(&r);
+                }
             })?;
         }
+        // Secrets new to the summary, while it is under half the cap; beyond, per rule.
+        let limit = self.cap_bytes / 2;
         for key in &order {
             if let Some(r) = agg.remove(key) {
-                write(&r, &mut out);
+                if out.len > limit || is_over_cap(&r.finding.fingerprint) {
+                    add_over(r, &mut over);
+                } else {
+                    out.write(&r);
+                }
             }
         }
-        if let Some(e) = failed {
+        for key in &order_over {
+            if let Some(r) = over.remove(key) {
+                out.write(&r);
+            }
+        }
+        if let Some(e) = out.failed {
             return Err(e);
         }
-        out.commit()?;
+        let (summary_len, records) = (out.len, out.records);
+        out.out.commit()?;
         if let Some(s) = folded_through {
             fs::remove_file(self.dir.join(format!("{SUMMARY_PREFIX}{s}.jsonl")))?;
         }
@@ -382,6 +433,45 @@ impl FindingLog {
         self.folds.over_cap = summary_len > self.cap_bytes / 2;
         Ok(())
     }
+}
+
+/// The new summary being written (the first error is kept; what follows it is skipped).
+struct SummaryWriter {
+    out: fsutil::AtomicFile,
+    len: u64,
+    records: u64,
+    failed: Option<io::Error>,
+}
+
+impl SummaryWriter {
+    fn write(&mut self, r: &FindingRecord) {
+        if self.failed.is_some() {
+            return;
+        }
+        let line = serde_json::to_vec(r).map_err(io::Error::from).and_then(|mut line| {
+            line.push(b'\n');
+            self.out.write_all(&line).map(|()| line.len() as u64)
+        });
+        match line {
+            Ok(n) => {
+                self.len += n;
+                self.records += 1;
+            }
+            Err(e) => self.failed = Some(e),
+        }
+    }
+}
+
+/// `r` as (part of) its container's per-rule aggregate of secrets beyond the cap.
+fn as_over_cap(mut r: FindingRecord) -> FindingRecord {
+    if !is_over_cap(&r.finding.fingerprint) {
+        r.occurrences = Some(r.occurrences.take().unwrap_or_else(|| Occurrences::of(&r.finding)));
+        r.finding.fingerprint = format!("{OVER_CAP_PREFIX}{}", r.finding.rule);
+        r.finding.preview = OVER_CAP_PREVIEW.to_string();
+        r.finding.ranges.clear();
+        r.finding.partial = false;
+    }
+    r
 }
 
 /// Rotated files folded at a time: a fold holds their records in memory (each file is at most an
@@ -587,5 +677,74 @@ mod tests {
         assert!(!d.join(format!("{SUMMARY_PREFIX}00000000.jsonl")).exists());
         assert_eq!(read_all().iter().map(|i| i.count).sum::<u64>(), 4001);
         assert_eq!(fsutil::mode(&d.join(&summary)).unwrap(), 0o600);
+    }
+
+    #[test]
+    fn past_half_the_cap_secrets_new_to_the_summary_are_counted_per_rule_and_the_cap_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let cap = 64 << 10;
+        let (mut log, _) = FindingLog::open(d, cap, 2, 0).unwrap();
+        let mut old = finding(1);
+        old.fingerprint = "cd".repeat(32);
+        log.append([&old], "quiet", "i").unwrap();
+        // A flood: 5 000 distinct secrets (~3 MB of records), each once, and the old one again.
+        for i in 0..5000u64 {
+            let mut f = finding(100 + i);
+            f.fingerprint = format!("{i:064x}");
+            log.append([&f], "noisy", "i").unwrap();
+            log.rotate_if_due().unwrap();
+        }
+        log.append([&old], "quiet", "i").unwrap();
+        log.rotate_bytes_for_tests(1);
+        log.rotate_if_due().unwrap();
+        let total: u64 = fs::read_dir(d)
+            .unwrap()
+            .flatten()
+            .map(|e| e.metadata().unwrap().len())
+            .sum();
+        assert!(
+            total <= cap + (cap / 8) + 2048,
+            "directory {total} bytes over the cap {cap}"
+        );
+        let mut recs = Vec::new();
+        let files = crate::report::review::finding_files(d).unwrap();
+        crate::report::review::read_findings(&files, |r| recs.push(r)).unwrap();
+        let items = crate::report::review::group(recs, &Default::default(), &Default::default());
+        assert_eq!(
+            items.iter().map(|i| i.count).sum::<u64>(),
+            5002,
+            "every occurrence counted once"
+        );
+        assert_eq!(
+            items.iter().find(|i| i.fingerprint == "cd".repeat(32)).unwrap().count,
+            2
+        );
+        let over = items
+            .iter()
+            .find(|i| is_over_cap(&i.fingerprint))
+            .expect("an over-cap aggregate");
+        assert_eq!(over.fingerprint, "over-cap:github-pat");
+        assert_eq!(over.preview, OVER_CAP_PREVIEW);
+        assert!(over.count > 1000, "{}", over.count);
+        // The secrets listed one by one are the first ones, while the summary was under half the cap.
+        let listed = items.len() as u64 - 2;
+        assert_eq!(listed + over.count, 5000);
+        assert!(log.fold_stats().over_cap);
+    }
+
+    #[test]
+    fn the_keys_read_back_at_open_are_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let (mut log, _) = FindingLog::open(d, 1 << 30, 3, 0).unwrap();
+        let n = PENDING_MAX as u64 + 100;
+        for i in 0..n {
+            log.append([&finding(i)], "c", "i").unwrap();
+        }
+        drop(log);
+        let (log, pending) = FindingLog::open(d, 1 << 30, 3, 0).unwrap();
+        assert_eq!(pending.len(), PENDING_MAX);
+        assert_eq!(log.pending_beyond(), 100);
     }
 }
