@@ -119,7 +119,7 @@ SCENARIOS = {
     "flood": dict(
         about="4 containers writing a new token on every line as fast as Docker takes them; the guard SIGKILLed "
               "once and restarted",
-        containers=4, rate=0, seconds=None, lines=(60000, 20000), secret_every=1, straddle_every=0,
+        containers=4, rate=0, seconds=None, lines=(150000, 40000), secret_every=1, straddle_every=0,
         long_every=0, long_mb=None, burst=None, max_file=100, compress=True, kills=1, monitor=False,
         cpu_target=False),
 }
@@ -1136,7 +1136,8 @@ def score(tokens, kinds, containers_of, reader, report, mid, key, deletion_possi
         seen = {fp for fp in mid if fp in ours}
         res["mid_report_fingerprints"] = len(seen)
         res["dropped_since_midrun"] = sum(1 for fp in seen if report.get(fp, 0) == 0)
-    res["report_items_not_ours"] = sum(1 for fp in report if fp not in set(fps) and not fp.startswith("over-cap:"))
+    ours = set(fps)
+    res["report_items_not_ours"] = sum(1 for fp in report if fp not in ours and not fp.startswith("over-cap:"))
     other = {}
     for (rule, _), c in reader.tags.items():
         if rule != "github-pat":

@@ -188,6 +188,7 @@ fn hardened_passes_and_bad_fails_exactly_what_it_breaks() {
         expected.insert("logs.rotation".into());
     }
     assert_eq!(with_status(&r, "fail"), expected, "log config {log_config}");
+    let api_fails = expected.clone();
     assert_eq!(
         with_status(&r, "accepted"),
         BTreeSet::from(["image.digest".to_string()])
@@ -254,6 +255,43 @@ fn hardened_passes_and_bad_fails_exactly_what_it_breaks() {
     }
     let seccomp = r.iter().find(|x| x["check"] == "daemon.seccomp").unwrap();
     assert_eq!(seccomp["status"], "pass", "this engine has seccomp: {seccomp}");
+
+    // From Docker's files (no API, as in the compose service without the socket): the same verdicts,
+    // but drift and the image history, which need the API, are errors that say so.
+    let from_files = |name: &str| {
+        run(sidecar(tmp.path())
+            .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+            .args(["audit", "--format", "json", "--container"])
+            .arg(name))
+    };
+    let needs_api = BTreeSet::from(["drift".to_string(), "image.history-secrets".to_string()]);
+    let out = from_files(&bad);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("audited from Docker's files"), "{err}");
+    let r = results(&out.stdout);
+    let mut fails = api_fails;
+    fails.remove("drift");
+    assert_eq!(with_status(&r, "fail"), fails);
+    assert_eq!(with_status(&r, "error"), needs_api);
+    assert_eq!(
+        with_status(&r, "accepted"),
+        BTreeSet::from(["image.digest".to_string()])
+    );
+    let env = r.iter().find(|x| x["check"] == "env.secrets").unwrap();
+    assert!(
+        env["evidence"]
+            .as_str()
+            .unwrap()
+            .starts_with("GITHUB_TOKEN: github-pat fingerprint "),
+        "{env}"
+    );
+    let out = from_files(&good);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let r = results(&out.stdout);
+    assert_eq!(with_status(&r, "error"), needs_api);
+    assert!(with_status(&r, "fail").is_empty(), "{r:#?}");
+    assert_eq!(with_status(&r, "pass").len(), 21);
 }
 
 #[test]
@@ -261,7 +299,7 @@ fn unreachable_daemon_is_exit_2_with_advice() {
     let tmp = tempfile::tempdir().unwrap();
     let out = run(sidecar(tmp.path())
         .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-        .args(["audit"]));
+        .args(["audit", "--source", "api"]));
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("unreachable") && err.contains("docker.sock"), "{err}");

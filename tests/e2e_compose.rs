@@ -479,44 +479,52 @@ fn the_compose_stack_guards_backs_up_restores_and_audits_on_the_engine() {
     let state = docker_ok_out(&["inspect", "-f", "{{.State.Status}}", &openclaw]);
     assert_eq!(state.trim(), "running", "openclaw unpaused after the backup");
 
-    // Lose the volume: the stack stopped and removed, the volume deleted.
-    stack.ok(&["down", "-t", "5"]);
-    docker_ok_out(&["volume", "rm", &stack.volume("openclaw_data")]);
-    assert!(!docker(&["volume", "inspect", &stack.volume("openclaw_data")])
-        .status
-        .success());
-
-    // The runbook: check the backup first, then restore.
-    let o = stack.run(&[
-        "run",
-        "--rm",
-        "--entrypoint",
-        "/usr/local/bin/sidecar",
-        "restore",
-        "verify",
-        "latest",
-        "--from",
-        "/backups",
-        "--identity",
-        "/keys/age.key",
-    ]);
-    assert!(o.status.success(), "verify: {}", text(&o));
-    // The restore: `docker-compose run --rm restore latest --from /backups --to /data
-    // --identity /keys/age.key`, into the fresh volume compose creates.
-    let o = stack.run(&[
-        "run",
-        "--rm",
-        "restore",
-        "latest",
-        "--from",
-        "/backups",
-        "--to",
-        "/data",
-        "--identity",
-        "/keys/age.key",
-    ]);
-    assert!(o.status.success(), "restore: {}", text(&o));
-    assert_no_secret(&[o.stdout, o.stderr].concat(), &secret_refs, "restore output");
+    // Lose the volume, and restore it by the runbook (docs/backups.md, "With the compose stack"),
+    // its commands as written there: `docker-compose` is this stack's compose command and
+    // `openclaw_openclaw_data` its volume.
+    let runbook = runbook_commands();
+    assert_eq!(
+        runbook
+            .iter()
+            .map(|c| c.split(' ').take(3).collect::<Vec<_>>().join(" "))
+            .collect::<Vec<_>>(),
+        [
+            "docker-compose run --rm",
+            "docker-compose exec -T",
+            "docker-compose stop openclaw",
+            "docker-compose rm -f",
+            "docker volume rm",
+            "docker-compose run --rm",
+        ],
+        "the runbook's commands: {runbook:#?}"
+    );
+    for command in &runbook {
+        let words: Vec<&str> = command.split(' ').collect();
+        let o = match words[0] {
+            "docker-compose" => stack.run(&words[1..]),
+            _ => {
+                let volume = stack.volume("openclaw_data");
+                let args: Vec<&str> = words[1..]
+                    .iter()
+                    .map(|w| {
+                        if *w == "openclaw_openclaw_data" {
+                            volume.as_str()
+                        } else {
+                            w
+                        }
+                    })
+                    .collect();
+                docker(&args)
+            }
+        };
+        assert!(o.status.success(), "runbook: {command}: {}", text(&o));
+        assert_no_secret(&[o.stdout, o.stderr].concat(), &secret_refs, "the runbook's output");
+        if command.contains("docker volume rm") {
+            assert!(!docker(&["volume", "inspect", &stack.volume("openclaw_data")])
+                .status
+                .success());
+        }
+    }
     let after = tree(&stack.volume("openclaw_data"));
     assert_eq!(before, after, "the restored volume differs from the backed-up one");
 
@@ -584,6 +592,32 @@ fn the_compose_stack_guards_backs_up_restores_and_audits_on_the_engine() {
     .collect();
     assert_eq!(accepted, want, "the declared exceptions, and no others");
 
+    // The same audit from Docker's files, as the stack runs it without the audit override: the same
+    // verdicts, except the checks that need the API, which say so.
+    args.extend(["--source", "files"]);
+    let o = stack.run(&args);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success(), "audit from files: {}", text(&o));
+    let from_files: Vec<serde_json::Value> =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("audit json: {e}\n{out}"));
+    assert_eq!(from_files.len(), results.len(), "{out}");
+    for r in &from_files {
+        let (c, check, status) = (
+            r["container"].as_str().unwrap(),
+            r["check"].as_str().unwrap(),
+            &r["status"],
+        );
+        if check == "drift" || check == "image.history-secrets" {
+            assert_eq!(status, "error", "{r}");
+            continue;
+        }
+        let api = results
+            .iter()
+            .find(|x| x["container"] == c && x["check"] == check)
+            .unwrap_or_else(|| panic!("{c}: {check} only from files"));
+        assert_eq!(status, &api["status"], "{c}: {check}: files {r} api {api}");
+    }
+
     // sidecar's own output never shows a secret.
     let o = stack.run(&["logs", "--no-color", "sidecar"]);
     assert_no_secret(&[o.stdout, o.stderr].concat(), &secret_refs, "sidecar's logs");
@@ -594,6 +628,25 @@ fn the_compose_stack_guards_backs_up_restores_and_audits_on_the_engine() {
     for image in [STANDIN_OPENCLAW, STANDIN_CADDY, SIDECAR_TAG] {
         let _ = docker(&["rmi", image]);
     }
+}
+
+/// The commands of the restore runbook with the compose stack, in order: the backticked spans of
+/// docs/backups.md's "With the compose stack" that start with `docker-compose` or `docker volume rm`.
+fn runbook_commands() -> Vec<String> {
+    let doc = std::fs::read_to_string(repo().join("docs/backups.md")).unwrap();
+    let section = doc
+        .split("### With the compose stack")
+        .nth(1)
+        .and_then(|s| s.split("\n### ").next())
+        .expect("docs/backups.md has the section");
+    // Spans may wrap across lines in the Markdown source.
+    let flat = section.split_whitespace().collect::<Vec<_>>().join(" ");
+    flat.split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|c| c.starts_with("docker-compose ") || c.starts_with("docker volume rm "))
+        .map(String::from)
+        .collect()
 }
 
 fn logs_of(name: &str) -> String {

@@ -1,12 +1,12 @@
-//! `sidecar audit`: the guide's checklist against the live daemon and the host.
+//! `sidecar audit`: the guide's checklist against the live daemon (or Docker's files) and the host.
 use std::io::Write;
 
 use anyhow::{Context, Result};
 
-use super::{AuditArgs, EXIT_FINDINGS, EXIT_OK};
+use super::{AuditArgs, AuditSource, EXIT_FINDINGS, EXIT_OK};
 use crate::config::Config;
 use crate::escape::{terminal, terminal_path};
-use crate::policy::audit::{run, AuditOptions};
+use crate::policy::audit::{run, AuditOptions, Source};
 use crate::policy::container::SecretHit;
 use crate::policy::host::HostPaths;
 use crate::policy::{failures_at_or_above, CHECKS};
@@ -14,7 +14,7 @@ use crate::redact::Scratch;
 use crate::report::write_audit;
 
 /// Exit statuses of `sidecar audit`.
-pub const AUDIT_EXIT_CODES: &str = "Exit status: 0 no failure at or above --fail-on (accepted risks and passes only), 1 such failures remain, 2 error (Docker API unreachable, bad configuration, output not writable).";
+pub const AUDIT_EXIT_CODES: &str = "Exit status: 0 no failure at or above --fail-on (accepted risks and passes only), 1 such failures remain, 2 error (neither the Docker API nor Docker's files readable, bad configuration, output not writable).";
 
 /// The detection engine and fingerprint key the audit scans environment variables and image
 /// history with.
@@ -60,6 +60,49 @@ pub(crate) fn audit_options(config: &Config, containers: Vec<String>) -> Result<
     })
 }
 
+/// What the audit reads: the Docker API, or Docker's own files.
+pub(crate) enum Connection {
+    /// The Docker API.
+    Api(crate::docker::Docker),
+    /// Docker's files under `docker_root`.
+    Files(crate::docker::files::DockerFiles),
+}
+
+impl Connection {
+    /// Said once when `auto` falls back to the files.
+    pub(crate) const FALLBACK_NOTE: &'static str = "audit: no Docker API (no socket mounted): containers are audited from Docker's files under docker_root; image history, drift and the daemon's SecurityOptions need the API (docker-compose.audit.yml, or `sidecar audit` on the host)";
+
+    /// Connect as `source` says.
+    pub(crate) fn open(config: &Config, source: AuditSource) -> Result<Self> {
+        let files = || {
+            let f = crate::docker::files::DockerFiles::new(&config.docker_root);
+            f.running().with_context(|| {
+                format!(
+                    "no Docker API, and Docker's files under {} cannot be read",
+                    config.docker_root.display()
+                )
+            })?;
+            Ok::<_, anyhow::Error>(Connection::Files(f))
+        };
+        match source {
+            AuditSource::Api => Ok(Connection::Api(crate::docker::Docker::connect()?)),
+            AuditSource::Files => files(),
+            AuditSource::Auto => match crate::docker::Docker::connect() {
+                Ok(d) => Ok(Connection::Api(d)),
+                Err(api) => files().map_err(|e| anyhow::anyhow!("{api}; {e:#}")),
+            },
+        }
+    }
+
+    /// The audit's view of it.
+    pub(crate) fn source(&self) -> Source<'_> {
+        match self {
+            Connection::Api(d) => Source::Api(d),
+            Connection::Files(f) => Source::Files(f),
+        }
+    }
+}
+
 pub fn run_audit(config: &Config, args: AuditArgs) -> Result<u8> {
     if args.list_checks {
         for c in CHECKS {
@@ -77,8 +120,13 @@ pub fn run_audit(config: &Config, args: AuditArgs) -> Result<u8> {
     };
     let auditor = Auditor::new(&config)?;
     let opts = audit_options(&config, args.container.clone())?;
-    let docker = crate::docker::Docker::connect()?;
-    let results = run(&docker, &opts, &|t: &str| auditor.scan(t))?;
+    let conn = Connection::open(&config, args.source)?;
+    if let Connection::Files(_) = conn {
+        if args.source == AuditSource::Auto {
+            crate::say!("{}", Connection::FALLBACK_NOTE);
+        }
+    }
+    let results = run(conn.source(), &opts, &|t: &str| auditor.scan(t))?;
     let mut text = Vec::new();
     write_audit(args.format, &results, &mut text)?;
     match &args.output {

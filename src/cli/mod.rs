@@ -209,6 +209,23 @@ pub struct AuditArgs {
     /// Print the checks (id, severity, what must hold) and exit.
     #[arg(long)]
     pub list_checks: bool,
+    /// Where containers are read: `api` (the Docker socket, every check), `files` (Docker's
+    /// `containers/*/config.v2.json` and `hostconfig.json` under `docker_root`, no socket needed;
+    /// image history, drift and the daemon's SecurityOptions are then `error`), `auto` (the API when
+    /// it answers, else the files, saying so).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub source: AuditSource,
+}
+
+/// Where the audit reads containers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuditSource {
+    /// The Docker API when it answers, else Docker's files.
+    Auto,
+    /// The Docker API only.
+    Api,
+    /// Docker's files only.
+    Files,
 }
 
 /// `sidecar report` flags.

@@ -111,14 +111,22 @@ pub fn run(config: &Config, args: RunArgs) -> u8 {
             let stop = stop.clone();
             // Detached: it reconnects to the event stream until stopped.
             std::thread::spawn(move || {
+                // Without the API (an audit from Docker's files) there are no start events: said
+                // once, not every 2 s.
+                let mut said = false;
                 while !stop.load(Ordering::Relaxed) {
                     match crate::docker::Docker::connect() {
                         Ok(d) => {
+                            said = false;
                             if let Err(e) = d.watch_starts(&tx, &stop) {
                                 tracing::warn!("audit: {e}");
                             }
                         }
-                        Err(e) => tracing::warn!("audit: {e}"),
+                        Err(e) if !said => {
+                            said = true;
+                            tracing::info!("audit: no container start events ({e}); full audits only");
+                        }
+                        Err(_) => {}
                     }
                     if sleep_until(Instant::now() + Duration::from_secs(2), &stop) {
                         break;
@@ -394,6 +402,9 @@ pub fn health(config: &Config, args: super::HealthArgs) -> u8 {
     }
 }
 
+/// The audit fell back to Docker's files once already (said once per process).
+static FILES_NOTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Audit (everything, or the started containers) and append the results to the audit stream.
 fn audit_once(
     config: &Config,
@@ -414,8 +425,16 @@ fn audit_once(
             return;
         }
     };
-    let results =
-        crate::docker::Docker::connect().and_then(|d| crate::policy::audit::run(&d, &opts, &|t: &str| auditor.scan(t)));
+    let results = super::audit::Connection::open(config, super::AuditSource::Auto).and_then(|conn| {
+        if let super::audit::Connection::Files(_) = conn {
+            if !FILES_NOTED.swap(true, Ordering::Relaxed) {
+                crate::say!("{}", super::audit::Connection::FALLBACK_NOTE);
+            }
+        }
+        Ok(crate::policy::audit::run(conn.source(), &opts, &|t: &str| {
+            auditor.scan(t)
+        })?)
+    });
     match results {
         Ok(results) => {
             metrics.audit(&results, full);

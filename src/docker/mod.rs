@@ -2,6 +2,8 @@
 //! unpause them, and read what the audit checks (inspect, image history, changes, daemon info). Blocking methods over a private single-threaded runtime, so callers stay simple.
 use std::collections::HashMap;
 
+pub mod files;
+
 /// Errors talking to the Docker daemon.
 #[derive(Debug, thiserror::Error)]
 pub enum DockerError {

@@ -42,7 +42,7 @@ use crate::escape::terminal;
 use crate::redact::Finding;
 use crate::report::budget::{Admit, Budget};
 use crate::report::metrics::Metrics;
-use crate::report::sink::{occurrence_key, FindingLog, OccurrenceKey};
+use crate::report::sink::{occurrence_id, occurrence_key, FindingLog, OccurrenceId};
 
 /// How the guard behaves.
 #[derive(Debug, Clone)]
@@ -271,6 +271,9 @@ fn split_carried(
     (here, before, before_new)
 }
 
+/// Bytes of a plain file scanned in one pass, at most (see `scan_plain`).
+const PASS_MAX: u64 = 8 << 20;
+
 /// Keys of recovered occurrences kept across crashes (`Checkpoints::recovered`), at most.
 const RECOVERED_MAX: usize = 2 * crate::report::sink::PENDING_MAX;
 
@@ -283,13 +286,13 @@ pub struct Guard<'a> {
     last_commit: Instant,
     sink: FindingLog,
     /// Keys of findings recorded since the last checkpoint was handed to the syncer.
-    uncommitted: HashSet<OccurrenceKey>,
+    uncommitted: HashSet<OccurrenceId>,
     /// Findings recorded one by one per container, and the aggregates beyond.
     budget: Budget,
     /// A checkpoint being made durable off this thread (see [`Guard::commit`]).
     syncing: Option<Syncing>,
     /// Keys of findings recorded before the last crash past its checkpoint (`Checkpoints::recovered`).
-    recovered: HashSet<OccurrenceKey>,
+    recovered: HashSet<OccurrenceId>,
     containers: BTreeMap<String, ContainerLog>,
     /// Identity → since when a unit has been held open at its end.
     held: HashMap<String, (String, Instant)>,
@@ -357,7 +360,7 @@ struct Syncing {
     /// How many of `Guard::pending` (the first ones) the checkpoint covers.
     pending: usize,
     /// Keys of the findings recorded before the hand-off (`Guard::uncommitted` then).
-    recorded: HashSet<OccurrenceKey>,
+    recorded: HashSet<OccurrenceId>,
     /// When the pending masks were handed over to be saved too: the length the spans log had then
     /// (what it held is in the saved file).
     spans_at: Option<u64>,
@@ -549,7 +552,8 @@ impl<'a> Guard<'a> {
             marks.recovered.drain(..over);
             marks.recovered_at = unix_now();
         }
-        let recovered: HashSet<OccurrenceKey> = marks.recovered.iter().cloned().collect();
+        let recovered: HashSet<OccurrenceId> = marks.recovered.iter().map(occurrence_id).collect();
+        let uncommitted: HashSet<OccurrenceId> = uncommitted.iter().map(occurrence_id).collect();
         // Masks a crash interrupted: owed to each file's `.gz` (checked again), and written in
         // place into a plain file when it is next opened.
         let mut replay = HashMap::new();
@@ -928,6 +932,14 @@ impl<'a> Guard<'a> {
             }
             total += self.sync_container_as(&id, live_only);
             self.beat();
+            // A long pass (a backlog after a start, many busy containers) checkpoints as it goes,
+            // at most every `checkpoint_every`: what is held until a checkpoint (the keys of the
+            // occurrences recorded since) follows a checkpoint's worth of work, not the pass.
+            if stop.is_some() {
+                if let Err(e) = self.commit(false) {
+                    self.error(&format!("cannot write checkpoints: {e}"));
+                }
+            }
         }
         total
     }
@@ -1591,7 +1603,18 @@ impl<'a> Guard<'a> {
         mark: &mut FileMark,
         carry: Option<Carry>,
     ) -> io::Result<SyncStats> {
-        let end = crate::fsutil::last_line_end(file, mark.resume.max(mark.end), size)?;
+        // At most PASS_MAX bytes per pass (the container is synced again at once): the findings of
+        // a pass are held in memory until they are recorded and masked, and a backlog (a log
+        // without max-size, written while sidecar was down) may hold one on every line.
+        let from = mark.resume.max(mark.end);
+        let mut end = crate::fsutil::last_line_end(file, from, size)?;
+        if end > from.saturating_add(PASS_MAX) {
+            let cut = crate::fsutil::last_line_end(file, from, from + PASS_MAX)?;
+            if cut > from {
+                end = cut;
+                self.retry.insert(c.id.clone(), Instant::now());
+            }
+        }
         let held_too_long = self
             .held
             .get(ident)
@@ -1943,7 +1966,7 @@ impl<'a> Guard<'a> {
             if !is_new || self.opts.baseline.contains(&f.fingerprint) {
                 continue;
             }
-            let key = occurrence_key(f);
+            let key = occurrence_id(&occurrence_key(f));
             if self.uncommitted.contains(&key)
                 || self.syncing.as_ref().is_some_and(|s| s.recorded.contains(&key))
                 || self.recovered.contains(&key)
@@ -3549,6 +3572,44 @@ mod tests {
         assert!(g.written["one-more"].masks.is_none());
         assert!(g.written["one-more"].last.is_some(), "the write itself is still noted");
         assert_eq!(g.written["file0"].masks.as_ref().map(Vec::len), Some(WRITTEN_MAX));
+    }
+
+    #[test]
+    fn a_backlog_with_a_secret_on_every_line_is_worked_through_in_bounded_passes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let live = container(tmp.path(), 'f', "flood", false, "");
+        let parts = Parts::new();
+        let mut g = parts.guard(tmp.path());
+        let mut bytes = Vec::new();
+        let n = 130_000u64;
+        for i in 0..n {
+            let t = token(&format!("Fl{i:07}T7wK9mB2vN5cR8yL4pF6hJ"));
+            bytes.extend(line(&format!("request {i} key={t}"), i));
+        }
+        assert!(bytes.len() as u64 > 2 * PASS_MAX);
+        append(&live, &bytes);
+        let (mut passes, mut recorded, mut scanned) = (0, 0, 0);
+        while scanned < bytes.len() as u64 {
+            let s = g.sync_all();
+            assert!(s.bytes <= PASS_MAX, "one pass scanned {} bytes", s.bytes);
+            assert!(s.bytes > 0, "a pass scanned nothing");
+            // The container is due again at once.
+            assert!(scanned + s.bytes == bytes.len() as u64 || g.held_due().contains(&"f".repeat(64)));
+            scanned += s.bytes;
+            recorded += s.recorded;
+            passes += 1;
+        }
+        assert_eq!(passes, bytes.len().div_ceil(PASS_MAX as usize));
+        let text = fs::read(&live).unwrap();
+        assert_eq!(text.len(), bytes.len());
+        assert!(recorded >= n - 20, "{recorded} of {n} recorded");
+        for i in [n / 3, n / 2, n - 1] {
+            let t = token(&format!("Fl{i:07}T7wK9mB2vN5cR8yL4pF6hJ"));
+            assert!(
+                !String::from_utf8_lossy(&text).contains(t.as_str()),
+                "token {i} is still in the file"
+            );
+        }
     }
 
     #[test]

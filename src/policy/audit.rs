@@ -6,6 +6,7 @@ use super::container::{ContainerFacts, SecretHit};
 use super::daemon::DaemonFacts;
 use super::host::HostPaths;
 use super::{apply_accepted, parse_accept, CheckResult, Status, ACCEPT_LABEL, DAEMON, HOST, REASON_LABEL};
+use crate::docker::files::DockerFiles;
 use crate::docker::{Docker, DockerError};
 
 /// What to audit.
@@ -22,21 +23,48 @@ pub struct AuditOptions {
     pub accept: BTreeMap<String, String>,
 }
 
+/// Where the audit reads containers and the daemon.
+#[derive(Debug, Clone, Copy)]
+pub enum Source<'a> {
+    /// The Docker API (everything).
+    Api(&'a Docker),
+    /// Docker's own files under its data root, without the socket: no image history, no `docker
+    /// diff` and no daemon `SecurityOptions` (those checks say so).
+    Files(&'a DockerFiles),
+}
+
+/// Why a check needs the API, for an audit from Docker's files.
+const NEEDS_API: &str = "not in Docker's files (audited without the Docker API): run `sidecar audit` on the host, or add docker-compose.audit.yml";
+
+impl Source<'_> {
+    fn running(&self) -> Result<Vec<(String, String)>, DockerError> {
+        match self {
+            Source::Api(d) => Ok(d.running()?.into_iter().map(|c| (c.name, c.id)).collect()),
+            Source::Files(f) => f.running(),
+        }
+    }
+
+    fn inspect(&self, id: &str) -> Result<bollard::models::ContainerInspectResponse, DockerError> {
+        match self {
+            Source::Api(d) => d.inspect(id),
+            Source::Files(f) => f.inspect(&f.resolve(id)?),
+        }
+    }
+}
+
 /// Run the audit. `scan` finds secrets (environment variables, image history) by rule and
 /// fingerprint. Containers are in name order; the daemon's and host's results follow.
 pub fn run(
-    docker: &Docker,
+    source: Source<'_>,
     opts: &AuditOptions,
     scan: &dyn Fn(&str) -> Vec<SecretHit>,
 ) -> Result<Vec<CheckResult>, DockerError> {
     let mut ids: Vec<(String, String)> = Vec::new();
     if opts.containers.is_empty() {
-        for c in docker.running()? {
-            ids.push((c.name, c.id));
-        }
+        ids = source.running()?;
     } else {
         for want in &opts.containers {
-            let inspect = docker.inspect(want)?;
+            let inspect = source.inspect(want)?;
             let id = inspect.id.clone().unwrap_or_else(|| want.clone());
             let name = inspect
                 .name
@@ -51,7 +79,7 @@ pub fn run(
     ids.dedup();
     let mut out = Vec::new();
     for (_, id) in &ids {
-        let inspect = match docker.inspect(id) {
+        let inspect = match source.inspect(id) {
             Ok(i) => i,
             // Removed between listing and inspecting.
             Err(_) if opts.containers.is_empty() => continue,
@@ -62,10 +90,17 @@ pub fn run(
             .clone()
             .or_else(|| inspect.config.as_ref().and_then(|c| c.image.clone()))
             .unwrap_or_default();
-        let facts = ContainerFacts {
-            history: docker.history(&image).map_err(|e| e.to_string()),
-            changes: docker.changes(id).map_err(|e| e.to_string()),
-            inspect,
+        let facts = match source {
+            Source::Api(docker) => ContainerFacts {
+                history: docker.history(&image).map_err(|e| e.to_string()),
+                changes: docker.changes(id).map_err(|e| e.to_string()),
+                inspect,
+            },
+            Source::Files(_) => ContainerFacts {
+                history: Err(NEEDS_API.to_string()),
+                changes: Err(NEEDS_API.to_string()),
+                inspect,
+            },
         };
         let mut results = super::container::check(&facts, scan);
         let accepted = facts.label(ACCEPT_LABEL).map(parse_accept).unwrap_or_default();
@@ -73,11 +108,20 @@ pub fn run(
         out.extend(results);
     }
     if opts.containers.is_empty() {
-        let info = docker.info()?;
+        let (security_options, logging_driver) = match source {
+            Source::Api(docker) => {
+                let info = docker.info()?;
+                (
+                    Some(info.security_options.unwrap_or_default()),
+                    info.logging_driver.unwrap_or_default(),
+                )
+            }
+            Source::Files(_) => (None, "json-file".to_string()),
+        };
         let (daemon_json, dockerd_args) = DaemonFacts::read_local(&opts.daemon_json);
         let facts = DaemonFacts {
-            security_options: info.security_options.unwrap_or_default(),
-            logging_driver: info.logging_driver.unwrap_or_default(),
+            security_options,
+            logging_driver,
             daemon_json,
             dockerd_args,
             endpoint: crate::docker::endpoint(),

@@ -7,9 +7,10 @@ use super::{error, result, CheckResult, DAEMON};
 /// What the daemon checks look at.
 #[derive(Debug, Clone)]
 pub struct DaemonFacts {
-    /// `SecurityOptions` from `docker info` (`name=seccomp,profile=builtin`, `name=userns`, …).
-    pub security_options: Vec<String>,
-    /// `LoggingDriver` from `docker info`.
+    /// `SecurityOptions` from `docker info` (`name=seccomp,profile=builtin`, `name=userns`, …);
+    /// `None` without the Docker API (an audit from Docker's files).
+    pub security_options: Option<Vec<String>>,
+    /// `LoggingDriver` from `docker info` (Docker's default, `json-file`, without the API).
     pub logging_driver: String,
     /// `/etc/docker/daemon.json` (parsed), `Ok(None)` when there is none, `Err` when unreadable.
     pub daemon_json: Result<Option<serde_json::Value>, String>,
@@ -83,28 +84,34 @@ fn hosts_from_args(args: &[String]) -> (Vec<String>, bool) {
 /// Run every daemon check.
 pub fn check(f: &DaemonFacts) -> Vec<CheckResult> {
     let mut out = Vec::new();
-    let has = |name: &str| {
-        f.security_options
-            .iter()
-            .any(|o| o.split(',').any(|kv| kv == format!("name={name}")))
-    };
-    let opts = if f.security_options.is_empty() {
-        "none".to_string()
+    if let Some(options) = &f.security_options {
+        let has = |name: &str| {
+            options
+                .iter()
+                .any(|o| o.split(',').any(|kv| kv == format!("name={name}")))
+        };
+        let opts = if options.is_empty() {
+            "none".to_string()
+        } else {
+            options.join("; ")
+        };
+        out.push(result(
+            DAEMON,
+            "daemon.userns",
+            has("userns"),
+            format!("SecurityOptions: {opts}"),
+        ));
+        out.push(result(
+            DAEMON,
+            "daemon.seccomp",
+            has("seccomp"),
+            format!("SecurityOptions: {opts}"),
+        ));
     } else {
-        f.security_options.join("; ")
-    };
-    out.push(result(
-        DAEMON,
-        "daemon.userns",
-        has("userns"),
-        format!("SecurityOptions: {opts}"),
-    ));
-    out.push(result(
-        DAEMON,
-        "daemon.seccomp",
-        has("seccomp"),
-        format!("SecurityOptions: {opts}"),
-    ));
+        let unseen = "the daemon's SecurityOptions are only visible through the Docker API: run `sidecar audit` on the host, or add docker-compose.audit.yml";
+        out.push(error(DAEMON, "daemon.userns", unseen));
+        out.push(error(DAEMON, "daemon.seccomp", unseen));
+    }
 
     // TCP without TLS: daemon.json hosts, dockerd's arguments, and the endpoint sidecar uses.
     let json = f.daemon_json.as_ref().ok().and_then(|j| j.as_ref());
@@ -241,7 +248,7 @@ mod tests {
     #[test]
     fn hardened_daemon() {
         let f = DaemonFacts {
-            security_options: vec!["name=seccomp,profile=builtin".into(), "name=userns".into()],
+            security_options: Some(vec!["name=seccomp,profile=builtin".into(), "name=userns".into()]),
             logging_driver: "json-file".into(),
             daemon_json: Ok(Some(serde_json::json!({
                 "userns-remap": "default", "log-driver": "json-file",
@@ -257,7 +264,7 @@ mod tests {
     #[test]
     fn plain_tcp_and_no_rotation_fail() {
         let f = DaemonFacts {
-            security_options: vec!["name=seccomp,profile=builtin".into()],
+            security_options: Some(vec!["name=seccomp,profile=builtin".into()]),
             logging_driver: "json-file".into(),
             daemon_json: Ok(Some(
                 serde_json::json!({"hosts": ["unix:///var/run/docker.sock", "tcp://0.0.0.0:2375"]}),
@@ -282,11 +289,14 @@ mod tests {
             logging_driver: "json-file".into(),
             daemon_json: Ok(None),
             endpoint: "unix:///var/run/docker.sock".into(),
-            security_options: Vec::new(),
+            security_options: None,
             dockerd_args: None,
         };
         let r = check(&f);
         assert_eq!(status(&r, "daemon.tcp-tls"), Status::Error);
+        // Without the Docker API (an audit from Docker's files) SecurityOptions are unknown.
+        assert_eq!(status(&r, "daemon.userns"), Status::Error);
+        assert_eq!(status(&r, "daemon.seccomp"), Status::Error);
         // No daemon.json where sidecar looks and no dockerd in sight (a container without the file
         // mounted): unknown, not a failure.
         let log = r.iter().find(|x| x.check == "daemon.log-defaults").unwrap();
