@@ -129,7 +129,11 @@ impl Checkpoints {
 
     /// Write atomically (0600).
     pub fn save(&self, state_dir: &Path) -> io::Result<()> {
-        fsutil::write_atomic(&Self::path(state_dir), &serde_json::to_vec(self)?)
+        // Streamed (buffered) into the temporary file: no copy of the whole JSON in memory (masks
+        // owed to `.gz` files made it 33 MB under a flood of secrets).
+        let mut out = fsutil::AtomicFile::create(&Self::path(state_dir))?;
+        serde_json::to_writer(&mut out, self)?;
+        out.commit()
     }
 
     /// Drop marks of files not seen since `before` (unix seconds) and of containers not in `alive`.
