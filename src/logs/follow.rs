@@ -271,6 +271,21 @@ fn split_carried(
     (here, before, before_new)
 }
 
+/// A mask owed to a `.gz` (`Checkpoints::gz_owed`) as it is kept: what writing and checking it
+/// needs (ranges, mask bytes, rule, log time, offsets), without the report's text (path,
+/// description, preview, fingerprint, container): under a flood, when Docker renames each `.gz`
+/// before the guard's rewrite of it lands, thousands are owed per file until rotation pauses.
+fn slim_owed(mut f: Finding) -> Finding {
+    f.description = String::new();
+    f.file = String::new();
+    f.preview = String::new();
+    f.fingerprint = String::new();
+    f.container_id = None;
+    f.stream = None;
+    f.confidence = None;
+    f
+}
+
 /// Bytes of a plain file scanned in one pass, at most (see `scan_plain`).
 const PASS_MAX: u64 = 8 << 20;
 
@@ -580,8 +595,9 @@ impl<'a> Guard<'a> {
             // between saving the one and shortening the other): each is taken once.
             let owed = marks.gz_owed.entry(p.ident.clone()).or_default();
             for f in &p.findings {
-                if !owed.contains(f) {
-                    owed.push(f.clone());
+                let f = slim_owed(f.clone());
+                if !owed.contains(&f) {
+                    owed.push(f);
                 }
             }
             if p.inode != 0 {
@@ -1716,7 +1732,7 @@ impl<'a> Guard<'a> {
                 .gz_owed
                 .entry(ident.to_string())
                 .or_default()
-                .extend(owed_here);
+                .extend(owed_here.into_iter().map(slim_owed));
             self.marks_dirty = true;
         }
         if let Some(k) = carry.filter(|_| consumed) {
@@ -1792,7 +1808,11 @@ impl<'a> Guard<'a> {
         }
         // Compressed (or being compressed): masked when the .gz is checked; check it again.
         self.marks.gz.retain(|_, m| m.ident != k.ident);
-        self.marks.gz_owed.entry(k.ident.clone()).or_default().extend(parts);
+        self.marks
+            .gz_owed
+            .entry(k.ident.clone())
+            .or_default()
+            .extend(parts.into_iter().map(slim_owed));
         self.recheck_gz = true;
         Ok(0)
     }
@@ -2305,7 +2325,9 @@ impl<'a> Guard<'a> {
                 Err(e) => {
                     // Owed, and tried again at the next check (the findings are recorded).
                     if let Some(i) = &ident {
-                        self.marks.gz_owed.insert(i.clone(), all);
+                        self.marks
+                            .gz_owed
+                            .insert(i.clone(), all.into_iter().map(slim_owed).collect());
                         self.marks.gz.retain(|_, m| m.ident != *i);
                         self.marks_dirty = true;
                     }
@@ -2329,7 +2351,9 @@ impl<'a> Guard<'a> {
                 // these masks then (some may not be found without the carried bytes).
                 None => {
                     if let Some(i) = &ident {
-                        self.marks.gz_owed.insert(i.clone(), all);
+                        self.marks
+                            .gz_owed
+                            .insert(i.clone(), all.into_iter().map(slim_owed).collect());
                         self.marks_dirty = true;
                     }
                     return Ok(stats);
@@ -3572,6 +3596,41 @@ mod tests {
         assert!(g.written["one-more"].masks.is_none());
         assert!(g.written["one-more"].last.is_some(), "the write itself is still noted");
         assert_eq!(g.written["file0"].masks.as_ref().map(Vec::len), Some(WRITTEN_MAX));
+    }
+
+    #[test]
+    fn masks_owed_to_a_gz_keep_what_writing_them_needs_and_none_of_the_reports_text() {
+        let f = Finding {
+            schema: 1,
+            rule: "github-pat".into(),
+            description: "GitHub token".into(),
+            severity: crate::redact::Severity::High,
+            confidence: Some(crate::redact::Confidence::Checksum),
+            file: "/var/lib/docker/containers/x/x-json.log".into(),
+            line: 3,
+            end_line: 3,
+            start: 100,
+            end: 140,
+            ranges: vec![[100, 120], [130, 150]],
+            container_id: Some("c".repeat(64)),
+            stream: Some("stdout".into()),
+            time: Some("2026-12-04T10:00:00.000000001Z".into()),
+            fingerprint: "ab".repeat(32),
+            preview: "ghp_****".into(),
+            partial: false,
+            mask: b"[github-pat:abcdef]*****************".to_vec(),
+        };
+        let s = slim_owed(f.clone());
+        assert_eq!(
+            MaskPlan::from_findings(std::slice::from_ref(&s)),
+            MaskPlan::from_findings(std::slice::from_ref(&f))
+        );
+        assert_eq!(
+            (&s.rule, &s.time, &s.ranges, s.start, s.end),
+            (&f.rule, &f.time, &f.ranges, f.start, f.end)
+        );
+        assert!(s.file.is_empty() && s.description.is_empty() && s.preview.is_empty() && s.fingerprint.is_empty());
+        assert!(s.container_id.is_none() && s.stream.is_none());
     }
 
     #[test]
