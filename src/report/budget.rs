@@ -36,6 +36,15 @@ pub const AGGREGATES_MAX: usize = 4096;
 /// Preview of an over-cap aggregate: never a character of a secret.
 pub const OVER_CAP_PREVIEW: &str = "(secrets beyond the recording budget, counted per rule)";
 
+/// Make `f` its container's per-rule aggregate of secrets not listed one by one: the fingerprint
+/// [`OVER_CAP_PREFIX`]`<rule>`, a preview that says so, no ranges.
+pub fn mark_over_cap(f: &mut Finding) {
+    f.fingerprint = format!("{OVER_CAP_PREFIX}{}", f.rule);
+    f.preview = OVER_CAP_PREVIEW.to_string();
+    f.ranges.clear();
+    f.partial = false;
+}
+
 /// True for an aggregate of secrets not recorded one by one.
 pub fn is_over_cap(fingerprint: &str) -> bool {
     fingerprint.starts_with(OVER_CAP_PREFIX)
@@ -128,10 +137,7 @@ impl Budget {
             None => {
                 let mut finding = f.clone();
                 if admit == Admit::PerRule {
-                    finding.fingerprint.clone_from(&key.1);
-                    finding.preview = OVER_CAP_PREVIEW.to_string();
-                    finding.ranges.clear();
-                    finding.partial = false;
+                    mark_over_cap(&mut finding);
                 } else {
                     self.per_secret += 1;
                 }

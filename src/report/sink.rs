@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::budget::{is_over_cap, OVER_CAP_PREFIX, OVER_CAP_PREVIEW};
+use super::budget::{is_over_cap, mark_over_cap};
 use super::review::{read_findings_from, FindingRecord, Occurrences, ROTATED_PREFIX, SUMMARY_PREFIX};
 use crate::fsutil;
 use crate::redact::Finding;
@@ -496,10 +496,7 @@ impl SummaryWriter {
 fn as_over_cap(mut r: FindingRecord) -> FindingRecord {
     if !is_over_cap(&r.finding.fingerprint) {
         r.occurrences = Some(r.occurrences.take().unwrap_or_else(|| Occurrences::of(&r.finding)));
-        r.finding.fingerprint = format!("{OVER_CAP_PREFIX}{}", r.finding.rule);
-        r.finding.preview = OVER_CAP_PREVIEW.to_string();
-        r.finding.ranges.clear();
-        r.finding.partial = false;
+        mark_over_cap(&mut r.finding);
     }
     r
 }
@@ -755,7 +752,7 @@ mod tests {
             .find(|i| is_over_cap(&i.fingerprint))
             .expect("an over-cap aggregate");
         assert_eq!(over.fingerprint, "over-cap:github-pat");
-        assert_eq!(over.preview, OVER_CAP_PREVIEW);
+        assert_eq!(over.preview, crate::report::budget::OVER_CAP_PREVIEW);
         assert!(over.count > 1000, "{}", over.count);
         // The secrets listed one by one are the first ones, while the summary was under half the cap.
         let listed = items.len() as u64 - 2;
