@@ -43,7 +43,23 @@ fn read_json(path: &Path) -> Result<Value, DockerError> {
     file.take(MAX_FILE)
         .read_to_end(&mut text)
         .map_err(|e| unreadable(what.clone(), e))?;
-    serde_json::from_slice(&text).map_err(|e| unreadable(what, e))
+    serde_json::from_slice(&text).map_err(|e| unreadable(what, shape_only(&e)))
+}
+
+/// A JSON error without the values serde quotes in it (an environment variable holding a secret
+/// must not reach a message): its kind and, when known, where.
+fn shape_only(e: &serde_json::Error) -> String {
+    let kind = match e.classify() {
+        serde_json::error::Category::Io => "unreadable",
+        serde_json::error::Category::Syntax => "not valid JSON",
+        serde_json::error::Category::Data => "not in the shape Docker writes",
+        serde_json::error::Category::Eof => "cut short",
+    };
+    if e.line() > 0 {
+        format!("{kind} (line {}, column {})", e.line(), e.column())
+    } else {
+        kind.to_string()
+    }
 }
 
 impl DockerFiles {
@@ -115,7 +131,7 @@ impl DockerFiles {
         let dir = self.dir(id)?;
         let cfg = read_json(&dir.join("config.v2.json"))?;
         let host = read_json(&dir.join("hostconfig.json"))?;
-        let field = |what: &str, e: serde_json::Error| unreadable(format!("container {id}: {what}"), e);
+        let field = |what: &str, e: serde_json::Error| unreadable(format!("container {id}: {what}"), shape_only(&e));
         let config: Option<ContainerConfig> = match cfg.get("Config") {
             Some(c) => Some(serde_json::from_value(c.clone()).map_err(|e| field("Config", e))?),
             None => None,
@@ -238,5 +254,23 @@ mod tests {
             .unwrap();
         let e = DockerFiles::new(tmp.path()).inspect(&a).unwrap_err().to_string();
         assert!(e.contains("at most 4 MiB"), "{e}");
+    }
+
+    #[test]
+    fn a_malformed_config_is_an_error_that_quotes_none_of_its_values() {
+        let tmp = tempfile::tempdir().unwrap();
+        let a = "a".repeat(64);
+        container(tmp.path(), &a, true);
+        let cfg = tmp.path().join("containers").join(&a).join("config.v2.json");
+        std::fs::write(
+            &cfg,
+            r#"{"Name":"/gw","State":{"Running":true},"Config":{"Env":"TOKEN=ghp_secretvalue"}}"#,
+        )
+        .unwrap();
+        let e = DockerFiles::new(tmp.path()).inspect(&a).unwrap_err().to_string();
+        assert!(
+            e.contains("not in the shape Docker writes") && !e.contains("secretvalue"),
+            "{e}"
+        );
     }
 }
