@@ -1206,6 +1206,7 @@ def estimate_bytes(binary, plan):
 
 
 SEQ_RE = re.compile(rb'reqId\\":\\"req-([0-9a-f]+)')
+SECRET_SEQ_RE = re.compile(rb'seq(?:=|\\":)([0-9]+)')  # a line with a token (flood: every line)
 
 
 class Progress:
@@ -1227,6 +1228,9 @@ class Progress:
             found = SEQ_RE.findall(tail)
             if found:
                 self.last[cid] = max(self.last[cid], int(found[-1], 16))
+            found = SECRET_SEQ_RE.findall(tail)
+            if found:
+                self.last[cid] = max(self.last[cid], int(found[-1]))
         return sum(self.last.values()) / (self.lines * len(self.dirs))
 
 

@@ -93,6 +93,10 @@ pub struct Checkpoints {
     /// Unix time of the last crash recovery that added to `recovered`.
     #[serde(default)]
     pub recovered_at: u64,
+    /// The generation of the aggregates journal whose counts were appended to the report before
+    /// this checkpoint (see [`crate::report::journal`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aggregates_written: Option<String>,
 }
 
 impl Checkpoints {

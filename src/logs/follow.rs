@@ -41,6 +41,7 @@ use super::watch::TMP_PREFIX;
 use crate::escape::terminal;
 use crate::redact::Finding;
 use crate::report::budget::{Admit, Budget};
+use crate::report::journal::AggregateJournal;
 use crate::report::metrics::Metrics;
 use crate::report::sink::{occurrence_id, occurrence_key, FindingLog, OccurrenceId};
 
@@ -286,6 +287,17 @@ fn slim_owed(mut f: Finding) -> Finding {
     f
 }
 
+/// Add masks owed to a `.gz` to those it is owed already, each once (by its byte ranges: a file
+/// scanned again while Docker renames it finds the same secrets again).
+fn merge_owed(owed: &mut Vec<Finding>, more: impl IntoIterator<Item = Finding>) {
+    let mut have: HashSet<Vec<[u64; 2]>> = owed.iter().map(|f| f.ranges.clone()).collect();
+    for f in more {
+        if have.insert(f.ranges.clone()) {
+            owed.push(slim_owed(f));
+        }
+    }
+}
+
 /// Bytes of a plain file scanned in one pass, at most (see `scan_plain`).
 const PASS_MAX: u64 = 8 << 20;
 
@@ -304,6 +316,9 @@ pub struct Guard<'a> {
     uncommitted: HashSet<OccurrenceId>,
     /// Findings recorded one by one per container, and the aggregates beyond.
     budget: Budget,
+    /// The aggregates taken since the last checkpoint, as they are taken (absent when it cannot
+    /// be opened: a warning, and counts may then be lost in a crash).
+    journal: Option<AggregateJournal>,
     /// A checkpoint being made durable off this thread (see [`Guard::commit`]).
     syncing: Option<Syncing>,
     /// Keys of findings recorded before the last crash past its checkpoint (`Checkpoints::recovered`).
@@ -327,6 +342,10 @@ pub struct Guard<'a> {
     unsynced: HashMap<(u64, u64), File>,
     /// Container id → the live log's (dev, inode), once followed past its start.
     live_known: HashMap<String, (u64, u64)>,
+    /// The `.gz` files owed masks that a rewrite could not place (Docker renamed them at every
+    /// try), open, by identity: one Docker deletes (rotated beyond `max-file`) takes its owed masks
+    /// with it (see [`Guard::drop_owed_of_deleted`]).
+    owed_open: HashMap<String, File>,
     /// The inode the live-only sync expects (another one: a full sync instead).
     expect_live: Option<(u64, u64)>,
     /// Errors reported so far (a full sync with new errors is retried soon).
@@ -593,13 +612,10 @@ impl<'a> Guard<'a> {
             marks.gz.retain(|_, m| m.ident != p.ident);
             // The same masks may be both in `pending-masks.json` and in the spans log (a kill
             // between saving the one and shortening the other): each is taken once.
-            let owed = marks.gz_owed.entry(p.ident.clone()).or_default();
-            for f in &p.findings {
-                let f = slim_owed(f.clone());
-                if !owed.contains(&f) {
-                    owed.push(f);
-                }
-            }
+            merge_owed(
+                marks.gz_owed.entry(p.ident.clone()).or_default(),
+                p.findings.iter().cloned(),
+            );
             if p.inode != 0 {
                 match replay.entry(p.ident.clone()) {
                     std::collections::hash_map::Entry::Vacant(e) => {
@@ -628,9 +644,39 @@ impl<'a> Guard<'a> {
                 None
             }
         };
+        // Counts past the recording budget that an earlier run journaled and did not report.
+        let mut budget = Budget::new(opts.findings_per_second);
+        let mut marks_dirty = marks_dirty;
+        let left = AggregateJournal::read(&opts.state_dir).unwrap_or_else(|e| {
+            tracing::warn!(
+                "log guard: cannot read {} ({e}); counts of secrets past the recording budget before the last stop may be missing from the report",
+                AggregateJournal::path(&opts.state_dir).display()
+            );
+            Default::default()
+        });
+        let reported = left
+            .generation
+            .as_ref()
+            .is_some_and(|g| marks.aggregates_written.as_ref() == Some(g) || sink.batches_read_back().contains(g));
+        let carried = if reported { Vec::new() } else { left.records };
+        let journal = match AggregateJournal::create(&opts.state_dir, &carried) {
+            Ok(j) => Some(j),
+            Err(e) => {
+                tracing::warn!(
+                    "log guard: cannot write {} ({e}); counts of secrets past the recording budget are lost if sidecar stops between two checkpoints",
+                    AggregateJournal::path(&opts.state_dir).display()
+                );
+                None
+            }
+        };
+        if !carried.is_empty() {
+            budget.restore(carried);
+            marks_dirty = true;
+        }
         Ok(Self {
             scanner,
-            budget: Budget::new(opts.findings_per_second),
+            budget,
+            journal,
             opts,
             marks,
             marks_dirty,
@@ -650,6 +696,7 @@ impl<'a> Guard<'a> {
             next_beat: Instant::now(),
             unsynced: HashMap::new(),
             live_known: HashMap::new(),
+            owed_open: HashMap::new(),
             expect_live: None,
             errors_seen: 0,
             quarantine: HashMap::new(),
@@ -1728,12 +1775,7 @@ impl<'a> Guard<'a> {
             self.observe_delays(&all, "scan");
         }
         if consumed && !owed_here.is_empty() {
-            self.marks
-                .gz_owed
-                .entry(ident.to_string())
-                .or_default()
-                .extend(owed_here.into_iter().map(slim_owed));
-            self.marks_dirty = true;
+            self.owe(ident, owed_here, None);
         }
         if let Some(k) = carry.filter(|_| consumed) {
             stats.masked += self.mask_before(&k, before)?;
@@ -1808,11 +1850,7 @@ impl<'a> Guard<'a> {
         }
         // Compressed (or being compressed): masked when the .gz is checked; check it again.
         self.marks.gz.retain(|_, m| m.ident != k.ident);
-        self.marks
-            .gz_owed
-            .entry(k.ident.clone())
-            .or_default()
-            .extend(parts.into_iter().map(slim_owed));
+        self.owe(&k.ident, parts, None);
         self.recheck_gz = true;
         Ok(0)
     }
@@ -1837,6 +1875,39 @@ impl<'a> Guard<'a> {
             );
         }
         self.metrics.observe("sidecar_log_mask_delay_seconds", delays);
+    }
+
+    /// Owe masks to the `.gz` of the file known as `ident` (written when it is next checked); `gz`:
+    /// that `.gz`, open, when a rewrite of it could not be placed.
+    fn owe(&mut self, ident: &str, findings: Vec<Finding>, gz: Option<&File>) {
+        merge_owed(self.marks.gz_owed.entry(ident.to_string()).or_default(), findings);
+        self.marks_dirty = true;
+        if let Some(f) = gz.and_then(|f| f.try_clone().ok()) {
+            self.owed_open.insert(ident.to_string(), f);
+        }
+    }
+
+    /// The masks owed to the `.gz` of `ident` are written, or it is gone.
+    fn forget_owed(&mut self, ident: &str) {
+        if self.marks.gz_owed.remove(ident).is_some() {
+            self.marks_dirty = true;
+        }
+        self.owed_open.remove(ident);
+    }
+
+    /// Masks owed to a `.gz` that Docker has deleted since (no name left: rotated beyond
+    /// `max-file`) are dropped: what they would mask is gone. Under a fast writer Docker renames
+    /// every `.gz` at each rotation, and one owed masks may be deleted before a rewrite lands.
+    fn drop_owed_of_deleted(&mut self) {
+        let gone: Vec<String> = self
+            .owed_open
+            .iter()
+            .filter(|(_, f)| f.metadata().is_ok_and(|m| m.nlink() == 0))
+            .map(|(i, _)| i.clone())
+            .collect();
+        for i in gone {
+            self.forget_owed(&i);
+        }
     }
 
     /// Remember masks written (or attempted: a failed `pwrite` may have written part) into the
@@ -1913,7 +1984,7 @@ impl<'a> Guard<'a> {
             let held = gz_holds(file, &all, (tail.0, &tail.1));
             let already = matches!(held, Ok(true));
             let result = match held {
-                Ok(true) => Ok(Some((dev, ino, size))),
+                Ok(true) => Ok(GzRewrite::Done((dev, ino, size), path.to_path_buf())),
                 Ok(false) => {
                     self.alias_ahead_gz(&c.id, key, file, &all);
                     rewrite_gz(path, (dev, ino), &all, Some((tail.0, &tail.1)))
@@ -1921,19 +1992,33 @@ impl<'a> Guard<'a> {
                 Err(e) => Err(e),
             };
             match result {
-                Ok(Some(_)) if already => {
+                Ok(GzRewrite::Done(..)) if already => {
                     self.metrics.add("sidecar_log_gz_masks_found_total", 1.0);
                 }
-                Ok(Some((ndev, nino, nsize))) => {
+                Ok(GzRewrite::Done((ndev, nino, nsize), now)) => {
                     let n: u64 = all.iter().map(|f| f.ranges.len() as u64).sum();
                     stats.masked += n;
                     self.metrics.add("sidecar_masks_written_total", n as f64);
                     self.observe_delays(&all, "gz-late");
                     checked = (format!("{ndev}:{nino}"), nsize);
-                    self.alias_gz_first_line(&c.id, key, path, (ndev, nino));
+                    self.alias_gz_first_line(&c.id, key, &now, (ndev, nino));
                 }
-                // Docker moved it meanwhile: checked under its new name.
-                Ok(None) => return Ok(Some(stats)),
+                // Docker kept moving it: checked again under its new name (what it is owed is
+                // dropped should Docker delete it first).
+                Ok(GzRewrite::Moved) => {
+                    if self.marks.gz_owed.contains_key(key) {
+                        if let Ok(f) = file.try_clone() {
+                            self.owed_open.insert(key.to_string(), f);
+                        }
+                    }
+                    return Ok(Some(stats));
+                }
+                // Docker deleted it: nothing is left to mask.
+                Ok(GzRewrite::Gone) => {
+                    self.written.remove(key);
+                    self.forget_owed(key);
+                    return Ok(Some(stats));
+                }
                 // Not the file remembered (or not readable as one): scanned instead.
                 Err(e) if e.kind() == io::ErrorKind::InvalidData || e.kind() == io::ErrorKind::UnexpectedEof => {
                     tracing::debug!("log guard: {}: {e}; scanned instead", path.display());
@@ -1944,7 +2029,7 @@ impl<'a> Guard<'a> {
         }
         self.written.remove(key);
         if masks {
-            self.marks.gz_owed.remove(key);
+            self.forget_owed(key);
         }
         self.metrics.add("sidecar_log_gz_checked_total", 1.0);
         self.marks.gz.insert(
@@ -2021,6 +2106,17 @@ impl<'a> Guard<'a> {
             return Ok(SyncStats::default());
         }
         self.sink.append(new.iter().copied(), &c.name, &c.image)?;
+        // The counts past the budget are journaled before the masks are written (the caller
+        // writes them next): a kill before the checkpoint that reports them loses none.
+        let delta = self.budget.take_delta();
+        if let Some(j) = self.journal.as_mut().filter(|_| !delta.is_empty()) {
+            if let Err(e) = j.append(&delta) {
+                self.error(&format!(
+                    "cannot append to {} ({e}): counts of secrets past the recording budget are lost if sidecar stops before the next checkpoint (free space in the state directory)",
+                    AggregateJournal::path(&self.opts.state_dir).display()
+                ));
+            }
+        }
         for f in &all {
             self.metrics
                 .add(&format!("sidecar_findings_total{{rule=\"{}\"}}", f.rule), 1.0);
@@ -2276,11 +2372,6 @@ impl<'a> Guard<'a> {
         stats.bytes = seg_end;
         self.metrics.add("sidecar_log_bytes_scanned_total", seg_end as f64);
         let mut checked = (key, size);
-        let extra = ident
-            .as_ref()
-            .and_then(|i| self.marks.gz_owed.get(i))
-            .cloned()
-            .unwrap_or_default();
         // Docker may have compressed the plain file while this process was masking it: a mask it
         // read in part (a secret cut by Docker's 16 KiB split is masked in two writes) leaves the
         // rest in clear where no scan finds it again. The masks written into the plain file are
@@ -2295,6 +2386,11 @@ impl<'a> Guard<'a> {
                 torn = Some((w, end, tail));
             }
         }
+        // Masks owed to this file, taken out (put back below unless written).
+        let extra = match (&ident, masks) {
+            (Some(i), true) => self.marks.gz_owed.remove(i).unwrap_or_default(),
+            _ => Vec::new(),
+        };
         if masks && !(findings.is_empty() && extra.is_empty() && torn.is_none()) {
             let mut all: Vec<Finding> = findings.into_iter().map(|(f, _)| f).chain(extra).collect();
             let mut r = Err(io::Error::from(io::ErrorKind::InvalidData));
@@ -2304,14 +2400,14 @@ impl<'a> Guard<'a> {
                     self.alias_ahead_gz(&c.id, i, &file, &with);
                 }
                 r = rewrite_gz(path, (dev, ino), &with, Some((*end, tail)));
-                if r.is_ok() {
+                if matches!(r, Ok(GzRewrite::Done(..))) {
                     all = with;
                 }
             }
             if matches!(&r, Err(e) if e.kind() == io::ErrorKind::InvalidData) {
                 // Nothing torn, or not the plain file after all: what the scan found.
                 r = if all.is_empty() {
-                    Ok(Some((dev, ino, size)))
+                    Ok(GzRewrite::Done((dev, ino, size), path.to_path_buf()))
                 } else {
                     if let Some(i) = &ident {
                         self.alias_ahead_gz(&c.id, i, &file, &all);
@@ -2321,40 +2417,41 @@ impl<'a> Guard<'a> {
             }
             let r = match r {
                 // Renamed between the scan and the rewrite: as below.
-                Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => GzRewrite::Moved,
                 Err(e) => {
                     // Owed, and tried again at the next check (the findings are recorded).
                     if let Some(i) = &ident {
-                        self.marks
-                            .gz_owed
-                            .insert(i.clone(), all.into_iter().map(slim_owed).collect());
+                        self.owe(i, all, Some(&file));
                         self.marks.gz.retain(|_, m| m.ident != *i);
-                        self.marks_dirty = true;
                     }
                     return Err(e);
                 }
                 Ok(r) => r,
             };
             match r {
-                Some((ndev, nino, nsize)) => {
+                GzRewrite::Done((ndev, nino, nsize), now) => {
                     let n: u64 = all.iter().map(|f| f.ranges.len() as u64).sum();
                     stats.masked += n;
                     self.metrics.add("sidecar_masks_written_total", n as f64);
                     self.observe_delays(&all, "gz-scan");
                     checked = (format!("{ndev}:{nino}"), nsize);
                     if let Some(i) = &ident {
-                        self.marks.gz_owed.remove(i);
-                        self.alias_gz_first_line(&c.id, i, path, (ndev, nino));
+                        self.forget_owed(i);
+                        self.alias_gz_first_line(&c.id, i, &now, (ndev, nino));
                     }
                 }
-                // Docker moved it meanwhile: the next sync finds it under its new name and writes
+                // Docker kept moving it: the next sync finds it under its new name and writes
                 // these masks then (some may not be found without the carried bytes).
-                None => {
+                GzRewrite::Moved => {
                     if let Some(i) = &ident {
-                        self.marks
-                            .gz_owed
-                            .insert(i.clone(), all.into_iter().map(slim_owed).collect());
-                        self.marks_dirty = true;
+                        self.owe(i, all, Some(&file));
+                    }
+                    return Ok(stats);
+                }
+                // Docker deleted it: nothing of it is left to mask.
+                GzRewrite::Gone => {
+                    if let Some(i) = &ident {
+                        self.forget_owed(i);
                     }
                     return Ok(stats);
                 }
@@ -2381,6 +2478,11 @@ impl<'a> Guard<'a> {
 
     /// Write the checkpoints (and rotate the report) when due, or always with `force`.
     pub fn commit(&mut self, force: bool) -> io::Result<()> {
+        // The report is rotated (and its oldest files folded) only right after a checkpoint: one
+        // is made as soon as the report's file is due, whatever the time since the last (a
+        // restart's backlog recorded 32 MB between two checkpoints, and folding that file took
+        // 60 MB of memory).
+        let force = force || self.sink.rotation_due();
         // The checkpoint handed over last time: done (or, when forced, waited for)?
         if self.syncing.is_some() {
             if !force && !self.syncing.as_mut().is_some_and(Syncing::finished) {
@@ -2401,21 +2503,45 @@ impl<'a> Guard<'a> {
         // The aggregates of findings beyond the recording budget go in before the checkpoint that
         // covers their log bytes.
         if self.budget.has_aggregates() {
-            let records = self.budget.take_aggregates();
-            if let Err(e) = self.sink.append_records(&records) {
-                let n: u64 = records
-                    .iter()
-                    .filter_map(|r| r.occurrences.as_ref())
-                    .map(|o| o.count)
-                    .sum();
-                self.error(&format!(
-                    "cannot append {n} aggregated finding(s) to the report: {e}; the secrets are masked but missing from the report (free space in the state directory)"
-                ));
+            // Tagged with the journal's generation, which then starts afresh: after a crash the
+            // tag in the report says the journal's counts are in it.
+            let mut records = self.budget.take_aggregates();
+            let batch = self.journal.as_ref().map(|j| j.generation().to_string());
+            for r in &mut records {
+                r.batch.clone_from(&batch);
+            }
+            match self.sink.append_records(&records) {
+                Ok(()) => {
+                    self.marks.aggregates_written = batch;
+                    match AggregateJournal::create(&self.opts.state_dir, &[]) {
+                        Ok(j) => self.journal = Some(j),
+                        Err(e) => {
+                            self.journal = None;
+                            self.error(&format!(
+                                "cannot write {} ({e}): counts of secrets past the recording budget are lost if sidecar stops before the next checkpoint (free space in the state directory)",
+                                AggregateJournal::path(&self.opts.state_dir).display()
+                            ));
+                        }
+                    }
+                }
+                Err(e) => {
+                    let n: u64 = records
+                        .iter()
+                        .filter_map(|r| r.occurrences.as_ref())
+                        .map(|o| o.count)
+                        .sum();
+                    self.error(&format!(
+                        "cannot append {n} aggregated finding(s) to the report: {e}; the secrets are masked, and the counts are kept and written at a later checkpoint (free space in the state directory)"
+                    ));
+                    // Still in the journal, which keeps its generation.
+                    self.budget.restore(records);
+                }
             }
         }
         let report = self.sink.sync_handle()?;
         self.marks.report_len = self.sink.len();
         let files: Vec<((u64, u64), File)> = std::mem::take(&mut self.unsynced).into_iter().collect();
+        self.drop_owed_of_deleted();
         let snapshot = self.marks.clone();
         let state_dir = self.opts.state_dir.clone();
         // The pending masks, saved by the syncer after the checkpoint: those this checkpoint
@@ -2830,10 +2956,43 @@ pub fn mask_in_place(file: &File, findings: &[Finding]) -> io::Result<u64> {
     Ok(plan.edits().len() as u64)
 }
 
+/// What came of [`rewrite_gz`].
+#[derive(Debug, PartialEq)]
+pub enum GzRewrite {
+    /// Replaced: the new file's (dev, inode, size), and its name now (Docker may have renamed the
+    /// file during the rewrite: the rewrite replaces it under the name it has then).
+    Done((u64, u64, u64), PathBuf),
+    /// Docker renamed it again at every try: not replaced (it is checked again later).
+    Moved,
+    /// Docker deleted it (rotated beyond `max-file`): nothing of it is left to mask.
+    Gone,
+}
+
+/// Times a finished rewrite looks for the file's name again when Docker renamed it meanwhile.
+const REWRITE_TRIES: usize = 8;
+
+/// The name in `dir` of the file `at` (dev, inode), if it has one there (temporaries excluded).
+fn name_of(dir: &Path, at: (u64, u64)) -> io::Result<Option<PathBuf>> {
+    use std::os::unix::fs::DirEntryExt;
+    for e in fs::read_dir(dir)? {
+        let e = e?;
+        if e.ino() != at.1 || e.file_name().to_string_lossy().starts_with(TMP_PREFIX) {
+            continue;
+        }
+        let p = e.path();
+        match fs::symlink_metadata(&p) {
+            Ok(m) if (m.dev(), m.ino()) == at && m.file_type().is_file() => return Ok(Some(p)),
+            _ => {}
+        }
+    }
+    Ok(None)
+}
+
 /// Rewrite a compressed log masked: decompress, mask, recompress to a temporary name that does not
 /// look like a log (same directory, same owner and mode, Docker's gzip header kept), fsync, and
-/// rename over `path` if `path` is still the inode `expect`. Returns the new file's (dev, inode,
-/// size), or `None` when `path` changed meanwhile.
+/// swap it in for the inode `expect`, under whatever name that inode has in the directory then
+/// (`path`, or the name Docker renamed it to: Docker renames every `.gz` at each rotation, which
+/// under a fast writer comes more often than a rewrite takes).
 ///
 /// With `tail` (a length and [`checkpoint::tail_hash`]), the masked content must have that length
 /// and end with bytes of that hash, or nothing is replaced (`InvalidData`).
@@ -2842,13 +3001,31 @@ pub fn rewrite_gz(
     expect: (u64, u64),
     findings: &[Finding],
     tail: Option<(u64, &str)>,
-) -> io::Result<Option<(u64, u64, u64)>> {
+) -> io::Result<GzRewrite> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let src = crate::fsutil::open_nofollow(path)?;
+    let opened = match crate::fsutil::open_nofollow(path) {
+        Ok(f) => f
+            .metadata()
+            .map(|m| (m.dev(), m.ino()))
+            .ok()
+            .filter(|at| *at == expect)
+            .map(|_| f),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e),
+    };
+    let src = match opened {
+        Some(f) => f,
+        None => match name_of(dir, expect)? {
+            Some(p) => match crate::fsutil::open_nofollow(&p) {
+                Ok(f) if f.metadata().map(|m| (m.dev(), m.ino())).ok() == Some(expect) => f,
+                Ok(_) => return Ok(GzRewrite::Moved),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(GzRewrite::Moved),
+                Err(e) => return Err(e),
+            },
+            None => return Ok(GzRewrite::Gone),
+        },
+    };
     let meta = src.metadata()?;
-    if (meta.dev(), meta.ino()) != expect {
-        return Ok(None);
-    }
     if meta.nlink() > 1 {
         // Another name for the same file may lie outside the container's directory: replacing it
         // here would leave the other name with the secret, and writing it would reach that name.
@@ -2858,12 +3035,14 @@ pub fn rewrite_gz(
             meta.nlink()
         )));
     }
+    // The same open file, to tell a file Docker deleted (no name left) from one it renamed.
+    let probe = src.try_clone()?;
     let mut rnd = [0u8; 6];
     getrandom::fill(&mut rnd).map_err(|e| io::Error::other(e.to_string()))?;
     let tmp = dir.join(format!("{TMP_PREFIX}{}.tmp", hex::encode(rnd)));
     let out = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
     let keep_tmp = std::cell::Cell::new(false);
-    let result = (|| -> io::Result<Option<(u64, u64, u64)>> {
+    let result = (|| -> io::Result<GzRewrite> {
         std::os::unix::fs::fchown(&out, Some(meta.uid()), Some(meta.gid()))?;
         out.set_permissions(fs::Permissions::from_mode(meta.mode() & 0o7777))?;
         let mut decoder = io::BufReader::new(flate2::read::GzDecoder::new(src));
@@ -2889,43 +3068,54 @@ pub fn rewrite_gz(
         w.flush()?;
         drop(w);
         out.sync_all()?;
-        let now = fs::symlink_metadata(path)?;
-        if (now.dev(), now.ino()) != expect {
-            return Ok(None);
-        }
-        // Swapped in atomically, then what came out is checked: Docker may have renamed `path`
-        // (and another file to its name) since the look above, and a plain rename would replace
-        // that other file.
         let cwd = rustix::fs::CWD;
-        match rustix::fs::renameat_with(cwd, &tmp, cwd, path, rustix::fs::RenameFlags::EXCHANGE) {
-            Ok(()) => {
-                let came = fs::symlink_metadata(&tmp)?;
-                if (came.dev(), came.ino()) != expect {
-                    // Put back; the temporary (the rewrite) is removed below. Should that fail,
-                    // the temporary holds Docker's file: it is left for the operator (a warning).
-                    if let Err(e) = rustix::fs::renameat_with(cwd, &tmp, cwd, path, rustix::fs::RenameFlags::EXCHANGE) {
-                        keep_tmp.set(true);
-                        return Err(io::Error::other(format!(
-                            "{}: Docker renamed it during the rewrite, and putting its file back failed ({e}): that file is {}",
-                            path.display(),
-                            tmp.display()
-                        )));
-                    }
-                    return Ok(None);
+        let mut at = path.to_path_buf();
+        for _ in 0..REWRITE_TRIES {
+            let here = fs::symlink_metadata(&at).ok().map(|m| (m.dev(), m.ino()));
+            if here != Some(expect) {
+                match name_of(dir, expect)? {
+                    Some(p) => at = p,
+                    None if probe.metadata()?.nlink() == 0 => return Ok(GzRewrite::Gone),
+                    // Between two names (a rename under way): looked for again.
+                    None => continue,
                 }
-                fs::remove_file(&tmp)?;
             }
-            // A file system without the exchange: a plain rename.
-            Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS | rustix::io::Errno::OPNOTSUPP) => {
-                fs::rename(&tmp, path)?
+            // Swapped in atomically, then what came out is checked: Docker may have renamed `at`
+            // (and another file to its name) since the look above, and a plain rename would
+            // replace that other file.
+            match rustix::fs::renameat_with(cwd, &tmp, cwd, &at, rustix::fs::RenameFlags::EXCHANGE) {
+                Ok(()) => {
+                    let came = fs::symlink_metadata(&tmp)?;
+                    if (came.dev(), came.ino()) != expect {
+                        // Put back, and looked for again. Should that fail, the temporary holds
+                        // Docker's file: it is left for the operator (a warning).
+                        if let Err(e) =
+                            rustix::fs::renameat_with(cwd, &tmp, cwd, &at, rustix::fs::RenameFlags::EXCHANGE)
+                        {
+                            keep_tmp.set(true);
+                            return Err(io::Error::other(format!(
+                                "{}: Docker renamed it during the rewrite, and putting its file back failed ({e}): that file is {}",
+                                at.display(),
+                                tmp.display()
+                            )));
+                        }
+                        continue;
+                    }
+                    fs::remove_file(&tmp)?;
+                }
+                // A file system without the exchange: a plain rename.
+                Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS | rustix::io::Errno::OPNOTSUPP) => {
+                    fs::rename(&tmp, &at)?
+                }
+                Err(e) => return Err(e.into()),
             }
-            Err(e) => return Err(e.into()),
+            File::open(dir)?.sync_all()?;
+            let m = out.metadata()?;
+            return Ok(GzRewrite::Done((m.dev(), m.ino(), m.len()), at));
         }
-        File::open(dir)?.sync_all()?;
-        let m = out.metadata()?;
-        Ok(Some((m.dev(), m.ino(), m.len())))
+        Ok(GzRewrite::Moved)
     })();
-    if !matches!(result, Ok(Some(_))) && !keep_tmp.get() {
+    if !matches!(result, Ok(GzRewrite::Done(..))) && !keep_tmp.get() {
         let _ = fs::remove_file(&tmp);
     }
     result
@@ -3598,9 +3788,12 @@ mod tests {
         assert_eq!(g.written["file0"].masks.as_ref().map(Vec::len), Some(WRITTEN_MAX));
     }
 
-    #[test]
-    fn masks_owed_to_a_gz_keep_what_writing_them_needs_and_none_of_the_reports_text() {
-        let f = Finding {
+    /// A finding as the scanner makes it, masking `ranges`.
+    fn finding_at(ranges: Vec<[u64; 2]>) -> Finding {
+        let len: u64 = ranges.iter().map(|[s, e]| e - s).sum();
+        let mut mask = b"[github-pat:abcdef]".to_vec();
+        mask.resize(len as usize, b'*');
+        Finding {
             schema: 1,
             rule: "github-pat".into(),
             description: "GitHub token".into(),
@@ -3609,17 +3802,22 @@ mod tests {
             file: "/var/lib/docker/containers/x/x-json.log".into(),
             line: 3,
             end_line: 3,
-            start: 100,
-            end: 140,
-            ranges: vec![[100, 120], [130, 150]],
+            start: ranges[0][0],
+            end: ranges[ranges.len() - 1][1],
+            ranges,
             container_id: Some("c".repeat(64)),
             stream: Some("stdout".into()),
             time: Some("2026-12-04T10:00:00.000000001Z".into()),
             fingerprint: "ab".repeat(32),
             preview: "ghp_****".into(),
             partial: false,
-            mask: b"[github-pat:abcdef]*****************".to_vec(),
-        };
+            mask,
+        }
+    }
+
+    #[test]
+    fn masks_owed_to_a_gz_keep_what_writing_them_needs_and_none_of_the_reports_text() {
+        let f = finding_at(vec![[100, 120], [130, 150]]);
         let s = slim_owed(f.clone());
         assert_eq!(
             MaskPlan::from_findings(std::slice::from_ref(&s)),
@@ -3631,6 +3829,85 @@ mod tests {
         );
         assert!(s.file.is_empty() && s.description.is_empty() && s.preview.is_empty() && s.fingerprint.is_empty());
         assert!(s.container_id.is_none() && s.stream.is_none());
+    }
+
+    #[test]
+    fn masks_owed_again_by_a_file_scanned_again_are_kept_once() {
+        let a = finding_at(vec![[10, 50]]);
+        let b = finding_at(vec![[60, 80], [90, 110]]);
+        let mut owed = Vec::new();
+        merge_owed(&mut owed, [a.clone(), b.clone()]);
+        // Docker renamed the `.gz` at every try: each scan finds the same secrets again.
+        for _ in 0..5 {
+            merge_owed(&mut owed, [a.clone(), b.clone()]);
+        }
+        assert_eq!(owed, vec![slim_owed(a), slim_owed(b)]);
+        merge_owed(&mut owed, [finding_at(vec![[200, 240]])]);
+        assert_eq!(owed.len(), 3);
+    }
+
+    #[test]
+    fn masks_owed_to_a_gz_docker_deleted_are_dropped_at_the_checkpoint() {
+        let tmp = tempfile::tempdir().unwrap();
+        container(tmp.path(), 'd', "gone", true, "");
+        let parts = Parts::new();
+        let mut g = parts.guard(tmp.path());
+        let (kept, deleted) = (tmp.path().join("kept.gz"), tmp.path().join("deleted.gz"));
+        for p in [&kept, &deleted] {
+            gzip_like_docker(b"x\n", p);
+            let f = File::open(p).unwrap();
+            g.owe(&p.display().to_string(), vec![finding_at(vec![[0, 1]])], Some(&f));
+        }
+        g.owe("not-open", vec![finding_at(vec![[0, 1]])], None);
+        fs::remove_file(&deleted).unwrap();
+        g.commit(true).unwrap();
+        let owed: Vec<&String> = g.marks.gz_owed.keys().collect();
+        assert_eq!(owed, vec![&kept.display().to_string(), &"not-open".to_string()]);
+        assert_eq!(g.owed_open.len(), 1);
+        let disk = Checkpoints::load(&g.opts.state_dir).unwrap();
+        assert_eq!(disk.gz_owed.len(), 2);
+    }
+
+    #[test]
+    fn a_gz_rewrite_lands_under_the_name_docker_gave_the_file_meanwhile_and_a_deleted_one_is_gone() {
+        let tmp = tempfile::tempdir().unwrap();
+        let text = line(&format!("key {}", token(T1)), 1);
+        let at = String::from_utf8_lossy(&text).find("ghp_").unwrap() as u64;
+        let f = finding_at(vec![[at, at + 40]]);
+        let gz = tmp.path().join("c-json.log.1.gz");
+        gzip_like_docker(&text, &gz);
+        let m = fs::metadata(&gz).unwrap();
+        let expect = (m.dev(), m.ino());
+        // Docker's rotation renamed it after the scan that found the secret.
+        let moved = tmp.path().join("c-json.log.2.gz");
+        fs::rename(&gz, &moved).unwrap();
+        match rewrite_gz(&gz, expect, std::slice::from_ref(&f), None).unwrap() {
+            GzRewrite::Done((dev, ino, size), now) => {
+                assert_eq!(now, moved);
+                let m = fs::metadata(&moved).unwrap();
+                assert_eq!((dev, ino, size), (m.dev(), m.ino(), m.len()));
+                assert_eq!(m.permissions().mode() & 0o777, 0o640, "Docker's mode kept");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(!gz.exists());
+        let now = gunzip(&moved);
+        assert_eq!(now.len(), text.len());
+        assert_clean(&now, &[T1]);
+        let left: Vec<_> = fs::read_dir(tmp.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(left.len(), 1, "no temporary left: {left:?}");
+        // Deleted (rotated beyond max-file) before the rewrite: nothing left to mask.
+        let m = fs::metadata(&moved).unwrap();
+        fs::remove_file(&moved).unwrap();
+        assert_eq!(
+            rewrite_gz(&moved, (m.dev(), m.ino()), &[f], None).unwrap(),
+            GzRewrite::Gone
+        );
+        assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 0);
     }
 
     #[test]
@@ -3734,6 +4011,90 @@ mod tests {
         assert_eq!(g.sync_all(), SyncStats::default());
         g.commit(true).unwrap();
         assert_eq!(records(tmp.path()).len(), recs.len());
+    }
+
+    #[test]
+    fn a_kill_during_a_flood_neither_loses_nor_doubles_the_counts_past_the_budget() {
+        let tmp = tempfile::tempdir().unwrap();
+        let live = container(tmp.path(), 'c', "flood", false, "");
+        let parts = Parts::new();
+        let burst = crate::report::budget::BURST_SECONDS as u64;
+        // (No rotation of the report: it comes only after a checkpoint, which the kills below
+        // undo by putting the files back.)
+        let opts = |o: &mut GuardOptions| {
+            o.findings_per_second = 1;
+            o.findings_max_bytes = 64 << 20;
+        };
+        let mut g = parts.guard_with(tmp.path(), opts);
+        let batch = |from: u64, n: u64| -> Vec<u8> {
+            (from..from + n)
+                .flat_map(|i| {
+                    line(
+                        &format!("request {i} key={}", token(&format!("Kl{i:05}xT7wK9mB2vN5cR8yL4pF6hJ"))),
+                        i,
+                    )
+                })
+                .collect()
+        };
+        append(&live, &batch(0, 600));
+        g.sync_all();
+        g.commit(true).unwrap();
+        // Counted past the budget, and killed before the next checkpoint.
+        append(&live, &batch(600, 400));
+        g.sync_all();
+        drop(g);
+        let mut g = parts.guard_with(tmp.path(), opts);
+        g.sync_all();
+        g.commit(true).unwrap();
+        let count = |r: &serde_json::Value| r["occurrences"]["count"].as_u64().unwrap_or(1);
+        let total = || records(tmp.path()).iter().map(count).sum::<u64>();
+        assert_eq!(total(), 1000, "every occurrence counted once");
+        let recs = records(tmp.path());
+        assert!(recs.iter().filter(|r| r.get("occurrences").is_none()).count() as u64 >= burst);
+        // Killed after the aggregates reached the report, before the journal started afresh and
+        // before the checkpoint: neither is on disk (their files as before the checkpoint).
+        let state = tmp.path().join("state");
+        let keep = |names: &[&str]| -> Vec<(PathBuf, Vec<u8>)> {
+            names
+                .iter()
+                .map(|n| (state.join(n), fs::read(state.join(n)).unwrap()))
+                .collect()
+        };
+        let put_back = |saved: Vec<(PathBuf, Vec<u8>)>| {
+            for (p, bytes) in saved {
+                fs::write(p, bytes).unwrap();
+            }
+        };
+        append(&live, &batch(1000, 300));
+        g.sync_all();
+        let saved = keep(&["checkpoints.json", "aggregates.jsonl"]);
+        g.commit(true).unwrap();
+        drop(g);
+        put_back(saved);
+        let mut g = parts.guard_with(tmp.path(), opts);
+        g.sync_all();
+        g.commit(true).unwrap();
+        assert_eq!(
+            total(),
+            1300,
+            "a journal whose counts are in the report is not counted again"
+        );
+        // Killed after the checkpoint, before the journal started afresh.
+        append(&live, &batch(1300, 200));
+        g.sync_all();
+        let saved = keep(&["aggregates.jsonl"]);
+        g.commit(true).unwrap();
+        drop(g);
+        put_back(saved);
+        let mut g = parts.guard_with(tmp.path(), opts);
+        g.sync_all();
+        g.commit(true).unwrap();
+        assert_eq!(
+            total(),
+            1500,
+            "a journal the checkpoint says was written is not counted again"
+        );
+        assert_eq!(fsutil_mode(&state.join("aggregates.jsonl")), 0o600);
     }
 
     #[test]

@@ -84,6 +84,8 @@ pub struct Budget {
     known: HashMap<String, HashSet<String>>,
     known_total: usize,
     pending: HashMap<(String, String), Pending>,
+    /// What `pending` gained since [`Budget::take_delta`] (for the aggregates journal).
+    delta: HashMap<(String, String), FindingRecord>,
     per_secret: usize,
     seq: u64,
 }
@@ -97,6 +99,7 @@ impl Budget {
             known: HashMap::new(),
             known_total: 0,
             pending: HashMap::new(),
+            delta: HashMap::new(),
             per_secret: 0,
             seq: 0,
         }
@@ -128,36 +131,68 @@ impl Budget {
             )
         };
         let occ = Occurrences::of(f);
-        match self.pending.get_mut(&key) {
-            Some(p) => p
-                .record
-                .occurrences
-                .get_or_insert_with(Occurrences::default)
-                .merge(&occ),
+        match self.delta.get_mut(&key) {
+            Some(r) => r.occurrences.get_or_insert_with(Occurrences::default).merge(&occ),
             None => {
                 let mut finding = f.clone();
                 if admit == Admit::PerRule {
                     mark_over_cap(&mut finding);
-                } else {
-                    self.per_secret += 1;
                 }
                 finding.mask.clear();
-                self.seq += 1;
-                self.pending.insert(
-                    key,
-                    Pending {
-                        record: FindingRecord {
-                            finding,
-                            container: Some(name.to_string()),
-                            image: Some(image.to_string()),
-                            occurrences: Some(occ),
-                        },
-                        seq: self.seq,
-                    },
-                );
+                let record = FindingRecord {
+                    finding,
+                    container: Some(name.to_string()),
+                    image: Some(image.to_string()),
+                    occurrences: Some(occ.clone()),
+                    batch: None,
+                };
+                self.delta.insert(key.clone(), record);
             }
         }
+        let fresh = (!self.pending.contains_key(&key)).then(|| self.delta[&key].clone());
+        self.add_pending(key, admit == Admit::PerSecret, &occ, fresh);
         admit
+    }
+
+    /// Add `occ` to the aggregate `key`, started from `record()` when new.
+    fn add_pending(
+        &mut self,
+        key: (String, String),
+        per_secret: bool,
+        occ: &Occurrences,
+        record: Option<FindingRecord>,
+    ) {
+        match self.pending.get_mut(&key) {
+            Some(p) => p.record.occurrences.get_or_insert_with(Occurrences::default).merge(occ),
+            None => {
+                let Some(mut record) = record else { return };
+                if per_secret {
+                    self.per_secret += 1;
+                }
+                record.occurrences = Some(occ.clone());
+                self.seq += 1;
+                self.pending.insert(key, Pending { record, seq: self.seq });
+            }
+        }
+    }
+
+    /// The aggregates taken since the last call, as deltas (each with the occurrences added to it
+    /// since): what the guard appends to the aggregates journal before writing the masks.
+    pub fn take_delta(&mut self) -> Vec<FindingRecord> {
+        self.delta.drain().map(|(_, r)| r).collect()
+    }
+
+    /// Take back aggregates not written (an earlier run's, read from the aggregates journal, or
+    /// ones the report could not take): written at the next checkpoint with the rest.
+    pub fn restore(&mut self, records: Vec<FindingRecord>) {
+        for mut r in records {
+            let Some(occ) = r.occurrences.take() else { continue };
+            r.batch = None;
+            let container = r.finding.container_id.clone().unwrap_or_default();
+            let key = (container, r.finding.fingerprint.clone());
+            let per_secret = !is_over_cap(&key.1);
+            self.add_pending(key, per_secret, &occ, Some(r));
+        }
     }
 
     fn remember(&mut self, container_id: &str, fingerprint: &str) {

@@ -12,6 +12,7 @@ pub mod audit;
 pub mod budget;
 pub mod fleet;
 pub mod html;
+pub mod journal;
 pub mod metrics;
 pub mod review;
 pub mod sink;

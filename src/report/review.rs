@@ -30,6 +30,11 @@ pub struct FindingRecord {
     /// occurrence, at the finding's `time`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub occurrences: Option<Occurrences>,
+    /// On an aggregate the guard wrote at a checkpoint: the generation of the aggregates journal
+    /// it empties (see [`super::journal`]); after a crash it tells whether the journal's counts
+    /// reached the report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<String>,
 }
 
 /// How many times a secret was seen in one file of one container, and when: what a summary record

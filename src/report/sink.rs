@@ -99,6 +99,15 @@ pub struct FindingLog {
     rotate_at: Option<u64>,
     /// Records past the checkpoint at open beyond [`PENDING_MAX`] (not returned).
     pending_beyond: u64,
+    /// The aggregates journal's generations (`batch`) of the records past the checkpoint at open.
+    batches: HashSet<String>,
+}
+
+/// The one field of a record read back for the aggregates journal.
+#[derive(serde::Deserialize)]
+struct BatchOf {
+    #[serde(default)]
+    batch: Option<String>,
 }
 
 /// Keys of records past the checkpoint read back at open, at most: memory at start-up is bounded
@@ -148,11 +157,16 @@ impl FindingLog {
         }
         let mut pending = HashSet::new();
         let mut pending_beyond = 0;
+        let mut batches = HashSet::new();
         if committed_len < len {
             file.seek(SeekFrom::Start(committed_len))?;
             let reader = BufReader::new((&mut file).take(len - committed_len));
             for line in reader.split(b'\n') {
-                if let Ok(f) = serde_json::from_slice::<Finding>(&line?) {
+                let line = line?;
+                if let Ok(BatchOf { batch: Some(b) }) = serde_json::from_slice::<BatchOf>(&line) {
+                    batches.insert(b);
+                }
+                if let Ok(f) = serde_json::from_slice::<Finding>(&line) {
                     if pending.len() < PENDING_MAX {
                         pending.insert(occurrence_key(&f));
                     } else {
@@ -170,6 +184,7 @@ impl FindingLog {
             folds: FoldStats::default(),
             rotate_at: None,
             pending_beyond,
+            batches,
         };
         log.fold_if_due()?;
         Ok((log, pending))
@@ -179,6 +194,12 @@ impl FindingLog {
     /// rescan of their log bytes may record them again.
     pub fn pending_beyond(&self) -> u64 {
         self.pending_beyond
+    }
+
+    /// The aggregates journal's generations found on the records past the checkpoint at open:
+    /// those generations reached the report.
+    pub fn batches_read_back(&self) -> &HashSet<String> {
+        &self.batches
     }
 
     /// Current length of `findings.jsonl` (what a checkpoint records).
@@ -337,7 +358,9 @@ impl FindingLog {
         // How many of the oldest rotated files to fold.
         let mut n = l.rotated.len().saturating_sub(self.keep);
         let mut bytes = l.bytes - l.rotated[..n].iter().map(|(_, b)| b).sum::<u64>();
-        while bytes > self.cap_bytes && n < l.rotated.len() {
+        // Room is left for the current file to grow to its rotation size.
+        let room = self.cap_bytes.saturating_sub(self.rotate_bytes());
+        while bytes > room && n < l.rotated.len() {
             bytes -= l.rotated[n].1;
             n += 1;
         }
@@ -382,6 +405,7 @@ impl FindingLog {
                             key,
                             FindingRecord {
                                 occurrences: Some(occ),
+                                batch: None,
                                 ..r
                             },
                         );
