@@ -64,6 +64,35 @@ pub struct GzMark {
     pub seen: u64,
 }
 
+/// An occurrence recovered after a crash (`Checkpoints::recovered`), kept as its digest: written as
+/// 32 hex digits (after a crash under a flood, 10 000 keys written out in full made each checkpoint
+/// 1.9 MB for an hour); the full keys of checkpoints written before are read as well.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RecoveredKey(pub crate::report::sink::OccurrenceId);
+
+impl Serialize for RecoveredKey {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{:032x}", self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for RecoveredKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Either {
+            Digest(String),
+            Key(crate::report::sink::OccurrenceKey),
+        }
+        match Either::deserialize(d)? {
+            Either::Digest(h) => u128::from_str_radix(&h, 16)
+                .map(RecoveredKey)
+                .map_err(|_| serde::de::Error::custom("a recovered key is not 32 hex digits")),
+            Either::Key(k) => Ok(RecoveredKey(crate::report::sink::occurrence_id(&k))),
+        }
+    }
+}
+
 /// Everything the guard persists between runs.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Checkpoints {
@@ -89,7 +118,7 @@ pub struct Checkpoints {
     /// holding them were checkpointed before them): never recorded again, for an hour after
     /// `recovered_at` (a file may be scanned again only after later checkpoints, e.g. as a `.gz`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub recovered: Vec<crate::report::sink::OccurrenceKey>,
+    pub recovered: Vec<RecoveredKey>,
     /// Unix time of the last crash recovery that added to `recovered`.
     #[serde(default)]
     pub recovered_at: u64,
@@ -401,6 +430,30 @@ pub fn first_line<R: Read>(mut r: R, max: usize) -> io::Result<Option<Vec<u8>>> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recovered_keys_are_written_as_digests_and_full_keys_of_older_checkpoints_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let key: crate::report::sink::OccurrenceKey = (
+            Some("c".repeat(64)),
+            Some("2026-12-04T10:00:00.000000001Z".into()),
+            1234,
+            "github-pat".into(),
+            "ab".repeat(32),
+        );
+        let id = crate::report::sink::occurrence_id(&key);
+        // As a checkpoint of an earlier version wrote it.
+        let old = serde_json::json!({"version": CHECKPOINT_VERSION, "report_len": 0, "files": {}, "gz": {},
+            "recovered": [key], "recovered_at": 5});
+        std::fs::write(Checkpoints::path(dir.path()), old.to_string()).unwrap();
+        let cp = Checkpoints::load(dir.path()).unwrap();
+        assert_eq!(cp.recovered, vec![RecoveredKey(id)]);
+        cp.save(dir.path()).unwrap();
+        let text = std::fs::read_to_string(Checkpoints::path(dir.path())).unwrap();
+        assert!(text.contains(&format!("\"recovered\":[\"{id:032x}\"]")), "{text}");
+        assert!(!text.contains("github-pat"));
+        assert_eq!(Checkpoints::load(dir.path()).unwrap().recovered, vec![RecoveredKey(id)]);
+    }
 
     #[test]
     fn round_trips_and_refuses_damage() {

@@ -580,13 +580,15 @@ impl<'a> Guard<'a> {
             if marks.recovered_at + 3600 < unix_now() {
                 marks.recovered.clear();
             }
-            marks.recovered.extend(uncommitted.iter().cloned());
+            marks
+                .recovered
+                .extend(uncommitted.iter().map(|k| checkpoint::RecoveredKey(occurrence_id(k))));
             // Bounded across crashes too (the newest kept).
             let over = marks.recovered.len().saturating_sub(RECOVERED_MAX);
             marks.recovered.drain(..over);
             marks.recovered_at = unix_now();
         }
-        let recovered: HashSet<OccurrenceId> = marks.recovered.iter().map(occurrence_id).collect();
+        let recovered: HashSet<OccurrenceId> = marks.recovered.iter().map(|k| k.0).collect();
         let uncommitted: HashSet<OccurrenceId> = uncommitted.iter().map(occurrence_id).collect();
         // Masks a crash interrupted: owed to each file's `.gz` (checked again), and written in
         // place into a plain file when it is next opened.
