@@ -3805,6 +3805,42 @@ mod tests {
     }
 
     #[test]
+    fn a_guard_down_for_hours_rescans_nothing_it_had_checkpointed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let live = container(tmp.path(), 'a', "gw", true, "");
+        let parts = Parts::new();
+        let mut g = parts.guard(tmp.path());
+        append(
+            &live,
+            &[line("first file", 0), line(&format!("one {}", token(T1)), 1)].concat(),
+        );
+        g.sync_all();
+        let content = fs::read(&live).unwrap();
+        rotate_compressed(&live, &content, false);
+        append(&live, &line(&format!("two {}", token(T2)), 2));
+        assert_eq!(g.sync_all().recorded, 1);
+        g.commit(true).unwrap();
+        drop(g);
+        assert_eq!(records(tmp.path()).len(), 2);
+        // The host was off for two hours: every mark was last seen then.
+        let state = tmp.path().join("state");
+        let mut cp = Checkpoints::load(&state).unwrap();
+        let then = unix_now() - 7200;
+        for m in cp.files.values_mut() {
+            m.seen = then;
+        }
+        for m in cp.gz.values_mut() {
+            m.seen = then;
+        }
+        cp.save(&state).unwrap();
+        let mut g = parts.guard(tmp.path());
+        g.discover().unwrap();
+        assert_eq!(g.sync_all().recorded, 0, "nothing recorded again");
+        g.commit(true).unwrap();
+        assert_eq!(records(tmp.path()).len(), 2);
+    }
+
+    #[test]
     fn the_mask_delay_is_measured_from_dockers_timestamp_of_the_entry() {
         let tmp = tempfile::tempdir().unwrap();
         let live = container(tmp.path(), 'd', "gw", false, "");
