@@ -525,8 +525,6 @@ struct Listing {
     /// Log-named entries that are not regular files (symbolic links, directories, devices): never
     /// read or written.
     refused: Vec<PathBuf>,
-    /// The inodes of the log-named regular files.
-    inodes: HashSet<u64>,
 }
 
 fn list_files(c: &ContainerLog) -> io::Result<Listing> {
@@ -549,7 +547,6 @@ fn list_files(c: &ContainerLog) -> io::Result<Listing> {
             out.refused.push(entry.path());
             continue;
         }
-        out.inodes.insert(std::os::unix::fs::DirEntryExt::ino(&entry));
         if name == base {
             out.live = Some(entry.path());
         } else if let Some(rest) = name.strip_prefix(&base).and_then(|r| r.strip_prefix('.')) {
@@ -1153,6 +1150,7 @@ impl<'a> Guard<'a> {
             });
         }
         let masks = self.masks(&c);
+        let errors_before = self.errors_seen;
         // A container whose rotated files are compressed: Docker may be reading a plain rotated file.
         let compressing = c.compress || !listing.gz.is_empty();
         // Oldest first: name.N… (plain or compressed), then the live file. A log entry split into
@@ -1202,30 +1200,31 @@ impl<'a> Guard<'a> {
                 .collect();
             stats += self.recheck_gz_files(&c, &again, masks);
         }
-        self.forget_deleted(&c.id, &listing.inodes);
+        // Every file there was visited (its mark seen at most a minute ago): marks not seen for
+        // long are of files Docker deleted.
+        if self.errors_seen == errors_before {
+            self.forget_deleted(&c.id);
+        }
         stats
     }
 
-    /// Forget the marks of container `id`'s files that Docker deleted (rotated beyond `max-file`):
-    /// not in its directory any more (by inode), not seen for [`GONE_AFTER`], and neither a `.gz`
-    /// copy, an entry held open nor masks owed that still need them. Otherwise they were kept for
-    /// an hour: on a busy host (20 containers at 2 000 lines/s, `max-file` 3) `checkpoints.json`
-    /// grew by about 85 KB a minute, rewritten at every checkpoint.
-    fn forget_deleted(&mut self, id: &str, inodes: &HashSet<u64>) {
+    /// Forget the marks of container `id`'s files that Docker deleted (rotated beyond `max-file`),
+    /// right after a sync that visited every file of it without an error (a file there has its
+    /// mark seen at most a minute before): marks not seen for [`GONE_AFTER`] and needed by no
+    /// `.gz` copy, entry held open or mask owed. (Not by inode: the file system gives a deleted
+    /// file's inode to the next new file at once, and Docker makes one at each rotation.) They were
+    /// kept for an hour: on a busy host (20 containers at 2 000 lines/s, `max-file` 3)
+    /// `checkpoints.json` grew by about 85 KB a minute, rewritten at every checkpoint.
+    fn forget_deleted(&mut self, id: &str) {
         let cutoff = unix_now().saturating_sub(GONE_AFTER.as_secs());
         let gz_before = self.marks.gz.len();
-        self.marks.gz.retain(|key, m| {
-            let ino = key.rsplit(':').next().and_then(|i| i.parse::<u64>().ok());
-            m.container != id || m.seen >= cutoff || ino.is_none_or(|i| inodes.contains(&i))
-        });
+        self.marks.gz.retain(|_, m| m.container != id || m.seen >= cutoff);
         let gz_idents: HashSet<&str> = self.marks.gz.values().map(|m| m.ident.as_str()).collect();
         let files_before = self.marks.files.len();
         let (held, owed) = (&self.held, &self.marks.gz_owed);
         self.marks.files.retain(|ident, m| {
             m.container != id
-                || m.inode == 0
                 || m.seen >= cutoff
-                || inodes.contains(&m.inode)
                 || gz_idents.contains(ident.as_str())
                 || held.contains_key(ident)
                 || owed.contains_key(ident)
