@@ -3063,7 +3063,10 @@ pub fn rewrite_gz(
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(GzRewrite::Moved),
                 Err(e) => return Err(e),
             },
-            None => return Ok(GzRewrite::Gone),
+            // No name found: deleted, or between two names while Docker renames it (a directory
+            // read may miss an entry renamed meanwhile). Without the file open, only its caller
+            // (which holds it) can tell: see `Guard::drop_owed_of_deleted`.
+            None => return Ok(GzRewrite::Moved),
         },
     };
     let meta = src.metadata()?;
@@ -3996,7 +3999,8 @@ mod tests {
     }
 
     #[test]
-    fn a_gz_rewrite_lands_under_the_name_docker_gave_the_file_meanwhile_and_a_deleted_one_is_gone() {
+    fn a_gz_rewrite_lands_under_the_name_docker_gave_the_file_meanwhile_and_a_missing_name_is_not_taken_for_a_deletion()
+    {
         let tmp = tempfile::tempdir().unwrap();
         let text = line(&format!("key {}", token(T1)), 1);
         let at = String::from_utf8_lossy(&text).find("ghp_").unwrap() as u64;
@@ -4027,12 +4031,13 @@ mod tests {
             .map(|e| e.file_name())
             .collect();
         assert_eq!(left.len(), 1, "no temporary left: {left:?}");
-        // Deleted (rotated beyond max-file) before the rewrite: nothing left to mask.
+        // Deleted (rotated beyond max-file) before the rewrite began: no name is found, which a
+        // rename under way looks like too, so it is left to the caller (which holds it open).
         let m = fs::metadata(&moved).unwrap();
         fs::remove_file(&moved).unwrap();
         assert_eq!(
             rewrite_gz(&moved, (m.dev(), m.ino()), &[f], None).unwrap(),
-            GzRewrite::Gone
+            GzRewrite::Moved
         );
         assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 0);
     }
