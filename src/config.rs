@@ -102,7 +102,7 @@ pub struct GuardConfig {
     pub enabled: bool,
     /// `mask`: mask each secret in Docker's own files (same length, valid JSON) and report it;
     /// `report-only`: report, never write to Docker's files.
-    pub mode: String,
+    pub mode: GuardMode,
     /// Only these containers are followed; empty (the default) = every container. Each entry is a
     /// name (`openclaw-gateway`), a name prefix ending in `*` (`openclaw-*`), an id of at least 12
     /// characters, or a label `key=value` (`com.docker.compose.project=openclaw`).
@@ -137,7 +137,7 @@ impl Default for GuardConfig {
     fn default() -> Self {
         Self {
             enabled: true,
-            mode: "mask".into(),
+            mode: GuardMode::Mask,
             containers: Vec::new(),
             report_only: Vec::new(),
             name: String::new(),
@@ -153,14 +153,66 @@ impl Default for GuardConfig {
 
 impl GuardConfig {
     /// True for `mask`, false for `report-only`.
-    pub fn masks(&self) -> Result<bool, ConfigError> {
-        match self.mode.as_str() {
-            "mask" => Ok(true),
-            "report-only" => Ok(false),
-            other => Err(ConfigError::Invalid(format!(
-                "guard.mode is {other:?}; use \"mask\" or \"report-only\""
-            ))),
+    pub fn masks(&self) -> bool {
+        self.mode == GuardMode::Mask
+    }
+}
+
+/// `guard.mode`: whether the guard writes masks into Docker's files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum GuardMode {
+    /// Mask each secret in place and report it (`mask`).
+    Mask,
+    /// Report only; never write to Docker's files (`report-only`).
+    ReportOnly,
+}
+
+impl TryFrom<String> for GuardMode {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        match s.as_str() {
+            "mask" => Ok(Self::Mask),
+            "report-only" => Ok(Self::ReportOnly),
+            other => Err(format!("guard.mode is {other:?}; use \"mask\" or \"report-only\"")),
         }
+    }
+}
+
+impl From<GuardMode> for String {
+    fn from(m: GuardMode) -> String {
+        match m {
+            GuardMode::Mask => "mask".into(),
+            GuardMode::ReportOnly => "report-only".into(),
+        }
+    }
+}
+
+/// `audit.data_owner`: a numeric owner, written `uid:gid`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Owner {
+    /// User id.
+    pub uid: u32,
+    /// Group id.
+    pub gid: u32,
+}
+
+impl TryFrom<String> for Owner {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let bad = || format!("audit.data_owner = {s:?}: expected \"uid:gid\" (numbers)");
+        let (u, g) = s.split_once(':').ok_or_else(bad)?;
+        Ok(Self {
+            uid: u.trim().parse().map_err(|_| bad())?,
+            gid: g.trim().parse().map_err(|_| bad())?,
+        })
+    }
+}
+
+impl From<Owner> for String {
+    fn from(o: Owner) -> String {
+        format!("{}:{}", o.uid, o.gid)
     }
 }
 
@@ -247,7 +299,7 @@ pub struct AuditConfig {
     /// The data volume as mounted into sidecar (owner and credential-file checks); empty: skip them.
     pub data_dir: PathBuf,
     /// Expected owner of the data volume's files, `uid:gid` (OpenClaw's `node` user).
-    pub data_owner: String,
+    pub data_owner: Owner,
     /// dockerd's configuration file (mount it read-only into sidecar for the daemon checks).
     pub daemon_json: PathBuf,
     /// Lowest severity of a failure that makes `sidecar audit` exit 1: `low`, `medium` or `high`.
@@ -261,7 +313,7 @@ impl Default for AuditConfig {
     fn default() -> Self {
         Self {
             data_dir: PathBuf::from("/data"),
-            data_owner: "1000:1000".into(),
+            data_owner: Owner { uid: 1000, gid: 1000 },
             daemon_json: PathBuf::from("/etc/docker/daemon.json"),
             fail_on: "low".into(),
             accept: Default::default(),
@@ -271,18 +323,8 @@ impl Default for AuditConfig {
 
 impl AuditConfig {
     /// `data_owner` as numbers.
-    pub fn owner(&self) -> Result<(u32, u32), ConfigError> {
-        let bad = || {
-            ConfigError::Invalid(format!(
-                "audit.data_owner = {:?}: expected \"uid:gid\" (numbers)",
-                self.data_owner
-            ))
-        };
-        let (u, g) = self.data_owner.split_once(':').ok_or_else(bad)?;
-        Ok((
-            u.trim().parse().map_err(|_| bad())?,
-            g.trim().parse().map_err(|_| bad())?,
-        ))
+    pub fn owner(&self) -> (u32, u32) {
+        (self.data_owner.uid, self.data_owner.gid)
     }
 
     /// `fail_on` as a severity.
@@ -513,9 +555,7 @@ impl Config {
         if self.state_dir.as_os_str().is_empty() {
             return Err(ConfigError::Invalid("state_dir must not be empty".into()));
         }
-        self.audit.owner()?;
         self.audit.fail_on()?;
-        self.guard.masks()?;
         if self.guard.rescan_seconds == 0 || self.guard.findings_max_mib == 0 {
             return Err(ConfigError::Invalid(
                 "guard.rescan_seconds and guard.findings_max_mib must be at least 1".into(),

@@ -25,6 +25,15 @@ pub struct AtomicFile {
     dest: PathBuf,
 }
 
+/// A random part for a temporary or unique name (12 hex digits from the OS's random source): the
+/// one way sidecar makes such names, so two writers (or a writer and a killed one's leftover) never
+/// pick the same one.
+pub fn random_suffix() -> io::Result<String> {
+    let mut rnd = [0u8; 6];
+    getrandom::fill(&mut rnd).map_err(|e| io::Error::other(e.to_string()))?;
+    Ok(hex::encode(rnd))
+}
+
 impl AtomicFile {
     /// Start writing `dest` (mode 0600). The temporary name starts with `.` and ends in `.sidecar-tmp`.
     pub fn create(dest: &Path) -> io::Result<Self> {
@@ -35,9 +44,7 @@ impl AtomicFile {
         let name = dest
             .file_name()
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
-        let mut rnd = [0u8; 6];
-        getrandom::fill(&mut rnd).map_err(|e| io::Error::other(e.to_string()))?;
-        let tmp = dir.join(format!(".{}.{}.sidecar-tmp", name.to_string_lossy(), hex::encode(rnd)));
+        let tmp = dir.join(format!(".{}.{}.sidecar-tmp", name.to_string_lossy(), random_suffix()?));
         let file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
         Ok(Self {
             file: Some(io::BufWriter::with_capacity(256 << 10, file)),

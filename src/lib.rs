@@ -25,6 +25,7 @@ macro_rules! say {
     }};
 }
 
+pub mod app;
 pub mod backup;
 pub mod cli;
 pub mod config;
@@ -32,8 +33,12 @@ pub mod diag;
 pub mod docker;
 pub mod escape;
 pub mod fsutil;
+#[cfg(test)]
+mod layering;
 pub mod logs;
 pub mod policy;
 pub mod redact;
 pub mod report;
+pub mod runtime;
+pub mod shutdown;
 pub mod state;

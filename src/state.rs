@@ -1,4 +1,10 @@
-//! sidecar's state directory: the per-install fingerprint key (and, later, checkpoints and findings).
+//! sidecar's state directory: every path under it, in one place ([`StateDir`]), and the
+//! per-install fingerprint key.
+//!
+//! Everything sidecar keeps between runs lives under one directory (`state_dir`, 0700): the key
+//! fingerprints are made with, the guard's checkpoints and write-ahead files, the findings report,
+//! the audit stream, triage, alert and shipping bookkeeping, the backup pause journal and the
+//! archives of rotated logs. Modules ask [`StateDir`] for a path instead of joining names by hand.
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
@@ -7,6 +13,89 @@ use crate::redact::FingerprintKey;
 
 /// File name of the fingerprint key inside the state directory.
 pub const KEY_FILE: &str = "fingerprint.key";
+
+/// The state directory: the one place that knows the name of everything under it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateDir {
+    root: PathBuf,
+}
+
+impl StateDir {
+    /// The state directory at `root` (nothing is created).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// The directory itself.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The install's fingerprint key (32 random bytes, 0600).
+    pub fn key(&self) -> PathBuf {
+        self.root.join(KEY_FILE)
+    }
+
+    /// The findings report: `findings.jsonl` and its rotated, compressed files.
+    pub fn findings(&self) -> PathBuf {
+        self.root.join("findings")
+    }
+
+    /// The guard's checkpoints (`checkpoints.json`).
+    pub fn checkpoints(&self) -> PathBuf {
+        self.root.join("checkpoints.json")
+    }
+
+    /// Masks of one batch saved before they are written (`pending-masks.json`, older releases).
+    pub fn pending_masks(&self) -> PathBuf {
+        self.root.join("pending-masks.json")
+    }
+
+    /// Masks written ahead of their writes (`pending-spans.jsonl`).
+    pub fn pending_spans(&self) -> PathBuf {
+        self.root.join("pending-spans.jsonl")
+    }
+
+    /// Counts past the recording budget, appended per batch (`aggregates.jsonl`).
+    pub fn aggregates_journal(&self) -> PathBuf {
+        self.root.join("aggregates.jsonl")
+    }
+
+    /// The guard's heartbeat, read by `sidecar health` (`health.json`).
+    pub fn heartbeat(&self) -> PathBuf {
+        self.root.join("health.json")
+    }
+
+    /// The audit results, appended by `sidecar run` (`audit/audit.jsonl`).
+    pub fn audit_stream(&self) -> PathBuf {
+        self.root.join("audit").join("audit.jsonl")
+    }
+
+    /// Acknowledgements of secrets (`triage.json`).
+    pub fn triage(&self) -> PathBuf {
+        self.root.join("triage.json")
+    }
+
+    /// Secrets already alerted (`alerted.json`).
+    pub fn alerted(&self) -> PathBuf {
+        self.root.join("alerted.json")
+    }
+
+    /// How far findings were shipped to the fleet destination (`shipped.json`).
+    pub fn shipped(&self) -> PathBuf {
+        self.root.join("shipped.json")
+    }
+
+    /// Containers paused by a backup, to unpause after a crash (`backup-paused.json`).
+    pub fn backup_paused(&self) -> PathBuf {
+        self.root.join("backup-paused.json")
+    }
+
+    /// Archives of live logs that had no max-size (`log-archive/<container id>/`).
+    pub fn log_archive(&self) -> PathBuf {
+        self.root.join("log-archive")
+    }
+}
 
 /// Errors with the state directory. They name the path and what to do.
 #[derive(Debug, thiserror::Error)]

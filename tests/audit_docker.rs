@@ -3,12 +3,11 @@
 //! docker.sock mounted, no limits, a secret in its environment, a port on all interfaces, /etc
 //! written after start) fails exactly the checks it breaks, with an accepted risk shown as
 //! accepted; the secret never appears in the output.
-mod common;
 
 use std::collections::BTreeSet;
 use std::process::Command;
 
-use common::{docker_ok, ensure_image, github_token, run, sidecar, IMAGE};
+use crate::common::{docker_ok, ensure_image, github_token, run, sidecar, IMAGE};
 
 /// Containers, networks and named volumes, removed on drop (`rm -v` removes anonymous volumes only).
 struct Cleanup(Vec<String>, Vec<String>, Vec<String>);

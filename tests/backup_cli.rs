@@ -1,14 +1,13 @@
 //! `sidecar backup`, `verify`, `backups list` and `restore` as an operator runs them, the standard
 //! `age -d | zstd -d | tar -x` path, and hostile archives crafted by hand.
 #![allow(clippy::disallowed_macros)] // test output; a dead stderr is not tested here
-mod common;
 
 use std::fs;
 use std::io::Write;
 use std::path::Path;
 use std::process::Command;
 
-use common::{keys, run, sidecar, tree_bytes};
+use crate::common::{keys, run, sidecar, tree_bytes};
 
 fn data(root: &Path) {
     fs::create_dir_all(root.join("workspace/notes")).unwrap();

@@ -1,15 +1,15 @@
 //! Backups and restores against a full and a read-only file system (small tmpfs mounts, as root).
 //! Outside CI, a machine where mounting is not allowed skips these; in CI they must run.
 #![allow(clippy::disallowed_macros)] // test output; a dead stderr is not tested here
-mod common;
+use crate::common;
 
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::common::{run, sidecar};
 use age::secrecy::ExposeSecret;
-use common::{run, sidecar};
 
 struct Mount(PathBuf);
 

@@ -2,14 +2,13 @@
 //! asked, `verify` refuses exactly what `restore` refuses (generated hostile archives fed to both),
 //! and the staging directories of an interrupted restore are never silently ignored.
 #![allow(clippy::disallowed_macros)] // test output; a dead stderr is not tested here
-mod common;
 
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use common::{keys, run, sidecar};
+use crate::common::{keys, run, sidecar};
 use proptest::prelude::*;
 use sidecar::backup::{self, restore};
 

@@ -3,15 +3,14 @@
 //! stopped by SIGTERM, when the maximum pause time runs out, and (at the next backup) after sidecar
 //! was killed with SIGKILL.
 #![allow(clippy::disallowed_macros)] // test output; a dead stderr is not tested here
-mod common;
 
 use std::fs;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::common::{docker_ok, ensure_image, sidecar, IMAGE};
 use age::secrecy::ExposeSecret;
-use common::{docker_ok, ensure_image, sidecar, IMAGE};
 
 /// A running container with a label, removed on drop.
 struct Container {

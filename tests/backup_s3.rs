@@ -3,7 +3,7 @@
 //! which must leave no object that looks like a backup and harm no earlier backup. Also the fleet
 //! report: two hosts ship their findings, one report reads them all.
 #![allow(clippy::disallowed_macros)] // test output; a dead stderr is not tested here
-mod common;
+use crate::common;
 
 use std::fs;
 use std::io::{Read, Write};
@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{assert_no_secret, findings_state, github_token, keys, run, sidecar, tree_bytes};
+use crate::common::{assert_no_secret, findings_state, github_token, keys, run, sidecar, tree_bytes};
 
 /// A moto S3 server on a free loopback port, killed on drop.
 struct Moto {

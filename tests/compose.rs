@@ -1,12 +1,11 @@
 //! The compose files validate with the Compose this machine has, and `compose/sidecar.toml` lists
 //! every configuration key with its default (except the documented container-specific values).
-mod common;
 
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 
-use common::{compose, run, sidecar};
+use crate::common::{compose, run, sidecar};
 
 #[test]
 fn the_compose_files_validate() {

@@ -1,13 +1,12 @@
 //! The benchmark's generator, small: every planted secret found and fully masked, nothing on decoys,
 //! and the masked copy keeps every line valid JSON of the same length. Needs python3.
-mod common;
 
 use std::collections::HashMap;
 use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 fn overlaps(a: &[u64], b: &[u64]) -> bool {
     a[0] < b[1] && b[0] < a[1]

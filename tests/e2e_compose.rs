@@ -6,14 +6,13 @@
 //! restored with `docker-compose run --rm restore …`; the trees (content, owner, mode) match; the
 //! stack comes back on the restored volume; `sidecar audit` passes the hardened services; and
 //! `docker-compose down -v` leaves no container, volume or network behind.
-mod common;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use common::{assert_no_secret, compose, docker_ok, free_port, github_token, keys, wait_for, Rng};
+use crate::common::{assert_no_secret, compose, docker_ok, free_port, github_token, keys, wait_for, Rng};
 
 const STANDIN_OPENCLAW: &str = "sidecar-e2e-openclaw:1";
 const STANDIN_CADDY: &str = "sidecar-e2e-caddy:1";

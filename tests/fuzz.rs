@@ -3,7 +3,7 @@
 //! and on mutations of real files. Archives are fuzzed in `backup_hostile.rs`.
 //!
 //! `.ci/run` runs these with `FUZZ_CASES` cases each (default 256 here); a longer run:
-//! `FUZZ_CASES=20000 cargo test --release --test fuzz`.
+//! `FUZZ_CASES=20000 cargo test --release --test tests fuzz::`.
 use proptest::prelude::*;
 use sidecar::config::Config;
 use sidecar::logs::jsonfile::{encode_line, is_safe_mask_byte, parse_line, JsonFileLine};

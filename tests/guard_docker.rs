@@ -6,7 +6,6 @@
 //! the findings `sidecar scan` finds in the same lines rendered as Docker renders them. A second
 //! test kills the guard with SIGKILL at random moments while the container writes.
 #![allow(clippy::disallowed_macros)] // test output; a dead stderr is not tested here
-mod common;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -15,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 /// One guard at a time writes to Docker's files in this test binary.
 static SERIAL: Mutex<()> = Mutex::new(());

@@ -1,7 +1,6 @@
 //! Faults around the live log guard never stop masking: a dead stderr (`/dev/full`), a container
 //! whose work panics (injected in debug builds by `FAULT_SIDECAR_PANIC_CONTAINER`). `sidecar run`
 //! follows a Docker root made of plain files here, so these tests need no Docker daemon.
-mod common;
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
@@ -9,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{docker_line, free_port, github_token, sidecar, wait_for, Rng};
+use crate::common::{docker_line, free_port, github_token, sidecar, wait_for, Rng};
 
 /// A container directory as Docker writes it; returns the live log's path.
 fn container(root: &Path, id_char: char, name: &str) -> PathBuf {

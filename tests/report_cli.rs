@@ -1,11 +1,10 @@
 //! `sidecar report` on findings written by the real scanner: grouping by secret, the formats,
 //! triage (`ack`, `unack`, seen again after an ack), gzip-rotated finding files, and never a secret.
 #![allow(clippy::disallowed_macros)] // test output; a dead stderr is not tested here
-mod common;
 
 use std::fs;
 
-use common::{assert_no_secret, docker_line, findings_state, github_token, run, sidecar};
+use crate::common::{assert_no_secret, docker_line, findings_state, github_token, run, sidecar};
 
 fn stdout(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()

@@ -3,13 +3,12 @@
 //! the guard folds rotated findings files into a summary it streams, never holds (a summary of
 //! many distinct secrets once made the guard run out of memory at every start, and stop masking).
 #![allow(clippy::disallowed_macros)] // test output
-mod common;
 
 use std::io::{BufWriter, Write};
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::sidecar;
+use crate::common::sidecar;
 
 /// Write `records` occurrence records of `distinct` secrets (as the guard writes them) into
 /// `<state>/findings/findings.jsonl`; returns the file's size.

@@ -2,14 +2,13 @@
 //! that starts (results in the audit stream), runs the backup schedule (a scheduled backup that
 //! verifies and restores), and stops cleanly on SIGTERM.
 #![allow(clippy::disallowed_macros)] // test output; a dead stderr is not tested here
-mod common;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{docker_ok, ensure_image, keys, run, sidecar, tree_bytes, wait_for, IMAGE};
+use crate::common::{docker_ok, ensure_image, keys, run, sidecar, tree_bytes, wait_for, IMAGE};
 
 fn stream_records(path: &std::path::Path) -> Vec<serde_json::Value> {
     fs::read_to_string(path)

@@ -1,11 +1,10 @@
 //! Bounded memory on huge lines, and a directory that changes while it is scanned.
-mod common;
 
 use std::fs;
 use std::io::Write;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 const GROQ: &str = "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";
 const OPENAI: &str = "sk-proj-Q3tX9vB2mK7pL4wR8nZ1yH6jF5dS0aG2cV7bN3mQ8xT4eW9uI1oP6lK2jH5gF8dS3aZ7xC4vB";

@@ -1,11 +1,10 @@
 //! `sidecar scan` end to end: the real binary on real files.
-mod common;
 
 use std::fs;
 use std::io::Write;
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 
 const T: &str = "2026-11-26T20:18:57.123456789Z";
 const OPENAI: &str = "sk-proj-Q3tX9vB2mK7pL4wR8nZ1yH6jF5dS0aG2cV7bN3mQ8xT4eW9uI1oP6lK2jH5gF8dS3aZ7xC4vB";

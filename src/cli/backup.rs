@@ -156,7 +156,8 @@ pub enum BackupsCommand {
     },
 }
 
-fn exit_for(e: &BackupError) -> u8 {
+/// Print a backup error with its hint; returns its exit status (1: the backup is invalid).
+pub(super) fn report_error(e: &BackupError) -> u8 {
     crate::say!("error: {e}");
     if let BackupError::Io { source, .. } = e {
         let hint = match source.kind() {
@@ -280,7 +281,7 @@ fn human(bytes: u64) -> String {
 pub(crate) fn backup_options(config: &Config, args: &BackupArgs) -> Result<BackupOptions, u8> {
     let recipients = match recipients(config, &args.recipients, args.recipients_file.as_ref()) {
         Ok(r) => r,
-        Err(e) => return Err(exit_for(&e)),
+        Err(e) => return Err(report_error(&e)),
     };
     let threads = match config.backup.threads {
         0 => std::thread::available_parallelism()
@@ -292,7 +293,7 @@ pub(crate) fn backup_options(config: &Config, args: &BackupArgs) -> Result<Backu
         source: args.source.clone().unwrap_or_else(|| config.backup.source.clone()),
         store: match backup::open_store(&args.to.clone().unwrap_or_else(|| config.backup.dest.clone())) {
             Ok(s) => s,
-            Err(e) => return Err(exit_for(&e)),
+            Err(e) => return Err(report_error(&e)),
         },
         name: config.backup.name.clone(),
         recipients,
@@ -347,7 +348,7 @@ pub fn run_backup(config: &Config, args: BackupArgs) -> u8 {
             println!("{}", r.location);
             EXIT_OK
         }
-        Err(e) => exit_for(&e),
+        Err(e) => report_error(&e),
     }
 }
 
@@ -425,7 +426,7 @@ pub(crate) fn run_schedule(
         }
     };
     if opts.recipients.is_empty() {
-        return exit_for(&BackupError::Recipient(
+        return report_error(&BackupError::Recipient(
             "missing: set backup.recipients (or give -r age1…) before scheduling backups".into(),
         ));
     }
@@ -467,7 +468,7 @@ pub(crate) fn run_schedule(
                     m.backup("failed", None);
                 }
                 failures += 1;
-                exit_for(&e);
+                report_error(&e);
             }
             backup::ScheduledEvent::Skipped => {
                 if let Some(m) = metrics {
@@ -505,7 +506,7 @@ pub fn run_restore(config: &Config, args: RestoreArgs) -> u8 {
     let found = store_or_default(config, args.from).and_then(|store| backup::resolve(&args.backup, store));
     let found = match found {
         Ok(p) => p,
-        Err(e) => return exit_for(&e),
+        Err(e) => return report_error(&e),
     };
     let started = Instant::now();
     let opts = restore::RestoreOptions {
@@ -546,7 +547,7 @@ pub fn run_restore(config: &Config, args: RestoreArgs) -> u8 {
             );
             EXIT_OK
         }
-        Err(e) => exit_for(&e),
+        Err(e) => report_error(&e),
     }
 }
 
@@ -554,7 +555,7 @@ pub fn run_restore(config: &Config, args: RestoreArgs) -> u8 {
 pub fn run_verify(config: &Config, args: VerifyArgs) -> u8 {
     let store = match store_or_default(config, args.from) {
         Ok(s) => s,
-        Err(e) => return exit_for(&e),
+        Err(e) => return report_error(&e),
     };
     let targets = if args.all {
         match backup::list_backups(store.as_ref()) {
@@ -569,17 +570,17 @@ pub fn run_verify(config: &Config, args: VerifyArgs) -> u8 {
                     name,
                 })
                 .collect(),
-            Err(e) => return exit_for(&e),
+            Err(e) => return report_error(&e),
         }
     } else {
         match backup::resolve(args.backup.as_deref().unwrap_or("latest"), store) {
             Ok(b) => vec![b],
-            Err(e) => return exit_for(&e),
+            Err(e) => return report_error(&e),
         }
     };
     let configured = match recipients(config, &[], None) {
         Ok(r) => r,
-        Err(e) => return exit_for(&e),
+        Err(e) => return report_error(&e),
     };
     let expected = (!configured.is_empty()).then_some(configured.as_slice());
     let mut worst = EXIT_OK;
@@ -606,7 +607,7 @@ fn verify_one(
 ) -> u8 {
     let stanzas = match backup::verify_without_key(b.store.as_ref(), &b.name, expected) {
         Ok(s) => s,
-        Err(e) => return exit_for(&e),
+        Err(e) => return report_error(&e),
     };
     crate::say!(
         "{}: ciphertext hash matches, encrypted to {} recipient(s) {:?}{}",
@@ -631,7 +632,7 @@ fn verify_one(
                 );
                 say_dropped(&s.dropped, "a restore drops");
             }
-            Err(e) => return exit_for(&e),
+            Err(e) => return report_error(&e),
         }
     }
     EXIT_OK
@@ -641,15 +642,15 @@ fn verify_one(
 pub fn run_list(config: &Config, from: Option<String>, identity: Option<PathBuf>, fast: bool) -> u8 {
     let store = match store_or_default(config, from) {
         Ok(s) => s,
-        Err(e) => return exit_for(&e),
+        Err(e) => return report_error(&e),
     };
     let identities = match identity.as_deref().map(backup::crypto::read_identities).transpose() {
         Ok(i) => i,
-        Err(e) => return exit_for(&e),
+        Err(e) => return report_error(&e),
     };
     let objects = match store.list() {
         Ok(l) => l,
-        Err(e) => return exit_for(&e),
+        Err(e) => return report_error(&e),
     };
     let list = backup::sorted_backups(&objects);
     println!(
@@ -700,7 +701,7 @@ pub fn run_list(config: &Config, from: Option<String>, identity: Option<PathBuf>
 pub fn run_prune(config: &Config, args: PruneArgs) -> u8 {
     let store = match store_or_default(config, args.from) {
         Ok(s) => s,
-        Err(e) => return exit_for(&e),
+        Err(e) => return report_error(&e),
     };
     let mut policy = config.backup.retention.clone();
     let set = |field: &mut u32, v: Option<u32>| {
@@ -744,7 +745,7 @@ pub fn run_prune(config: &Config, args: PruneArgs) -> u8 {
             );
             EXIT_OK
         }
-        Err(e) => exit_for(&e),
+        Err(e) => report_error(&e),
     }
 }
 

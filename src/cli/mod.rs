@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::app::audit::AuditSource;
 use crate::config::{Config, ENV_CONFIG};
 use crate::report::OutputFormat;
 
@@ -13,7 +14,9 @@ mod report;
 mod run;
 mod scan;
 
+pub(crate) use backup::{backup_options, run_schedule};
 pub use backup::{BackupArgs, BackupsCommand, PruneArgs, RestoreArgs, VerifyArgs};
+pub(crate) use report::alert_once;
 
 /// Exit status: success, nothing found.
 pub const EXIT_OK: u8 = 0;
@@ -33,6 +36,10 @@ pub struct Cli {
     /// Config file (TOML). Every key can also be set by a SIDECAR_… environment variable.
     #[arg(long, global = true, env = ENV_CONFIG, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// sidecar's state directory: the fingerprint key, checkpoints, `findings/`, `audit/`,
+    /// `triage.json` (overrides `state_dir`, default /var/lib/sidecar).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
     /// The command.
     #[command(subcommand)]
     pub command: Command,
@@ -176,9 +183,6 @@ pub struct ScanArgs {
     /// line, or a previous `--format jsonl`/`json` output).
     #[arg(long, value_name = "FILE")]
     pub baseline: Option<PathBuf>,
-    /// State directory holding the fingerprint key (overrides `state_dir`).
-    #[arg(long, value_name = "DIR")]
-    pub state_dir: Option<PathBuf>,
     /// Worker threads; 0 uses every core (overrides `scan.threads`).
     #[arg(long, short = 'j', value_name = "N")]
     pub threads: Option<usize>,
@@ -203,9 +207,6 @@ pub struct AuditArgs {
     /// Write the results to FILE (created 0600, atomically) instead of standard output.
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
-    /// State directory holding the fingerprint key (overrides `state_dir`).
-    #[arg(long, value_name = "DIR")]
-    pub state_dir: Option<PathBuf>,
     /// Print the checks (id, severity, what must hold) and exit.
     #[arg(long)]
     pub list_checks: bool,
@@ -217,17 +218,6 @@ pub struct AuditArgs {
     pub source: AuditSource,
 }
 
-/// Where the audit reads containers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum AuditSource {
-    /// The Docker API when it answers, else Docker's files.
-    Auto,
-    /// The Docker API only.
-    Api,
-    /// Docker's files only.
-    Files,
-}
-
 /// `sidecar report` flags.
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -235,10 +225,6 @@ pub struct ReportArgs {
     /// Triage instead of reporting.
     #[command(subcommand)]
     pub action: Option<ReportAction>,
-    /// sidecar's state directory, which holds `findings/`, `audit/` and `triage.json` (overrides
-    /// `state_dir`).
-    #[arg(long, value_name = "DIR", global = true)]
-    pub state_dir: Option<PathBuf>,
     /// Report on the findings shipped by every host to DEST (`s3://bucket/prefix` or a directory,
     /// as in `fleet.ship_to`) instead of this host's; containers show as `host/container`.
     #[arg(long, value_name = "DEST")]
@@ -300,17 +286,11 @@ pub struct RunArgs {
     /// Docker's data root (overrides `docker_root`, default /var/lib/docker).
     #[arg(long, value_name = "DIR")]
     pub docker_root: Option<PathBuf>,
-    /// sidecar's state directory (overrides `state_dir`, default /var/lib/sidecar).
-    #[arg(long, value_name = "DIR")]
-    pub state_dir: Option<PathBuf>,
 }
 
 /// `sidecar health` flags.
 #[derive(Debug, Args)]
 pub struct HealthArgs {
-    /// sidecar's state directory (overrides `state_dir`, default /var/lib/sidecar).
-    #[arg(long, value_name = "DIR")]
-    pub state_dir: Option<PathBuf>,
     /// Unhealthy when the guard's heartbeat is older than this many seconds.
     #[arg(long, default_value_t = 60, value_name = "SECONDS")]
     pub max_age: u64,
@@ -345,6 +325,35 @@ pub struct RulesArgs {
     pub toml: bool,
 }
 
+/// A command's failure: printed once by [`run`] (`error: …`, and a hint where one helps), with
+/// the exit status it ends the process with.
+#[derive(Debug)]
+pub struct CliError {
+    error: anyhow::Error,
+}
+
+impl<E: Into<anyhow::Error>> From<E> for CliError {
+    fn from(e: E) -> Self {
+        Self { error: e.into() }
+    }
+}
+
+impl CliError {
+    /// Print the error (and its hint) and return the exit status: 1 for an invalid backup, 2 for
+    /// everything else.
+    fn report(self) -> u8 {
+        if let Some(e) = self.error.downcast_ref::<crate::backup::BackupError>() {
+            return backup::report_error(e);
+        }
+        crate::say!("error: {:#}", self.error);
+        EXIT_ERROR
+    }
+}
+
+/// What a command returns: its exit status (0 success, 1 something found or failed a check), or
+/// the error that ended it, turned into a [`CliError`] in one place.
+pub type CmdResult = anyhow::Result<u8>;
+
 /// Parse the command line and run; returns the process exit status.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
@@ -352,56 +361,23 @@ pub fn run() -> ExitCode {
 }
 
 fn run_cli(cli: Cli) -> u8 {
-    let config = match Config::load(cli.config.as_deref()) {
+    let mut config = match Config::load(cli.config.as_deref()) {
         Ok(c) => c,
         Err(e) => {
             crate::say!("error: {e}");
             return EXIT_ERROR;
         }
     };
+    // Flags over the configuration, resolved once: every command sees the same state directory.
+    if let Some(dir) = cli.state_dir {
+        config.state_dir = dir;
+    }
     // `sidecar run` must never wait for its stderr: messages are queued and dropped when full.
     let stderr_queue = matches!(cli.command, Command::Run(_))
         .then(crate::diag::detach)
         .flatten();
     init_tracing(&config.log);
-    let result = match cli.command {
-        Command::Scan(args) => scan::run(config, args),
-        Command::Config(ConfigCommand::Show) => {
-            print!("{}", config.to_toml());
-            Ok(EXIT_OK)
-        }
-        Command::Config(ConfigCommand::Check) => scan::build_engine(&config, &[], &[]).and_then(|(engine, _)| {
-            let recipients = backup::configured_recipients(&config)?;
-            println!(
-                "configuration ok: {} rules ({} built-in), state_dir {}, {} backup recipient(s)",
-                engine.rules().len(),
-                crate::redact::RuleFile::builtin().rule.len(),
-                config.state_dir.display(),
-                recipients
-            );
-            Ok(EXIT_OK)
-        }),
-        Command::Rules(args) => scan::list_rules(&config, args.toml),
-        Command::Audit(args) => audit::run_audit(&config, args),
-        Command::Enforce(args) => audit::run_enforce(&config, args),
-        Command::Run(args) => Ok(run::run(&config, args)),
-        Command::Health(args) => Ok(run::health(&config, args)),
-        Command::Report(args) => report::run_report(&config, args),
-        Command::Backup(args) => Ok(backup::run_backup(&config, args)),
-        Command::Restore(args) => Ok(backup::run_restore(&config, args)),
-        Command::Verify(args) => Ok(backup::run_verify(&config, args)),
-        Command::Backups(BackupsCommand::List { from, identity, fast }) => {
-            Ok(backup::run_list(&config, from, identity, fast))
-        }
-        Command::Prune(args) => Ok(backup::run_prune(&config, args)),
-    };
-    let code = match result {
-        Ok(code) => code,
-        Err(e) => {
-            crate::say!("error: {e:#}");
-            EXIT_ERROR
-        }
-    };
+    let code = dispatch(config, cli.command).unwrap_or_else(CliError::report);
     if let Some(queue) = stderr_queue {
         if crate::diag::dropped() > 0 {
             // stderr is not taking messages: dropping the queue would wait for it and then report
@@ -410,6 +386,42 @@ fn run_cli(cli: Cli) -> u8 {
         }
     }
     code
+}
+
+fn dispatch(config: Config, command: Command) -> Result<u8, CliError> {
+    let code = match command {
+        Command::Scan(args) => scan::run(config, args)?,
+        Command::Config(ConfigCommand::Show) => {
+            print!("{}", config.to_toml());
+            EXIT_OK
+        }
+        Command::Config(ConfigCommand::Check) => {
+            let (engine, _) = crate::app::engine::build_engine(&config, &[], &[])?;
+            let recipients = backup::configured_recipients(&config)?;
+            println!(
+                "configuration ok: {} rules ({} built-in), state_dir {}, {} backup recipient(s)",
+                engine.rules().len(),
+                crate::redact::RuleFile::builtin().rule.len(),
+                config.state_dir.display(),
+                recipients
+            );
+            EXIT_OK
+        }
+        Command::Rules(args) => scan::list_rules(&config, args.toml)?,
+        Command::Audit(args) => audit::run_audit(&config, args)?,
+        Command::Enforce(args) => audit::run_enforce(&config, args)?,
+        Command::Run(args) => run::run(&config, args)?,
+        Command::Health(args) => run::health(&config, args)?,
+        Command::Report(args) => report::run_report(&config, args)?,
+        Command::Backup(args) => backup::run_backup(&config, args),
+        Command::Restore(args) => backup::run_restore(&config, args),
+        Command::Verify(args) => backup::run_verify(&config, args),
+        Command::Backups(BackupsCommand::List { from, identity, fast }) => {
+            backup::run_list(&config, from, identity, fast)
+        }
+        Command::Prune(args) => backup::run_prune(&config, args),
+    };
+    Ok(code)
 }
 
 fn init_tracing(filter: &str) {

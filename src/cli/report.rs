@@ -11,8 +11,8 @@ use crate::report::review::{
 };
 use crate::report::short_fingerprint;
 
-pub fn run_report(config: &Config, args: ReportArgs) -> Result<u8> {
-    let state_dir = args.state_dir.clone().unwrap_or_else(|| config.state_dir.clone());
+pub fn run_report(config: &Config, args: ReportArgs) -> super::CmdResult {
+    let state_dir = &config.state_dir;
     // The findings are read one record at a time into per-secret items (memory grows with the
     // distinct secrets, not with the records), and only by the actions that need them.
     let items_of = |filter: &Filter, triage: &Triage| -> Result<(Vec<Item>, u64)> {
@@ -30,7 +30,7 @@ pub fn run_report(config: &Config, args: ReportArgs) -> Result<u8> {
             }
         }
     };
-    let triage = Triage::load(&state_dir)?;
+    let triage = Triage::load(state_dir)?;
     match args.action {
         Some(ReportAction::Ack { fingerprint, note, by }) => {
             let (all, _) = items_of(&Filter::default(), &triage)?;
@@ -39,7 +39,7 @@ pub fn run_report(config: &Config, args: ReportArgs) -> Result<u8> {
             let at = crate::backup::rfc3339(std::time::SystemTime::now());
             let by = by.unwrap_or_else(|| std::env::var("USER").unwrap_or_else(|_| "unknown".into()));
             triage.acks.insert(fp.clone(), Ack { note, by, at });
-            triage.save(&state_dir)?;
+            triage.save(state_dir)?;
             println!("acknowledged {}", terminal(short_fingerprint(&fp)));
             Ok(EXIT_OK)
         }
@@ -47,7 +47,7 @@ pub fn run_report(config: &Config, args: ReportArgs) -> Result<u8> {
             let mut triage = triage;
             let fp = resolve(&fingerprint, triage.acks.keys().map(String::as_str))?;
             triage.acks.remove(&fp);
-            triage.save(&state_dir)?;
+            triage.save(state_dir)?;
             println!("no longer acknowledged: {}", terminal(short_fingerprint(&fp)));
             Ok(EXIT_OK)
         }
@@ -55,7 +55,7 @@ pub fn run_report(config: &Config, args: ReportArgs) -> Result<u8> {
             if config.fleet.ship_to.is_empty() {
                 bail!("no fleet destination: set fleet.ship_to (s3://bucket/prefix or a directory)");
             }
-            let n = crate::report::fleet::ship(&state_dir, &config.fleet.ship_to, &config.fleet.host_name())?;
+            let n = crate::report::fleet::ship(state_dir, &config.fleet.ship_to, &config.fleet.host_name())?;
             println!(
                 "{n} object(s) shipped to {}/{}",
                 config.fleet.ship_to.trim_end_matches('/'),
@@ -67,7 +67,7 @@ pub fn run_report(config: &Config, args: ReportArgs) -> Result<u8> {
             let Some(hook) = config.alerts.webhook()? else {
                 bail!("no webhook configured: set alerts.webhook_url or alerts.webhook_url_file");
             };
-            let (sent, failed) = alert_once(&state_dir, &hook)?;
+            let (sent, failed) = alert_once(state_dir, &hook)?;
             println!("{sent} alert(s) sent");
             for f in &failed {
                 crate::say!("error: alert for {} (will be tried again)", terminal(f));
@@ -94,7 +94,7 @@ pub fn run_report(config: &Config, args: ReportArgs) -> Result<u8> {
                 "acked" => items.retain(|i| i.status == ItemStatus::Acked),
                 other => bail!("--status {other}: expected new, acked or all"),
             }
-            let audit = latest_audit(&state_dir)?;
+            let audit = latest_audit(state_dir)?;
             let mut text = Vec::new();
             write_review(args.format, &items, &audit, damaged, &mut text)?;
             match &args.output {

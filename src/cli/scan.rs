@@ -1,6 +1,6 @@
-//! `sidecar scan`, `sidecar rules` and the engine set-up shared with `config check`.
+//! `sidecar scan` and `sidecar rules`.
 use std::collections::HashSet;
-use std::io::{self, BufRead, BufReader, IsTerminal, Write};
+use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -9,82 +9,16 @@ use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
 
 use super::{ScanArgs, EXIT_ERROR, EXIT_FINDINGS, EXIT_OK};
+use crate::app::engine::{build_engine, load_baseline};
 use crate::config::Config;
 use crate::escape::terminal;
-use crate::fsutil::{open_input, read_input_string, InputKind};
 use crate::logs::masking::write_masked_copy;
 use crate::logs::scan::{FileScan, Format, Notice, ScanOptions, Scanner};
-use crate::redact::{Engine, EngineBuilder, Finding, RuleFile};
+use crate::redact::{Finding, RuleFile};
 use crate::report::write_findings;
 
-/// Build the engine from the config plus extra rule files; returns it with the merged specs.
-pub fn build_engine(
-    config: &Config,
-    extra_rules: &[PathBuf],
-    extra_gitleaks: &[PathBuf],
-) -> Result<(Engine, RuleFile)> {
-    let mut builder = EngineBuilder::with_builtin();
-    for path in config.rules.files.iter().chain(extra_rules) {
-        let text = read_input_string(path, InputKind::RULES)?;
-        builder = builder.with_rules(RuleFile::from_toml(&text, &path.display().to_string())?);
-    }
-    for path in config.rules.gitleaks_configs.iter().chain(extra_gitleaks) {
-        let text = read_input_string(path, InputKind::GITLEAKS)?;
-        builder = builder.with_rules(RuleFile::from_gitleaks_toml(&text, &path.display().to_string())?);
-    }
-    builder = builder.with_rules(RuleFile {
-        rule: Vec::new(),
-        allowlist: config.rules.allowlist.clone(),
-        define: Default::default(),
-        prefilter: Default::default(),
-    });
-    builder = builder.disable(config.rules.disable.iter().cloned());
-    let specs = builder.specs().clone();
-    Ok((builder.build()?, specs))
-}
-
-/// Fingerprints listed in a baseline file: one per line, or JSON/JSONL finding records.
-pub fn load_baseline(path: &Path) -> Result<HashSet<String>> {
-    let mut reader = BufReader::new(open_input(path, InputKind::BASELINE)?);
-    let mut set = HashSet::new();
-    let first = reader.fill_buf()?.iter().copied().find(|b| !b.is_ascii_whitespace());
-    if first == Some(b'[') {
-        let records: Vec<serde_json::Value> = serde_json::from_reader(reader)
-            .with_context(|| format!("baseline {}: not a JSON array of findings", path.display()))?;
-        for r in records {
-            if let Some(fp) = r.get("fingerprint").and_then(|v| v.as_str()) {
-                set.insert(fp.to_string());
-            }
-        }
-        return Ok(set);
-    }
-    for (i, line) in reader.lines().enumerate() {
-        let line = line.with_context(|| format!("baseline {}: cannot read line {}", path.display(), i + 1))?;
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        if line.starts_with('{') {
-            let v: serde_json::Value = serde_json::from_str(line)
-                .with_context(|| format!("baseline {}:{}: not a JSON record", path.display(), i + 1))?;
-            if let Some(fp) = v.get("fingerprint").and_then(|v| v.as_str()) {
-                set.insert(fp.to_string());
-            }
-        } else if line.len() == 64 && line.bytes().all(|b| b.is_ascii_hexdigit()) {
-            set.insert(line.to_ascii_lowercase());
-        } else {
-            bail!(
-                "baseline {}:{}: expected a 64-hex-digit fingerprint or a JSON finding record",
-                path.display(),
-                i + 1
-            );
-        }
-    }
-    Ok(set)
-}
-
 /// `sidecar rules`.
-pub fn list_rules(config: &Config, as_toml: bool) -> Result<u8> {
+pub fn list_rules(config: &Config, as_toml: bool) -> super::CmdResult {
     let (engine, specs) = build_engine(config, &[], &[])?;
     let active: HashSet<&str> = engine.rules().iter().map(|r| r.id.as_str()).collect();
     let mut out = io::stdout().lock();
@@ -182,10 +116,7 @@ fn collect_inputs(paths: &[PathBuf], errors: &mut Vec<String>) -> Vec<Input> {
 }
 
 /// `sidecar scan`.
-pub fn run(mut config: Config, mut args: ScanArgs) -> Result<u8> {
-    if let Some(dir) = &args.state_dir {
-        config.state_dir = dir.clone();
-    }
+pub fn run(mut config: Config, mut args: ScanArgs) -> super::CmdResult {
     if let Some(t) = args.threads {
         config.scan.threads = t;
     }
@@ -232,8 +163,50 @@ pub fn run(mut config: Config, mut args: ScanArgs) -> Result<u8> {
     let mut errors: Vec<String> = Vec::new();
     let file_paths: Vec<PathBuf> = args.paths.iter().filter(|p| p.as_os_str() != "-").cloned().collect();
     let inputs = collect_inputs(&file_paths, &mut errors);
+    let mut results: Vec<(String, Result<FileScan, String>)> = Vec::new();
+    if stdin_count == 1 {
+        let scan = scanner
+            .scan_reader(io::stdin().lock(), "-", None)
+            .map_err(|e| e.to_string());
+        results.push(("-".into(), scan));
+    }
+    let show_progress = !args.no_progress && io::stderr().is_terminal();
+    results.extend(pool.install(|| scan_all(&scanner, &inputs, args.redact_to.as_deref(), show_progress)));
+
+    let mut tally = Tally {
+        errors,
+        ..Tally::default()
+    };
+    for (label, result) in results {
+        tally.add(&label, result, &baseline, options.buffer_bytes);
+    }
+    if tally.malformed > 20 {
+        crate::say!("warning: {} more malformed lines not listed", tally.malformed - 20);
+    }
+    for e in &tally.errors {
+        // One line each, naming paths found on disk: escaped whole.
+        crate::say!("error: {}", terminal(e));
+    }
+    write_output(&args, &tally.findings)?;
+    crate::say!("{}", tally.summary(started.elapsed().as_secs_f64()));
+    Ok(if !tally.errors.is_empty() {
+        EXIT_ERROR
+    } else if !tally.findings.is_empty() {
+        EXIT_FINDINGS
+    } else {
+        EXIT_OK
+    })
+}
+
+/// Scan `inputs` on the current rayon pool, with a progress bar on stderr when `show_progress`.
+fn scan_all(
+    scanner: &Scanner<'_>,
+    inputs: &[Input],
+    redact_to: Option<&Path>,
+    show_progress: bool,
+) -> Vec<(String, Result<FileScan, String>)> {
     let total_bytes: u64 = inputs.iter().map(|i| i.size).sum();
-    let progress = (!args.no_progress && io::stderr().is_terminal()).then(|| {
+    let progress = show_progress.then(|| {
         let bar = indicatif::ProgressBar::new(total_bytes);
         bar.set_style(
             indicatif::ProgressStyle::with_template(
@@ -244,137 +217,117 @@ pub fn run(mut config: Config, mut args: ScanArgs) -> Result<u8> {
         bar
     });
     let done_bytes = AtomicU64::new(0);
-
-    let mut results: Vec<(String, Result<FileScan, String>)> = Vec::new();
-    if stdin_count == 1 {
-        let scan = scanner
-            .scan_reader(io::stdin().lock(), "-", None)
-            .map_err(|e| e.to_string());
-        results.push(("-".into(), scan));
-    }
-    let redact_to = args.redact_to.as_deref();
-    let file_results: Vec<(String, Result<FileScan, String>)> = pool.install(|| {
-        inputs
-            .par_iter()
-            .map(|input| {
-                let result = scan_one(&scanner, input, redact_to);
-                let done = done_bytes.fetch_add(input.size, Ordering::Relaxed) + input.size;
-                if let Some(bar) = &progress {
-                    bar.set_position(done);
-                }
-                (input.label.clone(), result)
-            })
-            .collect()
-    });
+    let results = inputs
+        .par_iter()
+        .map(|input| {
+            let result = scan_one(scanner, input, redact_to);
+            let done = done_bytes.fetch_add(input.size, Ordering::Relaxed) + input.size;
+            if let Some(bar) = &progress {
+                bar.set_position(done);
+            }
+            (input.label.clone(), result)
+        })
+        .collect();
     if let Some(bar) = progress {
         bar.finish_and_clear();
     }
-    results.extend(file_results);
+    results
+}
 
-    // Gather.
-    let mut findings: Vec<Finding> = Vec::new();
-    let (mut bytes, mut lines, mut files, mut binary, mut malformed, mut baselined) =
-        (0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
-    for (label, result) in results {
+/// What the scan of every input came to.
+#[derive(Default)]
+struct Tally {
+    findings: Vec<Finding>,
+    errors: Vec<String>,
+    bytes: u64,
+    lines: u64,
+    files: u64,
+    binary: u64,
+    malformed: u64,
+    baselined: u64,
+}
+
+impl Tally {
+    /// Add one input's scan (warnings for its notices are said here, the first 20 malformed lines
+    /// by line number).
+    fn add(&mut self, label: &str, result: Result<FileScan, String>, baseline: &HashSet<String>, buffer_bytes: usize) {
         // File names are whatever the scanned directory holds: shown escaped (a newline too).
-        let shown = terminal(&label);
-        match result {
-            Ok(scan) if scan.format.is_none() => {}
-            Ok(scan) => {
-                files += 1;
-                bytes += scan.bytes;
-                lines += scan.lines;
-                if scan.format == Some(Format::Binary) {
-                    binary += 1;
-                }
-                for n in &scan.notices {
-                    match n {
-                        Notice::MalformedLine { line, reason } => {
-                            malformed += 1;
-                            if malformed <= 20 {
-                                crate::say!(
-                                    "warning: {shown}:{line}: not a valid json-file line ({reason}); scanned as text"
-                                );
-                            }
-                        }
-                        Notice::LongLine { line } => {
-                            crate::say!("warning: {shown}:{line}: line longer than {} KiB; scanned as text in overlapping windows", options.buffer_bytes >> 10);
-                        }
+        let shown = terminal(label);
+        let scan = match result {
+            Ok(scan) if scan.format.is_none() => return,
+            Ok(scan) => scan,
+            Err(e) => return self.errors.push(e),
+        };
+        self.files += 1;
+        self.bytes += scan.bytes;
+        self.lines += scan.lines;
+        if scan.format == Some(Format::Binary) {
+            self.binary += 1;
+        }
+        for n in &scan.notices {
+            match n {
+                Notice::MalformedLine { line, reason } => {
+                    self.malformed += 1;
+                    if self.malformed <= 20 {
+                        crate::say!("warning: {shown}:{line}: not a valid json-file line ({reason}); scanned as text");
                     }
                 }
-                for f in scan.findings {
-                    if baseline.contains(&f.fingerprint) {
-                        baselined += 1;
-                    } else {
-                        findings.push(f);
-                    }
+                Notice::LongLine { line } => {
+                    crate::say!(
+                        "warning: {shown}:{line}: line longer than {} KiB; scanned as text in overlapping windows",
+                        buffer_bytes >> 10
+                    );
                 }
             }
-            Err(e) => errors.push(e),
+        }
+        for f in scan.findings {
+            if baseline.contains(&f.fingerprint) {
+                self.baselined += 1;
+            } else {
+                self.findings.push(f);
+            }
         }
     }
-    if malformed > 20 {
-        crate::say!("warning: {} more malformed lines not listed", malformed - 20);
-    }
-    for e in &errors {
-        // One line each, naming paths found on disk: escaped whole.
-        crate::say!("error: {}", terminal(e));
-    }
 
-    // Output.
+    /// The closing line on stderr.
+    fn summary(&self, secs: f64) -> String {
+        let mut rules: Vec<&str> = self.findings.iter().map(|f| f.rule.as_str()).collect();
+        rules.sort();
+        rules.dedup();
+        let extra = |n: u64, what: &str| if n > 0 { format!(", {n} {what}") } else { String::new() };
+        format!(
+            "scanned {} files, {:.1} MB, {} lines in {secs:.2} s ({:.0} MB/s): {} findings ({} rules){}{}{}{}",
+            self.files,
+            self.bytes as f64 / 1e6,
+            self.lines,
+            self.bytes as f64 / 1e6 / secs.max(1e-9),
+            self.findings.len(),
+            rules.len(),
+            extra(self.baselined, "in baseline"),
+            extra(self.malformed, "malformed lines"),
+            extra(self.binary, "binary files skipped"),
+            extra(self.errors.len() as u64, "errors"),
+        )
+    }
+}
+
+/// The findings to `--output` (atomically, 0600) or standard output.
+fn write_output(args: &ScanArgs, findings: &[Finding]) -> Result<()> {
     match &args.output {
         Some(path) => {
             let mut out = crate::fsutil::AtomicFile::create(path)
                 .with_context(|| format!("--output {}: cannot create", path.display()))?;
-            write_findings(args.format, &findings, &mut out)?;
+            write_findings(args.format, findings, &mut out)?;
             out.commit()
                 .with_context(|| format!("--output {}: cannot write", path.display()))?;
         }
         None => {
             let mut out = io::BufWriter::new(io::stdout().lock());
-            write_findings(args.format, &findings, &mut out)?;
+            write_findings(args.format, findings, &mut out)?;
             out.flush()?;
         }
     }
-
-    let secs = started.elapsed().as_secs_f64();
-    let mut rules: Vec<&str> = findings.iter().map(|f| f.rule.as_str()).collect();
-    rules.sort();
-    rules.dedup();
-    crate::say!(
-        "scanned {files} files, {:.1} MB, {lines} lines in {secs:.2} s ({:.0} MB/s): {} findings ({} rules){}{}{}{}",
-        bytes as f64 / 1e6,
-        bytes as f64 / 1e6 / secs.max(1e-9),
-        findings.len(),
-        rules.len(),
-        if baselined > 0 {
-            format!(", {baselined} in baseline")
-        } else {
-            String::new()
-        },
-        if malformed > 0 {
-            format!(", {malformed} malformed lines")
-        } else {
-            String::new()
-        },
-        if binary > 0 {
-            format!(", {binary} binary files skipped")
-        } else {
-            String::new()
-        },
-        if errors.is_empty() {
-            String::new()
-        } else {
-            format!(", {} errors", errors.len())
-        },
-    );
-    Ok(if !errors.is_empty() {
-        EXIT_ERROR
-    } else if !findings.is_empty() {
-        EXIT_FINDINGS
-    } else {
-        EXIT_OK
-    })
+    Ok(())
 }
 
 fn scan_one(scanner: &Scanner<'_>, input: &Input, redact_to: Option<&Path>) -> Result<FileScan, String> {

@@ -38,7 +38,7 @@ pub struct Container {
 
 /// A connection to the Docker daemon.
 pub struct Docker {
-    rt: tokio::runtime::Runtime,
+    rt: &'static tokio::runtime::Runtime,
     api: bollard::Docker,
 }
 
@@ -79,10 +79,9 @@ impl Docker {
             endpoint: endpoint(),
             problem,
         };
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| unreachable(e.to_string()))?;
+        let rt = crate::runtime::get().map_err(|e| unreachable(e.to_string()))?;
+        // bollard's client is made inside the runtime: its connection pool spawns there.
+        let _guard = rt.enter();
         let api = bollard::Docker::connect_with_local_defaults().map_err(|e| unreachable(e.to_string()))?;
         let api = api.with_timeout(std::time::Duration::from_secs(30));
         rt.block_on(api.ping()).map_err(|e| unreachable(e.to_string()))?;
@@ -156,7 +155,7 @@ impl Docker {
     /// gone, or the event stream ends (then `Ok`; the caller reconnects).
     pub fn watch_starts(
         &self,
-        tx: &std::sync::mpsc::Sender<String>,
+        tx: &crossbeam_channel::Sender<String>,
         stop: &std::sync::atomic::AtomicBool,
     ) -> Result<(), DockerError> {
         use futures_util::StreamExt;
