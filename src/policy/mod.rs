@@ -16,6 +16,8 @@ pub mod audit;
 pub mod container;
 pub mod daemon;
 pub mod enforce;
+#[cfg(test)]
+mod golden_tests;
 pub mod host;
 pub mod rotate;
 
