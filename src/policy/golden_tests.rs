@@ -15,7 +15,9 @@ use super::{apply_accepted, parse_accept, CheckResult, ACCEPT_LABEL, REASON_LABE
 use crate::report::{write_audit, AuditFormat};
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("src/policy/testdata").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("src/policy/testdata")
+        .join(name)
 }
 
 fn compare(name: &str, actual: &str) {
@@ -46,11 +48,7 @@ fn compare(name: &str, actual: &str) {
 fn scan(text: &str) -> Vec<SecretHit> {
     let mut hits = Vec::new();
     for (i, _) in text.match_indices("tok") {
-        let fp: String = text[i..]
-            .bytes()
-            .take(8)
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let fp: String = text[i..].bytes().take(8).map(|b| format!("{b:02x}")).collect();
         hits.push(SecretHit {
             rule: if text[i..].starts_with("tokgh") {
                 "github-pat".into()
@@ -126,7 +124,12 @@ fn containers() -> Vec<ContainerFacts> {
                 "RUN echo tokgh9 > /x && echo tok3".to_string(),
             ]),
             Ok((0..13)
-                .map(|i| change(&format!("/usr/bin/tool{i:02}"), [ChangeType::_0, ChangeType::_1, ChangeType::_2][i % 3]))
+                .map(|i| {
+                    change(
+                        &format!("/usr/bin/tool{i:02}"),
+                        [ChangeType::_0, ChangeType::_1, ChangeType::_2][i % 3],
+                    )
+                })
                 .collect()),
         ),
         facts(
@@ -211,7 +214,12 @@ fn daemons() -> Vec<DaemonFacts> {
         },
         DaemonFacts {
             daemon_json: Ok(Some(json!({}))),
-            dockerd_args: Some(vec!["dockerd".into(), "-H".into(), "tcp://1.2.3.4:2376".into(), "--tlsverify".into()]),
+            dockerd_args: Some(vec![
+                "dockerd".into(),
+                "-H".into(),
+                "tcp://1.2.3.4:2376".into(),
+                "--tlsverify".into(),
+            ]),
             logging_driver: "journald".into(),
             ..base.clone()
         },
@@ -238,6 +246,10 @@ fn daemons() -> Vec<DaemonFacts> {
             ..base
         },
     ]
+}
+
+fn host_check(p: &HostPaths) -> Vec<CheckResult> {
+    super::checks::host::run(&super::host::HostFacts::read(p))
 }
 
 fn chmod(p: &Path, mode: u32) {
@@ -269,12 +281,12 @@ fn hosts(tmp: &Path) -> Vec<CheckResult> {
         let md = std::fs::metadata(&data).unwrap();
         (md.uid(), md.gid())
     };
-    let mut out = super::host::check(&HostPaths {
+    let mut out = host_check(&HostPaths {
         docker_root: root.clone(),
         data_dir: Some(data.clone()),
         data_owner: me,
     });
-    out.extend(super::host::check(&HostPaths {
+    out.extend(host_check(&HostPaths {
         docker_root: root.clone(),
         data_dir: None,
         data_owner: me,
@@ -285,7 +297,7 @@ fn hosts(tmp: &Path) -> Vec<CheckResult> {
     std::fs::write(&f, "x").unwrap();
     chmod(&f, 0o644);
     chmod(&data.join("credentials/telegram"), 0o640);
-    out.extend(super::host::check(&HostPaths {
+    out.extend(host_check(&HostPaths {
         docker_root: root.clone(),
         data_dir: Some(data),
         data_owner: me,
@@ -294,12 +306,12 @@ fn hosts(tmp: &Path) -> Vec<CheckResult> {
     std::fs::create_dir_all(&single).unwrap();
     std::fs::write(single.join(".env"), "x").unwrap();
     chmod(&single.join(".env"), 0o604);
-    out.extend(super::host::check(&HostPaths {
+    out.extend(host_check(&HostPaths {
         docker_root: root,
         data_dir: Some(single),
         data_owner: (me.0 + 1, me.1 + 1),
     }));
-    out.extend(super::host::check(&HostPaths {
+    out.extend(host_check(&HostPaths {
         docker_root: "/nonexistent-sidecar".into(),
         data_dir: Some("/nonexistent-sidecar/data".into()),
         data_owner: (1000, 1000),
@@ -322,14 +334,14 @@ fn hosts(tmp: &Path) -> Vec<CheckResult> {
 fn results(tmp: &Path) -> Vec<CheckResult> {
     let mut out = Vec::new();
     for facts in containers() {
-        let mut r = super::container::check(&facts, &scan);
+        let mut r = super::checks::container::run(&facts, &scan);
         let accepted = facts.label(ACCEPT_LABEL).map(parse_accept).unwrap_or_default();
         apply_accepted(&mut r, &accepted, facts.label(REASON_LABEL).unwrap_or(""));
         out.extend(r);
     }
     let mut rest = Vec::new();
     for d in daemons() {
-        rest.extend(super::daemon::check(&d));
+        rest.extend(super::checks::daemon::run(&d));
     }
     rest.extend(hosts(tmp));
     let accept = [("daemon.userns", "rootless Docker"), ("host.data-owner", "")];
