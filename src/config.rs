@@ -302,7 +302,8 @@ pub struct AuditConfig {
     pub data_owner: Owner,
     /// dockerd's configuration file (mount it read-only into sidecar for the daemon checks).
     pub daemon_json: PathBuf,
-    /// Lowest severity of a failure that makes `sidecar audit` exit 1: `low`, `medium` or `high`.
+    /// Lowest severity of a failure that makes `sidecar audit` exit 1: `low`, `medium`, `high` or
+    /// `critical`.
     pub fail_on: String,
     /// Accepted daemon and host checks: check id → reason (containers declare theirs with the
     /// `sidecar.audit.accept` and `sidecar.audit.reason` labels).
@@ -332,7 +333,7 @@ impl AuditConfig {
         use clap::ValueEnum;
         crate::policy::Severity::from_str(&self.fail_on, true).map_err(|_| {
             ConfigError::Invalid(format!(
-                "audit.fail_on = {:?}: expected low, medium or high",
+                "audit.fail_on = {:?}: expected low, medium, high or critical",
                 self.fail_on
             ))
         })

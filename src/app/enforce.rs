@@ -31,7 +31,7 @@ pub fn enforce_once(config: &Config, dry_run: bool) -> Result<(Vec<String>, Fail
     }
     // Rotation of logs without max-size, and retention.
     if e.rotate_mib > 0 || e.retention_days > 0 {
-        use crate::policy::rotate::{rotate, Action, RotateOptions};
+        use crate::logs::rotate::{rotate, Action, RotateOptions};
         let (engine, _) = super::engine::build_engine(config, &[], &[])?;
         let key = crate::state::load_or_create_key(&config.state_dir)?;
         let scan_opts = crate::logs::scan::ScanOptions::default();

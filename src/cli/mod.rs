@@ -201,7 +201,8 @@ pub struct AuditArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "table")]
     pub format: crate::report::AuditFormat,
-    /// Exit 1 when a failure of this severity or higher remains (default `audit.fail_on`, low).
+    /// Exit 1 when a failure of this severity or higher remains (default `audit.fail_on`, low):
+    /// low, medium, high or critical (no check is critical today, so `critical` fails nothing).
     #[arg(long, value_enum, value_name = "SEVERITY")]
     pub fail_on: Option<crate::policy::Severity>,
     /// Write the results to FILE (created 0600, atomically) instead of standard output.

@@ -4,5 +4,6 @@ pub mod containers;
 pub mod follow;
 pub mod jsonfile;
 pub mod masking;
+pub mod rotate;
 pub mod scan;
 pub mod watch;

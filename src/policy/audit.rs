@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use super::container::{ContainerFacts, SecretHit};
 use super::daemon::DaemonFacts;
-use super::host::HostPaths;
+use super::host::{HostFacts, HostPaths};
 use super::{apply_accepted, parse_accept, CheckResult, Status, ACCEPT_LABEL, DAEMON, HOST, REASON_LABEL};
 use crate::docker::files::DockerFiles;
 use crate::docker::{Docker, DockerError};
@@ -102,7 +102,7 @@ pub fn run(
                 inspect,
             },
         };
-        let mut results = super::container::check(&facts, scan);
+        let mut results = super::checks::container::run(&facts, scan);
         let accepted = facts.label(ACCEPT_LABEL).map(parse_accept).unwrap_or_default();
         apply_accepted(&mut results, &accepted, facts.label(REASON_LABEL).unwrap_or(""));
         out.extend(results);
@@ -126,8 +126,8 @@ pub fn run(
             dockerd_args,
             endpoint: crate::docker::endpoint(),
         };
-        let mut rest = super::daemon::check(&facts);
-        rest.extend(super::host::check(&opts.host));
+        let mut rest = super::checks::daemon::run(&facts);
+        rest.extend(super::checks::host::run(&HostFacts::read(&opts.host)));
         for r in rest.iter_mut() {
             if let Some(reason) = opts.accept.get(&r.check) {
                 let id = [r.check.clone()];

@@ -248,11 +248,12 @@ mod tests {
         assert_eq!(mode(&data.join("credentials/t")), 0o400);
         assert_eq!(mode(&data.join("notes.md")), 0o644);
         assert_eq!(enforce(&opts).0, vec![], "a second run has nothing to do");
-        let host = super::super::host::check(&super::super::host::HostPaths {
-            docker_root: root,
-            data_dir: Some(data),
-            data_owner: me,
-        });
+        let host =
+            crate::policy::checks::host::run(&crate::policy::host::HostFacts::read(&crate::policy::host::HostPaths {
+                docker_root: root,
+                data_dir: Some(data),
+                data_owner: me,
+            }));
         assert!(host.iter().all(|r| r.status == super::super::Status::Pass), "{host:#?}");
     }
 

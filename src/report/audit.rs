@@ -145,7 +145,7 @@ fn table<W: Write>(results: &[CheckResult], out: &mut W) -> io::Result<()> {
 
 fn level(s: Severity) -> &'static str {
     match s {
-        Severity::High => "error",
+        Severity::Critical | Severity::High => "error",
         Severity::Medium => "warning",
         Severity::Low => "note",
     }
@@ -164,6 +164,7 @@ pub fn sarif(results: &[CheckResult]) -> serde_json::Value {
                 "help": {"text": c.fix},
                 "defaultConfiguration": {"level": level(c.severity)},
                 "properties": {"security-severity": match c.severity {
+                    Severity::Critical => "9.5",
                     Severity::High => "8.0",
                     Severity::Medium => "5.0",
                     Severity::Low => "2.0",
@@ -202,14 +203,14 @@ pub fn sarif(results: &[CheckResult]) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::{apply_accepted, result};
+    use crate::policy::{apply_accepted, result, CheckId, Verdict};
 
     #[test]
     fn formats() {
         let mut r = vec![
-            result("bad", "privileged", false, "Privileged: true"),
-            result("good", "privileged", true, "Privileged: false"),
-            result("sidecar", "docker-socket", false, "mounted"),
+            result("bad", CheckId::Privileged, Verdict::fail("Privileged: true")),
+            result("good", CheckId::Privileged, Verdict::pass("Privileged: false")),
+            result("sidecar", CheckId::DockerSocket, Verdict::fail("mounted")),
         ];
         apply_accepted(&mut r[2..], &["docker-socket".into()], "audit reads the API");
         let mut t = Vec::new();
@@ -220,7 +221,11 @@ mod tests {
         assert!(t.contains("[accepted: audit reads the API]"), "{t}");
         assert!(t.contains("3 checks: 1 failed, 1 accepted, 0 errors, 1 passed"), "{t}");
         let s = sarif(&r);
-        let mut hostile = result("\x1b[2Jweb", "privileged", false, "label x=\x1b]0;owned\x07");
+        let mut hostile = result(
+            "\x1b[2Jweb",
+            CheckId::Privileged,
+            Verdict::fail("label x=\x1b]0;owned\x07"),
+        );
         apply_accepted(
             std::slice::from_mut(&mut hostile),
             &["privileged".into()],

@@ -355,7 +355,7 @@ fn answer(mut stream: TcpStream, metrics: &Metrics) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::result;
+    use crate::policy::{result, CheckId, Verdict};
 
     #[test]
     fn a_family_is_replaced_whole_and_its_label_values_are_escaped() {
@@ -407,8 +407,8 @@ mod tests {
         let m = Metrics::default();
         m.audit(
             &[
-                result("a", "privileged", false, "x"),
-                result("b", "privileged", true, "y"),
+                result("a", CheckId::Privileged, Verdict::fail("x")),
+                result("b", CheckId::Privileged, Verdict::pass("y")),
             ],
             true,
         );

@@ -924,7 +924,11 @@ mod tests {
             } else {
                 crate::policy::Status::Pass
             },
-            ..crate::policy::result("openclaw", "privileged", true, "x")
+            ..crate::policy::result(
+                "openclaw",
+                crate::policy::CheckId::Privileged,
+                crate::policy::Verdict::pass("x"),
+            )
         };
         let stream = tmp.path().join("audit/audit.jsonl");
         crate::report::audit::append_audit_stream(&stream, &[r("fail")], "2026-11-01T00:00:00Z").unwrap();
