@@ -37,3 +37,5 @@ pub mod policy;
 pub mod redact;
 pub mod report;
 pub mod state;
+pub mod store;
+pub mod timefmt;

@@ -14,7 +14,7 @@ pub fn audit_stream(config: &Config) -> std::path::PathBuf {
 }
 
 fn now() -> String {
-    crate::backup::rfc3339(std::time::SystemTime::now())
+    crate::timefmt::rfc3339(std::time::SystemTime::now())
 }
 
 /// Sleep until `deadline` or `stop`; true when stopped.
