@@ -42,3 +42,5 @@ pub mod report;
 pub mod runtime;
 pub mod shutdown;
 pub mod state;
+pub mod store;
+pub mod timefmt;

@@ -311,7 +311,7 @@ fn verify_and_restore_tar(tar: &[u8]) -> (Result<(), String>, Result<(), String>
     let archive = work.path().join("hostile.tar.zst.age");
     encrypt(tar, &f.public, &archive);
     let backup = backup::BackupRef {
-        store: std::sync::Arc::new(backup::LocalStore::new(work.path())),
+        store: std::sync::Arc::new(sidecar::store::LocalStore::new(work.path())),
         name: "hostile.tar.zst.age".into(),
     };
     let verified = restore::verify(&backup, &f.identity, None)

@@ -78,7 +78,7 @@ fn keys(dir: &Path) -> (Recipient, std::path::PathBuf) {
 
 fn local_ref(p: &Path) -> backup::BackupRef {
     backup::BackupRef {
-        store: std::sync::Arc::new(backup::LocalStore::new(p.parent().unwrap())),
+        store: std::sync::Arc::new(sidecar::store::LocalStore::new(p.parent().unwrap())),
         name: p.file_name().unwrap().to_string_lossy().into_owned(),
     }
 }
@@ -86,7 +86,7 @@ fn local_ref(p: &Path) -> backup::BackupRef {
 fn make_backup(src: &Path, dest: &Path, recipient: Recipient) -> backup::BackupResult {
     backup::create_backup(&BackupOptions {
         source: src.to_path_buf(),
-        store: std::sync::Arc::new(backup::LocalStore::new(dest)),
+        store: std::sync::Arc::new(sidecar::store::LocalStore::new(dest)),
         name: "openclaw_data".into(),
         recipients: vec![recipient],
         level: 3,

@@ -187,7 +187,7 @@ fn audit_once(config: &Config, auditor: &Auditor, containers: Vec<String>, metri
                 .filter(|r| r.status == crate::policy::Status::Fail)
                 .count();
             let stream = crate::state::StateDir::new(&config.state_dir).audit_stream();
-            let now = crate::backup::rfc3339(std::time::SystemTime::now());
+            let now = crate::timefmt::rfc3339(std::time::SystemTime::now());
             match crate::report::audit::append_audit_stream(&stream, &results, &now) {
                 Ok(()) => crate::say!("audit ({what}): {} checks, {failed} failed", results.len()),
                 Err(e) => tracing::warn!("audit: writing {}: {e}", stream.display()),

@@ -10,8 +10,9 @@ use std::path::Path;
 
 use tar::{EntryType, Header};
 
+use super::error::BackupError;
 use super::manifest::{self, Kind, Line, Record, Totals, MANIFEST_NAME};
-use super::BackupError;
+use super::progress::Progress;
 
 /// What a finished archive holds.
 #[derive(Debug, Clone, Default)]
@@ -30,7 +31,7 @@ pub struct ArchiveWriter<W: Write> {
     hardlinks: HashMap<(u64, u64), String>,
     root_dev: u64,
     summary: ArchiveSummary,
-    progress: Option<std::sync::Arc<super::Progress>>,
+    progress: Option<std::sync::Arc<Progress>>,
     stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
     /// The read buffer for file contents, [`READ_BLOCK`] bytes, reused.
     block: Vec<u8>,
@@ -82,7 +83,7 @@ impl<W: Write> ArchiveWriter<W> {
         out: W,
         source: &Path,
         mut header: manifest::Header,
-        progress: Option<std::sync::Arc<super::Progress>>,
+        progress: Option<std::sync::Arc<Progress>>,
         stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
     ) -> Result<Self, BackupError> {
         let md = fs::metadata(source).map_err(|e| BackupError::io(format!("source {}", source.display()), e))?;
@@ -287,7 +288,7 @@ impl<W: Write> ArchiveWriter<W> {
         path: &Path,
         rel: &Path,
         md: &fs::Metadata,
-        mut opened: Option<File>,
+        opened: Option<File>,
     ) -> Result<(), BackupError> {
         if self
             .stop
@@ -297,9 +298,8 @@ impl<W: Write> ArchiveWriter<W> {
             return Err(BackupError::Interrupted);
         }
         let ft = md.file_type();
-        let rel_s = rel_string(rel);
-        let mut record = Record {
-            path: rel_s.clone(),
+        let record = Record {
+            path: rel_string(rel),
             kind: Kind::File,
             size: 0,
             mode: md.mode() & 0o7777,
@@ -311,46 +311,18 @@ impl<W: Write> ArchiveWriter<W> {
             changed: false,
         };
         if ft.is_dir() {
-            let (h, mut pax) = Self::base_header(md, EntryType::Directory);
-            Self::xattrs(path, &mut pax);
-            self.append(h, &pax, rel, io::empty())?;
-            record.kind = Kind::Dir;
-            self.finish_record(record)?;
-            if md.dev() != self.root_dev {
-                self.warn(format!(
-                    "{}: another file system, its contents are not backed up",
-                    path.display()
-                ));
-                return Ok(());
-            }
-            return self.add_dir_contents(path, rel);
+            return self.add_dir(path, rel, md, record);
         }
         if ft.is_symlink() {
-            let target = match fs::read_link(path) {
-                Ok(t) => t,
-                Err(e) => {
-                    self.summary.totals.skipped += 1;
-                    self.warn(format!("skipped symlink {}: {e}", path.display()));
-                    return Ok(());
-                }
-            };
-            let (mut h, pax) = Self::base_header(md, EntryType::Symlink);
-            h.set_mode(0o777);
-            if let Err(e) = h.set_link_name_literal(target.as_os_str().as_bytes()) {
-                self.summary.totals.skipped += 1;
-                self.warn(format!("skipped symlink {}: {e}", path.display()));
-                return Ok(());
-            }
-            self.append(h, &pax, rel, io::empty())?;
-            record.kind = Kind::Symlink;
-            record.link = Some(String::from_utf8_lossy(target.as_os_str().as_bytes()).into_owned());
-            return self.finish_record(record);
+            return self.add_symlink(path, rel, md, record);
         }
         if ft.is_fifo() {
             let (h, pax) = Self::base_header(md, EntryType::Fifo);
             self.append(h, &pax, rel, io::empty())?;
-            record.kind = Kind::Fifo;
-            return self.finish_record(record);
+            return self.finish_record(Record {
+                kind: Kind::Fifo,
+                ..record
+            });
         }
         if ft.is_socket() || ft.is_block_device() || ft.is_char_device() {
             self.summary.totals.skipped += 1;
@@ -358,34 +330,82 @@ impl<W: Write> ArchiveWriter<W> {
             self.warn(format!("skipped {what} {}", path.display()));
             return Ok(());
         }
-        // A regular file.
+        self.add_regular(path, rel, md, opened, record)
+    }
+
+    /// A directory, then what is in it (unless it is another file system's mount point).
+    fn add_dir(&mut self, path: &Path, rel: &Path, md: &fs::Metadata, record: Record) -> Result<(), BackupError> {
+        let (h, mut pax) = Self::base_header(md, EntryType::Directory);
+        Self::xattrs(path, &mut pax);
+        self.append(h, &pax, rel, io::empty())?;
+        self.finish_record(Record {
+            kind: Kind::Dir,
+            ..record
+        })?;
+        if md.dev() != self.root_dev {
+            self.warn(format!(
+                "{}: another file system, its contents are not backed up",
+                path.display()
+            ));
+            return Ok(());
+        }
+        self.add_dir_contents(path, rel)
+    }
+
+    /// A symlink, stored as it is (never followed); one that cannot be read or stored is skipped.
+    fn add_symlink(&mut self, path: &Path, rel: &Path, md: &fs::Metadata, record: Record) -> Result<(), BackupError> {
+        let target = match fs::read_link(path) {
+            Ok(t) => t,
+            Err(e) => {
+                self.summary.totals.skipped += 1;
+                self.warn(format!("skipped symlink {}: {e}", path.display()));
+                return Ok(());
+            }
+        };
+        let (mut h, pax) = Self::base_header(md, EntryType::Symlink);
+        h.set_mode(0o777);
+        if let Err(e) = h.set_link_name_literal(target.as_os_str().as_bytes()) {
+            self.summary.totals.skipped += 1;
+            self.warn(format!("skipped symlink {}: {e}", path.display()));
+            return Ok(());
+        }
+        self.append(h, &pax, rel, io::empty())?;
+        self.finish_record(Record {
+            kind: Kind::Symlink,
+            link: Some(String::from_utf8_lossy(target.as_os_str().as_bytes()).into_owned()),
+            ..record
+        })
+    }
+
+    /// A regular file: a hardlink entry when another name of it was stored already; else its
+    /// content, stored again (once) when it changed while read.
+    fn add_regular(
+        &mut self,
+        path: &Path,
+        rel: &Path,
+        md: &fs::Metadata,
+        mut opened: Option<File>,
+        mut record: Record,
+    ) -> Result<(), BackupError> {
         if md.nlink() > 1 {
             if let Some(first) = self.hardlinks.get(&(md.dev(), md.ino())).cloned() {
                 let (mut h, pax) = Self::base_header(md, EntryType::Link);
                 h.set_link_name_literal(first.as_bytes())
                     .map_err(|e| BackupError::io(format!("hardlink {}", path.display()), e))?;
                 self.append(h, &pax, rel, io::empty())?;
-                record.kind = Kind::Hardlink;
-                record.link = Some(first);
-                return self.finish_record(record);
+                return self.finish_record(Record {
+                    kind: Kind::Hardlink,
+                    link: Some(first),
+                    ..record
+                });
             }
-            self.hardlinks.insert((md.dev(), md.ino()), rel_s.clone());
+            self.hardlinks.insert((md.dev(), md.ino()), record.path.clone());
         }
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let reopened = match opened.take() {
-                Some(f) => Ok(f),
-                None => File::open(path),
-            };
-            let mut file = match reopened {
-                Ok(f) => f,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-                Err(e) => {
-                    self.summary.totals.skipped += 1;
-                    self.warn(format!("skipped {}: {e}", path.display()));
-                    return Ok(());
-                }
+            let Some(mut file) = self.open_source(path, opened.take()) else {
+                return Ok(());
             };
             let before = file
                 .metadata()
@@ -394,66 +414,20 @@ impl<W: Write> ArchiveWriter<W> {
             // Sparse (far fewer blocks allocated than its size): store only its data segments.
             if attempt == 1 && before.blocks().saturating_mul(512).saturating_add(SPARSE_SLACK) < size {
                 if let Some(hash) = self.append_sparse(path, rel, &mut file, &before)? {
-                    record.size = size;
-                    record.mode = before.mode() & 0o7777;
-                    record.uid = before.uid();
-                    record.gid = before.gid();
-                    record.mtime_ns = mtime_ns(&before);
+                    stat_into(&mut record, &before);
                     record.blake3 = Some(hash);
-                    self.summary.totals.files += 1;
-                    self.summary.totals.bytes += size;
-                    super::Progress::add(&self.progress, 0, 1);
-                    return self.finish_record(record);
+                    return self.finish_file(record);
                 }
                 continue;
             }
-            let (mut h, mut pax) = Self::base_header(&before, EntryType::Regular);
-            Self::xattrs_fd(&file, &mut pax);
-            h.set_size(size);
-            // Exactly `size` bytes go into the entry whatever the file does meanwhile: a file that
-            // grew is cut at `size`, one that shrank is padded with zeros (and recorded as changed).
-            let mut hasher = blake3::Hasher::new();
-            let mut short = false;
-            // One block buffer for all files (a fresh one per file would be zeroed every time).
-            let mut block = std::mem::take(&mut self.block);
-            let progress = self.progress.clone();
-            let stop = self.stop.clone();
-            {
-                let limited = (&mut file).take(size);
-                // tar copies in 8 KiB pieces; reading and hashing in large blocks below it saves
-                // syscalls and lets BLAKE3 hash many chunks at once.
-                let mut reader = BlockReader {
-                    inner: HashingReader {
-                        inner: limited,
-                        hasher: &mut hasher,
-                        progress: &progress,
-                        stop: &stop,
-                    },
-                    buf: &mut block,
-                    pos: 0,
-                    end: 0,
-                };
-                let padded = PadTo {
-                    inner: &mut reader,
-                    want: size,
-                    given: 0,
-                    padded: &mut short,
-                };
-                let appended = self.append(h, &pax, rel, padded);
-                self.block = block;
-                appended?;
-            }
+            let read = self.append_dense(rel, &mut file, &before)?;
             let after = file.metadata().ok();
-            let changed = short
+            let changed = read.short
                 || after.is_none_or(|a| {
                     a.len() != before.len() || a.mtime() != before.mtime() || a.mtime_nsec() != before.mtime_nsec()
                 });
-            record.size = size;
-            record.mode = before.mode() & 0o7777;
-            record.uid = before.uid();
-            record.gid = before.gid();
-            record.mtime_ns = mtime_ns(&before);
-            record.blake3 = Some(hasher.finalize().to_hex().to_string());
+            stat_into(&mut record, &before);
+            record.blake3 = Some(read.blake3);
             if changed && attempt == 1 {
                 // Stored again below: the later entry wins on extraction, the manifest describes it.
                 continue;
@@ -466,11 +440,78 @@ impl<W: Write> ArchiveWriter<W> {
                     path.display()
                 ));
             }
-            self.summary.totals.files += 1;
-            self.summary.totals.bytes += size;
-            super::Progress::add(&self.progress, 0, 1);
-            return self.finish_record(record);
+            return self.finish_file(record);
         }
+    }
+
+    /// The source file to read: `opened`, else opened now. `None`: gone meanwhile, or skipped
+    /// (with a warning) when it cannot be opened.
+    fn open_source(&mut self, path: &Path, opened: Option<File>) -> Option<File> {
+        let reopened = match opened {
+            Some(f) => Ok(f),
+            None => File::open(path),
+        };
+        match reopened {
+            Ok(f) => Some(f),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => {
+                self.summary.totals.skipped += 1;
+                self.warn(format!("skipped {}: {e}", path.display()));
+                None
+            }
+        }
+    }
+
+    /// Store a file's content densely: exactly `before.len()` bytes go into the entry whatever the
+    /// file does meanwhile (a file that grew is cut, one that shrank is padded with zeros).
+    fn append_dense(&mut self, rel: &Path, file: &mut File, before: &fs::Metadata) -> Result<DenseRead, BackupError> {
+        let size = before.len();
+        let (mut h, mut pax) = Self::base_header(before, EntryType::Regular);
+        Self::xattrs_fd(file, &mut pax);
+        h.set_size(size);
+        let mut hasher = blake3::Hasher::new();
+        let mut short = false;
+        // One block buffer for all files (a fresh one per file would be zeroed every time).
+        let mut block = std::mem::take(&mut self.block);
+        let progress = self.progress.clone();
+        let stop = self.stop.clone();
+        {
+            let limited = (&mut *file).take(size);
+            // tar copies in 8 KiB pieces; reading and hashing in large blocks below it saves
+            // syscalls and lets BLAKE3 hash many chunks at once.
+            let mut reader = BlockReader {
+                inner: HashingReader {
+                    inner: limited,
+                    hasher: &mut hasher,
+                    progress: &progress,
+                    stop: &stop,
+                },
+                buf: &mut block,
+                pos: 0,
+                end: 0,
+            };
+            let padded = PadTo {
+                inner: &mut reader,
+                want: size,
+                given: 0,
+                padded: &mut short,
+            };
+            let appended = self.append(h, &pax, rel, padded);
+            self.block = block;
+            appended?;
+        }
+        Ok(DenseRead {
+            blake3: hasher.finalize().to_hex().to_string(),
+            short,
+        })
+    }
+
+    /// A file's record is complete: count it.
+    fn finish_file(&mut self, record: Record) -> Result<(), BackupError> {
+        self.summary.totals.files += 1;
+        self.summary.totals.bytes += record.size;
+        Progress::add(&self.progress, 0, 1);
+        self.finish_record(record)
     }
 
     fn finish_record(&mut self, record: Record) -> Result<(), BackupError> {
@@ -516,13 +557,30 @@ impl<W: Write> ArchiveWriter<W> {
     }
 }
 
+/// What storing a file's content densely read.
+struct DenseRead {
+    /// BLAKE3 hash (hex) of the bytes stored.
+    blake3: String,
+    /// The file ended before its size: zeros were stored for the rest.
+    short: bool,
+}
+
+/// Size, mode, owner and mtime of the file as opened, into its manifest record.
+fn stat_into(record: &mut Record, before: &fs::Metadata) {
+    record.size = before.len();
+    record.mode = before.mode() & 0o7777;
+    record.uid = before.uid();
+    record.gid = before.gid();
+    record.mtime_ns = mtime_ns(before);
+}
+
 /// Size of the reads from source files.
 const READ_BLOCK: usize = 256 * 1024;
 
 struct HashingReader<'h, R> {
     inner: R,
     hasher: &'h mut blake3::Hasher,
-    progress: &'h Option<std::sync::Arc<super::Progress>>,
+    progress: &'h Option<std::sync::Arc<Progress>>,
     stop: &'h Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
@@ -537,7 +595,7 @@ impl<R: Read> Read for HashingReader<'_, R> {
         }
         let n = self.inner.read(buf)?;
         self.hasher.update(&buf[..n]);
-        super::Progress::add(self.progress, n as u64, 0);
+        Progress::add(self.progress, n as u64, 0);
         Ok(n)
     }
 }

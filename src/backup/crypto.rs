@@ -4,7 +4,7 @@ use std::io::BufRead;
 use std::path::Path;
 use std::str::FromStr;
 
-use super::BackupError;
+use super::error::BackupError;
 
 /// A parsed age recipient: an `age1…` X25519 key or an `ssh-ed25519`/`ssh-rsa` public key.
 pub enum Recipient {

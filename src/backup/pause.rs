@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use super::BackupError;
+use super::error::BackupError;
 use crate::docker::{Container, Docker};
 
 /// What to pause.

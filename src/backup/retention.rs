@@ -107,7 +107,7 @@ pub struct Item {
 pub type Reasons = Vec<String>;
 
 fn days_to_civil(days: i64) -> (i64, u32) {
-    let (y, m, _) = super::civil_from_days(days);
+    let (y, m, _) = crate::timefmt::civil_from_days(days);
     (y, m)
 }
 

@@ -2,15 +2,24 @@
 //! `@hourly`, …) in a time zone, with a per-host jitter. A backup missed while the host was down
 //! runs at start; runs never overlap (one at a time in a process, and a lock file in the
 //! destination across processes).
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+//!
+//! [`run_scheduled`] is the one scheduling loop of backups (`sidecar backup --schedule` and `sidecar
+//! run` both call it): it reports what happens as [`ScheduledEvent`]s and leaves the wording to the
+//! caller.
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use croner::Cron;
+
+use super::catalog::{backup_time, list_backups};
+use super::create::{create_backup, BackupOptions, BackupResult};
+use super::crypto::Recipient;
+use super::error::BackupError;
+use super::prune::{prune, PruneMode};
+use super::retention;
 
 /// A parsed schedule.
 #[derive(Debug, Clone)]
@@ -103,21 +112,166 @@ pub fn sleep_until(until: i64, stop: &AtomicBool) -> bool {
     }
 }
 
-/// An exclusive lock on `<dest>/.sidecar-backup.lock`, held while a backup runs; `None` when another
-/// process holds it.
-pub fn try_lock(dest: &Path) -> std::io::Result<Option<File>> {
-    crate::fsutil::create_private_dir(dest)?;
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .open(dest.join(".sidecar-backup.lock"))?;
-    match file.try_lock() {
-        Ok(()) => Ok(Some(file)),
-        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
-        Err(std::fs::TryLockError::Error(e)) => Err(e),
+/// A seed for the per-host jitter, stable across restarts: from `/etc/machine-id` (else the host
+/// name), so that hosts sharing a schedule spread their runs.
+pub fn host_seed() -> u64 {
+    use sha2::Digest;
+    let id = std::fs::read("/etc/machine-id")
+        .or_else(|_| std::fs::read("/proc/sys/kernel/hostname"))
+        .unwrap_or_default();
+    let h = sha2::Sha256::digest(&id);
+    u64::from_le_bytes(h[..8].try_into().expect("8 bytes"))
+}
+
+/// What a scheduled run did, for the caller to report.
+#[derive(Debug)]
+pub enum ScheduledEvent {
+    /// The loop starts (the options were accepted).
+    Started,
+    /// A run starts (`missed`: it catches up on a run missed while sidecar was not running).
+    Starting {
+        /// Catching up.
+        missed: bool,
+    },
+    /// A backup was written and verified.
+    Done(BackupResult),
+    /// A backup failed; the next one runs at the next scheduled time.
+    Failed(BackupError),
+    /// Another process holds the destination's backup lock: this run is skipped.
+    Skipped,
+    /// Retention ran after a backup: how many backups were deleted.
+    Pruned(usize),
+    /// The next run is due at this time (epoch seconds, jitter included).
+    Next(i64),
+}
+
+/// Backups on a schedule: what to back up, when, and what to prune after each backup.
+#[derive(Debug)]
+pub struct ScheduledBackups<'a> {
+    /// The backup to make (its `progress` and `stop` are ignored: each run gets the loop's `stop`).
+    pub backup: &'a BackupOptions,
+    /// When.
+    pub schedule: &'a Schedule,
+    /// Pruned after each successful backup (none, or an empty policy: nothing is pruned).
+    pub retention: Option<&'a retention::Policy>,
+    /// Per-host jitter seed ([`host_seed`]).
+    pub host_seed: u64,
+}
+
+/// How a scheduled loop ended.
+#[derive(Debug, Default)]
+pub struct ScheduleSummary {
+    /// Runs that failed (a failed prune counts too).
+    pub failures: u64,
+}
+
+/// Run backups on `plan.schedule` until `stop` is set: a run missed while sidecar was down runs
+/// first, runs never overlap, and after each successful backup the retention policy (if any)
+/// prunes the destination. Refuses to start without recipients.
+pub fn run_scheduled(
+    plan: &ScheduledBackups<'_>,
+    stop: Arc<AtomicBool>,
+    mut on_event: impl FnMut(ScheduledEvent),
+) -> Result<ScheduleSummary, BackupError> {
+    if plan.backup.recipients.is_empty() {
+        return Err(BackupError::Recipient(
+            "missing: set backup.recipients (or give -r age1…) before scheduling backups".into(),
+        ));
     }
+    let mut summary = ScheduleSummary::default();
+    let mut report = |event: ScheduledEvent| {
+        if matches!(event, ScheduledEvent::Failed(_)) {
+            summary.failures += 1;
+        }
+        on_event(event)
+    };
+    report(ScheduledEvent::Started);
+    let (schedule, opts) = (plan.schedule, plan.backup);
+    let mut catch_up = schedule.missed(now(), newest_backup(opts));
+    loop {
+        if !catch_up {
+            let Some(fire) = schedule.next_after(now()) else {
+                break;
+            };
+            let due = fire + schedule.jitter_for(fire, plan.host_seed) as i64;
+            report(ScheduledEvent::Next(due));
+            if sleep_until(due, &stop) {
+                break;
+            }
+        }
+        report(ScheduledEvent::Starting { missed: catch_up });
+        catch_up = false;
+        if run_once(plan, &stop, &mut report) == Continue::No || stop.load(Ordering::Relaxed) {
+            break;
+        }
+    }
+    Ok(summary)
+}
+
+/// Whether the loop goes on after a run.
+#[derive(Debug, PartialEq, Eq)]
+enum Continue {
+    Yes,
+    No,
+}
+
+/// When the newest backup of `opts.name` in its store was made (None: none, or unreadable).
+fn newest_backup(opts: &BackupOptions) -> Option<i64> {
+    let prefix = format!("{}-", opts.name);
+    list_backups(opts.store.as_ref())
+        .ok()?
+        .iter()
+        .filter(|n| n.starts_with(&prefix))
+        .filter_map(|n| backup_time(n))
+        .max()
+}
+
+/// One scheduled run under the destination's lock: back up, then prune.
+fn run_once(plan: &ScheduledBackups<'_>, stop: &Arc<AtomicBool>, report: &mut impl FnMut(ScheduledEvent)) -> Continue {
+    let opts = plan.backup;
+    let lock = match opts.store.lock() {
+        Ok(Some(lock)) => lock,
+        Ok(None) => {
+            report(ScheduledEvent::Skipped);
+            return Continue::Yes;
+        }
+        Err(e) => {
+            report(ScheduledEvent::Failed(e.into()));
+            return Continue::Yes;
+        }
+    };
+    let run = BackupOptions {
+        recipients: opts.recipients.iter().map(Recipient::clone_parsed).collect(),
+        source: opts.source.clone(),
+        store: opts.store.clone(),
+        name: opts.name.clone(),
+        level: opts.level,
+        threads: opts.threads,
+        progress: None,
+        stop: Some(stop.clone()),
+        pause: opts.pause.clone(),
+    };
+    match create_backup(&run) {
+        Ok(result) => {
+            report(ScheduledEvent::Done(result));
+            if let Some(policy) = plan.retention.filter(|p| !p.is_empty()) {
+                match prune(opts.store.as_ref(), &opts.name, policy, PruneMode::Delete) {
+                    Ok(d) => report(ScheduledEvent::Pruned(
+                        d.iter().filter(|d| d.reasons.is_empty()).count(),
+                    )),
+                    Err(e) => report(ScheduledEvent::Failed(e)),
+                }
+            }
+        }
+        Err(BackupError::Interrupted) => {
+            drop(lock);
+            report(ScheduledEvent::Failed(BackupError::Interrupted));
+            return Continue::No;
+        }
+        Err(e) => report(ScheduledEvent::Failed(e)),
+    }
+    drop(lock);
+    Continue::Yes
 }
 
 #[cfg(test)]
@@ -156,15 +310,5 @@ mod tests {
         assert_eq!(a, (0..50).map(|i| s.jitter_for(T + i * 3600, 42)).collect::<Vec<_>>());
         assert_ne!(a, (0..50).map(|i| s.jitter_for(T + i * 3600, 43)).collect::<Vec<_>>());
         assert_eq!(Schedule::new("@hourly", "UTC", 0).unwrap().jitter_for(T, 42), 0);
-    }
-
-    #[test]
-    fn a_second_lock_holder_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let first = try_lock(dir.path()).unwrap();
-        assert!(first.is_some());
-        assert!(try_lock(dir.path()).unwrap().is_none());
-        drop(first);
-        assert!(try_lock(dir.path()).unwrap().is_some());
     }
 }

@@ -11,6 +11,7 @@ use super::{EXIT_ERROR, EXIT_FINDINGS, EXIT_OK};
 use crate::backup::{self, restore, BackupError, BackupOptions, Progress, Recipient};
 use crate::config::Config;
 use crate::escape::terminal;
+use crate::store::{open_store, Store};
 
 pub(super) const BACKUP_EXIT_CODES: &str = "Exit status: 0 success, 1 the backup is invalid (damaged, truncated, wrong key, hostile entries, wrong recipients), 2 any other error (usage, configuration, permissions, disk).";
 
@@ -291,9 +292,9 @@ pub(crate) fn backup_options(config: &Config, args: &BackupArgs) -> Result<Backu
     };
     Ok(BackupOptions {
         source: args.source.clone().unwrap_or_else(|| config.backup.source.clone()),
-        store: match backup::open_store(&args.to.clone().unwrap_or_else(|| config.backup.dest.clone())) {
+        store: match open_store(&args.to.clone().unwrap_or_else(|| config.backup.dest.clone())) {
             Ok(s) => s,
-            Err(e) => return Err(report_error(&e)),
+            Err(e) => return Err(report_error(&e.into())),
         },
         name: config.backup.name.clone(),
         recipients,
@@ -398,15 +399,6 @@ pub(crate) fn stop_on_signals() -> Result<Arc<AtomicBool>, u8> {
     Ok(stop)
 }
 
-fn host_seed() -> u64 {
-    use sha2::Digest;
-    let id = std::fs::read("/etc/machine-id")
-        .or_else(|_| std::fs::read("/proc/sys/kernel/hostname"))
-        .unwrap_or_default();
-    let h = sha2::Sha256::digest(&id);
-    u64::from_le_bytes(h[..8].try_into().expect("8 bytes"))
-}
-
 /// Back up on `backup.schedule` until `stop` is set (`sidecar backup --schedule`, `sidecar run`).
 pub(crate) fn run_schedule(
     config: &Config,
@@ -425,70 +417,67 @@ pub(crate) fn run_schedule(
             return EXIT_ERROR;
         }
     };
-    if opts.recipients.is_empty() {
-        return report_error(&BackupError::Recipient(
-            "missing: set backup.recipients (or give -r age1…) before scheduling backups".into(),
-        ));
+    let plan = backup::schedule::ScheduledBackups {
+        backup: &opts,
+        schedule: &schedule,
+        retention: Some(&config.backup.retention),
+        host_seed: backup::schedule::host_seed(),
+    };
+    let ran = backup::run_scheduled(&plan, stop, |event| match event {
+        backup::ScheduledEvent::Started => crate::say!(
+            "scheduled backups of {} to {}: `{}` in {}",
+            opts.source.display(),
+            opts.store.describe(),
+            schedule.spec,
+            config.backup.timezone
+        ),
+        backup::ScheduledEvent::Next(t) => crate::say!(
+            "next backup at {}",
+            crate::timefmt::rfc3339(std::time::UNIX_EPOCH + Duration::from_secs(t.max(0) as u64))
+        ),
+        backup::ScheduledEvent::Starting { missed } => {
+            crate::say!(
+                "backup starting{}",
+                if missed { " (catching up on a missed run)" } else { "" }
+            )
+        }
+        backup::ScheduledEvent::Done(r) => {
+            if let Some(m) = metrics {
+                m.backup("ok", Some(r.bytes));
+            }
+            report_pause(&r);
+            crate::say!("backup {} written and verified: {}", r.location, human(r.bytes));
+            println!("{}", r.location);
+        }
+        backup::ScheduledEvent::Failed(e) => {
+            if let Some(m) = metrics {
+                m.backup("failed", None);
+            }
+            report_error(&e);
+        }
+        backup::ScheduledEvent::Skipped => {
+            if let Some(m) = metrics {
+                m.backup("skipped", None);
+            }
+            crate::say!("backup skipped: another backup holds the destination's lock")
+        }
+        backup::ScheduledEvent::Pruned(n) => {
+            if n > 0 {
+                crate::say!("retention: {n} old backup(s) deleted")
+            }
+        }
+    });
+    match ran {
+        Ok(summary) => {
+            crate::say!("stopped ({} failed run(s))", summary.failures);
+            EXIT_OK
+        }
+        Err(e) => report_error(&e),
     }
-    crate::say!(
-        "scheduled backups of {} to {}: `{}` in {}",
-        opts.source.display(),
-        opts.store.describe(),
-        schedule.spec,
-        config.backup.timezone
-    );
-    let mut failures = 0u64;
-    backup::run_scheduled(
-        &opts,
-        &schedule,
-        Some(&config.backup.retention),
-        host_seed(),
-        stop,
-        |event| match event {
-            backup::ScheduledEvent::Next(t) => crate::say!(
-                "next backup at {}",
-                backup::rfc3339(std::time::UNIX_EPOCH + Duration::from_secs(t.max(0) as u64))
-            ),
-            backup::ScheduledEvent::Starting { missed } => {
-                crate::say!(
-                    "backup starting{}",
-                    if missed { " (catching up on a missed run)" } else { "" }
-                )
-            }
-            backup::ScheduledEvent::Done(r) => {
-                if let Some(m) = metrics {
-                    m.backup("ok", Some(r.bytes));
-                }
-                report_pause(&r);
-                crate::say!("backup {} written and verified: {}", r.location, human(r.bytes));
-                println!("{}", r.location);
-            }
-            backup::ScheduledEvent::Failed(e) => {
-                if let Some(m) = metrics {
-                    m.backup("failed", None);
-                }
-                failures += 1;
-                report_error(&e);
-            }
-            backup::ScheduledEvent::Skipped => {
-                if let Some(m) = metrics {
-                    m.backup("skipped", None);
-                }
-                crate::say!("backup skipped: another backup holds the destination's lock")
-            }
-            backup::ScheduledEvent::Pruned(n) => {
-                if n > 0 {
-                    crate::say!("retention: {n} old backup(s) deleted")
-                }
-            }
-        },
-    );
-    crate::say!("stopped ({failures} failed run(s))");
-    EXIT_OK
 }
 
-fn store_or_default(config: &Config, from: Option<String>) -> Result<Arc<dyn backup::Store>, BackupError> {
-    backup::open_store(&from.unwrap_or_else(|| config.backup.dest.clone()))
+fn store_or_default(config: &Config, from: Option<String>) -> Result<Arc<dyn Store>, BackupError> {
+    Ok(open_store(&from.unwrap_or_else(|| config.backup.dest.clone()))?)
 }
 
 /// Size of a backup in its store, for the progress bar.
@@ -650,7 +639,7 @@ pub fn run_list(config: &Config, from: Option<String>, identity: Option<PathBuf>
     };
     let objects = match store.list() {
         Ok(l) => l,
-        Err(e) => return report_error(&e),
+        Err(e) => return report_error(&e.into()),
     };
     let list = backup::sorted_backups(&objects);
     println!(
@@ -675,7 +664,7 @@ pub fn run_list(config: &Config, from: Option<String>, identity: Option<PathBuf>
             }
         };
         let created = backup::backup_time(name)
-            .map(|t| backup::rfc3339(std::time::UNIX_EPOCH + Duration::from_secs(t.max(0) as u64)))
+            .map(|t| crate::timefmt::rfc3339(std::time::UNIX_EPOCH + Duration::from_secs(t.max(0) as u64)))
             .unwrap_or_default();
         let (files, content) = match &identities {
             Some(ids) => match backup::read_index(store.as_ref(), name, ids) {
@@ -724,7 +713,12 @@ pub fn run_prune(config: &Config, args: PruneArgs) -> u8 {
         );
         return EXIT_ERROR;
     }
-    match backup::prune(store.as_ref(), &config.backup.name, &policy, args.dry_run) {
+    let mode = if args.dry_run {
+        backup::PruneMode::DryRun
+    } else {
+        backup::PruneMode::Delete
+    };
+    match backup::prune(store.as_ref(), &config.backup.name, &policy, mode) {
         Ok(decisions) => {
             let mut deleted = 0;
             for d in &decisions {

@@ -36,7 +36,7 @@ pub fn run_report(config: &Config, args: ReportArgs) -> super::CmdResult {
             let (all, _) = items_of(&Filter::default(), &triage)?;
             let fp = resolve(&fingerprint, all.iter().map(|i| i.fingerprint.as_str()))?;
             let mut triage = triage;
-            let at = crate::backup::rfc3339(std::time::SystemTime::now());
+            let at = crate::timefmt::rfc3339(std::time::SystemTime::now());
             let by = by.unwrap_or_else(|| std::env::var("USER").unwrap_or_else(|_| "unknown".into()));
             triage.acks.insert(fp.clone(), Ack { note, by, at });
             triage.save(state_dir)?;

@@ -14,7 +14,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::review::{finding_files, read_findings_from, FindingRecord};
-use crate::backup::{open_store, BackupError};
+use crate::store::{open_store, StoreError};
 
 /// Uncompressed bytes of records in one shipped object, at most (about).
 const MAX_OBJECT: u64 = 32 << 20;
@@ -32,15 +32,15 @@ fn shipped_path(state_dir: &Path) -> std::path::PathBuf {
 
 /// Send the complete records not sent yet of every plain findings file to `<dest>/<host>/`.
 /// (Compressed rotated files hold what was shipped while they were plain.) Returns the objects written.
-pub fn ship(state_dir: &Path, dest: &str, host: &str) -> Result<usize, BackupError> {
+pub fn ship(state_dir: &Path, dest: &str, host: &str) -> Result<usize, StoreError> {
     if host.is_empty() || host.contains('/') || host.starts_with('.') {
-        return Err(BackupError::Target(format!(
+        return Err(StoreError::Destination(format!(
             "fleet host name {host:?}: must be non-empty, without '/'"
         )));
     }
     let store = open_store(&format!("{}/{host}", dest.trim_end_matches('/')))?;
     store.prepare()?;
-    let io_err = |what: String| move |e: io::Error| BackupError::io(what, e);
+    let io_err = |what: String| move |e: io::Error| StoreError::io(what, e);
     let mut shipped: Shipped = crate::fsutil::read_input(&shipped_path(state_dir), crate::fsutil::InputKind::STATE)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
@@ -48,7 +48,7 @@ pub fn ship(state_dir: &Path, dest: &str, host: &str) -> Result<usize, BackupErr
     let files = match finding_files(&state_dir.join("findings")) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
-        Err(e) => return Err(BackupError::io("findings directory", e)),
+        Err(e) => return Err(StoreError::io("findings directory", e)),
     };
     let mut written = 0;
     // Summaries are skipped: they aggregate occurrence records that were shipped while plain.
@@ -106,7 +106,7 @@ pub fn ship(state_dir: &Path, dest: &str, host: &str) -> Result<usize, BackupErr
         crate::fsutil::create_private_dir(state_dir).map_err(io_err(state_dir.display().to_string()))?;
         crate::fsutil::write_atomic(
             &shipped_path(state_dir),
-            &serde_json::to_vec(&shipped).map_err(|e| BackupError::io("shipped.json", e.into()))?,
+            &serde_json::to_vec(&shipped).map_err(|e| StoreError::io("shipped.json", e.into()))?,
         )
         .map_err(io_err("shipped.json".into()))?;
     }
@@ -115,7 +115,7 @@ pub fn ship(state_dir: &Path, dest: &str, host: &str) -> Result<usize, BackupErr
 
 /// Read every host's shipped findings under `dest`; the container of each record is prefixed
 /// with its host (`host/container`). Returns the number of damaged records.
-pub fn read_fleet(dest: &str, mut each: impl FnMut(FindingRecord)) -> Result<u64, BackupError> {
+pub fn read_fleet(dest: &str, mut each: impl FnMut(FindingRecord)) -> Result<u64, StoreError> {
     let root = open_store(dest)?;
     let mut damaged = 0;
     for host in root.children()? {
@@ -138,7 +138,7 @@ pub fn read_fleet(dest: &str, mut each: impl FnMut(FindingRecord)) -> Result<u64
                 r.container = Some(format!("{host}/{c}"));
                 each(r)
             })
-            .map_err(|e| BackupError::io(store.locate(&name), e))?;
+            .map_err(|e| StoreError::io(store.locate(&name), e))?;
         }
     }
     Ok(damaged)

@@ -122,7 +122,7 @@ filter();})();"#;
 pub fn page(items: &[Item], audit: &[serde_json::Value], damaged: u64) -> String {
     let new = items.iter().filter(|i| i.status == ItemStatus::New).count();
     let occurrences: u64 = items.iter().map(|i| i.count).sum();
-    let generated = crate::backup::rfc3339(std::time::SystemTime::now());
+    let generated = crate::timefmt::rfc3339(std::time::SystemTime::now());
     let mut h = String::new();
     let _ = write!(
         h,

@@ -1,249 +1,15 @@
-//! Where backups live: a local directory or an S3-compatible bucket. Both give the same guarantees:
-//! a file appears under its final name only when it is complete (local: temporary dot name, fsync,
-//! rename; S3: a multipart upload, which is invisible until completed and aborted on failure), and
-//! sidecar only ever lists, reads or deletes names it could have written.
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufWriter, Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
+//! A store in an S3-compatible bucket under a key prefix: uploads are multipart (invisible until
+//! completed, aborted on failure), reads stream. Credentials come from the usual `AWS_*` variables,
+//! their `*_FILE` forms or the shared credentials file, and never appear in messages.
+use std::fs::File;
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use object_store::ObjectStoreExt as _;
 
-use super::BackupError;
-
-/// One file in a store.
-#[derive(Debug, Clone)]
-pub struct Object {
-    /// File name (no directory or prefix).
-    pub name: String,
-    /// Size in bytes.
-    pub size: u64,
-    /// Last modification, when the store knows it.
-    pub modified: Option<SystemTime>,
-}
-
-/// A file being written. Dropping it without [`Upload::commit`] discards it: nothing appears.
-pub trait Upload: Write + Send {
-    /// Make the file durable and visible under its final name.
-    fn commit(self: Box<Self>) -> Result<(), BackupError>;
-    /// What removes the partial file when the upload cannot be dropped normally (a backup stopped
-    /// by SIGTERM leaks its pipeline rather than wait for the compressor to drain).
-    fn cleanup(&self) -> Box<dyn FnOnce() + Send>;
-}
-
-/// A place that holds backups.
-pub trait Store: Send + Sync + std::fmt::Debug {
-    /// `/backups` or `s3://bucket/prefix`, for messages.
-    fn describe(&self) -> String;
-    /// Full location of one file, for messages.
-    fn locate(&self, name: &str) -> String {
-        format!("{}/{name}", self.describe().trim_end_matches('/'))
-    }
-    /// Create the destination if needed (local: a 0700 directory).
-    fn prepare(&self) -> Result<(), BackupError>;
-    /// Files directly in the store, any order.
-    fn list(&self) -> Result<Vec<Object>, BackupError>;
-    /// Names of the sub-stores (local subdirectories, S3 common prefixes) directly in the store,
-    /// sorted: open one with [`open_store`] on `<spec>/<name>`.
-    fn children(&self) -> Result<Vec<String>, BackupError>;
-    /// Start writing `name`.
-    fn create(&self, name: &str) -> Result<Box<dyn Upload>, BackupError>;
-    /// Stream `name`.
-    fn open(&self, name: &str) -> Result<Box<dyn Read + Send>, BackupError>;
-    /// Delete `name` (already gone is fine).
-    fn delete(&self, name: &str) -> Result<(), BackupError>;
-    /// Whether `name` exists.
-    fn exists(&self, name: &str) -> Result<bool, BackupError>;
-    /// An exclusive lock held while a backup runs, so that runs never overlap: `None` when another
-    /// process holds it.
-    fn lock(&self) -> Result<Option<File>, BackupError>;
-    /// Remove leftovers of killed backups (local `.partial` files older than `age` whose name starts
-    /// with `.{prefix}`). Returns how many.
-    fn sweep(&self, prefix: &str, age: Duration) -> Result<usize, BackupError>;
-}
-
-/// `DEST` as given by the operator: `s3://bucket/prefix` or a local directory.
-pub fn open_store(spec: &str) -> Result<Arc<dyn Store>, BackupError> {
-    if let Some(rest) = spec.strip_prefix("s3://") {
-        return Ok(Arc::new(S3Store::new(rest)?));
-    }
-    if spec.contains("://") {
-        return Err(BackupError::Source(format!(
-            "destination {spec}: unsupported scheme; use a local directory or s3://bucket/prefix"
-        )));
-    }
-    Ok(Arc::new(LocalStore::new(spec)))
-}
-
-/// A local directory.
-#[derive(Debug, Clone)]
-pub struct LocalStore {
-    dir: PathBuf,
-}
-
-impl LocalStore {
-    /// The store in `dir`.
-    pub fn new(dir: impl Into<PathBuf>) -> Self {
-        LocalStore { dir: dir.into() }
-    }
-    /// Its directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-}
-
-fn ioerr(what: String) -> impl FnOnce(io::Error) -> BackupError {
-    move |e| BackupError::io(what, e)
-}
-
-struct LocalUpload {
-    tmp: PathBuf,
-    dest: PathBuf,
-    dir: PathBuf,
-    out: Option<BufWriter<File>>,
-}
-
-impl Write for LocalUpload {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.out.as_mut().ok_or_else(|| io::Error::other("closed"))?.write(buf)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.out.as_mut().ok_or_else(|| io::Error::other("closed"))?.flush()
-    }
-}
-
-impl Upload for LocalUpload {
-    fn commit(mut self: Box<Self>) -> Result<(), BackupError> {
-        let ctx = format!("writing {}", self.dest.display());
-        let out = self
-            .out
-            .take()
-            .ok_or_else(|| BackupError::io(ctx.clone(), io::Error::other("closed")))?;
-        let file = out
-            .into_inner()
-            .map_err(|e| BackupError::io(ctx.clone(), e.into_error()))?;
-        file.sync_all().map_err(ioerr(ctx.clone()))?;
-        drop(file);
-        fs::rename(&self.tmp, &self.dest).map_err(ioerr(format!("renaming into {}", self.dest.display())))?;
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(ioerr(format!("fsync {}", self.dir.display())))
-    }
-    fn cleanup(&self) -> Box<dyn FnOnce() + Send> {
-        let tmp = self.tmp.clone();
-        Box::new(move || {
-            let _ = fs::remove_file(tmp);
-        })
-    }
-}
-
-impl Drop for LocalUpload {
-    fn drop(&mut self) {
-        if self.out.take().is_some() {
-            let _ = fs::remove_file(&self.tmp);
-        }
-    }
-}
-
-impl Store for LocalStore {
-    fn describe(&self) -> String {
-        self.dir.display().to_string()
-    }
-    fn locate(&self, name: &str) -> String {
-        self.dir.join(name).display().to_string()
-    }
-    fn prepare(&self) -> Result<(), BackupError> {
-        crate::fsutil::create_private_dir(&self.dir).map_err(ioerr(format!("destination {}", self.dir.display())))
-    }
-    fn children(&self) -> Result<Vec<String>, BackupError> {
-        let rd = fs::read_dir(&self.dir).map_err(ioerr(format!("destination {}", self.dir.display())))?;
-        let mut v: Vec<String> = rd
-            .filter_map(|e| e.ok())
-            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| !n.starts_with('.'))
-            .collect();
-        v.sort();
-        Ok(v)
-    }
-    fn list(&self) -> Result<Vec<Object>, BackupError> {
-        let rd = fs::read_dir(&self.dir).map_err(ioerr(format!("destination {}", self.dir.display())))?;
-        Ok(rd
-            .filter_map(|e| e.ok())
-            .filter_map(|e| {
-                let md = e.metadata().ok()?;
-                md.is_file().then(|| Object {
-                    name: e.file_name().to_string_lossy().into_owned(),
-                    size: md.len(),
-                    modified: md.modified().ok(),
-                })
-            })
-            .collect())
-    }
-    fn create(&self, name: &str) -> Result<Box<dyn Upload>, BackupError> {
-        // A dot name that does not end in the final name's suffix: a killed write never looks like
-        // a finished file.
-        let mut rnd = [0u8; 6];
-        getrandom::fill(&mut rnd).map_err(|e| BackupError::io("random name", io::Error::other(e.to_string())))?;
-        let tmp = self.dir.join(format!(".{name}.{}.partial", hex::encode(rnd)));
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(ioerr(format!("writing {}", tmp.display())))?;
-        Ok(Box::new(LocalUpload {
-            tmp,
-            dest: self.dir.join(name),
-            dir: self.dir.clone(),
-            out: Some(BufWriter::with_capacity(1 << 20, file)),
-        }))
-    }
-    fn open(&self, name: &str) -> Result<Box<dyn Read + Send>, BackupError> {
-        let p = self.dir.join(name);
-        Ok(Box::new(
-            File::open(&p).map_err(ioerr(format!("opening {}", p.display())))?,
-        ))
-    }
-    fn delete(&self, name: &str) -> Result<(), BackupError> {
-        let p = self.dir.join(name);
-        match fs::remove_file(&p) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                Err(BackupError::io(format!("deleting {}", p.display()), e))
-            }
-            _ => Ok(()),
-        }
-    }
-    fn exists(&self, name: &str) -> Result<bool, BackupError> {
-        Ok(self.dir.join(name).exists())
-    }
-    fn lock(&self) -> Result<Option<File>, BackupError> {
-        super::schedule::try_lock(&self.dir).map_err(ioerr(format!("backup lock in {}", self.dir.display())))
-    }
-    fn sweep(&self, prefix: &str, age: Duration) -> Result<usize, BackupError> {
-        let mut n = 0;
-        for e in fs::read_dir(&self.dir)
-            .map_err(ioerr(format!("destination {}", self.dir.display())))?
-            .flatten()
-        {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let ours = name.starts_with(&format!(".{prefix}")) && name.ends_with(".partial");
-            let old = e
-                .metadata()
-                .ok()
-                .and_then(|m| m.modified().ok())
-                .and_then(|t| t.elapsed().ok())
-                .is_some_and(|a| a > age);
-            if ours && old {
-                fs::remove_file(e.path()).map_err(ioerr(format!("deleting {}", e.path().display())))?;
-                n += 1;
-            }
-        }
-        Ok(n)
-    }
-}
+use super::{ioerr, Object, Store, StoreError, Upload};
 
 /// Size of the parts of a multipart upload: 8 MiB for the first 5,000 parts, then 32 MiB (S3 allows
 /// 10,000 parts: about 195 GiB in all). One part is filled while the previous one uploads.
@@ -265,7 +31,7 @@ impl std::fmt::Debug for S3Store {
     }
 }
 
-fn s3err(what: String) -> impl FnOnce(object_store::Error) -> BackupError {
+fn s3err(what: String) -> impl FnOnce(object_store::Error) -> StoreError {
     move |e| {
         let kind = match &e {
             object_store::Error::NotFound { .. } => io::ErrorKind::NotFound,
@@ -274,12 +40,12 @@ fn s3err(what: String) -> impl FnOnce(object_store::Error) -> BackupError {
             }
             _ => io::ErrorKind::Other,
         };
-        BackupError::io(what, io::Error::new(kind, e.to_string()))
+        StoreError::io(what, io::Error::new(kind, e.to_string()))
     }
 }
 
 /// An `AWS_*` setting: the variable itself, else the file named by `<VAR>_FILE` (Docker secrets).
-fn env_or_file(var: &str) -> Result<Option<String>, BackupError> {
+fn env_or_file(var: &str) -> Result<Option<String>, StoreError> {
     if let Ok(v) = std::env::var(var) {
         return Ok(Some(v));
     }
@@ -320,18 +86,18 @@ impl S3Store {
     /// `AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`), their
     /// `*_FILE` forms, or the shared credentials file (`AWS_SHARED_CREDENTIALS_FILE`, default
     /// `~/.aws/credentials`, profile `AWS_PROFILE`).
-    pub fn new(spec: &str) -> Result<Self, BackupError> {
+    pub fn new(spec: &str) -> Result<Self, StoreError> {
         let (bucket, prefix) = spec.split_once('/').unwrap_or((spec, ""));
         let prefix = prefix.trim_matches('/').to_string();
         if bucket.is_empty() {
-            return Err(BackupError::Source(
+            return Err(StoreError::Destination(
                 "destination s3://: no bucket (use s3://bucket/prefix)".into(),
             ));
         }
         // rustls needs one process-wide crypto provider; another caller may have installed it.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let mut b = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket);
-        let from_file = |var: &str| -> Result<Option<String>, BackupError> {
+        let from_file = |var: &str| -> Result<Option<String>, StoreError> {
             if std::env::var_os(var).is_some() {
                 return Ok(None); // from_env took it
             }
@@ -380,7 +146,7 @@ impl S3Store {
         });
         let store = b
             .build()
-            .map_err(|e| BackupError::Source(format!("destination s3://{spec}: {e}")))?;
+            .map_err(|e| StoreError::Destination(format!("destination s3://{spec}: {e}")))?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("sidecar-s3")
@@ -470,7 +236,7 @@ impl Write for S3Upload {
 }
 
 impl Upload for S3Upload {
-    fn commit(mut self: Box<Self>) -> Result<(), BackupError> {
+    fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
         let ctx = format!("uploading {}", self.label);
         if self.upload.is_none() {
             // Small enough for one request: a plain PUT is atomic too.
@@ -545,11 +311,11 @@ impl Store for S3Store {
             format!("s3://{}/{}", self.bucket, self.prefix)
         }
     }
-    fn prepare(&self) -> Result<(), BackupError> {
+    fn prepare(&self) -> Result<(), StoreError> {
         // Fail early, with a clear message, when the bucket is unreachable or the keys are wrong.
         self.list().map(|_| ())
     }
-    fn children(&self) -> Result<Vec<String>, BackupError> {
+    fn children(&self) -> Result<Vec<String>, StoreError> {
         let prefix = (!self.prefix.is_empty()).then(|| object_store::path::Path::from(self.prefix.as_str()));
         let listing = self
             .rt
@@ -563,7 +329,7 @@ impl Store for S3Store {
         v.sort();
         Ok(v)
     }
-    fn list(&self) -> Result<Vec<Object>, BackupError> {
+    fn list(&self) -> Result<Vec<Object>, StoreError> {
         let prefix = (!self.prefix.is_empty()).then(|| object_store::path::Path::from(self.prefix.as_str()));
         let listing = self
             .rt
@@ -581,7 +347,7 @@ impl Store for S3Store {
             })
             .collect())
     }
-    fn create(&self, name: &str) -> Result<Box<dyn Upload>, BackupError> {
+    fn create(&self, name: &str) -> Result<Box<dyn Upload>, StoreError> {
         Ok(Box::new(S3Upload {
             rt: self.rt.handle().clone(),
             store: self.store.clone(),
@@ -594,7 +360,7 @@ impl Store for S3Store {
             done: false,
         }))
     }
-    fn open(&self, name: &str) -> Result<Box<dyn Read + Send>, BackupError> {
+    fn open(&self, name: &str) -> Result<Box<dyn Read + Send>, StoreError> {
         let got = self
             .rt
             .block_on(self.store.get(&self.key(name)))
@@ -606,28 +372,28 @@ impl Store for S3Store {
             label: self.locate(name),
         }))
     }
-    fn delete(&self, name: &str) -> Result<(), BackupError> {
+    fn delete(&self, name: &str) -> Result<(), StoreError> {
         match self.rt.block_on(self.store.delete(&self.key(name))) {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(s3err(format!("deleting {}", self.locate(name)))(e)),
         }
     }
-    fn exists(&self, name: &str) -> Result<bool, BackupError> {
+    fn exists(&self, name: &str) -> Result<bool, StoreError> {
         match self.rt.block_on(self.store.head(&self.key(name))) {
             Ok(_) => Ok(true),
             Err(object_store::Error::NotFound { .. }) => Ok(false),
             Err(e) => Err(s3err(format!("looking up {}", self.locate(name)))(e)),
         }
     }
-    fn lock(&self) -> Result<Option<File>, BackupError> {
+    fn lock(&self) -> Result<Option<File>, StoreError> {
         // Runs on this host never overlap: the lock lives in a local directory keyed by the bucket
         // and prefix (an S3 bucket has no lock sidecar could rely on).
         use sha2::Digest as _;
         let key = hex::encode(&sha2::Sha256::digest(self.describe().as_bytes())[..8]);
         let dir = std::env::temp_dir().join(format!("sidecar-s3-lock-{key}"));
-        super::schedule::try_lock(&dir).map_err(ioerr(format!("backup lock in {}", dir.display())))
+        super::try_lock(&dir).map_err(ioerr(format!("backup lock in {}", dir.display())))
     }
-    fn sweep(&self, _prefix: &str, _age: Duration) -> Result<usize, BackupError> {
+    fn sweep(&self, _prefix: &str, _age: Duration) -> Result<usize, StoreError> {
         // Incomplete multipart uploads are invisible and aborted on failure; a killed process leaves
         // parts that the bucket's AbortIncompleteMultipartUpload lifecycle rule removes (README).
         Ok(0)
@@ -656,31 +422,5 @@ mod tests {
             Some(("AKIBACKUP".into(), "s2".into(), Some("t2".into())))
         );
         assert_eq!(shared_credentials(&f, "missing"), None);
-    }
-
-    #[test]
-    fn local_upload_appears_only_on_commit() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = LocalStore::new(dir.path());
-        let mut up = store.create("a.tar.zst.age").unwrap();
-        up.write_all(b"hello").unwrap();
-        assert!(!store.exists("a.tar.zst.age").unwrap());
-        drop(up);
-        assert!(store.list().unwrap().is_empty(), "a dropped upload leaves nothing");
-        let mut up = store.create("a.tar.zst.age").unwrap();
-        up.write_all(b"hello").unwrap();
-        up.commit().unwrap();
-        let names: Vec<_> = store.list().unwrap().into_iter().map(|o| o.name).collect();
-        assert_eq!(names, ["a.tar.zst.age"]);
-        let mut text = String::new();
-        store.open("a.tar.zst.age").unwrap().read_to_string(&mut text).unwrap();
-        assert_eq!(text, "hello");
-    }
-
-    #[test]
-    fn destinations_parse() {
-        assert!(open_store("/backups").unwrap().describe() == "/backups");
-        assert!(open_store("ftp://x").is_err());
-        assert!(open_store("s3://").is_err());
     }
 }
