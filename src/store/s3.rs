@@ -408,7 +408,7 @@ mod tests {
     fn shared_credentials_profiles() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("credentials");
-        fs::write(
+        std::fs::write(
             &f,
             "[default]\naws_access_key_id = AKIDEFAULT\naws_secret_access_key = s1\n\n[backup]\naws_access_key_id=AKIBACKUP\naws_secret_access_key=s2\naws_session_token=t2\n",
         )
