@@ -267,7 +267,7 @@ fn start_guard(
         None => Default::default(),
     };
     let own = crate::logs::containers::own_container_id();
-    let opts = crate::logs::follow::GuardOptions {
+    let opts = crate::logs::guard::GuardOptions {
         docker_root: config.docker_root.clone(),
         state_dir: config.state_dir.clone(),
         mask: masks,
@@ -295,7 +295,7 @@ fn start_guard(
             key: &key,
             options: &options,
         };
-        let mut guard = match crate::logs::follow::Guard::open(scanner, opts.clone(), &metrics) {
+        let mut guard = match crate::logs::guard::Guard::open(scanner, opts.clone(), &metrics) {
             Ok(g) => g,
             Err(e) => {
                 let _ = ready_tx.send(Err(e.to_string()));
@@ -329,7 +329,7 @@ fn start_guard(
                     if sleep_until(Instant::now() + wait, &stop) {
                         return;
                     }
-                    match crate::logs::follow::Guard::open(scanner, opts.clone(), &metrics) {
+                    match crate::logs::guard::Guard::open(scanner, opts.clone(), &metrics) {
                         Ok(g) => guard = g,
                         Err(e) => {
                             crate::say!("error: log guard cannot restart: {e}");
@@ -360,7 +360,7 @@ fn start_guard(
 /// `sidecar health`: 0 when the guard's heartbeat is fresh.
 pub fn health(config: &Config, args: super::HealthArgs) -> u8 {
     let state_dir = args.state_dir.unwrap_or_else(|| config.state_dir.clone());
-    match crate::logs::follow::heartbeat_age(&state_dir) {
+    match crate::logs::guard::heartbeat_age(&state_dir) {
         Ok((age, beat)) if age <= args.max_age && (args.max_lag == 0 || beat.lag_seconds <= args.max_lag) => {
             println!(
                 "healthy: log guard alive {age} s ago, following {} container(s), {} s and {} bytes behind",
@@ -395,7 +395,7 @@ pub fn health(config: &Config, args: super::HealthArgs) -> u8 {
         Err(e) => {
             crate::say!(
                 "error: {}: {e}",
-                state_dir.join(crate::logs::follow::HEARTBEAT_FILE).display()
+                state_dir.join(crate::logs::guard::HEARTBEAT_FILE).display()
             );
             EXIT_ERROR
         }
