@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::{mask_in_place, Found, Guard, RangeReader};
-use crate::logs::checkpoint::{self};
+use crate::logs::checkpoint;
 use crate::logs::containers::ContainerLog;
 use crate::logs::scan::OpenUnit;
 use crate::redact::Finding;

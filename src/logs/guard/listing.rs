@@ -3,7 +3,7 @@
 //! After a sync that visited every file without an error, the marks of files Docker deleted are
 //! forgotten.
 use std::collections::HashSet;
-use std::fs::{self};
+use std::fs;
 use std::io;
 use std::path::PathBuf;
 use std::time::Duration;

@@ -323,7 +323,7 @@ pub fn mask_in_place(file: &File, findings: &[Finding]) -> io::Result<u64> {
     Ok(plan.edits().len() as u64)
 }
 
-impl<'a> Guard<'a> {
+impl Guard<'_> {
     fn warn_once(&mut self, key: String, message: impl FnOnce() -> String) {
         if self.warned.insert(key) {
             tracing::warn!("{}", message());

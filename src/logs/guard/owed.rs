@@ -118,6 +118,7 @@ impl Guard<'_> {
 mod tests {
     use super::super::tests::finding_at;
     use super::*;
+    use crate::logs::masking::MaskPlan;
 
     #[test]
     fn masks_owed_to_a_gz_keep_what_writing_them_needs_and_none_of_the_reports_text() {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use super::RangeReader;
-use crate::logs::checkpoint::{self};
+use crate::logs::checkpoint;
 use crate::logs::masking::MaskPlan;
 use crate::logs::watch::TMP_PREFIX;
 use crate::redact::Finding;

@@ -13,7 +13,7 @@ use super::plain::PlainFile;
 use super::{selects, short_id, unix_now, Commit, Guard, SyncStats};
 use crate::escape::terminal;
 use crate::logs::checkpoint::Checkpoints;
-use crate::logs::containers::{self};
+use crate::logs::containers;
 use crate::logs::watch::TMP_PREFIX;
 
 /// Shortest time between two syncs driven by events.

@@ -1,12 +1,13 @@
 //! Tests of the whole guard: syncs of real files in a temporary Docker root.
 use super::*;
-use super::{
-    carry::*, commit::*, gz::*, heartbeat::*, listing::*, owed::*, pending::*, plain::*, record::*, rewrite::*, run::*,
-    start::*,
-};
+use super::{carry::*, commit::*, gz::*, listing::*, owed::*, plain::*};
+use crate::logs::checkpoint::{self, FileMark, PendingMasks};
 use crate::logs::jsonfile;
 use crate::redact::{Engine, FingerprintKey};
+use std::fs::OpenOptions;
 use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 
 struct Parts {
     engine: Engine,
