@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 
 use super::service::Service;
 use crate::config::Config;
-use crate::logs::follow::{Guard, GuardOptions};
+use crate::logs::guard::{Guard, GuardOptions};
 use crate::report::metrics::Metrics;
 use crate::shutdown::Shutdown;
 

@@ -28,7 +28,7 @@ pub fn run(config: &Config, args: RunArgs) -> CmdResult {
 /// `sidecar health`: 0 when the guard's heartbeat is fresh.
 pub fn health(config: &Config, args: super::HealthArgs) -> CmdResult {
     let state_dir = &config.state_dir;
-    let code = match crate::logs::follow::heartbeat_age(state_dir) {
+    let code = match crate::logs::guard::heartbeat_age(state_dir) {
         Ok((age, beat)) if age <= args.max_age && (args.max_lag == 0 || beat.lag_seconds <= args.max_lag) => {
             println!(
                 "healthy: log guard alive {age} s ago, following {} container(s), {} s and {} bytes behind",

@@ -1,7 +1,7 @@
 //! Docker's json-file logs: the line codec and the streaming scanner.
 pub mod checkpoint;
 pub mod containers;
-pub mod follow;
+pub mod guard;
 pub mod jsonfile;
 pub mod masking;
 pub mod rotate;

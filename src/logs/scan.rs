@@ -381,7 +381,7 @@ impl<'a> Scanner<'a> {
     /// the file) up to the end of its last complete line. Units whose last line starts before
     /// `start.new_from` were reported by an earlier scan: their findings come back with
     /// `is_new == false` (to be masked again, never reported twice), unless the unit was open at the
-    /// end of that scan (`start.reopened`). When `complete` is false, a unit still open at the end
+    /// end of that scan (`start.reopened`). With [`AtEnd::Wait`], a unit still open at the end
     /// (a 16 KiB split waiting for its last part, a PEM key waiting for its END line) is not matched:
     /// [`Segment::resume`] points at its first line, where the next scan must start.
     pub fn scan_segment<R: Read>(
@@ -391,7 +391,7 @@ impl<'a> Scanner<'a> {
         container: Option<&str>,
         format: Format,
         start: &SegmentStart,
-        complete: bool,
+        at_end: AtEnd,
     ) -> io::Result<Segment> {
         let (from, from_line, new_from) = (start.from, start.from_line, start.new_from);
         let mut chunk = ChunkScanner::new(
@@ -429,7 +429,7 @@ impl<'a> Scanner<'a> {
             .collect();
         open_units.sort_by_key(|o| o.line_start);
         let complete_units = chunk.findings.len();
-        if complete {
+        if at_end == AtEnd::Close {
             let streams: Vec<Stream> = chunk.pending.keys().copied().collect();
             for s in streams {
                 if let Some(unit) = chunk.pending.remove(&s) {
@@ -438,15 +438,22 @@ impl<'a> Scanner<'a> {
             }
             resume = (end, chunk.lines);
         }
-        let mut tagged = Vec::with_capacity(chunk.findings.len());
-        for (i, (mut f, is_new)) in chunk.findings.into_iter().zip(chunk.finding_new).enumerate() {
-            f.line += from_line;
-            f.end_line += from_line;
-            tagged.push((f, is_new, i >= complete_units));
+        let mut findings = Vec::with_capacity(chunk.findings.len());
+        for (i, (mut finding, is_new)) in chunk.findings.into_iter().zip(chunk.finding_new).enumerate() {
+            finding.line += from_line;
+            finding.end_line += from_line;
+            findings.push(SegmentFinding {
+                finding,
+                is_new,
+                open: i >= complete_units,
+            });
         }
-        tagged.sort_by(|a, b| a.0.start.cmp(&b.0.start).then(b.0.end.cmp(&a.0.end)));
-        let open: Vec<bool> = tagged.iter().map(|t| t.2).collect();
-        let findings: Vec<(Finding, bool)> = tagged.into_iter().map(|(f, n, _)| (f, n)).collect();
+        findings.sort_by(|a, b| {
+            a.finding
+                .start
+                .cmp(&b.finding.start)
+                .then(b.finding.end.cmp(&a.finding.end))
+        });
         let mut notices = chunk.notices;
         for n in &mut notices {
             match n {
@@ -455,7 +462,6 @@ impl<'a> Scanner<'a> {
         }
         Ok(Segment {
             findings,
-            open,
             open_from,
             open_units,
             notices,
@@ -465,6 +471,29 @@ impl<'a> Scanner<'a> {
             resume_line: from_line + resume.1,
         })
     }
+}
+
+/// What a [`Scanner::scan_segment`] does with a unit still open at the end of what it reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AtEnd {
+    /// Not matched: it may continue in what is written next ([`Segment::resume`] points at its
+    /// first line).
+    Wait,
+    /// Matched as it is (its findings are marked [`SegmentFinding::open`]).
+    Close,
+}
+
+/// One finding of a [`Scanner::scan_segment`].
+#[derive(Debug, Clone)]
+pub struct SegmentFinding {
+    /// The finding, in the offsets and lines of the file.
+    pub finding: Finding,
+    /// Its unit is new (ends at or after [`SegmentStart::new_from`], or was open at the end of the
+    /// earlier scan): to be recorded. Otherwise it was reported already and is only masked again.
+    pub is_new: bool,
+    /// Its unit was still open at the end and matched only because [`AtEnd::Close`] was asked
+    /// for (it may continue in the next file).
+    pub open: bool,
 }
 
 /// Where a [`Scanner::scan_segment`] starts, and what the scans before it have reported.
@@ -492,15 +521,12 @@ pub struct OpenUnit {
 /// The result of [`Scanner::scan_segment`].
 #[derive(Debug, Default)]
 pub struct Segment {
-    /// Findings by position, each with whether its unit is new (ends at or after `new_from`).
-    pub findings: Vec<(Finding, bool)>,
-    /// Parallel to `findings`: the finding's unit was still open at the end and matched only
-    /// because `complete` was asked for (it may continue in the next file).
-    pub open: Vec<bool>,
-    /// The first line of the earliest unit open at the end, before `complete` closed it.
+    /// Findings by position.
+    pub findings: Vec<SegmentFinding>,
+    /// The first line of the earliest unit open at the end, before [`AtEnd::Close`] closed it.
     pub open_from: Option<u64>,
-    /// Every unit open at the end, before `complete` closed it (their findings are not reported
-    /// unless `complete`: the next scan passes them as [`SegmentStart::reopened`]).
+    /// Every unit open at the end, before [`AtEnd::Close`] closed it (their findings are not
+    /// reported unless closed: the next scan passes them as [`SegmentStart::reopened`]).
     pub open_units: Vec<OpenUnit>,
     /// Problems on lines at or after `new_from`.
     pub notices: Vec<Notice>,
@@ -666,6 +692,55 @@ struct Unit {
     fresh_at: Option<usize>,
 }
 
+/// How a unit being scanned ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum UnitEnds {
+    /// With its last part (or as far as anything will come).
+    Whole,
+    /// In a 16 KiB part whose next part will not come: a secret it cuts off is masked as far as
+    /// it is visible.
+    CutOff,
+}
+
+/// One complete line, as [`ChunkScanner::run`] hands it on.
+struct RawLine<'b> {
+    /// The line's bytes, without its newline.
+    raw: &'b [u8],
+    /// The same bytes ASCII-lowercased.
+    lowered: &'b [u8],
+    /// It ends in a newline (the last line of what is read may not).
+    has_nl: bool,
+    /// Offset of its first byte.
+    line_start: u64,
+    /// Its line number (0 before the owned range).
+    line_no: u64,
+    /// What the keyword prefilter says of it.
+    hit: LineHit,
+    /// It starts in the owned range.
+    in_own: bool,
+}
+
+/// A piece of text (a log entry's `log`, or a plain line) for a stream's unit.
+struct NewPiece<'t> {
+    stream: Stream,
+    text: &'t [u8],
+    /// Append a newline after `text` (plain text lines, so joined lines stay lines).
+    add_newline: bool,
+    /// Offset of its line's first byte.
+    line_start: u64,
+    line_no: u64,
+    /// Docker's timestamp of the entry.
+    time: Option<String>,
+    /// From decoded bytes of `text` to raw bytes of the line.
+    map: PieceMap,
+    /// It may open a unit when its stream has none open (otherwise it only continues one).
+    may_open: bool,
+    /// Its line starts in the owned range.
+    in_own: bool,
+    /// A 16 KiB part whose entry continues in the next line.
+    partial: bool,
+}
+
 struct ChunkScan {
     findings: Vec<Finding>,
     notices: Vec<Notice>,
@@ -826,15 +901,15 @@ impl<'s, 'a> ChunkScanner<'s, 'a> {
                     } else {
                         0
                     };
-                    self.on_line(
-                        &data[pos..end],
-                        &lowered[pos..end],
+                    self.on_line(RawLine {
+                        raw: &data[pos..end],
+                        lowered: &lowered[pos..end],
                         has_nl,
                         line_start,
                         line_no,
                         hit,
                         in_own,
-                    );
+                    });
                 }
                 pos = end + has_nl as usize;
                 if hit.any() {
@@ -916,18 +991,17 @@ impl<'s, 'a> ChunkScanner<'s, 'a> {
         Some(backslashes % 2 == 0)
     }
 
-    /// One complete line; `lowered` is the same line ASCII-lowercased.
-    #[allow(clippy::too_many_arguments)]
-    fn on_line(
-        &mut self,
-        raw: &[u8],
-        lowered: &[u8],
-        has_nl: bool,
-        line_start: u64,
-        line_no: u64,
-        hit: LineHit,
-        in_own: bool,
-    ) {
+    /// One complete line.
+    fn on_line(&mut self, l: RawLine<'_>) {
+        let RawLine {
+            raw,
+            lowered,
+            has_nl,
+            line_start,
+            line_no,
+            hit,
+            in_own,
+        } = l;
         let may_start = line_start < self.job.own.end;
         let sure = hit == LineHit::Sure;
         let hit = hit.any();
@@ -936,18 +1010,18 @@ impl<'s, 'a> ChunkScanner<'s, 'a> {
                 return;
             }
             let map = PieceMap::Identity { offset: 0 };
-            self.add_piece(
-                Stream::Other,
-                raw,
-                has_nl,
+            self.add_piece(NewPiece {
+                stream: Stream::Other,
+                text: raw,
+                add_newline: has_nl,
                 line_start,
                 line_no,
-                None,
+                time: None,
                 map,
-                hit && may_start,
+                may_open: hit && may_start,
                 in_own,
-                false,
-            );
+                partial: false,
+            });
             return;
         }
         // json-file
@@ -971,18 +1045,18 @@ impl<'s, 'a> ChunkScanner<'s, 'a> {
                         starts,
                         raw_end: line.log.raw_end,
                     };
-                    self.add_piece(
+                    self.add_piece(NewPiece {
                         stream,
-                        &line.log.bytes,
-                        false,
+                        text: &line.log.bytes,
+                        add_newline: false,
                         line_start,
                         line_no,
                         time,
                         map,
-                        open_here,
+                        may_open: open_here,
                         in_own,
                         partial,
-                    );
+                    });
                 }
                 if hit && in_own {
                     let attrs = std::mem::take(&mut line.attrs);
@@ -1019,18 +1093,18 @@ impl<'s, 'a> ChunkScanner<'s, 'a> {
                     });
                 }
                 if hit && may_start {
-                    self.add_piece(
-                        Stream::Other,
-                        raw,
-                        has_nl,
+                    self.add_piece(NewPiece {
+                        stream: Stream::Other,
+                        text: raw,
+                        add_newline: has_nl,
                         line_start,
                         line_no,
-                        None,
-                        PieceMap::Identity { offset: 0 },
-                        true,
+                        time: None,
+                        map: PieceMap::Identity { offset: 0 },
+                        may_open: true,
                         in_own,
-                        false,
-                    );
+                        partial: false,
+                    });
                 }
             }
         }
@@ -1038,20 +1112,19 @@ impl<'s, 'a> ChunkScanner<'s, 'a> {
     }
 
     /// Append a piece to the stream's open unit, or open a unit with it when `may_open`.
-    #[allow(clippy::too_many_arguments)]
-    fn add_piece(
-        &mut self,
-        stream: Stream,
-        text: &[u8],
-        add_newline: bool,
-        line_start: u64,
-        line_no: u64,
-        time: Option<String>,
-        map: PieceMap,
-        may_open: bool,
-        in_own: bool,
-        partial: bool,
-    ) {
+    fn add_piece(&mut self, piece: NewPiece<'_>) {
+        let NewPiece {
+            stream,
+            text,
+            add_newline,
+            line_start,
+            line_no,
+            time,
+            map,
+            may_open,
+            in_own,
+            partial,
+        } = piece;
         let max_unit = self.scanner.options.max_unit_bytes;
         let pem_max = self.scanner.options.pem_max_lines;
         let mut unit = match self.pending.remove(&stream) {
@@ -1140,15 +1213,20 @@ impl<'s, 'a> ChunkScanner<'s, 'a> {
     /// part will not come, a secret it cuts off is masked as far as it is visible
     /// ([`Engine::find_cut`](crate::redact::Engine::find_cut)) and reported as partial.
     fn scan_unit_at_end(&mut self, unit: Unit) {
-        let cut = unit.partial_open;
-        self.scan_unit_cut(unit, cut);
+        let ends = if unit.partial_open {
+            UnitEnds::CutOff
+        } else {
+            UnitEnds::Whole
+        };
+        self.scan_unit_as(unit, ends);
     }
 
     fn scan_unit(&mut self, unit: Unit) {
-        self.scan_unit_cut(unit, false);
+        self.scan_unit_as(unit, UnitEnds::Whole);
     }
 
-    fn scan_unit_cut(&mut self, unit: Unit, cut: bool) {
+    fn scan_unit_as(&mut self, unit: Unit, ends: UnitEnds) {
+        let cut = ends == UnitEnds::CutOff;
         if !unit.owned || unit.text.is_empty() {
             return;
         }

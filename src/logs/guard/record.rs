@@ -1,0 +1,136 @@
+//! Appending findings to the report: each occurrence once (not past the checkpoint, not recovered
+//! after a crash, not in the baseline), one by one within the recording budget and counted beyond
+//! it; the counts are journaled before the masks are written.
+use std::io;
+use std::time::Instant;
+
+use super::{short_id, Found, Guard, SyncStats};
+use crate::logs::containers::ContainerLog;
+use crate::redact::Finding;
+use crate::report::budget::Admit;
+use crate::report::journal::AggregateJournal;
+use crate::report::sink::{occurrence_id, occurrence_key};
+
+impl Guard<'_> {
+    /// Observe, for each finding whose masks were just written, how long after Docker's
+    /// timestamp of its entry (`sidecar_log_mask_delay_seconds`).
+    /// `how`: which write (for a debug line when the delay was long).
+    pub(super) fn observe_delays(&self, findings: &[Finding], how: &str) {
+        let now = chrono::Utc::now();
+        let delays: Vec<f64> = findings
+            .iter()
+            .filter_map(|f| {
+                let t = chrono::DateTime::parse_from_rfc3339(f.time.as_deref()?).ok()?;
+                Some((now - t.with_timezone(&chrono::Utc)).as_seconds_f64())
+            })
+            .collect();
+        if let Some(max) = delays.iter().copied().reduce(f64::max).filter(|m| *m > 0.1) {
+            tracing::debug!(
+                "log guard: {} mask(s) written {how} up to {:.0} ms after their entry",
+                delays.len(),
+                max * 1000.0
+            );
+        }
+        self.metrics.observe("sidecar_log_mask_delay_seconds", delays);
+    }
+
+    /// [`Self::record`]; when the report cannot be written (a full disk), the error is counted and
+    /// the secrets are masked all the same: a secret left in the log is worse than a missing record.
+    pub(super) fn record_or_count(&mut self, c: &ContainerLog, findings: &[Found]) -> SyncStats {
+        match self.record(c, findings) {
+            Ok(s) => s,
+            Err(e) => {
+                let n = findings.iter().filter(|f| f.is_new).count();
+                self.error(&format!(
+                    "cannot append {n} finding(s) of container {} to the report: {e}; the secrets are masked but missing from the report (free space in the state directory)",
+                    c.name
+                ));
+                SyncStats::default()
+            }
+        }
+    }
+
+    /// Append the new findings (not yet recorded, not in the baseline) to the report.
+    pub(super) fn record(&mut self, c: &ContainerLog, findings: &[Found]) -> io::Result<SyncStats> {
+        let mut new: Vec<&Finding> = Vec::new();
+        let mut all: Vec<&Finding> = Vec::new();
+        let now = Instant::now();
+        for Found { finding: f, is_new } in findings {
+            if !is_new || self.opts.baseline.contains(&f.fingerprint) {
+                continue;
+            }
+            let key = occurrence_id(&occurrence_key(f));
+            if self.uncommitted.contains(&key)
+                || self.syncing.as_ref().is_some_and(|s| s.recorded.contains(&key))
+                || self.recovered.contains(&key)
+            {
+                continue;
+            }
+            self.uncommitted.insert(key);
+            all.push(f);
+            match self.budget.admit(f, &c.id, &c.name, &c.image, now) {
+                Admit::One => new.push(f),
+                admit => {
+                    self.metrics.add(
+                        if admit == Admit::PerRule {
+                            "sidecar_findings_over_cap_total"
+                        } else {
+                            "sidecar_findings_aggregated_total"
+                        },
+                        1.0,
+                    );
+                    if self.found_logged.allow(&format!("budget\0{}", c.id), now).is_some() {
+                        tracing::warn!(
+                            "log guard: container {} ({}) logs secrets faster than {} a second: further ones are masked and counted per secret or per rule in the report, not one by one",
+                            c.name,
+                            short_id(&c.id),
+                            self.opts.findings_per_second
+                        );
+                    }
+                }
+            }
+        }
+        if all.is_empty() {
+            return Ok(SyncStats::default());
+        }
+        self.sink.append(new.iter().copied(), &c.name, &c.image)?;
+        // The counts past the budget are journaled before the masks are written (the caller
+        // writes them next): a kill before the checkpoint that reports them loses none.
+        let delta = self.budget.take_delta();
+        if let Some(j) = self.journal.as_mut().filter(|_| !delta.is_empty()) {
+            if let Err(e) = j.append(&delta) {
+                self.error(&format!(
+                    "cannot append to {} ({e}): counts of secrets past the recording budget are lost if sidecar stops before the next checkpoint (free space in the state directory)",
+                    AggregateJournal::path(&self.opts.state_dir).display()
+                ));
+            }
+        }
+        for f in &all {
+            self.metrics
+                .add(&format!("sidecar_findings_total{{rule=\"{}\"}}", f.rule), 1.0);
+            // One line per container and rule every 10 s at most: a container that leaks all the
+            // time must not flood sidecar's own output (every occurrence is in the report).
+            let more = match self
+                .found_logged
+                .allow(&format!("{}\0{}", c.id, f.rule), Instant::now())
+            {
+                None => continue,
+                Some(0) => String::new(),
+                Some(n) => format!(" ({n} more of this rule in this container since the last line)"),
+            };
+            tracing::info!(
+                "secret found: rule {} in container {} ({}), line {}, fingerprint {}{more}",
+                f.rule,
+                c.name,
+                short_id(&c.id),
+                f.line,
+                &f.fingerprint[..16.min(f.fingerprint.len())]
+            );
+        }
+        self.marks_dirty = true;
+        Ok(SyncStats {
+            recorded: all.len() as u64,
+            ..SyncStats::default()
+        })
+    }
+}

@@ -1,0 +1,390 @@
+//! The follow loop: container discovery, syncs driven by inotify events and a slow rescan, and the
+//! containment of a panic in one container's sync (that container is retried with back-off while
+//! the others go on, its state rebuilt from the checkpoints on disk).
+use std::collections::HashSet;
+use std::fs::{self, File};
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use super::plain::PlainFile;
+use super::{selects, short_id, unix_now, Commit, Guard, SyncStats};
+use crate::escape::terminal;
+use crate::logs::checkpoint::Checkpoints;
+use crate::logs::containers;
+use crate::logs::watch::TMP_PREFIX;
+
+/// Shortest time between two syncs driven by events.
+pub(super) const BATCH: Duration = Duration::from_millis(20);
+
+pub(super) fn remove_stale_temporaries(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(TMP_PREFIX) && name.ends_with(".tmp") {
+            let _ = fs::remove_file(e.path());
+        }
+    }
+}
+
+/// What a sync looks at in a container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Look {
+    /// Every file of its log (listed).
+    Everything,
+    /// Only the live log was written to since the last sync (no file created, renamed or
+    /// removed): only it is looked at when it is a file the guard already followed past its start
+    /// (otherwise, everything).
+    LiveOnly,
+}
+
+impl Guard<'_> {
+    /// Read the container directories again: pick up new containers, drop removed ones.
+    pub fn discover(&mut self) -> io::Result<()> {
+        let (found, errors) = containers::discover(&self.opts.docker_root)?;
+        for (path, e) in errors {
+            self.warn_once(format!("discover {}", path.display()), || {
+                format!("log guard: {}: cannot read the container config: {e}", path.display())
+            });
+        }
+        let own = self.opts.own_container.clone();
+        if self.containers.is_empty() {
+            // At start: temporary files of a rewrite that was killed (no other guard is running).
+            for c in &found {
+                remove_stale_temporaries(c.dir());
+            }
+        }
+        self.containers = found
+            .into_iter()
+            .filter(|c| Some(&c.id) != own.as_ref())
+            .filter(|c| self.opts.containers.is_empty() || self.opts.containers.iter().any(|s| selects(s, c)))
+            .map(|c| (c.id.clone(), c))
+            .collect();
+        let alive: HashSet<String> = self.containers.keys().cloned().collect();
+        self.budget.retain(|id| alive.contains(id));
+        self.marks
+            .prune(unix_now().saturating_sub(3600), &|id| alive.contains(id));
+        let files = &self.marks.files;
+        self.written.retain(|k, _| files.contains_key(k));
+        let replaying = self.replay.len();
+        self.replay.retain(|k, _| files.contains_key(k));
+        self.pending_dirty |= self.replay.len() != replaying;
+        if self.carry_waits.len() > 4096 {
+            self.carry_waits.clear();
+        }
+        if self.marks.recovered.is_empty() {
+            self.recovered.clear();
+        }
+        self.lag.retain(|id, _| alive.contains(id));
+        self.lag_since.retain(|id, _| alive.contains(id));
+        self.metrics
+            .set("sidecar_log_containers_followed", self.containers.len() as f64);
+        // Containers this guard reports but does not mask: counted, and those labelled for
+        // another guard named once each (a label can come from an image, not only from the
+        // operator: it must not pass unseen).
+        let mut unmasked = 0;
+        let mut other_guard = Vec::new();
+        for c in self.containers.values() {
+            if self.opts.mask && !self.masks(c) {
+                unmasked += 1;
+                if let Some(name) = c.masked_by().filter(|n| *n != self.opts.name) {
+                    other_guard.push((c.id.clone(), c.name.clone(), name.to_string()));
+                }
+            }
+        }
+        self.metrics.set("sidecar_log_containers_unmasked", unmasked as f64);
+        for (id, name, guard) in other_guard {
+            let own = self.opts.name.clone();
+            self.warn_once(format!("guard label {id}"), || {
+                format!(
+                    "log guard: container {} is labelled sidecar.guard={}: another guard masks it; this one (guard.name = {:?}) only reports its secrets",
+                    terminal(&name),
+                    terminal(&guard),
+                    terminal(&own)
+                )
+            });
+        }
+        Ok(())
+    }
+
+    /// Sync every container.
+    pub fn sync_all(&mut self) -> SyncStats {
+        let ids: Vec<String> = self.containers.keys().cloned().collect();
+        self.sync_each(ids, None)
+    }
+
+    /// Sync these containers one after the other; between two, the heartbeat is written when due
+    /// (a long pass over a backlog is not a dead guard) and `stop` is honoured.
+    pub(super) fn sync_each(&mut self, ids: impl IntoIterator<Item = String>, stop: Option<&AtomicBool>) -> SyncStats {
+        self.sync_each_as(ids.into_iter().map(|id| (id, Look::Everything)), stop)
+    }
+
+    /// [`Self::sync_each`], with what to look at in each container (see [`Look`]).
+    pub(super) fn sync_each_as(
+        &mut self,
+        ids: impl IntoIterator<Item = (String, Look)>,
+        stop: Option<&AtomicBool>,
+    ) -> SyncStats {
+        let mut total = SyncStats::default();
+        for (id, look) in ids {
+            if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
+                break;
+            }
+            total += self.sync_container_as(&id, look);
+            self.beat();
+            // A long pass (a backlog after a start, many busy containers) checkpoints as it goes,
+            // at most every `checkpoint_every`: what is held until a checkpoint (the keys of the
+            // occurrences recorded since) follows a checkpoint's worth of work, not the pass.
+            if stop.is_some() {
+                if let Err(e) = self.commit(Commit::IfDue) {
+                    self.error(&format!("cannot write checkpoints: {e}"));
+                }
+            }
+        }
+        total
+    }
+
+    /// Scan what is new in one container's files, record and mask it. A panic in this work is
+    /// contained: the container is retried with back-off (1 s doubling to 5 min) while the others
+    /// go on, and its state is rebuilt from the last checkpoint (nothing is recorded twice).
+    pub fn sync_container(&mut self, id: &str) -> SyncStats {
+        if let Some((_, retry_at)) = self.quarantine.get(id) {
+            if Instant::now() < *retry_at {
+                return SyncStats::default();
+            }
+        }
+        self.sync_container_as(id, Look::Everything)
+    }
+
+    /// [`Self::sync_container`], looking at what `look` says.
+    pub(super) fn sync_container_as(&mut self, id: &str, look: Look) -> SyncStats {
+        if let Some((_, retry_at)) = self.quarantine.get(id) {
+            if Instant::now() < *retry_at {
+                return SyncStats::default();
+            }
+        }
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.sync_container_once(id, look)));
+        match result {
+            Ok(stats) => {
+                if self.quarantine.remove(id).is_some() {
+                    tracing::warn!("log guard: container {}: recovered", short_id(id));
+                }
+                stats
+            }
+            Err(_) => {
+                let failures = self.quarantine.get(id).map_or(0, |(n, _)| *n) + 1;
+                let wait = Duration::from_secs(1u64 << (failures - 1).min(8)).min(Duration::from_secs(300));
+                self.quarantine
+                    .insert(id.to_string(), (failures, Instant::now() + wait));
+                self.metrics.add("sidecar_guard_panics_total", 1.0);
+                // What this container's work held in memory may be half-updated: forget it, so the
+                // next attempt starts again from the checkpoints on disk. (Masks waiting in
+                // `gz_owed` stay: each is a confirmed secret, whoever's sync found it.)
+                self.held.retain(|_, (held_id, _)| held_id != id);
+                self.recheck_gz = false;
+                self.settled.clear();
+                self.written.clear();
+                if let Ok(disk) = Checkpoints::load(&self.opts.state_dir) {
+                    self.marks.files.retain(|_, m| m.container != id);
+                    self.marks.gz.retain(|_, m| m.container != id);
+                    self.marks
+                        .files
+                        .extend(disk.files.into_iter().filter(|(_, m)| m.container == id));
+                    self.marks
+                        .gz
+                        .extend(disk.gz.into_iter().filter(|(_, m)| m.container == id));
+                }
+                self.error(&format!(
+                    "container {}: internal error while scanning (failure {failures}); the other containers go on, retrying this one in {} s",
+                    short_id(id),
+                    wait.as_secs()
+                ));
+                SyncStats::default()
+            }
+        }
+    }
+
+    pub(super) fn sync_container_once(&mut self, id: &str, look: Look) -> SyncStats {
+        #[cfg(debug_assertions)]
+        if std::env::var("FAULT_SIDECAR_PANIC_CONTAINER").is_ok_and(|p| !p.is_empty() && id.starts_with(&p)) {
+            // Fault injection for the tests (debug builds only): the message holds a would-be
+            // secret, which must not reach the output.
+            panic!("injected fault ghp_PANICMESSAGEMUSTNOTLEAK0000000000000");
+        }
+        let Some(c) = self.containers.get(id).cloned() else {
+            return SyncStats::default();
+        };
+        if look == Look::LiveOnly && !self.retry.contains_key(id) {
+            let known = self.live_known.get(id).copied();
+            if known.is_some()
+                && fs::symlink_metadata(&c.log_path)
+                    .is_ok_and(|m| m.file_type().is_file() && Some((m.dev(), m.ino())) == known)
+            {
+                let masks = self.masks(&c);
+                self.expect_live = known;
+                let stats = self.sync_plain(
+                    &c,
+                    PlainFile {
+                        path: &c.log_path,
+                        live: true,
+                        masks,
+                        prev: None,
+                    },
+                );
+                self.expect_live = None;
+                if !self.recheck_gz && self.live_known.contains_key(id) {
+                    return stats;
+                }
+            }
+        }
+        self.live_known.remove(id);
+        let errors_before = self.errors_seen;
+        let stats = self.sync_listed(&c);
+        if self.errors_seen > errors_before {
+            // A rotated or compressed file failed (a full disk, no descriptors left): try the whole
+            // container again soon, not only at the next rotation or rescan.
+            self.retry
+                .entry(id.to_string())
+                .or_insert_with(|| Instant::now() + Duration::from_secs(1));
+        }
+        stats
+    }
+
+    /// Containers whose work panicked and whose back-off is over.
+    pub(super) fn quarantine_due(&self) -> Vec<String> {
+        let now = Instant::now();
+        self.quarantine
+            .iter()
+            .filter(|(_, (_, at))| *at <= now)
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    /// Containers with a unit held past the hold time (their next sync completes it), and those
+    /// waiting for a file to be compressed.
+    pub(super) fn held_due(&mut self) -> Vec<String> {
+        let now = Instant::now();
+        let mut due: Vec<String> = self
+            .held
+            .values()
+            .filter(|(_, since)| since.elapsed() >= self.opts.hold)
+            .map(|(id, _)| id.clone())
+            .collect();
+        self.retry.retain(|id, at| {
+            if *at <= now {
+                due.push(id.clone());
+                false
+            } else {
+                true
+            }
+        });
+        due
+    }
+
+    /// Follow until `stop`: inotify events trigger syncs of their container; every `rescan` all
+    /// containers are discovered and synced again. Checkpoints are written at the end.
+    pub fn run(&mut self, stop: &AtomicBool) -> io::Result<()> {
+        let root = self.opts.docker_root.join("containers");
+        let mut watch = match crate::logs::watch::Watch::new(&root) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::warn!(
+                    "log guard: cannot watch {} ({e}); checking every second instead (raise fs.inotify.max_user_watches)",
+                    root.display()
+                );
+                None
+            }
+        };
+        // Masks written by a guard that died before its checkpoint was synced may still be only in
+        // memory; the checkpoints about to be written would cover them. Flush the file system.
+        if let Ok(dir) = File::open(&root) {
+            let _ = rustix::fs::syncfs(&dir);
+        }
+        self.beat();
+        self.discover()?;
+        let ids: Vec<String> = self.containers.keys().cloned().collect();
+        self.sync_each(ids, Some(stop));
+        if let Err(e) = self.commit(Commit::Now) {
+            self.error(&format!("cannot write checkpoints: {e}"));
+        }
+        let mut next_rescan = Instant::now() + self.opts.rescan;
+        let mut last_sync = Instant::now();
+        while !stop.load(Ordering::Relaxed) {
+            let mut dirty: HashSet<String> = HashSet::new();
+            let mut structural: HashSet<String> = HashSet::new();
+            let mut everything = watch.is_none();
+            match &watch {
+                Some(w) => {
+                    if let Err(e) = w.wait(Duration::from_millis(200)) {
+                        self.error(&format!("{}: inotify: {e}", root.display()));
+                        everything = true;
+                        std::thread::sleep(Duration::from_secs(1));
+                    }
+                }
+                None => std::thread::sleep(Duration::from_secs(1)),
+            }
+            // A busy container writes thousands of times a second: one sync per batch of events,
+            // at most one batch every BATCH (a quiet container's first write is handled at once).
+            let since = last_sync.elapsed();
+            if since < BATCH {
+                std::thread::sleep(BATCH - since);
+            }
+            if let Some(w) = &mut watch {
+                match w.drain() {
+                    Ok(changes) => {
+                        dirty = changes.containers;
+                        structural = changes.structural;
+                        everything |= changes.everything;
+                    }
+                    Err(e) => {
+                        self.error(&format!("{}: inotify: {e}", root.display()));
+                        everything = true;
+                    }
+                }
+                if everything {
+                    // Events may have been lost: watch every container directory there is.
+                    w.rewatch();
+                }
+            }
+            if Instant::now() >= next_rescan {
+                everything = true;
+                next_rescan = Instant::now() + self.opts.rescan;
+            }
+            if everything || dirty.iter().any(|id| !self.containers.contains_key(id)) {
+                if let Err(e) = self.discover() {
+                    self.error(&format!("{}: cannot list containers: {e}", root.display()));
+                }
+            }
+            if everything {
+                let ids: Vec<String> = self.containers.keys().cloned().collect();
+                self.sync_each(ids, Some(stop));
+            } else {
+                // Held units, retries and quarantined containers need a full look.
+                let due: Vec<String> = self.held_due().into_iter().chain(self.quarantine_due()).collect();
+                structural.extend(due.iter().cloned());
+                dirty.extend(due);
+                let each: Vec<(String, Look)> = dirty
+                    .into_iter()
+                    .map(|id| {
+                        let look = if structural.contains(&id) {
+                            Look::Everything
+                        } else {
+                            Look::LiveOnly
+                        };
+                        (id, look)
+                    })
+                    .collect();
+                self.sync_each_as(each, Some(stop));
+            }
+            last_sync = Instant::now();
+            if let Err(e) = self.commit(Commit::IfDue) {
+                self.error(&format!("cannot write checkpoints: {e}"));
+            }
+            self.beat();
+        }
+        self.commit(Commit::Now)
+    }
+}
