@@ -1238,7 +1238,7 @@ fn a_new_file_with_the_inode_of_a_removed_file_that_waited_waits_anew() {
                 path: &live,
                 live: true,
                 masks: true,
-                prev: prev,
+                prev,
             },
         )
         .unwrap();
@@ -1956,7 +1956,7 @@ fn waits_for_the_gz_then_joins(g: &mut Guard<'_>, live: &Path, gz: &Path, tok: &
                 path: live,
                 live: true,
                 masks: true,
-                prev: prev,
+                prev,
             },
         )
         .unwrap();
