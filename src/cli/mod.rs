@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{Config, ENV_CONFIG};
-use crate::report::OutputFormat;
+use crate::render::OutputFormat;
 
 mod audit;
 mod backup;
@@ -196,7 +196,7 @@ pub struct AuditArgs {
     pub container: Vec<String>,
     /// Output format.
     #[arg(long, value_enum, default_value = "table")]
-    pub format: crate::report::AuditFormat,
+    pub format: crate::render::AuditFormat,
     /// Exit 1 when a failure of this severity or higher remains (default `audit.fail_on`, low).
     #[arg(long, value_enum, value_name = "SEVERITY")]
     pub fail_on: Option<crate::policy::Severity>,
@@ -260,7 +260,7 @@ pub struct ReportArgs {
     pub status: String,
     /// Output format.
     #[arg(long, value_enum, default_value = "table")]
-    pub format: crate::report::review::ReviewFormat,
+    pub format: crate::render::ReviewFormat,
     /// Write to FILE (created 0600, atomically) instead of standard output.
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,

@@ -50,7 +50,7 @@ pub fn run(config: &Config, args: RunArgs) -> u8 {
         config.state_dir.display()
     );
     let config = Arc::new(config);
-    let metrics = Arc::new(crate::report::metrics::Metrics::default());
+    let metrics = Arc::new(crate::metrics::Metrics::default());
     let mut threads = Vec::new();
 
     // The live log guard.
@@ -71,7 +71,7 @@ pub fn run(config: &Config, args: RunArgs) -> u8 {
                 crate::say!("metrics: http://{}/metrics", config.run.metrics_listen);
                 let (metrics, stop) = (metrics.clone(), stop.clone());
                 threads.push(std::thread::spawn(move || {
-                    crate::report::metrics::serve(listener, &metrics, &stop)
+                    crate::metrics::serve(listener, &metrics, &stop)
                 }));
             }
             Err(e) => {
@@ -221,7 +221,7 @@ pub fn run(config: &Config, args: RunArgs) -> u8 {
     if !config.fleet.ship_to.is_empty() && config.run.ship_seconds > 0 {
         let (config, stop) = (config.clone(), stop.clone());
         threads.push(std::thread::spawn(move || loop {
-            match crate::report::fleet::ship(&config.state_dir, &config.fleet.ship_to, &config.fleet.host_name()) {
+            match crate::findings::fleet::ship(&config.state_dir, &config.fleet.ship_to, &config.fleet.host_name()) {
                 Ok(0) => {}
                 Ok(n) => crate::say!("fleet: {n} object(s) shipped"),
                 Err(e) => tracing::warn!("fleet: {e}"),
@@ -249,7 +249,7 @@ pub fn run(config: &Config, args: RunArgs) -> u8 {
 fn start_guard(
     config: &Arc<Config>,
     stop: &Arc<std::sync::atomic::AtomicBool>,
-    metrics: &Arc<crate::report::metrics::Metrics>,
+    metrics: &Arc<crate::metrics::Metrics>,
 ) -> anyhow::Result<std::thread::JoinHandle<()>> {
     use anyhow::Context;
     let masks = config.guard.masks()?;
@@ -410,7 +410,7 @@ fn audit_once(
     config: &Config,
     auditor: &super::audit::Auditor,
     containers: Vec<String>,
-    metrics: &crate::report::metrics::Metrics,
+    metrics: &crate::metrics::Metrics,
 ) {
     let full = containers.is_empty();
     let what = if containers.is_empty() {
@@ -437,12 +437,22 @@ fn audit_once(
     });
     match results {
         Ok(results) => {
-            metrics.audit(&results, full);
+            let samples = results.iter().map(|r| crate::metrics::AuditSample {
+                check: &r.check,
+                status: r.status.as_str(),
+                severity: r.severity.as_str(),
+            });
+            let scope = if full {
+                crate::metrics::AuditScope::Full
+            } else {
+                crate::metrics::AuditScope::Containers
+            };
+            metrics.audit(samples, scope);
             let failed = results
                 .iter()
                 .filter(|r| r.status == crate::policy::Status::Fail)
                 .count();
-            match crate::report::audit::append_audit_stream(&audit_stream(config), &results, &now()) {
+            match crate::render::audit::append_audit_stream(&audit_stream(config), &results, &now()) {
                 Ok(()) => crate::say!("audit ({what}): {} checks, {failed} failed", results.len()),
                 Err(e) => tracing::warn!("audit: writing {}: {e}", audit_stream(config).display()),
             }

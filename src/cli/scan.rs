@@ -15,7 +15,7 @@ use crate::fsutil::{open_input, read_input_string, InputKind};
 use crate::logs::masking::write_masked_copy;
 use crate::logs::scan::{FileScan, Format, Notice, ScanOptions, Scanner};
 use crate::redact::{Engine, EngineBuilder, Finding, RuleFile};
-use crate::report::write_findings;
+use crate::render::write_findings;
 
 /// Build the engine from the config plus extra rule files; returns it with the merged specs.
 pub fn build_engine(

@@ -39,11 +39,11 @@ use super::masking::MaskPlan;
 use super::scan::{detect_format, Format, OpenUnit, Scanner, SegmentStart};
 use super::watch::TMP_PREFIX;
 use crate::escape::terminal;
+use crate::findings::budget::{Admit, Budget};
+use crate::findings::journal::AggregateJournal;
+use crate::findings::sink::{occurrence_id, occurrence_key, FindingLog, OccurrenceId};
+use crate::metrics::Metrics;
 use crate::redact::Finding;
-use crate::report::budget::{Admit, Budget};
-use crate::report::journal::AggregateJournal;
-use crate::report::metrics::Metrics;
-use crate::report::sink::{occurrence_id, occurrence_key, FindingLog, OccurrenceId};
 
 /// How the guard behaves.
 #[derive(Debug, Clone)]
@@ -306,7 +306,7 @@ const GONE_AFTER: Duration = Duration::from_secs(600);
 const PASS_MAX: u64 = 8 << 20;
 
 /// Keys of recovered occurrences kept across crashes (`Checkpoints::recovered`), at most.
-const RECOVERED_MAX: usize = 2 * crate::report::sink::PENDING_MAX;
+const RECOVERED_MAX: usize = 2 * crate::findings::sink::PENDING_MAX;
 
 /// The guard's state.
 pub struct Guard<'a> {
@@ -577,7 +577,7 @@ impl<'a> Guard<'a> {
             tracing::warn!(
                 "log guard: the report holds {} more records than can be remembered past the last checkpoint ({}); the rescan may record some of them twice",
                 sink.pending_beyond(),
-                crate::report::sink::PENDING_MAX
+                crate::findings::sink::PENDING_MAX
             );
         }
         if !uncommitted.is_empty() {
@@ -3445,7 +3445,7 @@ mod tests {
 
     fn records(root: &Path) -> Vec<serde_json::Value> {
         let mut out = Vec::new();
-        let files = crate::report::review::finding_files(&root.join("state/findings")).unwrap();
+        let files = crate::findings::read::finding_files(&root.join("state/findings")).unwrap();
         for f in files {
             for l in fs::read_to_string(f).unwrap().lines() {
                 out.push(serde_json::from_str(l).unwrap());
@@ -4086,7 +4086,7 @@ mod tests {
         let live = container(tmp.path(), 'f', "flood", false, "");
         let parts = Parts::new();
         let mut g = parts.guard_with(tmp.path(), |o| o.findings_per_second = 1);
-        let burst = crate::report::budget::BURST_SECONDS as usize;
+        let burst = crate::findings::budget::BURST_SECONDS as usize;
         let tokens: Vec<String> = (0..1000)
             .map(|i| token(&format!("Fl{i:05}xT7wK9mB2vN5cR8yL4pF6hJ")))
             .collect();
@@ -4150,7 +4150,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let live = container(tmp.path(), 'c', "flood", false, "");
         let parts = Parts::new();
-        let burst = crate::report::budget::BURST_SECONDS as u64;
+        let burst = crate::findings::budget::BURST_SECONDS as u64;
         // (No rotation of the report: it comes only after a checkpoint, which the kills below
         // undo by putting the files back.)
         let opts = |o: &mut GuardOptions| {
