@@ -470,7 +470,7 @@ impl Default for AlertsConfig {
 
 impl AlertsConfig {
     /// The webhook, if one is configured.
-    pub fn webhook(&self) -> Result<Option<crate::report::alert::Webhook>, ConfigError> {
+    pub fn webhook(&self) -> Result<Option<crate::findings::alert::Webhook>, ConfigError> {
         let url = if !self.webhook_url.is_empty() {
             self.webhook_url.clone()
         } else if let Some(f) = &self.webhook_url_file {
@@ -489,7 +489,7 @@ impl AlertsConfig {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_string())
             .unwrap_or_else(|_| "unknown".into());
-        Ok(Some(crate::report::alert::Webhook {
+        Ok(Some(crate::findings::alert::Webhook {
             url,
             attempts: self.attempts.max(1),
             backoff: std::time::Duration::from_secs(self.backoff_seconds),

@@ -15,7 +15,7 @@
 //!   (`<!channel>`), and control characters as in [`terminal`].
 //!
 //! Text that needs no escaping is returned borrowed, without allocating. JSON output needs none of
-//! this (serde escapes it) and the HTML report has its own escaper (`report::html::esc`).
+//! this (serde escapes it) and the HTML report has its own escaper (`render::html::esc`).
 use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::path::Path;

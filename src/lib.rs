@@ -4,7 +4,8 @@
 //! Domains live in their own modules and could be lifted into crates of their own:
 //! - [`redact`]: the pure detection engine (bytes in, matches out) and the masking format.
 //! - [`logs`]: Docker's json-file codec and the streaming file scanner that maps findings to file bytes.
-//! - [`report`]: output formats for findings (table, JSON, JSONL, SARIF).
+//! - [`findings`]: the finding record, the guard's findings log, read-back, triage, alerts, fleet.
+//! - [`render`]: output formats (table, JSON, JSONL, CSV, SARIF, HTML); [`metrics`]: Prometheus.
 //! - [`backup`]: encrypted (age), compressed (zstd), streaming tar backups with a manifest, and restore.
 //! - [`config`]: the one TOML configuration file with `SIDECAR_…` environment overrides.
 //! - [`cli`]: command-line parsing and the commands.
@@ -32,13 +33,15 @@ pub mod config;
 pub mod diag;
 pub mod docker;
 pub mod escape;
+pub mod findings;
 pub mod fsutil;
 #[cfg(test)]
 mod layering;
 pub mod logs;
+pub mod metrics;
 pub mod policy;
 pub mod redact;
-pub mod report;
+pub mod render;
 pub mod runtime;
 pub mod shutdown;
 pub mod state;

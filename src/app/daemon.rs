@@ -14,7 +14,7 @@ use anyhow::{bail, Context, Result};
 use super::audit::{audit_options, AuditSource, Auditor, Connection};
 use super::service::Service;
 use crate::config::Config;
-use crate::report::metrics::Metrics;
+use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
 
 /// Run every enabled part until `shutdown` is triggered, then wait for each to finish its step.
@@ -65,7 +65,7 @@ fn start_metrics(service: &mut Service, config: &Config, metrics: &Arc<Metrics>)
     crate::say!("metrics: http://{listen}/metrics");
     let metrics = metrics.clone();
     service.spawn("metrics", move |shutdown| {
-        crate::report::metrics::serve(listener, &metrics, shutdown.flag())
+        crate::metrics::serve(listener, &metrics, shutdown.flag())
     })?;
     Ok(())
 }
@@ -181,14 +181,24 @@ fn audit_once(config: &Config, auditor: &Auditor, containers: Vec<String>, metri
     });
     match results {
         Ok(results) => {
-            metrics.audit(&results, full);
+            let samples = results.iter().map(|r| crate::metrics::AuditSample {
+                check: &r.check,
+                status: r.status.as_str(),
+                severity: r.severity.as_str(),
+            });
+            let scope = if full {
+                crate::metrics::AuditScope::Full
+            } else {
+                crate::metrics::AuditScope::Containers
+            };
+            metrics.audit(samples, scope);
             let failed = results
                 .iter()
                 .filter(|r| r.status == crate::policy::Status::Fail)
                 .count();
             let stream = crate::state::StateDir::new(&config.state_dir).audit_stream();
             let now = crate::timefmt::rfc3339(std::time::SystemTime::now());
-            match crate::report::audit::append_audit_stream(&stream, &results, &now) {
+            match crate::render::audit::append_audit_stream(&stream, &results, &now) {
                 Ok(()) => crate::say!("audit ({what}): {} checks, {failed} failed", results.len()),
                 Err(e) => tracing::warn!("audit: writing {}: {e}", stream.display()),
             }
@@ -253,7 +263,7 @@ fn start_shipping(service: &mut Service, config: &Arc<Config>) -> Result<()> {
     let every = Duration::from_secs(config.run.ship_seconds);
     service.every("fleet", every, move || {
         let config = &config2;
-        match crate::report::fleet::ship(&config.state_dir, &config.fleet.ship_to, &config.fleet.host_name()) {
+        match crate::findings::fleet::ship(&config.state_dir, &config.fleet.ship_to, &config.fleet.host_name()) {
             Ok(0) => {}
             Ok(n) => crate::say!("fleet: {n} object(s) shipped"),
             Err(e) => tracing::warn!("fleet: {e}"),

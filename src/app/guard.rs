@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use super::service::Service;
 use crate::config::Config;
 use crate::logs::guard::{Guard, GuardOptions};
-use crate::report::metrics::Metrics;
+use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
 
 /// Start the guard; returns once its checkpoints and report are open and its first pass is under

@@ -10,7 +10,7 @@ use crate::config::Config;
 use crate::escape::{terminal, terminal_path};
 use crate::policy::audit::run;
 use crate::policy::{failures_at_or_above, CHECKS};
-use crate::report::write_audit;
+use crate::render::write_audit;
 
 /// Exit statuses of `sidecar audit`.
 pub const AUDIT_EXIT_CODES: &str = "Exit status: 0 no failure at or above --fail-on (accepted risks and passes only), 1 such failures remain, 2 error (neither the Docker API nor Docker's files readable, bad configuration, output not writable).";

@@ -404,7 +404,7 @@ pub(crate) fn run_schedule(
     config: &Config,
     opts: BackupOptions,
     stop: Arc<AtomicBool>,
-    metrics: Option<&crate::report::metrics::Metrics>,
+    metrics: Option<&crate::metrics::Metrics>,
 ) -> u8 {
     let schedule = match backup::schedule::Schedule::new(
         &config.backup.schedule,

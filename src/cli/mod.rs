@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::app::audit::AuditSource;
 use crate::config::{Config, ENV_CONFIG};
-use crate::report::OutputFormat;
+use crate::render::OutputFormat;
 
 mod audit;
 mod backup;
@@ -200,7 +200,7 @@ pub struct AuditArgs {
     pub container: Vec<String>,
     /// Output format.
     #[arg(long, value_enum, default_value = "table")]
-    pub format: crate::report::AuditFormat,
+    pub format: crate::render::AuditFormat,
     /// Exit 1 when a failure of this severity or higher remains (default `audit.fail_on`, low):
     /// low, medium, high or critical (no check is critical today, so `critical` fails nothing).
     #[arg(long, value_enum, value_name = "SEVERITY")]
@@ -247,7 +247,7 @@ pub struct ReportArgs {
     pub status: String,
     /// Output format.
     #[arg(long, value_enum, default_value = "table")]
-    pub format: crate::report::review::ReviewFormat,
+    pub format: crate::render::ReviewFormat,
     /// Write to FILE (created 0600, atomically) instead of standard output.
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,

@@ -6,10 +6,12 @@ use anyhow::{bail, Context, Result};
 use super::{ReportAction, ReportArgs, EXIT_FINDINGS, EXIT_OK};
 use crate::config::Config;
 use crate::escape::terminal;
-use crate::report::review::{
-    fold_findings_dir, latest_audit, parse_time, write_review, Ack, Filter, Grouper, Item, ItemStatus, Triage,
-};
-use crate::report::short_fingerprint;
+use crate::findings::audit_stream::latest_audit;
+use crate::findings::group::{parse_time, Filter, Grouper, Item, ItemStatus};
+use crate::findings::read::fold_findings_dir;
+use crate::findings::record::short_fingerprint;
+use crate::findings::triage::{Ack, Triage};
+use crate::render::{write_review, Review};
 
 pub fn run_report(config: &Config, args: ReportArgs) -> super::CmdResult {
     let state_dir = &config.state_dir;
@@ -19,7 +21,7 @@ pub fn run_report(config: &Config, args: ReportArgs) -> super::CmdResult {
         match &args.from {
             Some(dest) => {
                 let mut g = Grouper::new(filter);
-                let damaged = crate::report::fleet::read_fleet(dest, |r| g.add(r))?;
+                let damaged = crate::findings::fleet::read_fleet(dest, |r| g.add(r))?;
                 Ok((g.finish(triage), damaged))
             }
             None => {
@@ -55,7 +57,7 @@ pub fn run_report(config: &Config, args: ReportArgs) -> super::CmdResult {
             if config.fleet.ship_to.is_empty() {
                 bail!("no fleet destination: set fleet.ship_to (s3://bucket/prefix or a directory)");
             }
-            let n = crate::report::fleet::ship(state_dir, &config.fleet.ship_to, &config.fleet.host_name())?;
+            let n = crate::findings::fleet::ship(state_dir, &config.fleet.ship_to, &config.fleet.host_name())?;
             println!(
                 "{n} object(s) shipped to {}/{}",
                 config.fleet.ship_to.trim_end_matches('/'),
@@ -96,7 +98,12 @@ pub fn run_report(config: &Config, args: ReportArgs) -> super::CmdResult {
             }
             let audit = latest_audit(state_dir)?;
             let mut text = Vec::new();
-            write_review(args.format, &items, &audit, damaged, &mut text)?;
+            let review = Review {
+                items: &items,
+                audit: &audit,
+                damaged,
+            };
+            write_review(args.format, &review, &mut text)?;
             match &args.output {
                 Some(path) => crate::fsutil::write_atomic(path, &text)
                     .with_context(|| format!("--output {}: cannot write", path.display()))?,
@@ -134,10 +141,10 @@ fn resolve<'a>(given: &str, known: impl Iterator<Item = &'a str>) -> Result<Stri
 /// Read the findings and send an alert for each new secret not alerted before.
 pub(crate) fn alert_once(
     state_dir: &std::path::Path,
-    hook: &crate::report::alert::Webhook,
+    hook: &crate::findings::alert::Webhook,
 ) -> Result<(usize, Vec<String>)> {
     let filter = Filter::default();
     let (g, _) = fold_findings_dir(&state_dir.join("findings"), || Grouper::new(&filter), |g, r| g.add(r))?;
     let items = g.finish(&Triage::load(state_dir)?);
-    Ok(crate::report::alert::send_new(&items, hook, state_dir)?)
+    Ok(crate::findings::alert::send_new(&items, hook, state_dir)?)
 }

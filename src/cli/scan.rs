@@ -15,7 +15,7 @@ use crate::escape::terminal;
 use crate::logs::masking::write_masked_copy;
 use crate::logs::scan::{FileScan, Format, Notice, ScanOptions, Scanner};
 use crate::redact::{Finding, RuleFile};
-use crate::report::write_findings;
+use crate::render::write_findings;
 
 /// `sidecar rules`.
 pub fn list_rules(config: &Config, as_toml: bool) -> super::CmdResult {

@@ -68,7 +68,7 @@ pub struct GzMark {
 /// 32 hex digits (after a crash under a flood, 10 000 keys written out in full made each checkpoint
 /// 1.9 MB for an hour); the full keys of checkpoints written before are read as well.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct RecoveredKey(pub crate::report::sink::OccurrenceId);
+pub struct RecoveredKey(pub crate::findings::sink::OccurrenceId);
 
 impl Serialize for RecoveredKey {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -82,13 +82,13 @@ impl<'de> Deserialize<'de> for RecoveredKey {
         #[serde(untagged)]
         enum Either {
             Digest(String),
-            Key(crate::report::sink::OccurrenceKey),
+            Key(crate::findings::sink::OccurrenceKey),
         }
         match Either::deserialize(d)? {
             Either::Digest(h) => u128::from_str_radix(&h, 16)
                 .map(RecoveredKey)
                 .map_err(|_| serde::de::Error::custom("a recovered key is not 32 hex digits")),
-            Either::Key(k) => Ok(RecoveredKey(crate::report::sink::occurrence_id(&k))),
+            Either::Key(k) => Ok(RecoveredKey(crate::findings::sink::occurrence_id(&k))),
         }
     }
 }
@@ -123,7 +123,7 @@ pub struct Checkpoints {
     #[serde(default)]
     pub recovered_at: u64,
     /// The generation of the aggregates journal whose counts were appended to the report before
-    /// this checkpoint (see [`crate::report::journal`]).
+    /// this checkpoint (see [`crate::findings::journal`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aggregates_written: Option<String>,
 }
@@ -434,14 +434,14 @@ mod tests {
     #[test]
     fn recovered_keys_are_written_as_digests_and_full_keys_of_older_checkpoints_are_read() {
         let dir = tempfile::tempdir().unwrap();
-        let key: crate::report::sink::OccurrenceKey = (
+        let key: crate::findings::sink::OccurrenceKey = (
             Some("c".repeat(64)),
             Some("2026-12-04T10:00:00.000000001Z".into()),
             1234,
             "github-pat".into(),
             "ab".repeat(32),
         );
-        let id = crate::report::sink::occurrence_id(&key);
+        let id = crate::findings::sink::occurrence_id(&key);
         // As a checkpoint of an earlier version wrote it.
         let old = serde_json::json!({"version": CHECKPOINT_VERSION, "report_len": 0, "files": {}, "gz": {},
             "recovered": [key], "recovered_at": 5});

@@ -12,7 +12,7 @@ use super::container::{ContainerFacts, SecretHit};
 use super::daemon::DaemonFacts;
 use super::host::HostPaths;
 use super::{apply_accepted, parse_accept, CheckResult, ACCEPT_LABEL, REASON_LABEL};
-use crate::report::{write_audit, AuditFormat};
+use crate::render::{write_audit, AuditFormat};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -12,8 +12,8 @@ use std::time::Instant;
 
 use super::Guard;
 use crate::logs::checkpoint::{Checkpoints, PendingMasks};
-use crate::report::journal::AggregateJournal;
-use crate::report::sink::OccurrenceId;
+use crate::findings::journal::AggregateJournal;
+use crate::findings::sink::OccurrenceId;
 
 /// What the syncer thread reports: its result, and the masked files it could not sync (by dev,
 /// inode), owed to the next checkpoint.

@@ -16,14 +16,14 @@ use super::owed::merge_owed;
 use super::{unix_now, Guard, GuardOptions, RateLimit};
 use crate::logs::checkpoint::{self, Checkpoints, FileMark, PendingFile, PendingMasks, SpansLog};
 use crate::logs::scan::Scanner;
-use crate::report::budget::Budget;
-use crate::report::journal::AggregateJournal;
-use crate::report::metrics::Metrics;
-use crate::report::review::FindingRecord;
-use crate::report::sink::{occurrence_id, FindingLog, OccurrenceId, OccurrenceKey};
+use crate::findings::budget::Budget;
+use crate::findings::journal::AggregateJournal;
+use crate::metrics::Metrics;
+use crate::findings::record::FindingRecord;
+use crate::findings::sink::{occurrence_id, FindingLog, OccurrenceId, OccurrenceKey};
 
 /// Keys of recovered occurrences kept across crashes (`Checkpoints::recovered`), at most.
-pub(super) const RECOVERED_MAX: usize = 2 * crate::report::sink::PENDING_MAX;
+pub(super) const RECOVERED_MAX: usize = 2 * crate::findings::sink::PENDING_MAX;
 
 impl<'a> Guard<'a> {
     /// Load the checkpoints and open the report.
@@ -40,7 +40,7 @@ impl<'a> Guard<'a> {
             tracing::warn!(
                 "log guard: the report holds {} more records than can be remembered past the last checkpoint ({}); the rescan may record some of them twice",
                 sink.pending_beyond(),
-                crate::report::sink::PENDING_MAX
+                crate::findings::sink::PENDING_MAX
             );
         }
         keep_recovered(&mut marks, &uncommitted);

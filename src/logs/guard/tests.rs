@@ -143,7 +143,7 @@ fn append(path: &Path, bytes: &[u8]) {
 
 fn records(root: &Path) -> Vec<serde_json::Value> {
     let mut out = Vec::new();
-    let files = crate::report::review::finding_files(&root.join("state/findings")).unwrap();
+    let files = crate::findings::read::finding_files(&root.join("state/findings")).unwrap();
     for f in files {
         for l in fs::read_to_string(f).unwrap().lines() {
             out.push(serde_json::from_str(l).unwrap());
@@ -709,7 +709,7 @@ fn a_flood_of_distinct_secrets_is_masked_and_counted_within_the_recording_budget
     let live = container(tmp.path(), 'f', "flood", false, "");
     let parts = Parts::new();
     let mut g = parts.guard_with(tmp.path(), |o| o.findings_per_second = 1);
-    let burst = crate::report::budget::BURST_SECONDS as usize;
+    let burst = crate::findings::budget::BURST_SECONDS as usize;
     let tokens: Vec<String> = (0..1000)
         .map(|i| token(&format!("Fl{i:05}xT7wK9mB2vN5cR8yL4pF6hJ")))
         .collect();
@@ -773,7 +773,7 @@ fn a_kill_during_a_flood_neither_loses_nor_doubles_the_counts_past_the_budget() 
     let tmp = tempfile::tempdir().unwrap();
     let live = container(tmp.path(), 'c', "flood", false, "");
     let parts = Parts::new();
-    let burst = crate::report::budget::BURST_SECONDS as u64;
+    let burst = crate::findings::budget::BURST_SECONDS as u64;
     // (No rotation of the report: it comes only after a checkpoint, which the kills below
     // undo by putting the files back.)
     let opts = |o: &mut GuardOptions| {

@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::review::FindingRecord;
+use super::record::FindingRecord;
 use crate::fsutil;
 
 /// File name under the state directory.
@@ -161,7 +161,7 @@ fn new_generation() -> io::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::review::Occurrences;
+    use crate::findings::record::Occurrences;
 
     fn aggregate(count: u64) -> FindingRecord {
         FindingRecord {

@@ -1,11 +1,12 @@
 //! Output formats for audit results: a table, JSON (one record per container and check) and
-//! SARIF 2.1.0. Evidence never holds a secret (the checks give rule and fingerprint only).
+//! SARIF 2.1.0 (built by [`super::sarif::audit`]), and the conversion of results into the audit
+//! stream's records ([`append_audit_stream`]). Evidence never holds a secret (the checks give rule
+//! and fingerprint only).
 use std::io::{self, Write};
 
-use serde_json::json;
-
 use crate::escape::terminal;
-use crate::policy::{CheckResult, Severity, Status, CHECKS};
+use crate::findings::audit_stream::{AuditRecord, AUDIT_SCHEMA};
+use crate::policy::{CheckResult, Status};
 
 /// An output format of `sidecar audit`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -21,50 +22,32 @@ pub enum AuditFormat {
 /// Write `results` in `format`.
 pub fn write_audit<W: Write>(format: AuditFormat, results: &[CheckResult], out: &mut W) -> io::Result<()> {
     match format {
-        AuditFormat::Json => {
-            serde_json::to_writer_pretty(&mut *out, results)?;
-            out.write_all(b"\n")
-        }
-        AuditFormat::Sarif => {
-            serde_json::to_writer_pretty(&mut *out, &sarif(results))?;
-            out.write_all(b"\n")
-        }
+        AuditFormat::Json => super::write_json(results, out),
+        AuditFormat::Sarif => super::write_json(&super::sarif::audit(results), out),
         AuditFormat::Table => table(results, out),
     }
 }
 
-/// Version of the audit stream's records.
-pub const AUDIT_SCHEMA: u32 = 1;
-/// The audit stream is rotated (to `.1`, one kept) past this size.
-const AUDIT_STREAM_MAX: u64 = 16 << 20;
-
-/// Append `results` to the audit stream at `path` (JSONL, 0600, created with its directory 0700),
-/// one record per result with `schema` and `time`, fsynced once per batch.
+/// Append `results` of the audit that ran at `time` (RFC 3339) to the audit stream at `path` (see
+/// [`crate::findings::audit_stream`]): one record per result, fsynced once per batch.
 pub fn append_audit_stream(path: &std::path::Path, results: &[CheckResult], time: &str) -> io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    if let Some(dir) = path.parent() {
-        crate::fsutil::create_private_dir(dir)?;
+    let records: Vec<AuditRecord> = results.iter().map(|r| record(r, time)).collect();
+    crate::findings::audit_stream::append_audit_stream(path, &records)
+}
+
+/// The stream's record of `r`.
+fn record(r: &CheckResult, time: &str) -> AuditRecord {
+    AuditRecord {
+        check: r.check.clone(),
+        container: r.container.clone(),
+        evidence: r.evidence.clone(),
+        fix: r.fix.clone(),
+        reason: r.reason.clone(),
+        schema: AUDIT_SCHEMA,
+        severity: r.severity.as_str().to_string(),
+        status: r.status.as_str().to_string(),
+        time: time.to_string(),
     }
-    if std::fs::metadata(path).is_ok_and(|m| m.len() > AUDIT_STREAM_MAX) {
-        let mut old = path.as_os_str().to_owned();
-        old.push(".1");
-        std::fs::rename(path, old)?;
-    }
-    let mut buf = Vec::new();
-    for r in results {
-        let mut v = serde_json::to_value(r)?;
-        v["schema"] = json!(AUDIT_SCHEMA);
-        v["time"] = json!(time);
-        serde_json::to_writer(&mut buf, &v)?;
-        buf.push(b'\n');
-    }
-    let mut f = std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(&buf)?;
-    f.sync_data()
 }
 
 fn rank(s: Status) -> u8 {
@@ -143,63 +126,6 @@ fn table<W: Write>(results: &[CheckResult], out: &mut W) -> io::Result<()> {
     )
 }
 
-fn level(s: Severity) -> &'static str {
-    match s {
-        Severity::Critical | Severity::High => "error",
-        Severity::Medium => "warning",
-        Severity::Low => "note",
-    }
-}
-
-/// The SARIF 2.1.0 log: every check as a rule, every failure or accepted risk as a result
-/// (accepted ones carry an external suppression with the reason).
-pub fn sarif(results: &[CheckResult]) -> serde_json::Value {
-    let rules: Vec<_> = CHECKS
-        .iter()
-        .map(|c| {
-            json!({
-                "id": c.id,
-                "name": c.id,
-                "shortDescription": {"text": c.title},
-                "help": {"text": c.fix},
-                "defaultConfiguration": {"level": level(c.severity)},
-                "properties": {"security-severity": match c.severity {
-                    Severity::Critical => "9.5",
-                    Severity::High => "8.0",
-                    Severity::Medium => "5.0",
-                    Severity::Low => "2.0",
-                }, "tags": ["security", "docker"]},
-            })
-        })
-        .collect();
-    let out: Vec<_> = results
-        .iter()
-        .filter(|r| matches!(r.status, Status::Fail | Status::Accepted))
-        .map(|r| {
-            let mut v = json!({
-                "ruleId": r.check,
-                "ruleIndex": CHECKS.iter().position(|c| c.id == r.check),
-                "level": level(r.severity),
-                "message": {"text": format!("{}: {} (fix: {})", r.container, r.evidence, r.fix)},
-                "locations": [{"logicalLocations": [{"name": r.container, "kind": "resource"}]}],
-                "partialFingerprints": {"sidecarAudit/v1": format!("{}/{}", r.container, r.check)},
-            });
-            if let Some(reason) = &r.reason {
-                v["suppressions"] = json!([{"kind": "external", "justification": reason}]);
-            }
-            v
-        })
-        .collect();
-    json!({
-        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
-        "version": "2.1.0",
-        "runs": [{
-            "tool": {"driver": {"name": "sidecar-audit", "version": env!("CARGO_PKG_VERSION"), "rules": rules}},
-            "results": out,
-        }]
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -220,7 +146,7 @@ mod tests {
         assert!(first.starts_with("FAIL") && first.contains("bad"), "{t}");
         assert!(t.contains("[accepted: audit reads the API]"), "{t}");
         assert!(t.contains("3 checks: 1 failed, 1 accepted, 0 errors, 1 passed"), "{t}");
-        let s = sarif(&r);
+        let s = super::super::sarif::audit(&r);
         let mut hostile = result(
             "\x1b[2Jweb",
             CheckId::Privileged,

@@ -8,7 +8,110 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::policy::{CheckResult, Status};
+// Metric names: every name the crate counts under, one constant each (the families below and
+// every caller use these, never a literal). The doc of each is the first sentence of its HELP.
+/// `sidecar_log_mask_delay_seconds` (histogram): Time from Docker's timestamp of the entry
+/// holding a secret to the write of its mask, per file copy written (the live or rotated file,
+/// a rewritten .gz): how long the secret was readable in clear there.
+pub const LOG_MASK_DELAY_SECONDS: &str = "sidecar_log_mask_delay_seconds";
+/// `sidecar_log_bytes_scanned_total` (counter): Log bytes scanned by the guard (decompressed
+/// bytes for .gz files).
+pub const LOG_BYTES_SCANNED_TOTAL: &str = "sidecar_log_bytes_scanned_total";
+/// `sidecar_log_gz_checked_total` (counter): Compressed rotated logs checked from the masks the
+/// guard wrote into the plain file they were made from (neither decompressed nor scanned;
+/// rewritten when a mask came after Docker compressed).
+pub const LOG_GZ_CHECKED_TOTAL: &str = "sidecar_log_gz_checked_total";
+/// `sidecar_log_gz_masks_found_total` (counter): Of those, files a mask came late for that held
+/// it already (Docker read the masked bytes): decompressed to check, not rewritten.
+pub const LOG_GZ_MASKS_FOUND_TOTAL: &str = "sidecar_log_gz_masks_found_total";
+/// `sidecar_log_lines_scanned_total` (counter): Log lines scanned by the guard.
+pub const LOG_LINES_SCANNED_TOTAL: &str = "sidecar_log_lines_scanned_total";
+/// `sidecar_findings_total` (counter): Secret occurrences recorded in the report, by rule.
+pub const FINDINGS_TOTAL: &str = "sidecar_findings_total";
+/// `sidecar_findings_aggregated_total` (counter): Of those, occurrences past a container's
+/// recording budget (guard.findings_per_second) of a secret recorded one by one before: counted
+/// in one record per secret at each checkpoint.
+pub const FINDINGS_AGGREGATED_TOTAL: &str = "sidecar_findings_aggregated_total";
+/// `sidecar_findings_over_cap_total` (counter): Of those, occurrences past a container's
+/// recording budget of secrets not recorded one by one: counted per container and rule
+/// (fingerprint over-cap:<rule>).
+pub const FINDINGS_OVER_CAP_TOTAL: &str = "sidecar_findings_over_cap_total";
+/// `sidecar_masks_written_total` (counter): Byte ranges masked in Docker's log files.
+pub const MASKS_WRITTEN_TOTAL: &str = "sidecar_masks_written_total";
+/// `sidecar_log_containers_followed` (gauge): Containers whose json-file log is followed.
+pub const LOG_CONTAINERS_FOLLOWED: &str = "sidecar_log_containers_followed";
+/// `sidecar_log_containers_unmasked` (gauge): Followed containers whose secrets are reported
+/// but not masked (guard.report_only, the labels sidecar.redact=false and
+/// sidecar.guard=<another guard>).
+pub const LOG_CONTAINERS_UNMASKED: &str = "sidecar_log_containers_unmasked";
+/// `sidecar_log_files_followed` (gauge): Log files (live and rotated) with a checkpoint.
+pub const LOG_FILES_FOLLOWED: &str = "sidecar_log_files_followed";
+/// `sidecar_log_lag_bytes` (gauge): Bytes written to live logs and not scanned yet.
+pub const LOG_LAG_BYTES: &str = "sidecar_log_lag_bytes";
+/// `sidecar_log_lag_seconds` (gauge): How long the container furthest behind has had bytes in
+/// its live log not scanned yet.
+pub const LOG_LAG_SECONDS: &str = "sidecar_log_lag_seconds";
+/// `sidecar_log_container_lag_bytes` (gauge): Per container (by name): bytes written to its
+/// live log and not scanned yet.
+pub const LOG_CONTAINER_LAG_BYTES: &str = "sidecar_log_container_lag_bytes";
+/// `sidecar_log_container_lag_seconds` (gauge): Per container (by name): how long its live log
+/// has had bytes not scanned yet.
+pub const LOG_CONTAINER_LAG_SECONDS: &str = "sidecar_log_container_lag_seconds";
+/// `sidecar_messages_dropped_total` (counter): sidecar's own messages dropped because its
+/// stderr was not taking them (masking went on).
+pub const MESSAGES_DROPPED_TOTAL: &str = "sidecar_messages_dropped_total";
+/// `sidecar_guard_errors_total` (counter): Errors of the log guard (unreadable files, damaged
+/// gzip files, failed writes).
+pub const GUARD_ERRORS_TOTAL: &str = "sidecar_guard_errors_total";
+/// `sidecar_guard_panics_total` (counter): Internal errors (panics) of the log guard,
+/// contained: one container's work is retried with back-off, or the guard restarts from its
+/// checkpoints.
+pub const GUARD_PANICS_TOTAL: &str = "sidecar_guard_panics_total";
+/// `sidecar_guard_malformed_lines_total` (counter): Log lines that are not valid json-file JSON
+/// (scanned as text).
+pub const GUARD_MALFORMED_LINES_TOTAL: &str = "sidecar_guard_malformed_lines_total";
+/// `sidecar_audit_runs_total` (counter): Audits run (full and per started container).
+pub const AUDIT_RUNS_TOTAL: &str = "sidecar_audit_runs_total";
+/// `sidecar_audit_results` (gauge): Results of the last full audit by status and severity.
+pub const AUDIT_RESULTS: &str = "sidecar_audit_results";
+/// `sidecar_audit_failing` (gauge): Containers (or the daemon or host) failing each check in
+/// the last full audit.
+pub const AUDIT_FAILING: &str = "sidecar_audit_failing";
+/// `sidecar_audit_last_timestamp_seconds` (gauge): When the last full audit finished.
+pub const AUDIT_LAST_TIMESTAMP_SECONDS: &str = "sidecar_audit_last_timestamp_seconds";
+/// `sidecar_backups_total` (counter): Scheduled backups by result (ok, failed, skipped).
+pub const BACKUPS_TOTAL: &str = "sidecar_backups_total";
+/// `sidecar_backup_last_success_timestamp_seconds` (gauge): When the last scheduled backup was
+/// written and verified.
+pub const BACKUP_LAST_SUCCESS_TIMESTAMP_SECONDS: &str = "sidecar_backup_last_success_timestamp_seconds";
+/// `sidecar_backup_last_bytes` (gauge): Size of the last scheduled backup.
+pub const BACKUP_LAST_BYTES: &str = "sidecar_backup_last_bytes";
+/// `sidecar_enforce_changes_total` (counter): Changes made by enforcement (modes, owners,
+/// rotations, removals).
+pub const ENFORCE_CHANGES_TOTAL: &str = "sidecar_enforce_changes_total";
+/// `sidecar_enforce_errors_total` (counter): Paths enforcement could not change.
+pub const ENFORCE_ERRORS_TOTAL: &str = "sidecar_enforce_errors_total";
+
+/// One audit result as the metrics count it (by status and severity; failures by check). Text,
+/// not the policy's types: this module sits below every domain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuditSample<'a> {
+    /// Check id.
+    pub check: &'a str,
+    /// `pass`, `fail`, `accepted` or `error`.
+    pub status: &'a str,
+    /// `low`, `medium` or `high`.
+    pub severity: &'a str,
+}
+
+/// What an audit covered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditScope {
+    /// Every container, the daemon and the host: its results replace the per-check gauges.
+    Full,
+    /// Only some containers (the ones just started): counted as a run, gauges kept.
+    Containers,
+}
 
 /// The metric values, by name and label set (`name{labels}`).
 #[derive(Debug, Default)]
@@ -34,7 +137,7 @@ pub const MASK_DELAY_BOUNDS: &[f64] = &[
 
 /// Histograms: name, help and bucket bounds.
 const HISTOGRAMS: &[(&str, &str, &[f64])] = &[(
-    "sidecar_log_mask_delay_seconds",
+    LOG_MASK_DELAY_SECONDS,
     "Time from Docker's timestamp of the entry holding a secret to the write of its mask, per file copy written (the live or rotated file, a rewritten .gz): how long the secret was readable in clear there. Masks written after a restart include the time the guard was down.",
     MASK_DELAY_BOUNDS,
 )];
@@ -42,142 +145,142 @@ const HISTOGRAMS: &[(&str, &str, &[f64])] = &[(
 /// HELP and TYPE of each metric family.
 const FAMILIES: &[(&str, &str, &str)] = &[
     (
-        "sidecar_log_bytes_scanned_total",
+        LOG_BYTES_SCANNED_TOTAL,
         "counter",
         "Log bytes scanned by the guard (decompressed bytes for .gz files).",
     ),
     (
-        "sidecar_log_gz_checked_total",
+        LOG_GZ_CHECKED_TOTAL,
         "counter",
         "Compressed rotated logs checked from the masks the guard wrote into the plain file they were made from (neither decompressed nor scanned; rewritten when a mask came after Docker compressed).",
     ),
     (
-        "sidecar_log_gz_masks_found_total",
+        LOG_GZ_MASKS_FOUND_TOTAL,
         "counter",
         "Of those, files a mask came late for that held it already (Docker read the masked bytes): decompressed to check, not rewritten.",
     ),
     (
-        "sidecar_log_lines_scanned_total",
+        LOG_LINES_SCANNED_TOTAL,
         "counter",
         "Log lines scanned by the guard.",
     ),
     (
-        "sidecar_findings_total",
+        FINDINGS_TOTAL,
         "counter",
         "Secret occurrences recorded in the report, by rule.",
     ),
     (
-        "sidecar_findings_aggregated_total",
+        FINDINGS_AGGREGATED_TOTAL,
         "counter",
         "Of those, occurrences past a container's recording budget (guard.findings_per_second) of a secret recorded one by one before: counted in one record per secret at each checkpoint.",
     ),
     (
-        "sidecar_findings_over_cap_total",
+        FINDINGS_OVER_CAP_TOTAL,
         "counter",
         "Of those, occurrences past a container's recording budget of secrets not recorded one by one: counted per container and rule (fingerprint over-cap:<rule>). Masked all the same.",
     ),
     (
-        "sidecar_masks_written_total",
+        MASKS_WRITTEN_TOTAL,
         "counter",
         "Byte ranges masked in Docker's log files.",
     ),
     (
-        "sidecar_log_containers_followed",
+        LOG_CONTAINERS_FOLLOWED,
         "gauge",
         "Containers whose json-file log is followed.",
     ),
     (
-        "sidecar_log_containers_unmasked",
+        LOG_CONTAINERS_UNMASKED,
         "gauge",
         "Followed containers whose secrets are reported but not masked (guard.report_only, the labels sidecar.redact=false and sidecar.guard=<another guard>).",
     ),
     (
-        "sidecar_log_files_followed",
+        LOG_FILES_FOLLOWED,
         "gauge",
         "Log files (live and rotated) with a checkpoint.",
     ),
     (
-        "sidecar_log_lag_bytes",
+        LOG_LAG_BYTES,
         "gauge",
         "Bytes written to live logs and not scanned yet.",
     ),
     (
-        "sidecar_log_lag_seconds",
+        LOG_LAG_SECONDS,
         "gauge",
         "How long the container furthest behind has had bytes in its live log not scanned yet.",
     ),
     (
-        "sidecar_log_container_lag_bytes",
+        LOG_CONTAINER_LAG_BYTES,
         "gauge",
         "Per container (by name): bytes written to its live log and not scanned yet.",
     ),
     (
-        "sidecar_log_container_lag_seconds",
+        LOG_CONTAINER_LAG_SECONDS,
         "gauge",
         "Per container (by name): how long its live log has had bytes not scanned yet.",
     ),
     (
-        "sidecar_messages_dropped_total",
+        MESSAGES_DROPPED_TOTAL,
         "counter",
         "sidecar's own messages dropped because its stderr was not taking them (masking went on).",
     ),
     (
-        "sidecar_guard_errors_total",
+        GUARD_ERRORS_TOTAL,
         "counter",
         "Errors of the log guard (unreadable files, damaged gzip files, failed writes).",
     ),
     (
-        "sidecar_guard_panics_total",
+        GUARD_PANICS_TOTAL,
         "counter",
         "Internal errors (panics) of the log guard, contained: one container's work is retried with back-off, or the guard restarts from its checkpoints.",
     ),
     (
-        "sidecar_guard_malformed_lines_total",
+        GUARD_MALFORMED_LINES_TOTAL,
         "counter",
         "Log lines that are not valid json-file JSON (scanned as text).",
     ),
     (
-        "sidecar_audit_runs_total",
+        AUDIT_RUNS_TOTAL,
         "counter",
         "Audits run (full and per started container).",
     ),
     (
-        "sidecar_audit_results",
+        AUDIT_RESULTS,
         "gauge",
         "Results of the last full audit by status and severity.",
     ),
     (
-        "sidecar_audit_failing",
+        AUDIT_FAILING,
         "gauge",
         "Containers (or the daemon or host) failing each check in the last full audit.",
     ),
     (
-        "sidecar_audit_last_timestamp_seconds",
+        AUDIT_LAST_TIMESTAMP_SECONDS,
         "gauge",
         "When the last full audit finished.",
     ),
     (
-        "sidecar_backups_total",
+        BACKUPS_TOTAL,
         "counter",
         "Scheduled backups by result (ok, failed, skipped).",
     ),
     (
-        "sidecar_backup_last_success_timestamp_seconds",
+        BACKUP_LAST_SUCCESS_TIMESTAMP_SECONDS,
         "gauge",
         "When the last scheduled backup was written and verified.",
     ),
     (
-        "sidecar_backup_last_bytes",
+        BACKUP_LAST_BYTES,
         "gauge",
         "Size of the last scheduled backup.",
     ),
     (
-        "sidecar_enforce_changes_total",
+        ENFORCE_CHANGES_TOTAL,
         "counter",
         "Changes made by enforcement (modes, owners, rotations, removals).",
     ),
     (
-        "sidecar_enforce_errors_total",
+        ENFORCE_ERRORS_TOTAL,
         "counter",
         "Paths enforcement could not change.",
     ),
@@ -241,35 +344,35 @@ impl Metrics {
         }
     }
 
-    /// Record an audit; a full one replaces the per-check gauges.
-    pub fn audit(&self, results: &[CheckResult], full: bool) {
-        self.add("sidecar_audit_runs_total", 1.0);
-        if !full {
+    /// Record an audit; a full one replaces the per-check gauges with its `results`.
+    pub fn audit<'a>(&self, results: impl IntoIterator<Item = AuditSample<'a>>, scope: AuditScope) {
+        self.add(AUDIT_RUNS_TOTAL, 1.0);
+        if scope != AuditScope::Full {
             return;
         }
+        let (results_prefix, failing_prefix) = (format!("{AUDIT_RESULTS}{{"), format!("{AUDIT_FAILING}{{"));
         let mut v = self.values.lock().expect("metrics lock");
-        v.retain(|k, _| !k.starts_with("sidecar_audit_results{") && !k.starts_with("sidecar_audit_failing{"));
+        v.retain(|k, _| !k.starts_with(&results_prefix) && !k.starts_with(&failing_prefix));
         for r in results {
             *v.entry(format!(
-                "sidecar_audit_results{{status=\"{}\",severity=\"{}\"}}",
-                r.status.as_str(),
-                r.severity.as_str()
+                "{AUDIT_RESULTS}{{status=\"{}\",severity=\"{}\"}}",
+                r.status, r.severity
             ))
             .or_insert(0.0) += 1.0;
-            if r.status == Status::Fail {
-                *v.entry(format!("sidecar_audit_failing{{check=\"{}\"}}", r.check))
+            if r.status == "fail" {
+                *v.entry(format!("{AUDIT_FAILING}{{check=\"{}\"}}", r.check))
                     .or_insert(0.0) += 1.0;
             }
         }
-        v.insert("sidecar_audit_last_timestamp_seconds".into(), now_seconds());
+        v.insert(AUDIT_LAST_TIMESTAMP_SECONDS.into(), now_seconds());
     }
 
     /// Record a scheduled backup's outcome (`ok` with its size, `failed`, `skipped`).
     pub fn backup(&self, result: &str, bytes: Option<u64>) {
-        self.add(&format!("sidecar_backups_total{{result=\"{result}\"}}"), 1.0);
+        self.add(&format!("{BACKUPS_TOTAL}{{result=\"{result}\"}}"), 1.0);
         if let Some(b) = bytes {
-            self.set("sidecar_backup_last_success_timestamp_seconds", now_seconds());
-            self.set("sidecar_backup_last_bytes", b as f64);
+            self.set(BACKUP_LAST_SUCCESS_TIMESTAMP_SECONDS, now_seconds());
+            self.set(BACKUP_LAST_BYTES, b as f64);
         }
     }
 
@@ -355,7 +458,6 @@ fn answer(mut stream: TcpStream, metrics: &Metrics) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::{result, CheckId, Verdict};
 
     #[test]
     fn a_family_is_replaced_whole_and_its_label_values_are_escaped() {
@@ -405,13 +507,12 @@ mod tests {
     #[test]
     fn render_and_serve() {
         let m = Metrics::default();
-        m.audit(
-            &[
-                result("a", CheckId::Privileged, Verdict::fail("x")),
-                result("b", CheckId::Privileged, Verdict::pass("y")),
-            ],
-            true,
-        );
+        let sample = |status| AuditSample {
+            check: "privileged",
+            status,
+            severity: "high",
+        };
+        m.audit([sample("fail"), sample("pass")], AuditScope::Full);
         m.backup("ok", Some(1234));
         let text = m.render();
         assert!(text.contains("sidecar_audit_runs_total 1\n"), "{text}");

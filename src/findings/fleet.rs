@@ -13,7 +13,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::review::{finding_files, read_findings_from, FindingRecord};
+use super::read::{finding_files, read_findings_from, SUMMARY_PREFIX};
+use super::record::FindingRecord;
 use crate::store::{open_store, StoreError};
 
 /// Uncompressed bytes of records in one shipped object, at most (about).
@@ -56,7 +57,7 @@ pub fn ship(state_dir: &Path, dest: &str, host: &str) -> Result<usize, StoreErro
         p.extension().is_none_or(|e| e != "gz")
             && !p
                 .file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with(super::review::SUMMARY_PREFIX))
+                .is_some_and(|n| n.to_string_lossy().starts_with(SUMMARY_PREFIX))
     }) {
         let name = path
             .file_name()

@@ -4,7 +4,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
-use super::review::{Item, ItemStatus};
+use super::Review;
+use crate::findings::audit_stream::AuditRecord;
+use crate::findings::group::{Item, ItemStatus};
+use crate::findings::record::short_fingerprint;
 
 /// Escape text for HTML content and attribute values.
 pub fn esc(s: &str) -> String {
@@ -119,7 +122,8 @@ if(num){x=+x;y=+y;}return x<y?-dir:x>y?dir:0;});rows.forEach(function(r){body.ap
 filter();})();"#;
 
 /// The whole page.
-pub fn page(items: &[Item], audit: &[serde_json::Value], damaged: u64) -> String {
+pub fn page(review: &Review<'_>) -> String {
+    let Review { items, audit, damaged } = *review;
     let new = items.iter().filter(|i| i.status == ItemStatus::New).count();
     let occurrences: u64 = items.iter().map(|i| i.count).sum();
     let generated = crate::timefmt::rfc3339(std::time::SystemTime::now());
@@ -137,6 +141,14 @@ pub fn page(items: &[Item], audit: &[serde_json::Value], damaged: u64) -> String
         if damaged > 0 { format!("<span><b>{damaged}</b> damaged records skipped</span>") } else { String::new() }
     );
     let _ = write!(h, "<h2>Occurrences per day and rule</h2>{}", chart(items));
+    items_table(&mut h, items);
+    posture(&mut h, audit);
+    let _ = writeln!(h, "<script>{SCRIPT}</script></body></html>");
+    h
+}
+
+/// The sortable, filterable table of the items, with its controls.
+fn items_table(h: &mut String, items: &[Item]) {
     let _ = write!(
         h,
         "<h2>Secrets</h2><div class=\"controls\"><input id=\"q\" type=\"search\" placeholder=\"filter (rule, container, preview, note…)\"> <select id=\"status\"><option value=\"all\">all</option><option value=\"new\">new</option><option value=\"acked\">acknowledged</option></select> <span id=\"shown\"></span> shown</div>"
@@ -178,42 +190,43 @@ pub fn page(items: &[Item], audit: &[serde_json::Value], damaged: u64) -> String
             esc(&i.containers.iter().cloned().collect::<Vec<_>>().join(", ")),
             esc(&i.preview),
             esc(&i.fingerprint),
-            esc(super::short_fingerprint(&i.fingerprint))
+            esc(short_fingerprint(&i.fingerprint))
         );
     }
     h.push_str("</tbody></table>");
-    let bad: Vec<&serde_json::Value> = audit
-        .iter()
-        .filter(|v| v["status"] == "fail" || v["status"] == "accepted")
-        .collect();
-    if !audit.is_empty() {
+}
+
+/// The audit posture: how many checks, and a table of the ones failing or accepted (nothing
+/// without results).
+fn posture(h: &mut String, audit: &[AuditRecord]) {
+    if audit.is_empty() {
+        return;
+    }
+    let bad: Vec<&AuditRecord> = audit.iter().filter(|r| r.is_failing_or_accepted()).collect();
+    let _ = write!(
+        h,
+        "<h2>Posture (latest audit)</h2><p>{} checks, {} failing or accepted.</p><table id=\"audit\"><thead><tr><th>Status</th><th>Severity</th><th>Container</th><th>Check</th><th>Evidence</th><th>Fix or reason</th></tr></thead><tbody>",
+        audit.len(),
+        bad.len()
+    );
+    for r in bad {
+        // An accepted risk shows why it was accepted; a failure, how to fix it.
+        let fix = if r.status == "accepted" {
+            esc(r.reason.as_deref().unwrap_or(""))
+        } else {
+            esc(&r.fix)
+        };
         let _ = write!(
             h,
-            "<h2>Posture (latest audit)</h2><p>{} checks, {} failing or accepted.</p><table id=\"audit\"><thead><tr><th>Status</th><th>Severity</th><th>Container</th><th>Check</th><th>Evidence</th><th>Fix or reason</th></tr></thead><tbody>",
-            audit.len(),
-            bad.len()
+            "<tr class=\"check\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{fix}</td></tr>",
+            esc(&r.status),
+            esc(&r.severity),
+            esc(&r.container),
+            esc(&r.check),
+            esc(&r.evidence)
         );
-        let s = |v: &serde_json::Value, k: &str| esc(v[k].as_str().unwrap_or(""));
-        for v in bad {
-            let fix = if v["status"] == "accepted" {
-                s(v, "reason")
-            } else {
-                s(v, "fix")
-            };
-            let _ = write!(
-                h,
-                "<tr class=\"check\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{fix}</td></tr>",
-                s(v, "status"),
-                s(v, "severity"),
-                s(v, "container"),
-                s(v, "check"),
-                s(v, "evidence")
-            );
-        }
-        h.push_str("</tbody></table>");
     }
-    let _ = writeln!(h, "<script>{SCRIPT}</script></body></html>");
-    h
+    h.push_str("</tbody></table>");
 }
 
 #[cfg(test)]
@@ -242,7 +255,7 @@ mod tests {
             preview: "ghp_****".into(),
             status: ItemStatus::Acked,
             again_after_ack: false,
-            ack: Some(super::super::review::Ack {
+            ack: Some(crate::findings::triage::Ack {
                 note: "rotated </td><b>".into(),
                 by: "alice".into(),
                 at: "2026-11-03T00:00:00Z".into(),
@@ -255,7 +268,11 @@ mod tests {
         let mut attr = item.clone();
         attr.fingerprint = "\"><img src=x onerror=alert(1)>".into();
         attr.rule = "r\"/><script>y</script>".into();
-        let p = page(&[item, attr], &[], 0);
+        let p = page(&Review {
+            items: &[item, attr],
+            audit: &[],
+            damaged: 0,
+        });
         assert!(!p.contains("<script>x</script>") && p.contains("&lt;script&gt;x&lt;/script&gt;"));
         assert!(!p.contains("\"><img") && !p.contains("<script>y"), "{p}");
         assert!(

@@ -18,7 +18,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
-use super::review::{FindingRecord, Occurrences};
+use super::record::{FindingRecord, Occurrences};
 use crate::redact::Finding;
 
 /// Fingerprint prefix of the aggregate that counts, per container and rule, the secrets not

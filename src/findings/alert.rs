@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::review::{Item, ItemStatus};
+use super::group::{Item, ItemStatus};
+use super::record::short_fingerprint;
 
 /// Fingerprints already alerted.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,7 +77,7 @@ pub fn payload(item: &Item, host: &str) -> serde_json::Value {
             item.containers.iter().map(|c| esc(c)).collect::<Vec<_>>().join(", "),
             esc(&item.first_seen),
             item.count,
-            super::short_fingerprint(&item.fingerprint),
+            short_fingerprint(&item.fingerprint),
             esc(&item.preview)
         ),
         "host": host,
@@ -157,7 +158,7 @@ pub fn send_new(items: &[Item], hook: &Webhook, state_dir: &Path) -> io::Result<
                 alerted.save(state_dir)?;
                 sent += 1;
             }
-            Err(why) => failed.push(format!("{}: {why}", super::short_fingerprint(&item.fingerprint))),
+            Err(why) => failed.push(format!("{}: {why}", short_fingerprint(&item.fingerprint))),
         }
     }
     Ok((sent, failed))

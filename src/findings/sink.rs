@@ -22,10 +22,9 @@ use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
-
 use super::budget::{is_over_cap, mark_over_cap};
-use super::review::{read_findings_from, FindingRecord, Occurrences, ROTATED_PREFIX, SUMMARY_PREFIX};
+use super::read::{read_findings_from, ROTATED_PREFIX, SUMMARY_PREFIX};
+use super::record::{FindingRecord, Occurrences};
 use crate::fsutil;
 use crate::redact::Finding;
 
@@ -76,14 +75,6 @@ pub fn occurrence_id(k: &OccurrenceKey) -> OccurrenceId {
     u128::from_le_bytes(out)
 }
 
-#[derive(Serialize)]
-struct Record<'a> {
-    #[serde(flatten)]
-    finding: &'a Finding,
-    container: &'a str,
-    image: &'a str,
-}
-
 /// The append-only findings file and its rotation.
 #[derive(Debug)]
 pub struct FindingLog {
@@ -101,13 +92,6 @@ pub struct FindingLog {
     pending_beyond: u64,
     /// The aggregates journal's generations (`batch`) of the records past the checkpoint at open.
     batches: HashSet<String>,
-}
-
-/// The one field of a record read back for the aggregates journal.
-#[derive(serde::Deserialize)]
-struct BatchOf {
-    #[serde(default)]
-    batch: Option<String>,
 }
 
 /// Keys of records past the checkpoint read back at open, at most: memory at start-up is bounded
@@ -163,15 +147,16 @@ impl FindingLog {
             let reader = BufReader::new((&mut file).take(len - committed_len));
             for line in reader.split(b'\n') {
                 let line = line?;
-                if let Ok(BatchOf { batch: Some(b) }) = serde_json::from_slice::<BatchOf>(&line) {
+                let Ok(r) = serde_json::from_slice::<FindingRecord>(&line) else {
+                    continue;
+                };
+                if let Some(b) = r.batch {
                     batches.insert(b);
                 }
-                if let Ok(f) = serde_json::from_slice::<Finding>(&line) {
-                    if pending.len() < PENDING_MAX {
-                        pending.insert(occurrence_key(&f));
-                    } else {
-                        pending_beyond += 1;
-                    }
+                if pending.len() < PENDING_MAX {
+                    pending.insert(occurrence_key(&r.finding));
+                } else {
+                    pending_beyond += 1;
                 }
             }
         }
@@ -220,15 +205,12 @@ impl FindingLog {
         image: &str,
     ) -> io::Result<()> {
         let mut buf = Vec::new();
+        // One record built per batch, its finding swapped per occurrence: nothing is copied.
+        let mut record: Option<FindingRecord<&Finding>> = None;
         for finding in findings {
-            serde_json::to_writer(
-                &mut buf,
-                &Record {
-                    finding,
-                    container,
-                    image,
-                },
-            )?;
+            let r = record.get_or_insert_with(|| FindingRecord::occurrence(finding, container, image));
+            r.finding = finding;
+            serde_json::to_writer(&mut buf, r)?;
             buf.push(b'\n');
         }
         self.write_batch(&buf)
@@ -602,7 +584,7 @@ mod tests {
             assert!(log.rotate_if_due().unwrap());
             assert!(log.is_empty());
         }
-        let files = crate::report::review::finding_files(dir.path()).unwrap();
+        let files = crate::findings::read::finding_files(dir.path()).unwrap();
         let names: Vec<String> = files
             .iter()
             .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
@@ -647,11 +629,11 @@ mod tests {
             let before = written.load(std::sync::atomic::Ordering::SeqCst);
             // Ten readings in a row may all overlap a rotation here (one every few records): an
             // error, never a wrong count.
-            let Ok((recs, damaged)) = crate::report::review::read_findings_dir(&d) else {
+            let Ok((recs, damaged)) = crate::findings::read::read_findings_dir(&d) else {
                 continue;
             };
             let after = written.load(std::sync::atomic::Ordering::SeqCst);
-            let items = crate::report::review::group(recs, &Default::default(), &Default::default());
+            let items = crate::findings::group::group(recs, &Default::default(), &Default::default());
             let count = items.iter().map(|i| i.count).sum::<u64>();
             // A record being appended may be cut (damaged) at the moment it is read; one may be
             // written and not counted yet.
@@ -692,9 +674,9 @@ mod tests {
         );
         let read_all = || {
             let mut recs = Vec::new();
-            let files = crate::report::review::finding_files(d).unwrap();
-            crate::report::review::read_findings(&files, |r| recs.push(r)).unwrap();
-            crate::report::review::group(recs, &Default::default(), &Default::default())
+            let files = crate::findings::read::finding_files(d).unwrap();
+            crate::findings::read::read_findings(&files, |r| recs.push(r)).unwrap();
+            crate::findings::group::group(recs, &Default::default(), &Default::default())
         };
         let items = read_all();
         assert_eq!(items.len(), 2, "both secrets are still in the report");
@@ -759,9 +741,9 @@ mod tests {
             "directory {total} bytes over the cap {cap}"
         );
         let mut recs = Vec::new();
-        let files = crate::report::review::finding_files(d).unwrap();
-        crate::report::review::read_findings(&files, |r| recs.push(r)).unwrap();
-        let items = crate::report::review::group(recs, &Default::default(), &Default::default());
+        let files = crate::findings::read::finding_files(d).unwrap();
+        crate::findings::read::read_findings(&files, |r| recs.push(r)).unwrap();
+        let items = crate::findings::group::group(recs, &Default::default(), &Default::default());
         assert_eq!(
             items.iter().map(|i| i.count).sum::<u64>(),
             5002,
@@ -776,7 +758,7 @@ mod tests {
             .find(|i| is_over_cap(&i.fingerprint))
             .expect("an over-cap aggregate");
         assert_eq!(over.fingerprint, "over-cap:github-pat");
-        assert_eq!(over.preview, crate::report::budget::OVER_CAP_PREVIEW);
+        assert_eq!(over.preview, crate::findings::budget::OVER_CAP_PREVIEW);
         assert!(over.count > 1000, "{}", over.count);
         // The secrets listed one by one are the first ones, while the summary was under half the cap.
         let listed = items.len() as u64 - 2;
