@@ -65,7 +65,7 @@ fn suppressed(justification: &str) -> Value {
 
 /// The distinct rule ids of `xs` in sorted order, each with the first element of that rule (which
 /// describes it).
-fn distinct_rules<'a, T>(xs: &'a [T], rule_of: impl Fn(&T) -> &str) -> Vec<(&'a str, &'a T)> {
+fn distinct_rules<T>(xs: &[T], rule_of: impl Fn(&T) -> &str) -> Vec<(&str, &T)> {
     let mut ids: Vec<&str> = xs.iter().map(&rule_of).collect();
     ids.sort_unstable();
     ids.dedup();
