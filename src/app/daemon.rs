@@ -71,17 +71,20 @@ fn start_metrics(service: &mut Service, config: &Config, metrics: &Arc<Metrics>)
 }
 
 fn start_backups(service: &mut Service, config: &Arc<Config>, metrics: &Arc<Metrics>) -> Result<()> {
-    match crate::cli::backup_options(config, &Default::default()) {
+    match super::backup::backup_options(config, &Default::default()) {
         Ok(opts) if !opts.recipients.is_empty() => {
             let (config, metrics) = (config.clone(), metrics.clone());
             service.spawn("backups", move |shutdown| {
-                crate::cli::run_schedule(&config, opts, shutdown.flag().clone(), Some(&metrics));
+                super::backup::run_schedule(&config, opts, shutdown.flag().clone(), Some(&metrics));
             })?;
         }
         Ok(_) => crate::say!(
             "backups: off until a recipient is set (backup.recipients; with compose, SIDECAR_BACKUP_RECIPIENT in compose/.env: the age1… public key of an identity kept off this host)"
         ),
-        Err(_) => crate::say!("backups: off (see the error above)"),
+        Err(e) => {
+            super::backup::report_error(&e);
+            crate::say!("backups: off (see the error above)");
+        }
     }
     Ok(())
 }
@@ -242,7 +245,7 @@ fn start_alerts(service: &mut Service, config: &Arc<Config>) -> Result<()> {
     let state_dir = config.state_dir.clone();
     let every = Duration::from_secs(config.run.alert_seconds);
     service.every("alerts", every, move || {
-        match crate::cli::alert_once(&state_dir, &hook) {
+        match super::alerts::alert_once(&state_dir, &hook) {
             Ok((sent, failed)) => {
                 if sent > 0 {
                     crate::say!("alerts: {sent} sent");

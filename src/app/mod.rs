@@ -3,6 +3,8 @@
 //!
 //! Domain modules (`logs`, `backup`, `policy`, …) know nothing of the configuration file or of each
 //! other's threads; `cli` parses flags and prints. Everything in between lives here:
+//! - [`alerts`]: new secrets sent to the webhook.
+//! - [`backup`]: backup options and the scheduled loop, from the configuration.
 //! - [`engine`]: the detection engine and baseline from the configured rule files.
 //! - [`audit`]: what the audit reads (API or Docker's files) and scans with, from the config.
 //! - [`enforce`]: one enforcement pass (modes, owners, rotation, retention) from the config.
@@ -10,7 +12,9 @@
 //! - [`service`]: tasks on threads of their own under one [`Shutdown`](crate::shutdown::Shutdown).
 //! - [`daemon`]: `sidecar run`: the guard, backups, audit, enforcement, alerts, shipping and
 //!   metrics wired as tasks of one service.
+pub mod alerts;
 pub mod audit;
+pub mod backup;
 pub mod daemon;
 pub mod enforce;
 pub mod engine;

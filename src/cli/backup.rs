@@ -7,10 +7,14 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand};
 
-use super::{EXIT_ERROR, EXIT_FINDINGS, EXIT_OK};
+use anyhow::Context;
+
+use super::{EXIT_FINDINGS, EXIT_OK};
+use crate::app::backup::{backup_options, human, recipients, report_error, report_pause, run_schedule, BackupFlags};
 use crate::backup::{self, restore, BackupError, BackupOptions, Progress, Recipient};
 use crate::config::Config;
 use crate::escape::terminal;
+use crate::shutdown::Shutdown;
 use crate::store::{open_store, Store};
 
 pub(super) const BACKUP_EXIT_CODES: &str = "Exit status: 0 success, 1 the backup is invalid (damaged, truncated, wrong key, hostile entries, wrong recipients), 2 any other error (usage, configuration, permissions, disk).";
@@ -157,62 +161,6 @@ pub enum BackupsCommand {
     },
 }
 
-/// Print a backup error with its hint; returns its exit status (1: the backup is invalid).
-pub(super) fn report_error(e: &BackupError) -> u8 {
-    crate::say!("error: {e}");
-    if let BackupError::Io { source, .. } = e {
-        let hint = match source.kind() {
-            std::io::ErrorKind::StorageFull => Some(
-                "the file system is full: free space (`sidecar prune` removes old backups) or use another directory",
-            ),
-            std::io::ErrorKind::ReadOnlyFilesystem => {
-                Some("the file system is mounted read-only: mount it read-write or use another directory")
-            }
-            std::io::ErrorKind::PermissionDenied => {
-                Some("permission denied: run as a user that can write there (or as root)")
-            }
-            _ => None,
-        };
-        if let Some(h) = hint {
-            crate::say!("hint: {h}");
-        }
-    }
-    match e {
-        BackupError::Invalid { .. } => EXIT_FINDINGS,
-        _ => EXIT_ERROR,
-    }
-}
-
-fn recipients(
-    config: &Config,
-    args_list: &[String],
-    args_file: Option<&PathBuf>,
-) -> Result<Vec<Recipient>, BackupError> {
-    let (list, file) = if args_list.is_empty() && args_file.is_none() {
-        (
-            config.backup.recipients.as_slice(),
-            config.backup.recipients_file.as_ref(),
-        )
-    } else {
-        (args_list, args_file)
-    };
-    // An empty entry is no recipient: compose passes `[""]` while SIDECAR_BACKUP_RECIPIENT is unset.
-    let mut out = list
-        .iter()
-        .filter(|r| !r.trim().is_empty())
-        .map(|r| Recipient::parse(r))
-        .collect::<Result<Vec<_>, _>>()?;
-    if let Some(f) = file {
-        out.extend(backup::crypto::read_recipients_file(f)?);
-    }
-    Ok(out)
-}
-
-/// Parse the configured recipients (for `config check`); returns how many there are.
-pub fn configured_recipients(config: &Config) -> anyhow::Result<usize> {
-    Ok(recipients(config, &[], None)?.len())
-}
-
 /// Run `work` with live counters shown on stderr when it is a terminal: a bar when the total is
 /// known (bytes of the backup file being read), else a spinner with files and bytes.
 fn with_progress<T>(show: bool, total: Option<u64>, what: &str, work: impl FnOnce(Option<Arc<Progress>>) -> T) -> T {
@@ -263,66 +211,22 @@ fn with_progress<T>(show: bool, total: Option<u64>, what: &str, work: impl FnOnc
     result
 }
 
-fn human(bytes: u64) -> String {
-    let mut v = bytes as f64;
-    for unit in ["B", "KiB", "MiB", "GiB", "TiB"] {
-        if v < 1024.0 || unit == "TiB" {
-            return if unit == "B" {
-                format!("{bytes} B")
-            } else {
-                format!("{v:.1} {unit}")
-            };
-        }
-        v /= 1024.0;
-    }
-    unreachable!()
-}
-
-/// The backup options from the config (and the flags of `sidecar backup`, when given).
-pub(crate) fn backup_options(config: &Config, args: &BackupArgs) -> Result<BackupOptions, u8> {
-    let recipients = match recipients(config, &args.recipients, args.recipients_file.as_ref()) {
-        Ok(r) => r,
-        Err(e) => return Err(report_error(&e)),
-    };
-    let threads = match config.backup.threads {
-        0 => std::thread::available_parallelism()
-            .map(|n| n.get() as u32)
-            .unwrap_or(1),
-        n => n,
-    };
-    Ok(BackupOptions {
-        source: args.source.clone().unwrap_or_else(|| config.backup.source.clone()),
-        store: match open_store(&args.to.clone().unwrap_or_else(|| config.backup.dest.clone())) {
-            Ok(s) => s,
-            Err(e) => return Err(report_error(&e.into())),
-        },
-        name: config.backup.name.clone(),
-        recipients,
-        level: args.level.unwrap_or(config.backup.level),
-        threads,
-        progress: None,
-        stop: None,
-        pause: pause_options(config),
-    })
-}
-
 /// `sidecar backup`.
-pub fn run_backup(config: &Config, args: BackupArgs) -> u8 {
-    let opts = match backup_options(config, &args) {
-        Ok(o) => o,
-        Err(code) => return code,
+pub fn run_backup(config: &Config, args: BackupArgs) -> super::CmdResult {
+    let flags = BackupFlags {
+        source: args.source.clone(),
+        to: args.to.clone(),
+        recipients: args.recipients.clone(),
+        recipients_file: args.recipients_file.clone(),
+        level: args.level,
     };
+    let opts = backup_options(config, &flags)?;
+    // SIGTERM or SIGINT abandons the backup (its partial file is removed) or ends the schedule.
+    let shutdown = Shutdown::on_signals().context("cannot handle SIGTERM and SIGINT")?;
+    let stop = shutdown.flag().clone();
     if args.schedule {
-        let stop = match stop_on_signals() {
-            Ok(s) => s,
-            Err(code) => return code,
-        };
-        return run_schedule(config, opts, stop, None);
+        return Ok(run_schedule(config, opts, stop, None));
     }
-    let stop = match stop_on_signals() {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
     let started = Instant::now();
     let result = with_progress(!args.no_progress, None, "backing up", |progress| {
         backup::create_backup(&BackupOptions {
@@ -347,132 +251,9 @@ pub fn run_backup(config: &Config, args: BackupArgs) -> u8 {
                 started.elapsed().as_secs_f64()
             );
             println!("{}", r.location);
-            EXIT_OK
+            Ok(EXIT_OK)
         }
-        Err(e) => report_error(&e),
-    }
-}
-
-/// What to pause during backups: `None` when pausing is off or the Docker API is unreachable (then
-/// with a warning, since labelled containers would be backed up live).
-fn pause_options(config: &Config) -> Option<backup::pause::PauseOptions> {
-    if !config.backup.pause {
-        return None;
-    }
-    match crate::docker::Docker::connect() {
-        Ok(docker) => Some(backup::pause::PauseOptions {
-            docker: Arc::new(docker),
-            label: config.backup.pause_label.clone(),
-            max: Duration::from_secs(config.backup.pause_max_seconds),
-            journal: config.state_dir.join("backup-paused.json"),
-        }),
-        Err(e) => {
-            crate::say!(
-                "warning: containers labelled {} cannot be paused during backups: {e} (or set backup.pause = false)",
-                config.backup.pause_label
-            );
-            None
-        }
-    }
-}
-
-fn report_pause(r: &backup::BackupResult) {
-    if !r.paused.is_empty() {
-        crate::say!("paused while reading the source: {}", terminal(&r.paused.join(", ")));
-    }
-    if r.pause_expired {
-        crate::say!(
-            "warning: the maximum pause time (backup.pause_max_seconds) ran out before the source was read; containers were unpaused early and this backup may be inconsistent"
-        );
-    }
-}
-
-/// A flag set by SIGTERM or SIGINT.
-pub(crate) fn stop_on_signals() -> Result<Arc<AtomicBool>, u8> {
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        if let Err(e) = signal_hook::flag::register(signal, stop.clone()) {
-            crate::say!("error: cannot handle signal {signal}: {e}");
-            return Err(EXIT_ERROR);
-        }
-    }
-    Ok(stop)
-}
-
-/// Back up on `backup.schedule` until `stop` is set (`sidecar backup --schedule`, `sidecar run`).
-pub(crate) fn run_schedule(
-    config: &Config,
-    opts: BackupOptions,
-    stop: Arc<AtomicBool>,
-    metrics: Option<&crate::metrics::Metrics>,
-) -> u8 {
-    let schedule = match backup::schedule::Schedule::new(
-        &config.backup.schedule,
-        &config.backup.timezone,
-        config.backup.jitter_seconds,
-    ) {
-        Ok(s) => s,
-        Err(e) => {
-            crate::say!("error: {e}");
-            return EXIT_ERROR;
-        }
-    };
-    let plan = backup::schedule::ScheduledBackups {
-        backup: &opts,
-        schedule: &schedule,
-        retention: Some(&config.backup.retention),
-        host_seed: backup::schedule::host_seed(),
-    };
-    let ran = backup::run_scheduled(&plan, stop, |event| match event {
-        backup::ScheduledEvent::Started => crate::say!(
-            "scheduled backups of {} to {}: `{}` in {}",
-            opts.source.display(),
-            opts.store.describe(),
-            schedule.spec,
-            config.backup.timezone
-        ),
-        backup::ScheduledEvent::Next(t) => crate::say!(
-            "next backup at {}",
-            crate::timefmt::rfc3339(std::time::UNIX_EPOCH + Duration::from_secs(t.max(0) as u64))
-        ),
-        backup::ScheduledEvent::Starting { missed } => {
-            crate::say!(
-                "backup starting{}",
-                if missed { " (catching up on a missed run)" } else { "" }
-            )
-        }
-        backup::ScheduledEvent::Done(r) => {
-            if let Some(m) = metrics {
-                m.backup("ok", Some(r.bytes));
-            }
-            report_pause(&r);
-            crate::say!("backup {} written and verified: {}", r.location, human(r.bytes));
-            println!("{}", r.location);
-        }
-        backup::ScheduledEvent::Failed(e) => {
-            if let Some(m) = metrics {
-                m.backup("failed", None);
-            }
-            report_error(&e);
-        }
-        backup::ScheduledEvent::Skipped => {
-            if let Some(m) = metrics {
-                m.backup("skipped", None);
-            }
-            crate::say!("backup skipped: another backup holds the destination's lock")
-        }
-        backup::ScheduledEvent::Pruned(n) => {
-            if n > 0 {
-                crate::say!("retention: {n} old backup(s) deleted")
-            }
-        }
-    });
-    match ran {
-        Ok(summary) => {
-            crate::say!("stopped ({} failed run(s))", summary.failures);
-            EXIT_OK
-        }
-        Err(e) => report_error(&e),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -491,12 +272,9 @@ fn backup_size(b: &backup::BackupRef) -> Option<u64> {
 }
 
 /// `sidecar restore`.
-pub fn run_restore(config: &Config, args: RestoreArgs) -> u8 {
+pub fn run_restore(config: &Config, args: RestoreArgs) -> super::CmdResult {
     let found = store_or_default(config, args.from).and_then(|store| backup::resolve(&args.backup, store));
-    let found = match found {
-        Ok(p) => p,
-        Err(e) => return report_error(&e),
-    };
+    let found = found?;
     let started = Instant::now();
     let opts = restore::RestoreOptions {
         backup: found.clone(),
@@ -534,23 +312,19 @@ pub fn run_restore(config: &Config, args: RestoreArgs) -> u8 {
                 human(s.bytes),
                 started.elapsed().as_secs_f64()
             );
-            EXIT_OK
+            Ok(EXIT_OK)
         }
-        Err(e) => report_error(&e),
+        Err(e) => Err(e.into()),
     }
 }
 
 /// `sidecar verify`.
-pub fn run_verify(config: &Config, args: VerifyArgs) -> u8 {
-    let store = match store_or_default(config, args.from) {
-        Ok(s) => s,
-        Err(e) => return report_error(&e),
-    };
+pub fn run_verify(config: &Config, args: VerifyArgs) -> super::CmdResult {
+    let store = store_or_default(config, args.from)?;
     let targets = if args.all {
         match backup::list_backups(store.as_ref()) {
             Ok(names) if names.is_empty() => {
-                crate::say!("error: no backup in {}", store.describe());
-                return EXIT_ERROR;
+                anyhow::bail!("no backup in {}", store.describe());
             }
             Ok(names) => names
                 .into_iter()
@@ -559,18 +333,15 @@ pub fn run_verify(config: &Config, args: VerifyArgs) -> u8 {
                     name,
                 })
                 .collect(),
-            Err(e) => return report_error(&e),
+            Err(e) => return Err(e.into()),
         }
     } else {
         match backup::resolve(args.backup.as_deref().unwrap_or("latest"), store) {
             Ok(b) => vec![b],
-            Err(e) => return report_error(&e),
+            Err(e) => return Err(e.into()),
         }
     };
-    let configured = match recipients(config, &[], None) {
-        Ok(r) => r,
-        Err(e) => return report_error(&e),
-    };
+    let configured = recipients(config, &[], None)?;
     let expected = (!configured.is_empty()).then_some(configured.as_slice());
     let mut worst = EXIT_OK;
     for b in &targets {
@@ -585,7 +356,7 @@ pub fn run_verify(config: &Config, args: VerifyArgs) -> u8 {
             if failed { "some FAILED (see above)" } else { "all good" }
         );
     }
-    worst
+    Ok(worst)
 }
 
 fn verify_one(
@@ -594,6 +365,7 @@ fn verify_one(
     identity: Option<&std::path::Path>,
     no_progress: bool,
 ) -> u8 {
+    // One backup's failure is reported here and the others are still checked.
     let stanzas = match backup::verify_without_key(b.store.as_ref(), &b.name, expected) {
         Ok(s) => s,
         Err(e) => return report_error(&e),
@@ -628,19 +400,10 @@ fn verify_one(
 }
 
 /// `sidecar backups list`.
-pub fn run_list(config: &Config, from: Option<String>, identity: Option<PathBuf>, fast: bool) -> u8 {
-    let store = match store_or_default(config, from) {
-        Ok(s) => s,
-        Err(e) => return report_error(&e),
-    };
-    let identities = match identity.as_deref().map(backup::crypto::read_identities).transpose() {
-        Ok(i) => i,
-        Err(e) => return report_error(&e),
-    };
-    let objects = match store.list() {
-        Ok(l) => l,
-        Err(e) => return report_error(&e.into()),
-    };
+pub fn run_list(config: &Config, from: Option<String>, identity: Option<PathBuf>, fast: bool) -> super::CmdResult {
+    let store = store_or_default(config, from)?;
+    let identities = identity.as_deref().map(backup::crypto::read_identities).transpose()?;
+    let objects = store.list().map_err(BackupError::from)?;
     let list = backup::sorted_backups(&objects);
     println!(
         "{:<48} {:<20} {:>10}  {:<8} {:>8} {:>10}",
@@ -681,17 +444,14 @@ pub fn run_list(config: &Config, from: Option<String>, identity: Option<PathBuf>
     crate::say!("{} backup(s) in {}", list.len(), store.describe());
     if bad > 0 {
         crate::say!("{bad} backup(s) FAILED the ciphertext check: run `sidecar verify NAME` for details");
-        return EXIT_FINDINGS;
+        return Ok(EXIT_FINDINGS);
     }
-    EXIT_OK
+    Ok(EXIT_OK)
 }
 
 /// `sidecar prune`.
-pub fn run_prune(config: &Config, args: PruneArgs) -> u8 {
-    let store = match store_or_default(config, args.from) {
-        Ok(s) => s,
-        Err(e) => return report_error(&e),
-    };
+pub fn run_prune(config: &Config, args: PruneArgs) -> super::CmdResult {
+    let store = store_or_default(config, args.from)?;
     let mut policy = config.backup.retention.clone();
     let set = |field: &mut u32, v: Option<u32>| {
         if let Some(v) = v {
@@ -708,10 +468,9 @@ pub fn run_prune(config: &Config, args: PruneArgs) -> u8 {
         policy.keep_within = w;
     }
     if policy.is_empty() {
-        crate::say!(
-            "error: the retention policy keeps nothing but the newest backup; set backup.retention or a --keep-… flag"
+        anyhow::bail!(
+            "the retention policy keeps nothing but the newest backup; set backup.retention or a --keep-… flag"
         );
-        return EXIT_ERROR;
     }
     let mode = if args.dry_run {
         backup::PruneMode::DryRun
@@ -737,9 +496,9 @@ pub fn run_prune(config: &Config, args: PruneArgs) -> u8 {
                 if args.dry_run { "would be deleted" } else { "deleted" },
                 store.describe()
             );
-            EXIT_OK
+            Ok(EXIT_OK)
         }
-        Err(e) => report_error(&e),
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -14,9 +14,7 @@ mod report;
 mod run;
 mod scan;
 
-pub(crate) use backup::{backup_options, run_schedule};
 pub use backup::{BackupArgs, BackupsCommand, PruneArgs, RestoreArgs, VerifyArgs};
-pub(crate) use report::alert_once;
 
 /// Exit status: success, nothing found.
 pub const EXIT_OK: u8 = 0;
@@ -344,7 +342,7 @@ impl CliError {
     /// everything else.
     fn report(self) -> u8 {
         if let Some(e) = self.error.downcast_ref::<crate::backup::BackupError>() {
-            return backup::report_error(e);
+            return crate::app::backup::report_error(e);
         }
         crate::say!("error: {:#}", self.error);
         EXIT_ERROR
@@ -398,7 +396,7 @@ fn dispatch(config: Config, command: Command) -> Result<u8, CliError> {
         }
         Command::Config(ConfigCommand::Check) => {
             let (engine, _) = crate::app::engine::build_engine(&config, &[], &[])?;
-            let recipients = backup::configured_recipients(&config)?;
+            let recipients = crate::app::backup::recipients(&config, &[], None)?.len();
             println!(
                 "configuration ok: {} rules ({} built-in), state_dir {}, {} backup recipient(s)",
                 engine.rules().len(),
@@ -414,13 +412,13 @@ fn dispatch(config: Config, command: Command) -> Result<u8, CliError> {
         Command::Run(args) => run::run(&config, args)?,
         Command::Health(args) => run::health(&config, args)?,
         Command::Report(args) => report::run_report(&config, args)?,
-        Command::Backup(args) => backup::run_backup(&config, args),
-        Command::Restore(args) => backup::run_restore(&config, args),
-        Command::Verify(args) => backup::run_verify(&config, args),
+        Command::Backup(args) => backup::run_backup(&config, args)?,
+        Command::Restore(args) => backup::run_restore(&config, args)?,
+        Command::Verify(args) => backup::run_verify(&config, args)?,
         Command::Backups(BackupsCommand::List { from, identity, fast }) => {
-            backup::run_list(&config, from, identity, fast)
+            backup::run_list(&config, from, identity, fast)?
         }
-        Command::Prune(args) => backup::run_prune(&config, args),
+        Command::Prune(args) => backup::run_prune(&config, args)?,
     };
     Ok(code)
 }

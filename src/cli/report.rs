@@ -69,7 +69,7 @@ pub fn run_report(config: &Config, args: ReportArgs) -> super::CmdResult {
             let Some(hook) = config.alerts.webhook()? else {
                 bail!("no webhook configured: set alerts.webhook_url or alerts.webhook_url_file");
             };
-            let (sent, failed) = alert_once(state_dir, &hook)?;
+            let (sent, failed) = crate::app::alerts::alert_once(state_dir, &hook)?;
             println!("{sent} alert(s) sent");
             for f in &failed {
                 crate::say!("error: alert for {} (will be tried again)", terminal(f));
@@ -136,15 +136,4 @@ fn resolve<'a>(given: &str, known: impl Iterator<Item = &'a str>) -> Result<Stri
             matches.len()
         ),
     }
-}
-
-/// Read the findings and send an alert for each new secret not alerted before.
-pub(crate) fn alert_once(
-    state_dir: &std::path::Path,
-    hook: &crate::findings::alert::Webhook,
-) -> Result<(usize, Vec<String>)> {
-    let filter = Filter::default();
-    let (g, _) = fold_findings_dir(&state_dir.join("findings"), || Grouper::new(&filter), |g, r| g.add(r))?;
-    let items = g.finish(&Triage::load(state_dir)?);
-    Ok(crate::findings::alert::send_new(&items, hook, state_dir)?)
 }

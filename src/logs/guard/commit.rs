@@ -11,9 +11,9 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use super::Guard;
-use crate::logs::checkpoint::{Checkpoints, PendingMasks};
 use crate::findings::journal::AggregateJournal;
 use crate::findings::sink::OccurrenceId;
+use crate::logs::checkpoint::{Checkpoints, PendingMasks};
 
 /// What the syncer thread reports: its result, and the masked files it could not sync (by dev,
 /// inode), owed to the next checkpoint.

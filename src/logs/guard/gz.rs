@@ -172,6 +172,24 @@ impl Guard<'_> {
         }
     }
 
+    /// The end of the file before a `.gz` never scanned as a plain file, which may hold the start of
+    /// an entry this file continues; `None` when that file cannot be read yet (the `.gz` is checked
+    /// again shortly).
+    fn gz_carry(&mut self, c: &ContainerLog, prev: Prev, meta: &fs::Metadata, label: &str) -> Option<Option<Carry>> {
+        match self.carry_from(c, prev, (meta.dev(), meta.ino()), born(meta)) {
+            Ok(k) => Some(k),
+            // Checked once the file before can be read.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.retry.insert(c.id.clone(), Instant::now() + RETRY_AFTER);
+                None
+            }
+            Err(e) => {
+                tracing::debug!("log guard: the end of the file before {label}: {e}");
+                Some(None)
+            }
+        }
+    }
+
     /// [`Self::sync_gz`]: check the compressed file at `path` once it is complete, record what is
     /// new in it and rewrite it masked when it holds a secret or is owed masks.
     pub(super) fn try_sync_gz(
@@ -218,20 +236,10 @@ impl Guard<'_> {
             return Ok(SyncStats::default());
         }
         let carry = match (&first, prev) {
-            (Ok(Some(_)), Some(p)) if unscanned => {
-                match self.carry_from(c, p, (dev, ino), born(&meta)) {
-                    Ok(k) => k,
-                    // Checked once the file before can be read.
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        self.retry.insert(c.id.clone(), Instant::now() + RETRY_AFTER);
-                        return Ok(SyncStats::default());
-                    }
-                    Err(e) => {
-                        tracing::debug!("log guard: the end of the file before {label}: {e}");
-                        None
-                    }
-                }
-            }
+            (Ok(Some(_)), Some(p)) if unscanned => match self.gz_carry(c, p, &meta, &label) {
+                Some(carry) => carry,
+                None => return Ok(SyncStats::default()),
+            },
             _ => None,
         };
         let shift = carry.as_ref().map_or(0, |k| k.bytes.len() as u64);

@@ -5,11 +5,11 @@ use std::io;
 use std::time::Instant;
 
 use super::{short_id, Found, Guard, SyncStats};
-use crate::logs::containers::ContainerLog;
-use crate::redact::Finding;
 use crate::findings::budget::Admit;
 use crate::findings::journal::AggregateJournal;
 use crate::findings::sink::{occurrence_id, occurrence_key};
+use crate::logs::containers::ContainerLog;
+use crate::redact::Finding;
 
 impl Guard<'_> {
     /// Observe, for each finding whose masks were just written, how long after Docker's

@@ -14,13 +14,13 @@ use std::time::{Duration, Instant};
 
 use super::owed::merge_owed;
 use super::{unix_now, Guard, GuardOptions, RateLimit};
-use crate::logs::checkpoint::{self, Checkpoints, FileMark, PendingFile, PendingMasks, SpansLog};
-use crate::logs::scan::Scanner;
 use crate::findings::budget::Budget;
 use crate::findings::journal::AggregateJournal;
-use crate::metrics::Metrics;
 use crate::findings::record::FindingRecord;
 use crate::findings::sink::{occurrence_id, FindingLog, OccurrenceId, OccurrenceKey};
+use crate::logs::checkpoint::{self, Checkpoints, FileMark, PendingFile, PendingMasks, SpansLog};
+use crate::logs::scan::Scanner;
+use crate::metrics::Metrics;
 
 /// Keys of recovered occurrences kept across crashes (`Checkpoints::recovered`), at most.
 pub(super) const RECOVERED_MAX: usize = 2 * crate::findings::sink::PENDING_MAX;
