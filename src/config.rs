@@ -304,7 +304,7 @@ pub struct AuditConfig {
     pub daemon_json: PathBuf,
     /// Lowest severity of a failure that makes `sidecar audit` exit 1: `low`, `medium`, `high` or
     /// `critical`.
-    pub fail_on: String,
+    pub fail_on: FailOn,
     /// Accepted daemon and host checks: check id → reason (containers declare theirs with the
     /// `sidecar.audit.accept` and `sidecar.audit.reason` labels).
     pub accept: std::collections::BTreeMap<String, String>,
@@ -316,7 +316,7 @@ impl Default for AuditConfig {
             data_dir: PathBuf::from("/data"),
             data_owner: Owner { uid: 1000, gid: 1000 },
             daemon_json: PathBuf::from("/etc/docker/daemon.json"),
-            fail_on: "low".into(),
+            fail_on: FailOn(crate::policy::Severity::Low),
             accept: Default::default(),
         }
     }
@@ -329,14 +329,29 @@ impl AuditConfig {
     }
 
     /// `fail_on` as a severity.
-    pub fn fail_on(&self) -> Result<crate::policy::Severity, ConfigError> {
+    pub fn fail_on(&self) -> crate::policy::Severity {
+        self.fail_on.0
+    }
+}
+
+/// `audit.fail_on`: a severity, parsed at load (any case), written in lower case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct FailOn(pub crate::policy::Severity);
+
+impl TryFrom<String> for FailOn {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
         use clap::ValueEnum;
-        crate::policy::Severity::from_str(&self.fail_on, true).map_err(|_| {
-            ConfigError::Invalid(format!(
-                "audit.fail_on = {:?}: expected low, medium, high or critical",
-                self.fail_on
-            ))
-        })
+        crate::policy::Severity::from_str(&s, true)
+            .map(FailOn)
+            .map_err(|_| format!("audit.fail_on = {s:?}: expected low, medium, high or critical"))
+    }
+}
+
+impl From<FailOn> for String {
+    fn from(f: FailOn) -> String {
+        f.0.as_str().to_string()
     }
 }
 
@@ -556,7 +571,6 @@ impl Config {
         if self.state_dir.as_os_str().is_empty() {
             return Err(ConfigError::Invalid("state_dir must not be empty".into()));
         }
-        self.audit.fail_on()?;
         if self.guard.rescan_seconds == 0 || self.guard.findings_max_mib == 0 {
             return Err(ConfigError::Invalid(
                 "guard.rescan_seconds and guard.findings_max_mib must be at least 1".into(),

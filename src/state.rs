@@ -126,7 +126,7 @@ pub fn load_or_create_key(state_dir: &Path) -> Result<FingerprintKey, StateError
         }
     };
     fsutil::create_private_dir(state_dir).map_err(io_err("cannot create"))?;
-    let path = state_dir.join(KEY_FILE);
+    let path = StateDir::new(state_dir).key();
     if !path.exists() {
         let mut key = [0u8; 32];
         getrandom::fill(&mut key).map_err(|e| StateError::Io {

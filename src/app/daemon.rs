@@ -217,8 +217,8 @@ fn start_enforce(service: &mut Service, config: &Arc<Config>, metrics: &Arc<Metr
     service.every("enforce", every, move || {
         match super::enforce::enforce_once(&config, false) {
             Ok((done, errors)) => {
-                metrics.add("sidecar_enforce_changes_total", done.len() as f64);
-                metrics.add("sidecar_enforce_errors_total", errors.len() as f64);
+                metrics.add(crate::metrics::ENFORCE_CHANGES_TOTAL, done.len() as f64);
+                metrics.add(crate::metrics::ENFORCE_ERRORS_TOTAL, errors.len() as f64);
                 for line in done {
                     crate::say!("enforce: {line}");
                 }

@@ -52,7 +52,7 @@ pub fn enforce_once(config: &Config, dry_run: bool) -> Result<(Vec<String>, Fail
         });
         let ropts = RotateOptions {
             docker_root: config.docker_root.clone(),
-            archive_dir: config.state_dir.join("log-archive"),
+            archive_dir: crate::state::StateDir::new(&config.state_dir).log_archive(),
             max_bytes: e.rotate_mib.saturating_mul(1 << 20),
             keep: (e.retention_days > 0).then(|| std::time::Duration::from_secs(e.retention_days * 86_400)),
             daemon_max_size,

@@ -119,7 +119,7 @@ fn supervise<'a, E: std::fmt::Display>(
                 return;
             }
             Err(_) => {
-                metrics.add("sidecar_guard_panics_total", 1.0);
+                metrics.add(crate::metrics::GUARD_PANICS_TOTAL, 1.0);
                 if started.elapsed() > Duration::from_secs(600) {
                     failures = 0;
                 }

@@ -24,7 +24,7 @@ pub fn run_audit(config: &Config, args: AuditArgs) -> super::CmdResult {
     }
     let fail_on = match args.fail_on {
         Some(s) => s,
-        None => config.audit.fail_on()?,
+        None => config.audit.fail_on(),
     };
     let auditor = Auditor::new(config)?;
     let opts = audit_options(config, args.container.clone())?;

@@ -25,7 +25,7 @@ pub fn run_report(config: &Config, args: ReportArgs) -> super::CmdResult {
                 Ok((g.finish(triage), damaged))
             }
             None => {
-                let findings_dir = state_dir.join("findings");
+                let findings_dir = crate::state::StateDir::new(state_dir).findings();
                 let (g, damaged) = fold_findings_dir(&findings_dir, || Grouper::new(filter), |g, r| g.add(r))
                     .with_context(|| format!("findings directory {}", findings_dir.display()))?;
                 Ok((g.finish(triage), damaged))

@@ -22,7 +22,7 @@ pub struct Alerted {
 
 impl Alerted {
     fn path(state_dir: &Path) -> PathBuf {
-        state_dir.join("alerted.json")
+        crate::state::StateDir::new(state_dir).alerted()
     }
 
     /// Load (absent: none alerted yet).
@@ -141,7 +141,7 @@ pub fn send_new(items: &[Item], hook: &Webhook, state_dir: &Path) -> io::Result<
         return Ok((0, Vec::new()));
     }
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = crate::runtime::get()?;
     let client = {
         let _in_runtime = rt.enter();
         reqwest::Client::builder()
@@ -152,7 +152,7 @@ pub fn send_new(items: &[Item], hook: &Webhook, state_dir: &Path) -> io::Result<
     let mut failed = Vec::new();
     for item in todo {
         let body = serde_json::to_vec(&payload(item, &hook.host))?;
-        match post(&client, &rt, hook, body) {
+        match post(&client, rt, hook, body) {
             Ok(()) => {
                 alerted.fingerprints.insert(item.fingerprint.clone());
                 alerted.save(state_dir)?;

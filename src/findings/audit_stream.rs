@@ -59,7 +59,7 @@ impl AuditRecord {
 
 /// `<state_dir>/audit/audit.jsonl`.
 pub fn audit_stream_path(state_dir: &Path) -> PathBuf {
-    state_dir.join("audit").join("audit.jsonl")
+    crate::state::StateDir::new(state_dir).audit_stream()
 }
 
 /// Append `records` to the audit stream at `path` (created with its directory; the file 0600, the

@@ -28,7 +28,7 @@ struct Shipped {
 }
 
 fn shipped_path(state_dir: &Path) -> std::path::PathBuf {
-    state_dir.join("shipped.json")
+    crate::state::StateDir::new(state_dir).shipped()
 }
 
 /// Send the complete records not sent yet of every plain findings file to `<dest>/<host>/`.
@@ -46,7 +46,7 @@ pub fn ship(state_dir: &Path, dest: &str, host: &str) -> Result<usize, StoreErro
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default();
-    let files = match finding_files(&state_dir.join("findings")) {
+    let files = match finding_files(&crate::state::StateDir::new(state_dir).findings()) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
         Err(e) => return Err(StoreError::io("findings directory", e)),

@@ -27,9 +27,6 @@ use serde::{Deserialize, Serialize};
 use super::record::FindingRecord;
 use crate::fsutil;
 
-/// File name under the state directory.
-pub const JOURNAL_FILE: &str = "aggregates.jsonl";
-
 /// The first line of a generation.
 #[derive(Debug, Serialize, Deserialize)]
 struct Header {
@@ -58,7 +55,7 @@ pub struct AggregateJournal {
 impl AggregateJournal {
     /// `<state_dir>/aggregates.jsonl`.
     pub fn path(state_dir: &Path) -> PathBuf {
-        state_dir.join(JOURNAL_FILE)
+        crate::state::StateDir::new(state_dir).aggregates_journal()
     }
 
     /// What an earlier run left (empty when there is no journal).

@@ -32,7 +32,7 @@ pub struct Triage {
 impl Triage {
     /// `<state_dir>/triage.json`.
     pub fn path(state_dir: &Path) -> PathBuf {
-        state_dir.join("triage.json")
+        crate::state::StateDir::new(state_dir).triage()
     }
 
     /// Load (an absent file is an empty triage).

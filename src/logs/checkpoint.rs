@@ -20,8 +20,6 @@ use crate::redact::Finding;
 
 /// Checkpoint format version.
 pub const CHECKPOINT_VERSION: u32 = 1;
-/// File name inside the state directory.
-pub const CHECKPOINT_FILE: &str = "checkpoints.json";
 
 /// Progress on one log file (by identity).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -131,7 +129,7 @@ pub struct Checkpoints {
 impl Checkpoints {
     /// `<state_dir>/checkpoints.json`.
     pub fn path(state_dir: &Path) -> PathBuf {
-        state_dir.join(CHECKPOINT_FILE)
+        crate::state::StateDir::new(state_dir).checkpoints()
     }
 
     /// Load (an absent file is a first start).
@@ -200,9 +198,6 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path, what_to_do: &str) -> i
         })
 }
 
-/// File name of [`PendingMasks`] inside the state directory.
-pub const PENDING_FILE: &str = "pending-masks.json";
-
 /// Masks that take more than one write: the parts of a secret in an entry that Docker split at
 /// 16 KiB (across a rotation into two files, or in one file), or a PEM key over several entries.
 /// Saved before the first of them is written, and replayed at the next start: a crash between the
@@ -240,7 +235,7 @@ pub struct PendingFile {
 impl PendingMasks {
     /// `<state_dir>/pending-masks.json`.
     pub fn path(state_dir: &Path) -> PathBuf {
-        state_dir.join(PENDING_FILE)
+        crate::state::StateDir::new(state_dir).pending_masks()
     }
 
     /// Load (absent: nothing pending).
@@ -263,9 +258,6 @@ impl PendingMasks {
     }
 }
 
-/// File name of the [`SpansLog`] inside the state directory.
-pub const SPANS_FILE: &str = "pending-spans.jsonl";
-
 /// The pending masks of secrets that span entries of one file (see [`PendingMasks`]), appended
 /// one JSON line per batch before its masks are written: one `write` on a descriptor kept open,
 /// no fsync (a rewrite of `pending-masks.json` per batch cost a fifth of the guard's CPU at 10 000
@@ -283,7 +275,7 @@ pub struct SpansLog {
 impl SpansLog {
     /// `<state_dir>/pending-spans.jsonl`.
     pub fn path(state_dir: &Path) -> PathBuf {
-        state_dir.join(SPANS_FILE)
+        crate::state::StateDir::new(state_dir).pending_spans()
     }
 
     /// Open for appending (created 0600; what it holds is kept).

@@ -112,9 +112,8 @@ impl Store for LocalStore {
     fn create(&self, name: &str) -> Result<Box<dyn Upload>, StoreError> {
         // A dot name that does not end in the final name's suffix: a killed write never looks like
         // a finished file.
-        let mut rnd = [0u8; 6];
-        getrandom::fill(&mut rnd).map_err(|e| StoreError::io("random name", io::Error::other(e.to_string())))?;
-        let tmp = self.dir.join(format!(".{name}.{}.partial", hex::encode(rnd)));
+        let rnd = crate::fsutil::random_suffix().map_err(|e| StoreError::io("random name", e))?;
+        let tmp = self.dir.join(format!(".{name}.{rnd}.partial"));
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)

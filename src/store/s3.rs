@@ -19,7 +19,7 @@ const BIG_AFTER: usize = 5_000;
 
 /// An S3-compatible bucket (AWS, MinIO, Garage, Backblaze B2, Wasabi, …) under a key prefix.
 pub struct S3Store {
-    rt: tokio::runtime::Runtime,
+    rt: &'static tokio::runtime::Runtime,
     store: Arc<dyn object_store::ObjectStore>,
     bucket: String,
     prefix: String,
@@ -147,12 +147,7 @@ impl S3Store {
         let store = b
             .build()
             .map_err(|e| StoreError::Destination(format!("destination s3://{spec}: {e}")))?;
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("sidecar-s3")
-            .enable_all()
-            .build()
-            .map_err(ioerr("starting the S3 client".into()))?;
+        let rt = crate::runtime::get().map_err(ioerr("starting the S3 client".into()))?;
         Ok(S3Store {
             rt,
             store: Arc::new(store),

@@ -118,9 +118,8 @@ fn remove_leftovers(target: &Path, leftovers: &[fs::DirEntry], force: bool) -> R
 
 /// A fresh, private (0700) staging directory with a random name inside the target.
 fn make_staging(target: &Path) -> Result<PathBuf, BackupError> {
-    let mut rnd = [0u8; 6];
-    getrandom::fill(&mut rnd).map_err(|e| BackupError::io("random name", io::Error::other(e.to_string())))?;
-    let staging = target.join(format!("{STAGING_PREFIX}{}", hex::encode(rnd)));
+    let rnd = crate::fsutil::random_suffix().map_err(|e| BackupError::io("random name", e))?;
+    let staging = target.join(format!("{STAGING_PREFIX}{rnd}"));
     fs::create_dir(&staging).map_err(|e| BackupError::io(format!("creating {}", staging.display()), e))?;
     fs::set_permissions(&staging, fs::Permissions::from_mode(0o700))
         .map_err(|e| BackupError::io(format!("chmod {}", staging.display()), e))?;

@@ -108,12 +108,12 @@ impl Guard<'_> {
             };
             match result {
                 Ok(GzRewrite::Done(..)) if already => {
-                    self.metrics.add("sidecar_log_gz_masks_found_total", 1.0);
+                    self.metrics.add(crate::metrics::LOG_GZ_MASKS_FOUND_TOTAL, 1.0);
                 }
                 Ok(GzRewrite::Done((ndev, nino, nsize), now)) => {
                     let n: u64 = all.iter().map(|f| f.ranges.len() as u64).sum();
                     stats.masked += n;
-                    self.metrics.add("sidecar_masks_written_total", n as f64);
+                    self.metrics.add(crate::metrics::MASKS_WRITTEN_TOTAL, n as f64);
                     self.observe_delays(&all, "gz-late");
                     checked = (format!("{ndev}:{nino}"), nsize);
                     self.alias_gz_first_line(&c.id, key, &now, (ndev, nino));
@@ -146,7 +146,7 @@ impl Guard<'_> {
         if masks {
             self.forget_owed(key);
         }
-        self.metrics.add("sidecar_log_gz_checked_total", 1.0);
+        self.metrics.add(crate::metrics::LOG_GZ_CHECKED_TOTAL, 1.0);
         self.marks.gz.insert(
             checked.0,
             GzMark {
@@ -287,7 +287,8 @@ impl Guard<'_> {
             self.carried(&k);
         }
         stats.bytes = seg_end;
-        self.metrics.add("sidecar_log_bytes_scanned_total", seg_end as f64);
+        self.metrics
+            .add(crate::metrics::LOG_BYTES_SCANNED_TOTAL, seg_end as f64);
         // Docker may have compressed the plain file while this process was masking it: a mask it
         // read in part (a secret cut by Docker's 16 KiB split is masked in two writes) leaves the
         // rest in clear where no scan finds it again. The masks written into the plain file are
@@ -567,7 +568,7 @@ impl Guard<'_> {
         match r {
             GzRewrite::Done((ndev, nino, nsize), now) => {
                 let n: u64 = all.iter().map(|f| f.ranges.len() as u64).sum();
-                self.metrics.add("sidecar_masks_written_total", n as f64);
+                self.metrics.add(crate::metrics::MASKS_WRITTEN_TOTAL, n as f64);
                 self.observe_delays(&all, "gz-scan");
                 if let Some(i) = ident {
                     self.forget_owed(i);

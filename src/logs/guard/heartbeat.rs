@@ -6,9 +6,6 @@ use std::time::{Duration, Instant};
 
 use super::{short_id, unix_now, Guard};
 
-/// `<state_dir>/health.json`: written every few seconds by the guard, read by `sidecar health`.
-pub const HEARTBEAT_FILE: &str = "health.json";
-
 /// Write the heartbeat.
 pub fn write_heartbeat(state_dir: &Path, beat: &Heartbeat) -> io::Result<()> {
     let body = serde_json::json!({
@@ -19,7 +16,10 @@ pub fn write_heartbeat(state_dir: &Path, beat: &Heartbeat) -> io::Result<()> {
         "lag_seconds": beat.lag_seconds,
         "behind": beat.behind,
     });
-    crate::fsutil::write_atomic(&state_dir.join(HEARTBEAT_FILE), body.to_string().as_bytes())
+    crate::fsutil::write_atomic(
+        &crate::state::StateDir::new(state_dir).heartbeat(),
+        body.to_string().as_bytes(),
+    )
 }
 
 /// What the guard's heartbeat says besides its time.
@@ -37,7 +37,7 @@ pub struct Heartbeat {
 
 /// Age of the heartbeat in seconds, with what it says.
 pub fn heartbeat_age(state_dir: &Path) -> io::Result<(u64, Heartbeat)> {
-    let path = state_dir.join(HEARTBEAT_FILE);
+    let path = crate::state::StateDir::new(state_dir).heartbeat();
     let text = crate::fsutil::read_input(&path, crate::fsutil::InputKind::HEARTBEAT)?;
     let v: serde_json::Value =
         serde_json::from_slice(&text).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
@@ -94,19 +94,19 @@ impl Guard<'_> {
     /// followed, and the messages dropped.
     pub(super) fn publish_lag(&self) {
         self.metrics
-            .set("sidecar_log_lag_bytes", self.lag.values().sum::<u64>() as f64);
+            .set(crate::metrics::LOG_LAG_BYTES, self.lag.values().sum::<u64>() as f64);
         self.metrics
-            .set("sidecar_log_lag_seconds", self.lag_seconds().as_secs_f64());
+            .set(crate::metrics::LOG_LAG_SECONDS, self.lag_seconds().as_secs_f64());
         self.metrics
-            .set("sidecar_log_files_followed", self.marks.files.len() as f64);
+            .set(crate::metrics::LOG_FILES_FOLLOWED, self.marks.files.len() as f64);
         let name = |id| self.name_of(id);
         self.metrics.set_family(
-            "sidecar_log_container_lag_bytes",
+            crate::metrics::LOG_CONTAINER_LAG_BYTES,
             "container",
             self.lag.iter().map(|(id, b)| (name(id), *b as f64)),
         );
         self.metrics.set_family(
-            "sidecar_log_container_lag_seconds",
+            crate::metrics::LOG_CONTAINER_LAG_SECONDS,
             "container",
             self.lag.keys().map(|id| {
                 (
@@ -116,6 +116,6 @@ impl Guard<'_> {
             }),
         );
         self.metrics
-            .set("sidecar_messages_dropped_total", crate::diag::dropped() as f64);
+            .set(crate::metrics::MESSAGES_DROPPED_TOTAL, crate::diag::dropped() as f64);
     }
 }

@@ -68,7 +68,7 @@ use owed::Written;
 use plain::Stamp;
 
 pub use commit::Commit;
-pub use heartbeat::{heartbeat_age, write_heartbeat, Heartbeat, HEARTBEAT_FILE};
+pub use heartbeat::{heartbeat_age, write_heartbeat, Heartbeat};
 pub use rewrite::{rewrite_gz, GzRewrite};
 
 /// A finding of a scan, and whether it is new: to be recorded (otherwise an earlier scan recorded

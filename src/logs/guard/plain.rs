@@ -3,6 +3,7 @@
 //! then masked in place with `pwrite` on a descriptor opened without `O_APPEND`, then the
 //! checkpoint moves. A file left with nothing to do is not opened again while its `lstat` stamp
 //! stays the same, whatever Docker renames it to.
+use crate::metrics;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
@@ -358,7 +359,7 @@ impl Guard<'_> {
                 self.sync_later(p.file);
                 match n {
                     Ok(n) => {
-                        self.metrics.add("sidecar_masks_written_total", n as f64);
+                        self.metrics.add(metrics::MASKS_WRITTEN_TOTAL, n as f64);
                         self.observe_delays(&pending.findings, "replay");
                     }
                     Err(e) => self.error(&format!("{}: {e}", p.path.display())),
@@ -449,7 +450,7 @@ impl Guard<'_> {
         }
         for n in &seg.notices {
             if let crate::logs::scan::Notice::MalformedLine { line, reason } = n {
-                self.metrics.add("sidecar_guard_malformed_lines_total", 1.0);
+                self.metrics.add(metrics::GUARD_MALFORMED_LINES_TOTAL, 1.0);
                 tracing::debug!("{}:{line}: {reason}; scanned as text", p.path.display());
             }
         }
@@ -487,8 +488,8 @@ impl Guard<'_> {
         let mut stats = self.record_or_count(c, &here);
         here.truncate(here_len);
         stats.bytes = scanned;
-        self.metrics.add("sidecar_log_bytes_scanned_total", scanned as f64);
-        self.metrics.add("sidecar_log_lines_scanned_total", seg.lines as f64);
+        self.metrics.add(metrics::LOG_BYTES_SCANNED_TOTAL, scanned as f64);
+        self.metrics.add(metrics::LOG_LINES_SCANNED_TOTAL, seg.lines as f64);
         stats.masked = self.mask_here(c, p, mark, here)?;
         if consumed && !owed_here.is_empty() {
             self.owe(ident, owed_here, None);
@@ -539,7 +540,7 @@ impl Guard<'_> {
         self.note_written(p.ident, &all);
         let masked = written?;
         self.sync_later(p.file);
-        self.metrics.add("sidecar_masks_written_total", masked as f64);
+        self.metrics.add(metrics::MASKS_WRITTEN_TOTAL, masked as f64);
         self.observe_delays(&all, "scan");
         Ok(masked)
     }

@@ -31,7 +31,7 @@ impl Guard<'_> {
                 max * 1000.0
             );
         }
-        self.metrics.observe("sidecar_log_mask_delay_seconds", delays);
+        self.metrics.observe(crate::metrics::LOG_MASK_DELAY_SECONDS, delays);
     }
 
     /// [`Self::record`]; when the report cannot be written (a full disk), the error is counted and
@@ -73,9 +73,9 @@ impl Guard<'_> {
                 admit => {
                     self.metrics.add(
                         if admit == Admit::PerRule {
-                            "sidecar_findings_over_cap_total"
+                            crate::metrics::FINDINGS_OVER_CAP_TOTAL
                         } else {
-                            "sidecar_findings_aggregated_total"
+                            crate::metrics::FINDINGS_AGGREGATED_TOTAL
                         },
                         1.0,
                     );

@@ -76,9 +76,7 @@ pub fn rewrite_gz(
     }
     // The same open file, to tell a file Docker deleted (no name left) from one it renamed.
     let probe = src.try_clone()?;
-    let mut rnd = [0u8; 6];
-    getrandom::fill(&mut rnd).map_err(|e| io::Error::other(e.to_string()))?;
-    let tmp = dir.join(format!("{TMP_PREFIX}{}.tmp", hex::encode(rnd)));
+    let tmp = dir.join(format!("{TMP_PREFIX}{}.tmp", crate::fsutil::random_suffix()?));
     let out = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
     let keep_tmp = std::cell::Cell::new(false);
     let result = (|| -> io::Result<GzRewrite> {

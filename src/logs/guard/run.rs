@@ -81,7 +81,7 @@ impl Guard<'_> {
         self.lag.retain(|id, _| alive.contains(id));
         self.lag_since.retain(|id, _| alive.contains(id));
         self.metrics
-            .set("sidecar_log_containers_followed", self.containers.len() as f64);
+            .set(crate::metrics::LOG_CONTAINERS_FOLLOWED, self.containers.len() as f64);
         // Containers this guard reports but does not mask: counted, and those labelled for
         // another guard named once each (a label can come from an image, not only from the
         // operator: it must not pass unseen).
@@ -95,7 +95,8 @@ impl Guard<'_> {
                 }
             }
         }
-        self.metrics.set("sidecar_log_containers_unmasked", unmasked as f64);
+        self.metrics
+            .set(crate::metrics::LOG_CONTAINERS_UNMASKED, unmasked as f64);
         for (id, name, guard) in other_guard {
             let own = self.opts.name.clone();
             self.warn_once(format!("guard label {id}"), || {
@@ -179,7 +180,7 @@ impl Guard<'_> {
                 let wait = Duration::from_secs(1u64 << (failures - 1).min(8)).min(Duration::from_secs(300));
                 self.quarantine
                     .insert(id.to_string(), (failures, Instant::now() + wait));
-                self.metrics.add("sidecar_guard_panics_total", 1.0);
+                self.metrics.add(crate::metrics::GUARD_PANICS_TOTAL, 1.0);
                 // What this container's work held in memory may be half-updated: forget it, so the
                 // next attempt starts again from the checkpoints on disk. (Masks waiting in
                 // `gz_owed` stay: each is a confirmed secret, whoever's sync found it.)

@@ -31,7 +31,7 @@ impl<'a> Guard<'a> {
         crate::fsutil::create_private_dir(&opts.state_dir)?;
         let mut marks = Checkpoints::load(&opts.state_dir)?;
         let (sink, uncommitted) = FindingLog::open(
-            &opts.state_dir.join("findings"),
+            &crate::state::StateDir::new(&opts.state_dir).findings(),
             opts.findings_max_bytes,
             opts.findings_keep,
             marks.report_len,

@@ -756,10 +756,10 @@ fn a_flood_of_distinct_secrets_is_masked_and_counted_within_the_recording_budget
         "every occurrence counted once"
     );
     assert_eq!(
-        metric(g.metrics, "sidecar_findings_over_cap_total"),
+        metric(g.metrics, crate::metrics::FINDINGS_OVER_CAP_TOTAL),
         (1000 - burst) as f64
     );
-    assert_eq!(metric(g.metrics, "sidecar_findings_aggregated_total"), 50.0);
+    assert_eq!(metric(g.metrics, crate::metrics::FINDINGS_AGGREGATED_TOTAL), 50.0);
     // A restart records nothing again.
     drop(g);
     let mut g = parts.guard_with(tmp.path(), |o| o.findings_per_second = 1);
@@ -858,7 +858,7 @@ fn the_gz_of_a_file_scanned_whole_is_checked_from_the_masks_written_without_a_sc
     let live = container(tmp.path(), 'e', "gw", true, "");
     let parts = Parts::new();
     let mut g = parts.guard(tmp.path());
-    let scanned = |g: &Guard| metric(g.metrics, "sidecar_log_bytes_scanned_total");
+    let scanned = |g: &Guard| metric(g.metrics, crate::metrics::LOG_BYTES_SCANNED_TOTAL);
 
     // 1. Masked before Docker made the .gz (Docker read the masked bytes): nothing to do.
     append(
@@ -878,7 +878,7 @@ fn the_gz_of_a_file_scanned_whole_is_checked_from_the_masks_written_without_a_sc
     let before = scanned(&g);
     g.sync_all();
     assert_eq!(fs::read(&gz).unwrap(), gz_bytes, "not rewritten");
-    assert_eq!(metric(g.metrics, "sidecar_log_gz_checked_total"), 1.0);
+    assert_eq!(metric(g.metrics, crate::metrics::LOG_GZ_CHECKED_TOTAL), 1.0);
     assert_eq!(
         scanned(&g) - before,
         line("second file", 2).len() as f64,
@@ -909,7 +909,7 @@ fn the_gz_of_a_file_scanned_whole_is_checked_from_the_masks_written_without_a_sc
     let s = g.sync_all();
     assert_eq!(s.masked, 1);
     assert_eq!(scanned(&g), before, "not scanned");
-    assert_eq!(metric(g.metrics, "sidecar_log_gz_checked_total"), 2.0);
+    assert_eq!(metric(g.metrics, crate::metrics::LOG_GZ_CHECKED_TOTAL), 2.0);
     let now = gunzip(&gz);
     assert_eq!(now.len(), content.len());
     assert_clean(&now, &[T2]);
@@ -939,8 +939,8 @@ fn the_gz_of_a_file_scanned_whole_is_checked_from_the_masks_written_without_a_sc
     assert_eq!(scanned(&g), before, "not scanned");
     assert_eq!(s.masked, 0, "nothing left to mask");
     assert_eq!(fs::metadata(&gz).unwrap().ino(), ino, "not rewritten");
-    assert_eq!(metric(g.metrics, "sidecar_log_gz_masks_found_total"), 1.0);
-    assert_eq!(metric(g.metrics, "sidecar_log_gz_checked_total"), 3.0);
+    assert_eq!(metric(g.metrics, crate::metrics::LOG_GZ_MASKS_FOUND_TOTAL), 1.0);
+    assert_eq!(metric(g.metrics, crate::metrics::LOG_GZ_CHECKED_TOTAL), 3.0);
     assert_clean(&gunzip(&gz), &[T3]);
     assert_eq!(g.sync_all(), SyncStats::default());
 }
@@ -998,7 +998,7 @@ fn a_gz_made_before_this_run_started_on_its_plain_file_is_scanned() {
     fs::remove_file(&plain).unwrap();
     append(&live, &line("second file", 2));
     g.sync_all();
-    assert_eq!(metric(g.metrics, "sidecar_log_gz_checked_total"), 0.0);
+    assert_eq!(metric(g.metrics, crate::metrics::LOG_GZ_CHECKED_TOTAL), 0.0);
     assert_clean(&gunzip(&gz), &[T1]);
 }
 
@@ -1024,7 +1024,7 @@ fn a_gz_that_is_not_the_file_remembered_is_scanned() {
     let s = g.sync_all();
     // (Recorded as the occurrence of the plain file's last line: not recorded again.)
     assert_eq!(s.masked, 1, "T3, found by the scan");
-    assert_eq!(metric(g.metrics, "sidecar_log_gz_checked_total"), 0.0);
+    assert_eq!(metric(g.metrics, crate::metrics::LOG_GZ_CHECKED_TOTAL), 0.0);
     assert_clean(&gunzip(&gz), &[T1, T3]);
 }
 
@@ -2247,7 +2247,7 @@ fn a_container_labelled_for_another_guard_is_reported_not_masked() {
     assert_clean(&fs::read(&mine).unwrap(), &[T1]);
     assert_clean(&fs::read(&anyone).unwrap(), &[T1]);
     // Not unseen: counted, and named once.
-    assert_eq!(metric(g.metrics, "sidecar_log_containers_unmasked"), 1.0);
+    assert_eq!(metric(g.metrics, crate::metrics::LOG_CONTAINERS_UNMASKED), 1.0);
     assert!(g.warned.iter().any(|w| w.starts_with("guard label ")), "{:?}", g.warned);
 }
 
