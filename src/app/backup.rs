@@ -68,11 +68,6 @@ pub fn recipients(
     Ok(out)
 }
 
-/// Parse the configured recipients (for `config check`); returns how many there are.
-pub fn configured_recipients(config: &Config) -> anyhow::Result<usize> {
-    Ok(recipients(config, &[], None)?.len())
-}
-
 /// What `sidecar backup`'s flags override (all empty: the configuration alone, as `sidecar run`).
 #[derive(Debug, Default, Clone)]
 pub struct BackupFlags {
