@@ -5,7 +5,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek};
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::{mask_in_place, Found, Guard, RangeReader};
@@ -25,6 +25,24 @@ pub(super) struct Prev {
     /// file before that land in the file being scanned are also owed to its `.gz` (persisted, so
     /// that a `.gz` Docker made before the mask was written is rewritten even after a restart).
     pub(super) owe_here: bool,
+    /// The listing had no file numbered just after this one: it was read while Docker was
+    /// renaming (each rotation renames the files one by one, oldest first, and a directory read
+    /// meanwhile may miss one), or a file was removed by hand. `path` may then not be the file
+    /// before, and by the time it is opened Docker may have finished the rotation, so that it holds
+    /// a file two rotations older: joined with it, a secret split across the rotation was left in
+    /// clear on both sides (seen in the stress benchmark). The file waits for a new listing.
+    pub(super) gap: bool,
+}
+
+/// The file being joined with the end of the file before it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct This<'p> {
+    /// Its name when it was opened.
+    pub(super) path: &'p Path,
+    /// Its (dev, inode).
+    pub(super) at: (u64, u64),
+    /// Its birth time (see `born`).
+    pub(super) born: (i64, i64),
 }
 
 /// The end of the file before, carried into the scan of the next file.
@@ -222,13 +240,19 @@ impl Guard<'_> {
     ///
     /// `WouldBlock` when the file before cannot be told yet: Docker removed it meanwhile (its
     /// compressed copy is listed next time), renamed this file to its name, or is compressing it.
-    pub(super) fn carry_from(
-        &mut self,
-        c: &ContainerLog,
-        prev: Prev,
-        this: (u64, u64),
-        this_born: (i64, i64),
-    ) -> io::Result<Option<Carry>> {
+    pub(super) fn carry_from(&mut self, c: &ContainerLog, prev: Prev, this: This<'_>) -> io::Result<Option<Carry>> {
+        let This {
+            at: this_at,
+            born: this_born,
+            ..
+        } = this;
+        if prev.gap {
+            // Listed again shortly; a gap that stays (a file removed by hand) ends the wait.
+            if self.still_waiting(this_at, this_born, CARRY_RELIST) {
+                return Err(moved());
+            }
+            return Ok(None);
+        }
         let write = prev.masks && !prev.gz;
         let Some(Before { file, meta, ident }) = self.open_before(c, &prev, this)? else {
             return Ok(None);
@@ -247,7 +271,7 @@ impl Guard<'_> {
             // be scanned without the end of that one.
             let waiting = self.marks.files.contains_key(&ident);
             let wait = if prev.gz || waiting { CARRY_WAIT } else { CARRY_RELIST };
-            if self.still_waiting(this, this_born, wait) {
+            if self.still_waiting(this_at, this_born, wait) {
                 return Err(moved());
             }
             return Ok(None);
@@ -263,10 +287,10 @@ impl Guard<'_> {
                 .get(&format!("{}:{}", meta.dev(), meta.ino()))
                 .is_none_or(|g| g.size != meta.len());
         let (start, fresh_from, start_line, open) = (mark.resume, mark.end, mark.resume_line, mark.open.clone());
-        if unchecked_gz && self.still_waiting(this, this_born, CARRY_WAIT) {
+        if unchecked_gz && self.still_waiting(this_at, this_born, CARRY_WAIT) {
             return Err(moved());
         }
-        self.carry_waits.remove(&this);
+        self.carry_waits.remove(&this_at);
         // A plain file may have grown after its last scan (Docker wrote and renamed it since):
         // its unscanned lines are carried as well.
         let end = if prev.gz {
@@ -300,9 +324,9 @@ impl Guard<'_> {
 
     /// Open the file before `this` (for writing when it may be masked in place) and find its
     /// checkpoint key by its first line (`None`: it has no complete line). `WouldBlock` when the
-    /// name no longer holds it or holds `this` file (Docker rotated meanwhile), or a compressed file
-    /// before is still being written.
-    fn open_before(&self, c: &ContainerLog, prev: &Prev, this: (u64, u64)) -> io::Result<Option<Before>> {
+    /// name no longer holds it or holds `this` file, `this` file's name no longer holds it (Docker
+    /// rotated meanwhile), or a compressed file before is still being written.
+    fn open_before(&self, c: &ContainerLog, prev: &Prev, this: This<'_>) -> io::Result<Option<Before>> {
         let file = OpenOptions::new()
             .read(true)
             .write(prev.masks && !prev.gz)
@@ -316,7 +340,13 @@ impl Guard<'_> {
                 }
             })?;
         let meta = file.metadata()?;
-        if (meta.dev(), meta.ino()) == this {
+        if (meta.dev(), meta.ino()) == this.at {
+            return Err(moved());
+        }
+        // Still at its name now that the file before is open: no rotation came between the two
+        // opens (one would have renamed it), so the two names held neighbours at once. Otherwise
+        // the name before may already hold a newer file than the one before this.
+        if fs::symlink_metadata(this.path).map(|m| (m.dev(), m.ino())).ok() != Some(this.at) {
             return Err(moved());
         }
         let first = if prev.gz {

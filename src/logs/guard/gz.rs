@@ -10,7 +10,7 @@ use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::carry::{split_carried, units_from, Carry, Prev, Split};
+use super::carry::{split_carried, units_from, Carry, Prev, Split, This};
 use super::rewrite::{birth_time, gz_holds, rewrite_gz, GzRewrite};
 use super::{born, unix_now, Found, Guard, SyncStats, RETRY_AFTER};
 use crate::logs::checkpoint::{self, FileMark, GzMark};
@@ -175,8 +175,20 @@ impl Guard<'_> {
     /// The end of the file before a `.gz` never scanned as a plain file, which may hold the start of
     /// an entry this file continues; `None` when that file cannot be read yet (the `.gz` is checked
     /// again shortly).
-    fn gz_carry(&mut self, c: &ContainerLog, prev: Prev, meta: &fs::Metadata, label: &str) -> Option<Option<Carry>> {
-        match self.carry_from(c, prev, (meta.dev(), meta.ino()), born(meta)) {
+    fn gz_carry(
+        &mut self,
+        c: &ContainerLog,
+        prev: Prev,
+        this: (&Path, &fs::Metadata),
+        label: &str,
+    ) -> Option<Option<Carry>> {
+        let (path, meta) = this;
+        let this = This {
+            path,
+            at: (meta.dev(), meta.ino()),
+            born: born(meta),
+        };
+        match self.carry_from(c, prev, this) {
             Ok(k) => Some(k),
             // Checked once the file before can be read.
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -236,7 +248,7 @@ impl Guard<'_> {
             return Ok(SyncStats::default());
         }
         let carry = match (&first, prev) {
-            (Ok(Some(_)), Some(p)) if unscanned => match self.gz_carry(c, p, &meta, &label) {
+            (Ok(Some(_)), Some(p)) if unscanned => match self.gz_carry(c, p, (path, &meta), &label) {
                 Some(carry) => carry,
                 None => return Ok(SyncStats::default()),
             },

@@ -65,6 +65,22 @@ pub(super) fn list_files(c: &ContainerLog) -> io::Result<Listing> {
     Ok(out)
 }
 
+/// The file before the `i`th of `order` (number, path, compressed; oldest first, the live file
+/// numbered 0): the next older number (`name.N.gz` beside `name.N` is its copy), flagged as a gap
+/// when it is not the number just after (see [`Prev::gap`]). The end of a file Docker may be
+/// compressing is masked through its `.gz` (`gz_owed`): Docker may have read it already, and the
+/// `.gz` check may not know of these masks.
+pub(super) fn prev_in(order: &[(u32, PathBuf, bool)], i: usize, masks: bool, compressing: bool) -> Option<Prev> {
+    let n = order[i].0;
+    order[..i].iter().rev().find(|e| e.0 != n).map(|(k, p, g)| Prev {
+        path: p.clone(),
+        gz: *g,
+        masks: masks && !compressing && !*g,
+        owe_here: masks && compressing,
+        gap: *k != n + 1,
+    })
+}
+
 impl Guard<'_> {
     /// Sync every file of container `c`, oldest first.
     pub(super) fn sync_listed(&mut self, c: &ContainerLog) -> SyncStats {
@@ -104,15 +120,7 @@ impl Guard<'_> {
         let plain: HashSet<u32> = listing.rotated.iter().map(|(n, _)| *n).collect();
         let mut stats = SyncStats::default();
         for (i, (n, path, gz)) in order.iter().enumerate() {
-            // The file before: the next older number (`name.N.gz` beside `name.N` is its copy).
-            // The end of a file Docker may be compressing is masked through its `.gz` (`gz_owed`):
-            // Docker may have read it already, and the `.gz` check may not know of these masks.
-            let prev = order[..i].iter().rev().find(|e| e.0 != *n).map(|(_, p, g)| Prev {
-                path: p.clone(),
-                gz: *g,
-                masks: masks && !compressing && !*g,
-                owe_here: masks && compressing,
-            });
+            let prev = prev_in(&order, i, masks, compressing);
             if *gz {
                 // `name.N` still there: Docker is writing `name.N.gz`.
                 if !plain.contains(n) {

@@ -10,7 +10,7 @@ use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 use std::time::{Instant, SystemTime};
 
-use super::carry::{split_carried, units_from, Carry, Prev, Split};
+use super::carry::{split_carried, units_from, Carry, Prev, Split, This};
 use super::owed::Written;
 use super::{born, mask_in_place, unix_now, Found, Guard, RangeReader, SyncStats, RETRY_AFTER};
 use crate::logs::checkpoint::{self, FileMark};
@@ -257,7 +257,15 @@ impl Guard<'_> {
         self.prepare_mark(&open, &mut mark)?;
         self.replay_pending(c, &open);
         let carry = match prev {
-            Some(p) if mark.end == 0 && mark.resume == 0 => match self.carry_from(c, p, (dev, ino), born(&meta)) {
+            Some(p) if mark.end == 0 && mark.resume == 0 => match self.carry_from(
+                c,
+                p,
+                This {
+                    path,
+                    at: (dev, ino),
+                    born: born(&meta),
+                },
+            ) {
                 Ok(k) => k,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     // Scanned once the file before can be read: it may hold this file's first part.

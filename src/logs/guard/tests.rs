@@ -1121,6 +1121,7 @@ fn a_new_file_whose_file_before_docker_rotated_in_after_the_listing_waits_for_a_
             gz: false,
             masks: true,
             owe_here: false,
+            gap: false,
         })
     };
     let s = g
@@ -1144,6 +1145,7 @@ fn a_new_file_whose_file_before_docker_rotated_in_after_the_listing_waits_for_a_
         gz: false,
         masks: true,
         owe_here: false,
+        gap: false,
     });
     let s = g
         .try_sync_plain(
@@ -1190,6 +1192,7 @@ fn a_new_file_whose_file_before_docker_rotated_in_after_the_listing_waits_for_a_
                         gz: false,
                         masks: true,
                         owe_here: false,
+                        gap: false,
                     }),
                 },
             )
@@ -1197,6 +1200,91 @@ fn a_new_file_whose_file_before_docker_rotated_in_after_the_listing_waits_for_a_
     }
     assert_eq!(scanned.recorded, 1, "scanned alone at last");
     assert!(t.elapsed() >= CARRY_RELIST, "after waiting");
+}
+
+/// Whether `bytes` holds `piece` in clear.
+fn holds(bytes: &[u8], piece: &str) -> bool {
+    memchr::memmem::find(bytes, piece.as_bytes()).is_some()
+}
+
+#[test]
+fn a_listing_read_while_docker_renamed_does_not_join_a_file_with_one_two_rotations_older() {
+    // Seen in the stress benchmark at ~170 000 lines/s: the listing was read in the middle of a
+    // rotation (`name.2` already renamed to `name.3`, `name.1` not yet to `name.2`), so that
+    // `name.1`'s file before was taken to be `name.3`; by the time `name.1` was opened Docker had
+    // finished the rotation, and the new file there was joined with the end of the file two
+    // rotations older. Both secrets split across the two rotations in between were left in clear.
+    let tmp = tempfile::tempdir().unwrap();
+    let live = container(tmp.path(), '9', "gw", false, "");
+    let name = live.file_name().unwrap().to_str().unwrap().to_string();
+    let n = |k: u32| live.with_file_name(format!("{name}.{k}"));
+    let parts = Parts::new();
+    let mut g = parts.guard(tmp.path());
+    let (a, b) = (token(T1), token(T2));
+    // E: ends with the first part of an entry carrying A.
+    append(&live, &[line("file e", 0), split_head(&a)].concat());
+    g.sync_all();
+    // F continues A and ends with the first part of an entry carrying B; G continues B.
+    fs::rename(&live, n(1)).unwrap();
+    append(
+        &live,
+        &[
+            line(&format!("{} done", &a[14..]), 1),
+            line("file f", 2),
+            split_head(&b),
+        ]
+        .concat(),
+    );
+    fs::rename(n(1), n(2)).unwrap();
+    fs::rename(&live, n(1)).unwrap();
+    append(
+        &live,
+        &[line(&format!("{} done", &b[14..]), 3), line("file g", 4)].concat(),
+    );
+    // A third rotation: E is `name.3`, F `name.2`, G `name.1`, H the live file.
+    fs::rename(n(2), n(3)).unwrap();
+    fs::rename(n(1), n(2)).unwrap();
+    fs::rename(&live, n(1)).unwrap();
+    append(&live, &line("file h", 5));
+    // `name.1` synced as the listing read mid-rotation said: `name.3` before it, no `name.2`.
+    let c = g.containers.values().next().unwrap().clone();
+    let s = g
+        .try_sync_plain(
+            &c,
+            PlainFile {
+                path: &n(1),
+                live: false,
+                masks: true,
+                prev: Some(Prev {
+                    path: n(3),
+                    gz: false,
+                    masks: true,
+                    owe_here: false,
+                    gap: true,
+                }),
+            },
+        )
+        .unwrap();
+    assert_eq!(s, SyncStats::default(), "waits for a listing without a gap");
+    assert!(g.retry.contains_key(&c.id), "listed again soon");
+    // The next listing joins each file with the one before it.
+    g.retry.clear();
+    let s = g.sync_all();
+    assert_eq!(s.recorded, 2, "{s:?}");
+    let all: Vec<u8> = [n(3), n(2), n(1), live.clone()]
+        .iter()
+        .flat_map(|p| fs::read(p).unwrap())
+        .collect();
+    for piece in [&a[..14], &a[14..], &b[..14], &b[14..]] {
+        assert!(!holds(&all, piece), "a part of a split secret is left in clear");
+    }
+    assert_clean(&all, &[T1, T2]);
+    // The order of a listing: a gap is flagged, neighbours are not.
+    let order = vec![(3, n(3), false), (1, n(1), false), (0, live.clone(), false)];
+    let prev = |i| super::listing::prev_in(&order, i, true, false).map(|p| (p.path, p.gap));
+    assert_eq!(prev(0), None);
+    assert_eq!(prev(1), Some((n(3), true)));
+    assert_eq!(prev(2), Some((n(1), false)));
 }
 
 #[test]
@@ -1230,6 +1318,7 @@ fn a_new_file_with_the_inode_of_a_removed_file_that_waited_waits_anew() {
         gz: false,
         masks: true,
         owe_here: false,
+        gap: false,
     });
     let s = g
         .try_sync_plain(
@@ -1279,6 +1368,7 @@ fn a_new_file_waits_as_long_as_the_file_before_it_is_waiting_itself() {
             gz: false,
             masks: true,
             owe_here: false,
+            gap: false,
         })
     };
     let t = Instant::now();
@@ -1948,6 +2038,7 @@ fn waits_for_the_gz_then_joins(g: &mut Guard<'_>, live: &Path, gz: &Path, tok: &
         gz: true,
         masks: true,
         owe_here: true,
+        gap: false,
     });
     let s = g
         .try_sync_plain(
