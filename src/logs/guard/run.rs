@@ -19,16 +19,18 @@ use crate::logs::watch::TMP_PREFIX;
 /// Shortest time between two syncs driven by events.
 pub(super) const BATCH: Duration = Duration::from_millis(20);
 
-/// [`BATCH`] after a sync that scanned [`BUSY_BYTES`] or more: a backlog grows faster than linearly
-/// on a busy host (longer passes, preempted more often). Measured with `benches/guard_stress.py` at
-/// 150 000–165 000 lines/s (`max1`, three runs each, alternating): 20 ms gave an exposure p99 of
-/// 171–234 ms (69–78 % of masks within 100 ms), and with `max-file` 3 Docker deleted 359–801 of
-/// 2 499 secrets before the guard saw them (eight runs); 5 ms gave 39–58 ms (100 %) and 0–31 (four
-/// runs). Always 5 ms cost 5–10 % more CPU at 10 000 lines/s, where 20 ms keeps the p99 near 20 ms.
+/// The batch instead of [`BATCH`] while the containers write [`BUSY_RATE`] or more: a backlog grows
+/// faster than linearly on a busy host (longer passes, preempted more often). Measured with
+/// `benches/guard_stress.py` at 150 000–165 000 lines/s (`max1`, three runs each, alternating): 20 ms
+/// gave an exposure p99 of 171–234 ms (69–78 % of masks within 100 ms), and with `max-file` 3 Docker
+/// deleted 359–801 of 2 499 secrets before the guard saw them (eight runs); 5 ms gave 39–58 ms
+/// (100 %) and 0–31 (four runs). Always 5 ms cost 5–10 % more CPU at 10 000 lines/s, where 20 ms keeps the p99 near 20 ms;
+/// switched by rate, `max1` gave 49–73 ms and `rate10k` the CPU of 20 ms (three and two runs).
 pub(super) const BATCH_BUSY: Duration = Duration::from_millis(5);
 
-/// A sync that scanned at least this much calls for [`BATCH_BUSY`] (about 3 MB/s at 20 ms).
-pub(super) const BUSY_BYTES: u64 = 64 << 10;
+/// Bytes a second scanned (over the last sync and the wait before it) that call for [`BATCH_BUSY`]:
+/// about 17 000 lines a second of a gateway's log.
+pub(super) const BUSY_RATE: f64 = 4.0 * 1024.0 * 1024.0;
 
 pub(super) fn remove_stale_temporaries(dir: &Path) {
     let Ok(entries) = fs::read_dir(dir) else { return };
@@ -324,7 +326,7 @@ impl Guard<'_> {
         }
         let mut next_rescan = Instant::now() + self.opts.rescan;
         let mut last_sync = Instant::now();
-        let mut last_bytes = 0;
+        let mut busy = false;
         while !stop.load(Ordering::Relaxed) {
             let mut dirty: HashSet<String> = HashSet::new();
             let mut structural: HashSet<String> = HashSet::new();
@@ -340,9 +342,9 @@ impl Guard<'_> {
                 None => std::thread::sleep(Duration::from_secs(1)),
             }
             // A busy container writes thousands of times a second: one sync per batch of events,
-            // at most one batch every BATCH, or BATCH_BUSY after a sync with much to scan (a quiet
+            // at most one batch every BATCH, or BATCH_BUSY while they write fast (a quiet
             // container's first write is handled at once).
-            let batch = if last_bytes >= BUSY_BYTES { BATCH_BUSY } else { BATCH };
+            let batch = if busy { BATCH_BUSY } else { BATCH };
             let since = last_sync.elapsed();
             if since < batch {
                 std::thread::sleep(batch - since);
@@ -373,7 +375,7 @@ impl Guard<'_> {
                     self.error(&format!("{}: cannot list containers: {e}", root.display()));
                 }
             }
-            last_bytes = if everything {
+            let scanned = if everything {
                 let ids: Vec<String> = self.containers.keys().cloned().collect();
                 self.sync_each(ids, Some(stop)).bytes
             } else {
@@ -394,7 +396,9 @@ impl Guard<'_> {
                     .collect();
                 self.sync_each_as(each, Some(stop)).bytes
             };
-            last_sync = Instant::now();
+            let now = Instant::now();
+            busy = scanned as f64 >= BUSY_RATE * now.duration_since(last_sync).as_secs_f64();
+            last_sync = now;
             if let Err(e) = self.commit(Commit::IfDue) {
                 self.error(&format!("cannot write checkpoints: {e}"));
             }
