@@ -24,8 +24,9 @@ pub(super) const BATCH: Duration = Duration::from_millis(20);
 /// `benches/guard_stress.py` at 150 000–165 000 lines/s (`max1`, three runs each, alternating): 20 ms
 /// gave an exposure p99 of 171–234 ms (69–78 % of masks within 100 ms), and with `max-file` 3 Docker
 /// deleted 359–801 of 2 499 secrets before the guard saw them (eight runs); 5 ms gave 39–58 ms
-/// (100 %) and 0–31 (four runs). Always 5 ms cost 5–10 % more CPU at 10 000 lines/s, where 20 ms keeps the p99 near 20 ms;
-/// switched by rate, `max1` gave 49–73 ms and `rate10k` the CPU of 20 ms (three and two runs).
+/// (100 %) and 0–31 (four runs). Always 5 ms cost 5–10 % more CPU at 10 000 lines/s, where 20 ms
+/// keeps the p99 near 20 ms; switched by rate, `max1` gave 49–73 ms and `rate10k` the CPU of 20 ms
+/// (three and two runs).
 pub(super) const BATCH_BUSY: Duration = Duration::from_millis(5);
 
 /// Bytes a second scanned (over the last sync and the wait before it) that call for [`BATCH_BUSY`]:
