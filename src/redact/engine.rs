@@ -24,7 +24,8 @@ pub struct Rule {
     group: usize,
     entropy: Option<f64>,
     validator: Option<Validator>,
-    /// Raises a match's confidence to `checksum` when it passes; never drops a match.
+    /// Raises a match's confidence to `checksum` when it passes; never drops a match (a passing
+    /// CRC32, [`Validator::is_digest`], also overrides the placeholder check).
     checksum: Option<Validator>,
     /// `format` or `context`: the confidence of a match that has no passing checksum.
     confidence: Confidence,
@@ -1083,12 +1084,12 @@ impl Engine {
                     continue;
                 }
             }
-            // A token whose checksum holds is real, whatever it spells: a random GitHub token reads
-            // `ghp_TOdo…` about once in 40 000 (seen in the stress benchmark), and a made-up one
-            // passes a 32-bit checksum once in four billion.
             let checksum_ok = rule.checksum.is_some_and(|c| c.check(secret));
-            if (!checksum_ok
-                && placeholder::is_placeholder(secret, rule.public_prefix(secret).len(), rule.placeholders))
+            // A token whose CRC32 holds is real, whatever it spells: a random GitHub token reads
+            // `ghp_TOdo…` about once in 40 000 (seen in the stress benchmark), and a made-up one
+            // passes a 32-bit checksum once in four billion. (Not so a structural check like `jwt`.)
+            let proven = checksum_ok && rule.checksum.is_some_and(|c| c.is_digest());
+            if (!proven && placeholder::is_placeholder(secret, rule.public_prefix(secret).len(), rule.placeholders))
                 || (rule.placeholders == Strictness::Strict
                     && (placeholder::is_prose(&text[..s], secret, &text[e..])
                         || placeholder::is_key(&text[e..])

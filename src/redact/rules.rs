@@ -14,7 +14,7 @@
 //! secret_group = "secret"                # name or number; default: group "secret", else 1, else 0
 //! entropy = 3.0                          # optional minimum Shannon entropy of the secret (bits/byte)
 //! validator = "discord-token"            # optional structural check that gates the match, see validate.rs
-//! checksum = "github-crc32"              # optional check that raises confidence only (never gates)
+//! checksum = "github-crc32"              # optional check that raises confidence (never gates; a passing CRC32 overrides the placeholder check)
 //! confidence = "format"                  # format (the token's own shape) | context (found by its name)
 //! placeholders = "loose"                 # loose | strict | off: how hard to look for fakes, see placeholder.rs
 //! public_prefixes = ["ghp_"]             # left readable when masking
