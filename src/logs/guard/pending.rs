@@ -35,21 +35,29 @@ impl Guard<'_> {
             Ok(m) if !k.gz => (m.dev(), m.ino()),
             _ => (0, 0),
         };
+        let files = [(here.0, here.1, here.2, &this), (k.ident.as_str(), pdev, pino, &before)]
+            .into_iter()
+            .filter(|(_, _, _, findings)| !findings.is_empty())
+            .map(|(ident, dev, inode, findings)| PendingFile {
+                container: c.id.clone(),
+                ident: ident.to_string(),
+                dev,
+                inode,
+                findings: findings.clone(),
+                alias: None,
+            })
+            .collect();
+        self.keep_pending(files);
+        this
+    }
+
+    /// Keep pending masks until the checkpoint that covers their writes: appended to the spans log
+    /// (one write, no fsync), or, where that cannot be done, saved in `pending-masks.json` at once.
+    fn keep_pending(&mut self, files: Vec<PendingFile>) {
         let mut appended = self.spans.is_some();
-        for (ident, dev, inode, findings) in [(here.0, here.1, here.2, &this), (k.ident.as_str(), pdev, pino, &before)]
-        {
-            if !findings.is_empty() {
-                let p = PendingFile {
-                    container: c.id.clone(),
-                    ident: ident.to_string(),
-                    dev,
-                    inode,
-                    findings: findings.clone(),
-                    alias: None,
-                };
-                appended &= self.spans.as_mut().is_some_and(|log| log.append(&p).is_ok());
-                self.pending.push(p);
-            }
+        for p in files {
+            appended &= self.spans.as_mut().is_some_and(|log| log.append(&p).is_ok());
+            self.pending.push(p);
         }
         self.pending_dirty = true;
         if !appended {
@@ -57,7 +65,6 @@ impl Guard<'_> {
                 self.error(&format!("cannot save the pending masks: {e}"));
             }
         }
-        this
     }
 
     /// Save the masks of secrets that span entries of one file (a 16 KiB split, a PEM key) before
@@ -78,14 +85,7 @@ impl Guard<'_> {
             findings: spans,
             alias: None,
         };
-        let appended = self.spans.as_mut().map(|log| log.append(&p));
-        self.pending.push(p);
-        self.pending_dirty = true;
-        if !matches!(appended, Some(Ok(()))) {
-            if let Err(e) = self.save_pending_file() {
-                self.error(&format!("cannot save the pending masks: {e}"));
-            }
-        }
+        self.keep_pending(vec![p]);
     }
 
     /// Before masks are written into the plain file `file` (key `key`): when they change its first
@@ -151,14 +151,7 @@ impl Guard<'_> {
             findings: Vec::new(),
             alias: Some(alias),
         };
-        let appended = self.spans.as_mut().map(|log| log.append(&p));
-        self.pending.push(p);
-        self.pending_dirty = true;
-        if !matches!(appended, Some(Ok(()))) {
-            if let Err(e) = self.save_pending_file() {
-                self.error(&format!("cannot save the pending masks: {e}"));
-            }
-        }
+        self.keep_pending(vec![p]);
     }
 
     /// Write `pending-masks.json`: this run's pending masks and an earlier run's not yet replayed.
