@@ -12,6 +12,10 @@
 //!   [`OVER_CAP_PREFIX`]`<rule>`, with a preview that says so. The report then lists "N
 //!   occurrences of rule R beyond the recording budget" instead of each secret.
 //!
+//! The report's size is bounded too: a new secret is recorded one by one only while the report has
+//! room for it ([`Budget::set_room`]); beyond, it is counted per rule, so that no secret once
+//! listed has to leave the list to keep the report under its cap.
+//!
 //! Memory is bounded: at most [`KNOWN_PER_CONTAINER`] fingerprints per container and
 //! [`KNOWN_TOTAL`] in all are remembered, and at most [`AGGREGATES_MAX`] per-secret aggregates are
 //! held between two checkpoints (beyond, per rule).
@@ -30,6 +34,8 @@ pub const BURST_SECONDS: f64 = 200.0;
 pub const KNOWN_PER_CONTAINER: usize = 1024;
 /// Fingerprints remembered in all.
 pub const KNOWN_TOTAL: usize = 16_384;
+/// What a record of a new secret is taken to fill in the report (records are 0.5–1 KiB).
+pub const RECORD_BYTES: u64 = 1024;
 /// Per-secret aggregates held between two checkpoints.
 pub const AGGREGATES_MAX: usize = 4096;
 
@@ -88,6 +94,10 @@ pub struct Budget {
     delta: HashMap<(String, String), FindingRecord>,
     per_secret: usize,
     seq: u64,
+    /// Bytes of records of new secrets the report can still take ([`Budget::set_room`]).
+    room: u64,
+    /// The last admission counted a new secret per rule because the report had no room left.
+    out_of_room: bool,
 }
 
 impl Budget {
@@ -102,7 +112,22 @@ impl Budget {
             delta: HashMap::new(),
             per_secret: 0,
             seq: 0,
+            room: u64::MAX,
+            out_of_room: false,
         }
+    }
+
+    /// How many bytes of records of secrets new to it the report can still take (from
+    /// `FindingLog::room_for_new_secrets`, before each batch): a new secret is recorded one by one
+    /// only while [`RECORD_BYTES`] of it are left; beyond, it is counted per rule.
+    pub fn set_room(&mut self, bytes: u64) {
+        self.room = bytes;
+    }
+
+    /// The last [`Budget::admit`] counted a secret per rule because the report's room for new
+    /// secrets was spent (not because of the rate).
+    pub fn out_of_room(&self) -> bool {
+        self.out_of_room
     }
 
     /// Decide how `f` (new, not recorded yet) of container `container_id` is recorded, and take
@@ -115,13 +140,18 @@ impl Budget {
             .or_insert(Bucket { tokens: burst, at: now });
         bucket.tokens = (bucket.tokens + now.duration_since(bucket.at).as_secs_f64() * self.per_second).min(burst);
         bucket.at = now;
-        if bucket.tokens >= 1.0 {
+        let known = self.known.get(container_id).is_some_and(|k| k.contains(&f.fingerprint));
+        let room = known || self.room >= RECORD_BYTES;
+        self.out_of_room = !room;
+        if bucket.tokens >= 1.0 && room {
             bucket.tokens -= 1.0;
+            if !known {
+                self.room -= RECORD_BYTES;
+            }
             self.remember(container_id, &f.fingerprint);
             return Admit::One;
         }
         let secret_key = (container_id.to_string(), f.fingerprint.clone());
-        let known = self.known.get(container_id).is_some_and(|k| k.contains(&f.fingerprint));
         let (key, admit) = if self.pending.contains_key(&secret_key) || (known && self.per_secret < AGGREGATES_MAX) {
             (secret_key, Admit::PerSecret)
         } else {
@@ -253,6 +283,36 @@ mod tests {
             partial: false,
             mask: b"**********".to_vec(),
         }
+    }
+
+    #[test]
+    fn without_room_in_the_report_new_secrets_are_counted_per_rule_and_known_ones_still_recorded() {
+        let mut b = Budget::new(1000);
+        let t0 = Instant::now();
+        b.set_room(2 * RECORD_BYTES + 10);
+        for fp in ["a", "b"] {
+            assert_eq!(
+                b.admit(&finding("r", fp, "2026-12-04T10:00:00Z"), "c1", "gw", "img", t0),
+                Admit::One
+            );
+            assert!(!b.out_of_room());
+        }
+        assert_eq!(
+            b.admit(&finding("r", "c", "2026-12-04T10:00:00Z"), "c1", "gw", "img", t0),
+            Admit::PerRule
+        );
+        assert!(b.out_of_room());
+        // A secret already listed takes no new room: still one by one within the rate.
+        assert_eq!(
+            b.admit(&finding("r", "a", "2026-12-04T10:00:01Z"), "c1", "gw", "img", t0),
+            Admit::One
+        );
+        assert!(!b.out_of_room());
+        b.set_room(RECORD_BYTES);
+        assert_eq!(
+            b.admit(&finding("r", "d", "2026-12-04T10:00:02Z"), "c1", "gw", "img", t0),
+            Admit::One
+        );
     }
 
     #[test]

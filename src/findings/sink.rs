@@ -4,18 +4,24 @@
 //!   image), appended per batch and fsynced before each guard checkpoint; rotated to `findings-<UTC stamp>.jsonl` past an eighth of
 //!   the size cap.
 //! - `secrets-<stamp>.jsonl`: the summary. When the rotated files are more than `keep`, or the
-//!   directory is over its cap, the oldest rotated files are folded into one aggregate record per
-//!   secret and container (the first occurrence's record plus `occurrences`: count, first and last
-//!   log time, count per day), so a noisy container never pushes an older secret out of the report.
-//!   Folding writes the new summary under a temporary name, fsyncs and renames it, then removes the
-//!   older summary and the files it folded: the stamp in the summary's name says which rotated files
-//!   it already holds, so a crash at any point neither loses nor counts anything twice. Distinct
-//!   secrets are never dropped: when the summary alone is over the cap, that is reported, not cut.
+//!   directory is over its cap or over three eighths of it, the oldest rotated files are folded into
+//!   one aggregate record per secret and container (the first occurrence's record plus
+//!   `occurrences`: count, first and last log time, count per day), so a noisy container never
+//!   pushes an older secret out of the report. Folding writes the new summary under a temporary
+//!   name, fsyncs and renames it, then removes the older summary and the files it folded: the stamp
+//!   in the summary's name says which rotated files it already holds, so a crash at any point
+//!   neither loses nor counts anything twice.
+//! - Distinct secrets: the guard records new secrets one by one only while the directory is under
+//!   three eighths of the cap ([`FindingLog::room_for_new_secrets`]); beyond, they are counted per
+//!   rule. So the summary stays under half the cap and a secret once listed stays listed. Only
+//!   records appended without that check (not the guard's) past half the cap are folded into the
+//!   per-rule count.
 //!
 //! Crash safety works with the guard's checkpoints: the checkpoint records how long the current
 //! file was when it was committed. Records past that length were written for log bytes the
 //! checkpoint does not cover yet; after a restart they are read back ([`FindingLog::open`]) so that
 //! rescanning those bytes records nothing twice. The file is only rotated right after a checkpoint.
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
@@ -86,6 +92,8 @@ pub struct FindingLog {
     keep: usize,
     /// What the last fold found.
     folds: FoldStats,
+    /// Bytes of the summary and the rotated files (all but the current file), as last listed.
+    stored: u64,
     /// Rotation size other than an eighth of the cap (tests).
     rotate_at: Option<u64>,
     /// Records past the checkpoint at open beyond [`PENDING_MAX`] (not returned).
@@ -167,6 +175,7 @@ impl FindingLog {
             cap_bytes: cap_bytes.max(1),
             keep,
             folds: FoldStats::default(),
+            stored: 0,
             rotate_at: None,
             pending_beyond,
             batches,
@@ -185,6 +194,15 @@ impl FindingLog {
     /// those generations reached the report.
     pub fn batches_read_back(&self) -> &HashSet<String> {
         &self.batches
+    }
+
+    /// Bytes the report can still take in records of secrets new to it: what the directory holds
+    /// (summary, rotated files, current file) up to [`NEW_SECRETS_SHARE`] of the cap. The guard
+    /// records new secrets one by one only while this is not spent (beyond, per rule), so that
+    /// folding never has to turn a secret already listed into a count per rule: every distinct
+    /// secret listed stays in the report.
+    pub fn room_for_new_secrets(&self) -> u64 {
+        (self.cap_bytes / 8 * NEW_SECRETS_SHARE).saturating_sub(self.stored + self.len)
     }
 
     /// Current length of `findings.jsonl` (what a checkpoint records).
@@ -281,6 +299,7 @@ impl FindingLog {
         let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.9fZ");
         let current = self.dir.join(CURRENT);
         fs::rename(&current, self.dir.join(format!("{ROTATED_PREFIX}{stamp}.jsonl")))?;
+        self.stored += self.len;
         self.file = OpenOptions::new()
             .read(true)
             .append(true)
@@ -308,7 +327,9 @@ impl FindingLog {
                     .and_then(|r| r.strip_suffix(".jsonl"))
                     .map(str::to_string)
             };
-            if let Some(s) = stamp(SUMMARY_PREFIX) {
+            if name == CURRENT {
+                l.current = md.len();
+            } else if let Some(s) = stamp(SUMMARY_PREFIX) {
                 l.summaries.push((s, md.len()));
             } else if let Some(s) = stamp(ROTATED_PREFIX) {
                 l.rotated.push((s, md.len()));
@@ -337,11 +358,16 @@ impl FindingLog {
             l.rotated = todo;
         }
         let summary_len = l.summaries.last().map_or(0, |(_, n)| *n);
+        self.stored = l.bytes - l.current;
         // How many of the oldest rotated files to fold.
         let mut n = l.rotated.len().saturating_sub(self.keep);
         let mut bytes = l.bytes - l.rotated[..n].iter().map(|(_, b)| b).sum::<u64>();
-        // Room is left for the current file to grow to its rotation size.
-        let room = self.cap_bytes.saturating_sub(self.rotate_bytes());
+        // Room is left for the current file to grow to its rotation size, and for new secrets
+        // (folding repeats into one record per secret gives room back).
+        let room = self
+            .cap_bytes
+            .saturating_sub(self.rotate_bytes())
+            .min(self.cap_bytes / 8 * NEW_SECRETS_SHARE);
         while bytes > room && n < l.rotated.len() {
             bytes -= l.rotated[n].1;
             n += 1;
@@ -356,14 +382,18 @@ impl FindingLog {
             self.fold(through.as_deref(), chunk)?;
             through = chunk.last().map(|(s, _)| s.clone());
         }
-        self.folds.dir_bytes = self.listing()?.bytes;
+        let l = self.listing()?;
+        self.folds.dir_bytes = l.bytes;
+        self.stored = l.bytes - l.current;
         Ok(())
     }
 
     /// Fold `files` (oldest first) into the summary `folded_through` and write the new summary.
-    /// Memory follows the records of `files` (at most [`FOLD_FILES`] rotated files), never the
-    /// summary: it is streamed into the new one, each of its records merged with what `files` hold
-    /// for the same secret and container, and the secrets new to it are written after.
+    /// Memory follows the distinct secrets of `files` (a 16-byte key and the occurrence counts
+    /// each, at most [`FOLD_FILES`] rotated files), never their records nor the summary: a first
+    /// pass over `files` counts the occurrences per secret and container; the summary is streamed
+    /// into the new one, each of its records merged with those counts; a second pass over `files`
+    /// writes the secrets new to the summary, each from its first record.
     fn fold(&mut self, folded_through: Option<&str>, files: &[(String, u64)]) -> io::Result<()> {
         type Key = (String, String);
         let key_of = |r: &FindingRecord| -> Key {
@@ -372,25 +402,25 @@ impl FindingLog {
                 r.finding.container_id.clone().unwrap_or_else(|| r.finding.file.clone()),
             )
         };
-        let mut agg: HashMap<Key, FindingRecord> = HashMap::new();
-        let mut order: Vec<Key> = Vec::new();
+        let digest_of = |r: &FindingRecord| -> u128 {
+            let (fp, owner) = key_of(r);
+            let mut h = blake3::Hasher::new();
+            h.update(&(fp.len() as u64).to_le_bytes());
+            h.update(fp.as_bytes());
+            h.update(owner.as_bytes());
+            let mut out = [0u8; 16];
+            out.copy_from_slice(&h.finalize().as_bytes()[..16]);
+            u128::from_le_bytes(out)
+        };
+        let rotated = |s: &str| fsutil::open_nofollow(&self.dir.join(format!("{ROTATED_PREFIX}{s}.jsonl")));
+        let mut counts: HashMap<u128, Occurrences> = HashMap::new();
         for (s, _) in files {
-            let file = fsutil::open_nofollow(&self.dir.join(format!("{ROTATED_PREFIX}{s}.jsonl")))?;
-            read_findings_from(file, &mut |r: FindingRecord| {
+            read_findings_from(rotated(s)?, &mut |r: FindingRecord| {
                 let occ = r.occurrences.clone().unwrap_or_else(|| Occurrences::of(&r.finding));
-                let key = key_of(&r);
-                match agg.get_mut(&key) {
-                    Some(a) => a.occurrences.get_or_insert_with(Occurrences::default).merge(&occ),
-                    None => {
-                        order.push(key.clone());
-                        agg.insert(
-                            key,
-                            FindingRecord {
-                                occurrences: Some(occ),
-                                batch: None,
-                                ..r
-                            },
-                        );
+                match counts.entry(digest_of(&r)) {
+                    Entry::Occupied(mut a) => a.get_mut().merge(&occ),
+                    Entry::Vacant(v) => {
+                        v.insert(occ);
                     }
                 }
             })?;
@@ -422,10 +452,8 @@ impl FindingLog {
         if let Some(s) = folded_through {
             let file = fsutil::open_nofollow(&self.dir.join(format!("{SUMMARY_PREFIX}{s}.jsonl")))?;
             read_findings_from(file, &mut |mut r: FindingRecord| {
-                if let Some(more) = agg.remove(&key_of(&r)) {
-                    let occ = more.occurrences.unwrap_or_else(|| Occurrences::of(&more.finding));
-                    let mine = r.occurrences.take().unwrap_or_else(|| Occurrences::of(&r.finding));
-                    let mut merged = mine;
+                if let Some(occ) = counts.remove(&digest_of(&r)) {
+                    let mut merged = r.occurrences.take().unwrap_or_else(|| Occurrences::of(&r.finding));
                     merged.merge(&occ);
                     r.occurrences = Some(merged);
                 }
@@ -436,16 +464,23 @@ impl FindingLog {
                 }
             })?;
         }
-        // Secrets new to the summary, while it is under half the cap; beyond, per rule.
+        // Secrets new to the summary, from their first record, while it is under half the cap;
+        // beyond, per rule (the guard's recording budget stops recording new secrets one by one
+        // well before: see `FindingLog::room_for_new_secrets`).
         let limit = self.cap_bytes / 2;
-        for key in &order {
-            if let Some(r) = agg.remove(key) {
+        for (s, _) in files {
+            read_findings_from(rotated(s)?, &mut |mut r: FindingRecord| {
+                let Some(occ) = counts.remove(&digest_of(&r)) else {
+                    return;
+                };
+                r.occurrences = Some(occ);
+                r.batch = None;
                 if out.len > limit || is_over_cap(&r.finding.fingerprint) {
                     add_over(r, &mut over);
                 } else {
                     out.write(&r);
                 }
-            }
+            })?;
         }
         for key in &order_over {
             if let Some(r) = over.remove(key) {
@@ -507,8 +542,13 @@ fn as_over_cap(mut r: FindingRecord) -> FindingRecord {
     r
 }
 
-/// Rotated files folded at a time: a fold holds their records in memory (each file is at most an
-/// eighth of the directory's cap), never the summary.
+/// Eighths of the cap that records of distinct secrets may fill
+/// ([`FindingLog::room_for_new_secrets`]): below the half at which folding would count new
+/// secrets per rule, with an eighth (a rotation's worth of records) to spare.
+pub const NEW_SECRETS_SHARE: u64 = 3;
+
+/// Rotated files folded at a time: a fold holds a key and the counts of each distinct secret of
+/// theirs in memory, never their records nor the summary.
 const FOLD_FILES: usize = 2;
 
 /// Summaries and rotated occurrence files by stamp (with sizes), and the directory's total size.
@@ -517,6 +557,8 @@ struct Listing {
     summaries: Vec<(String, u64)>,
     rotated: Vec<(String, u64)>,
     bytes: u64,
+    /// Size of the current file.
+    current: u64,
 }
 
 #[cfg(test)]

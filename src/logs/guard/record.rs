@@ -55,6 +55,7 @@ impl Guard<'_> {
         let mut new: Vec<&Finding> = Vec::new();
         let mut all: Vec<&Finding> = Vec::new();
         let now = Instant::now();
+        self.budget.set_room(self.sink.room_for_new_secrets());
         for Found { finding: f, is_new } in findings {
             if !is_new || self.opts.baseline.contains(&f.fingerprint) {
                 continue;
@@ -79,7 +80,14 @@ impl Guard<'_> {
                         },
                         1.0,
                     );
-                    if self.found_logged.allow(&format!("budget\0{}", c.id), now).is_some() {
+                    if self.budget.out_of_room() {
+                        if self.found_logged.allow("report-full", now).is_some() {
+                            tracing::warn!(
+                                "log guard: the report holds as many secrets one by one as guard.findings_max_mib ({} MiB) allows: new secrets are masked and counted per rule in the report, not one by one (raise guard.findings_max_mib to list more)",
+                                self.opts.findings_max_bytes >> 20
+                            );
+                        }
+                    } else if self.found_logged.allow(&format!("budget\0{}", c.id), now).is_some() {
                         tracing::warn!(
                             "log guard: container {} ({}) logs secrets faster than {} a second: further ones are masked and counted per secret or per rule in the report, not one by one",
                             c.name,

@@ -769,6 +769,83 @@ fn a_flood_of_distinct_secrets_is_masked_and_counted_within_the_recording_budget
 }
 
 #[test]
+fn a_report_at_its_cap_counts_new_secrets_per_rule_and_never_unlists_a_listed_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let live = container(tmp.path(), 'a', "flood", false, "");
+    let parts = Parts::new();
+    let cap: u64 = 256 << 10;
+    let opts = |o: &mut GuardOptions| {
+        o.findings_per_second = 1_000_000;
+        o.findings_max_bytes = cap;
+    };
+    let mut g = parts.guard_with(tmp.path(), opts);
+    let fps = |recs: &[serde_json::Value]| -> HashSet<String> {
+        recs.iter()
+            .map(|r| r["fingerprint"].as_str().unwrap().to_string())
+            .filter(|f| !f.starts_with("over-cap:"))
+            .collect()
+    };
+    let count = |r: &serde_json::Value| r["occurrences"]["count"].as_u64().unwrap_or(1);
+    // 3 000 distinct secrets (about 2.5 MB of records at one a secret) in batches, each batch
+    // checkpointed (the report rotates and folds), and the guard restarted halfway.
+    let mut listed_early = HashSet::new();
+    for b in 0..30u64 {
+        let bytes: Vec<u8> = (b * 100..b * 100 + 100)
+            .flat_map(|i| {
+                line(
+                    &format!("request {i} key={}", token(&format!("Rc{i:05}xT7wK9mB2vN5cR8yL4pF6hJ"))),
+                    i,
+                )
+            })
+            .collect();
+        append(&live, &bytes);
+        g.sync_all();
+        g.commit(Commit::Now).unwrap();
+        if b == 2 {
+            listed_early = fps(&records(tmp.path()));
+        }
+        if b == 15 {
+            drop(g);
+            g = parts.guard_with(tmp.path(), opts);
+        }
+    }
+    let recs = records(tmp.path());
+    let listed = fps(&recs);
+    assert!(!listed_early.is_empty());
+    assert!(
+        listed_early.is_subset(&listed),
+        "{} secret(s) listed earlier are no longer listed",
+        listed_early.difference(&listed).count()
+    );
+    assert!(
+        (listed.len() as u64) < 3000 && (listed.len() as u64) * 500 <= cap / 2,
+        "{} listed one by one",
+        listed.len()
+    );
+    assert_eq!(
+        recs.iter().map(count).sum::<u64>(),
+        3000,
+        "every occurrence counted once"
+    );
+    let over: u64 = recs
+        .iter()
+        .filter(|r| r["fingerprint"].as_str().unwrap().starts_with("over-cap:"))
+        .map(count)
+        .sum();
+    assert_eq!(over + listed.len() as u64, 3000);
+    let dir: u64 = fs::read_dir(tmp.path().join("state/findings"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.metadata().unwrap().len())
+        .sum();
+    assert!(
+        dir <= cap,
+        "the report's directory ({dir} bytes) is over its cap ({cap})"
+    );
+    assert!(metric(g.metrics, crate::metrics::FINDINGS_OVER_CAP_TOTAL) > 0.0);
+}
+
+#[test]
 fn a_kill_during_a_flood_neither_loses_nor_doubles_the_counts_past_the_budget() {
     let tmp = tempfile::tempdir().unwrap();
     let live = container(tmp.path(), 'c', "flood", false, "");
