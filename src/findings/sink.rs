@@ -76,6 +76,11 @@ pub fn occurrence_id(k: &OccurrenceKey) -> OccurrenceId {
     field(Some(&k.3));
     field(Some(&k.4));
     h.update(&k.2.to_le_bytes());
+    digest128(&h)
+}
+
+/// The first 128 bits of what `h` hashed.
+fn digest128(h: &blake3::Hasher) -> u128 {
     let mut out = [0u8; 16];
     out.copy_from_slice(&h.finalize().as_bytes()[..16]);
     u128::from_le_bytes(out)
@@ -408,9 +413,7 @@ impl FindingLog {
             h.update(&(fp.len() as u64).to_le_bytes());
             h.update(fp.as_bytes());
             h.update(owner.as_bytes());
-            let mut out = [0u8; 16];
-            out.copy_from_slice(&h.finalize().as_bytes()[..16]);
-            u128::from_le_bytes(out)
+            digest128(&h)
         };
         let rotated = |s: &str| fsutil::open_nofollow(&self.dir.join(format!("{ROTATED_PREFIX}{s}.jsonl")));
         let mut counts: HashMap<u128, Occurrences> = HashMap::new();
