@@ -119,7 +119,7 @@ pub struct GuardConfig {
     /// How long a log entry still open at the end of a live log (a 16 KiB split without its last
     /// part, a PEM key without its END line) waits for its end before it is scanned as it is.
     pub hold_seconds: u64,
-    /// Checkpoints are written at most this often (and at exit), in milliseconds.
+    /// Checkpoints are written this often (an eighth of it on a busy host, and at exit), in milliseconds.
     pub checkpoint_ms: u64,
     /// Size cap of the `findings/` directory in MiB: `findings.jsonl` rotates at an eighth of it and
     /// the oldest rotated files are folded into per-secret aggregates (never dropped).

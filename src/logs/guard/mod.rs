@@ -139,6 +139,8 @@ pub struct Guard<'a> {
     marks: Checkpoints,
     marks_dirty: bool,
     last_commit: Instant,
+    /// Log bytes scanned since the last checkpoint was handed off (see [`commit::BUSY_CHECKPOINT_BYTES`]).
+    scanned_since_commit: u64,
     sink: FindingLog,
     /// Keys of findings recorded since the last checkpoint was handed to the syncer.
     uncommitted: HashSet<OccurrenceId>,

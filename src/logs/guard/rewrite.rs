@@ -289,9 +289,11 @@ pub(super) fn birth_time(file: &File) -> Option<SystemTime> {
 }
 
 /// The compression level of a rewritten `.gz`. Compressing at Docker's level (6) was the largest
-/// part of the guard's CPU under fast rotation; level 2 costs a fraction of it for files about a
-/// quarter larger (level 1 about half larger, for no clear gain; see the README's stress benchmark).
-pub(super) const REWRITE_LEVEL: flate2::Compression = flate2::Compression::new(2);
+/// part of the guard's CPU under fast rotation. On a 770 KB `max10-kill` log of the stress
+/// benchmark (zlib-rs, one core): level 6 4.4 ms a MB for 8.1 % of the size, level 2 1.7 ms for
+/// 10.2 %, level 1 1.1 ms for 12.6 %. Under fast rotation with restarts (`max10-kill`) the rewrites
+/// were about a third of the guard's CPU: level 1.
+pub(super) const REWRITE_LEVEL: flate2::Compression = flate2::Compression::new(1);
 
 #[cfg(test)]
 mod tests {

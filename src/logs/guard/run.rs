@@ -184,6 +184,7 @@ impl Guard<'_> {
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.sync_container_once(id, look)));
         match result {
             Ok(stats) => {
+                self.scanned_since_commit += stats.bytes;
                 if self.quarantine.remove(id).is_some() {
                     tracing::warn!("log guard: container {}: recovered", short_id(id));
                 }
@@ -384,7 +385,7 @@ impl Guard<'_> {
                 let due: Vec<String> = self.held_due().into_iter().chain(self.quarantine_due()).collect();
                 structural.extend(due.iter().cloned());
                 dirty.extend(due);
-                let each: Vec<(String, Look)> = dirty
+                let mut each: Vec<(String, Look)> = dirty
                     .into_iter()
                     .map(|id| {
                         let look = if structural.contains(&id) {
@@ -395,6 +396,11 @@ impl Guard<'_> {
                         (id, look)
                     })
                     .collect();
+                // Live files first: a container that rotated may have compressed files to
+                // decompress, scan and rewrite, while the others' new lines are a read and a scan
+                // each, and are masked before Docker compresses them only if they are not kept
+                // waiting.
+                each.sort_by_key(|(_, look)| *look != Look::LiveOnly);
                 self.sync_each_as(each, Some(stop)).bytes
             };
             let now = Instant::now();

@@ -65,6 +65,7 @@ impl<'a> Guard<'a> {
             marks,
             marks_dirty,
             last_commit: Instant::now(),
+            scanned_since_commit: 0,
             sink,
             uncommitted,
             syncing: None,

@@ -2443,3 +2443,33 @@ fn a_gzip_docker_is_still_writing_is_checked_again_when_complete() {
         .unwrap();
     assert!(!text.contains(&token(T2)));
 }
+
+#[test]
+fn a_busy_guard_checkpoints_after_an_eighth_of_the_interval() {
+    let tmp = tempfile::tempdir().unwrap();
+    let live = container(tmp.path(), 'f', "gw", false, "");
+    let state = tmp.path().join("state");
+    let parts = Parts::new();
+    let mut g = parts.guard_with(tmp.path(), |o| o.checkpoint_every = Duration::from_secs(2));
+    let saved = |g: &mut Guard| {
+        g.commit(Commit::IfDue).unwrap();
+        g.finish_sync().unwrap();
+        !Checkpoints::load(&state).unwrap().files.is_empty()
+    };
+    // A quiet log: a checkpoint after the whole interval only.
+    append(&live, &line("a quiet line", 0));
+    g.sync_all();
+    std::thread::sleep(Duration::from_millis(600));
+    assert!(!saved(&mut g), "quiet: not due before checkpoint_every");
+    // A busy one: after an eighth of it, once BUSY_CHECKPOINT_BYTES were scanned.
+    let text = "x".repeat(1000);
+    let mut busy = Vec::new();
+    let mut n = 1;
+    while (busy.len() as u64) < BUSY_CHECKPOINT_BYTES + (64 << 10) {
+        busy.extend(line(&text, n));
+        n += 1;
+    }
+    append(&live, &busy);
+    assert!(g.sync_all().bytes >= BUSY_CHECKPOINT_BYTES);
+    assert!(saved(&mut g), "busy: due after an eighth of checkpoint_every");
+}
