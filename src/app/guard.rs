@@ -76,13 +76,13 @@ pub fn start(service: &mut Service, config: &Arc<Config>, metrics: &Arc<Metrics>
     }
 }
 
-/// The guard's options from the configuration.
 /// The guard matches an entry split into 16 KiB parts (a long line) in windows of this many bytes
 /// while its parts keep coming, not at `scan.max_unit_kib` (1 MiB): a secret in the first part of a
 /// 10 MB line is masked once the next 256 KiB are written, before Docker (at `max-size=1m`)
 /// rotates and compresses its file, and an open entry re-read on each pass is at most this long.
 const GUARD_UNIT_BYTES: usize = 256 << 10;
 
+/// The guard's options from the configuration.
 fn options(
     config: &Config,
     baseline: std::collections::HashSet<String>,
