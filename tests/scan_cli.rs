@@ -161,6 +161,42 @@ fn a_secret_across_docker_16k_split_maps_to_both_lines() {
 }
 
 #[test]
+fn secrets_in_a_long_entry_split_in_many_parts_are_found_in_any_part_and_across_joins() {
+    // A 20-part entry (about 320 KiB): the keyword search of the joined text reads only the parts
+    // whose raw lines held a keyword and the joins between parts. Three secrets: one inside part
+    // 9, one whose keyword (`ghp_`) Docker's split cuts in two (no raw line holds it), one at the
+    // end of the last part.
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("long-json.log");
+    let gh = github();
+    let mut msg = vec![b'x'; 16384 * 19 + 200];
+    let inside = 16384 * 8 + 5000;
+    let across = 16384 * 14 - 2;
+    let at_end = msg.len() - OPENAI.len() - 1;
+    for (at, s) in [(inside, ANTHROPIC), (across, gh.as_str()), (at_end, OPENAI)] {
+        msg[at - 1] = b' ';
+        msg[at..at + s.len()].copy_from_slice(s.as_bytes());
+        msg[at + s.len()] = b' ';
+    }
+    let body = docker_split(&msg, "stdout", T);
+    assert_eq!(body.iter().filter(|&&b| b == b'\n').count(), 20);
+    write(&log, &body);
+    let state = dir.path().join("state");
+    let out = run(sidecar(&state).arg("scan").arg(&log).args(["--format", "jsonl"]));
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut rules: Vec<String> = findings(&out.stdout)
+        .iter()
+        .map(|f| f["rule"].as_str().unwrap().to_string())
+        .collect();
+    rules.sort();
+    assert_eq!(
+        rules,
+        ["anthropic-api-key", "github-pat", "openai-api-key"],
+        "{rules:?}"
+    );
+}
+
+#[test]
 fn a_pem_key_printed_over_several_entries_is_one_finding() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("pem-json.log");

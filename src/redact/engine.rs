@@ -317,6 +317,7 @@ impl EngineBuilder {
             format_prefixes,
             rules,
             prefilter,
+            max_keyword_len: patterns.iter().map(Vec::len).max().unwrap_or(0),
             patterns,
             pattern_rules,
             unconditional,
@@ -579,15 +580,20 @@ impl PrefilterGroup {
     /// First match of this group's patterns at or after `from`, wherever it is: (start, cover
     /// index, whether [`Self::find`] passes over it as part of a base64 run).
     fn find_any(&self, lowered: &[u8], from: usize) -> Option<(usize, usize, bool)> {
-        if from >= lowered.len() {
+        self.find_any_before(lowered, from, lowered.len())
+    }
+
+    /// [`Self::find_any`] of a match that ends at or before `until`.
+    fn find_any_before(&self, lowered: &[u8], from: usize, until: usize) -> Option<(usize, usize, bool)> {
+        if from >= until {
             return None;
         }
         let (at, end, i) = match &self.searcher {
             PrefilterSearcher::Packed(s) => s
-                .find_in(lowered, aho_corasick::Span::from(from..lowered.len()))
+                .find_in(lowered, aho_corasick::Span::from(from..until))
                 .map(|m| (m.start(), m.end(), m.pattern().as_usize())),
             PrefilterSearcher::Automaton(a) => a
-                .find(aho_corasick::Input::new(lowered).span(from..lowered.len()))
+                .find(aho_corasick::Input::new(lowered).span(from..until))
                 .map(|m| (m.start(), m.end(), m.pattern().as_usize())),
         }?;
         let inside_base64 = self.base64_only[i]
@@ -735,6 +741,8 @@ pub struct Engine {
     patterns: Vec<Vec<u8>>,
     /// Pattern index → the rules it is a keyword of.
     pattern_rules: Vec<Vec<usize>>,
+    /// The longest of `patterns`.
+    max_keyword_len: usize,
     unconditional: Vec<usize>,
     global: Allowlist,
     /// Public prefixes (4 bytes or more) of the format rules, longest first.
@@ -871,27 +879,41 @@ impl Engine {
     /// checked against the keywords holding that cover pattern.
     /// Returns whether the prefilter passes the text: a keyword of a rule without a gate occurs
     /// outside a base64 run ([`Engine::next_keyword_lowered`] finds one), or a rule has no keywords.
-    fn keyword_hits(&self, lowered: &[u8], hits: &mut Vec<(usize, usize, usize)>) -> bool {
+    fn keyword_hits(
+        &self,
+        lowered: &[u8],
+        zones: Option<&[Range<usize>]>,
+        hits: &mut Vec<(usize, usize, usize)>,
+    ) -> bool {
         hits.clear();
         let mut passes = !self.unconditional.is_empty();
-        for group in &self.prefilter.groups {
-            let mut at = 0;
-            while let Some((start, cover, inside_base64)) = group.find_any(lowered, at) {
-                passes |= !inside_base64;
-                for &(p, off) in &self.prefilter.cover_keywords[cover] {
-                    let pattern = &self.patterns[p];
-                    if let Some(ks) = start.checked_sub(off) {
-                        if lowered.get(ks..ks + pattern.len()) == Some(&pattern[..]) {
-                            hits.push((ks, ks + pattern.len(), p));
+        let whole = 0..lowered.len();
+        for zone in zones.unwrap_or(std::slice::from_ref(&whole)) {
+            let until = zone.end.min(lowered.len());
+            for group in &self.prefilter.groups {
+                let mut at = zone.start;
+                while let Some((start, cover, inside_base64)) = group.find_any_before(lowered, at, until) {
+                    passes |= !inside_base64;
+                    for &(p, off) in &self.prefilter.cover_keywords[cover] {
+                        let pattern = &self.patterns[p];
+                        if let Some(ks) = start.checked_sub(off) {
+                            if lowered.get(ks..ks + pattern.len()) == Some(&pattern[..]) {
+                                hits.push((ks, ks + pattern.len(), p));
+                            }
                         }
                     }
+                    at = start + 1;
                 }
-                at = start + 1;
             }
         }
         hits.sort_unstable();
         hits.dedup();
         passes
+    }
+
+    /// The longest keyword, in any form it is searched in.
+    pub fn max_keyword_len(&self) -> usize {
+        self.max_keyword_len
     }
 
     /// [`Engine::might_match`] on a lowercased line: the keyword prefilter's matches from `from` on,
@@ -930,16 +952,31 @@ impl Engine {
 
     /// Find the secrets in `text`, in order of position, without overlaps.
     pub fn find(&self, text: &[u8], scratch: &mut Scratch, out: &mut Vec<Match>) {
-        self.find_as(text, scratch, out, false);
+        self.find_as(text, None, scratch, out, false);
     }
 
     /// [`Engine::find`], only when [`Engine::next_keyword`] finds a keyword in `text` (one pass of
     /// the keyword search instead of two).
     pub fn find_if_keyword(&self, text: &[u8], scratch: &mut Scratch, out: &mut Vec<Match>) {
-        self.find_as(text, scratch, out, true);
+        self.find_as(text, None, scratch, out, true);
     }
 
-    fn find_as(&self, text: &[u8], scratch: &mut Scratch, out: &mut Vec<Match>, gated: bool) {
+    /// [`Engine::find_if_keyword`] when every keyword in `text` lies inside one of `zones`
+    /// (ascending, not overlapping): the keyword search reads only those. A caller that knows
+    /// where keywords can be (the 16 KiB parts of an entry whose raw lines held one, and the
+    /// joins between parts) saves a pass over the rest; a keyword outside the zones is missed.
+    pub fn find_if_keyword_in(&self, text: &[u8], zones: &[Range<usize>], scratch: &mut Scratch, out: &mut Vec<Match>) {
+        self.find_as(text, Some(zones), scratch, out, true);
+    }
+
+    fn find_as(
+        &self,
+        text: &[u8],
+        zones: Option<&[Range<usize>]>,
+        scratch: &mut Scratch,
+        out: &mut Vec<Match>,
+        gated: bool,
+    ) {
         let Scratch {
             triggered,
             order,
@@ -968,7 +1005,7 @@ impl Engine {
             order.push(r);
         }
         lowercase_into(text, lowered);
-        if !self.keyword_hits(lowered, hits) && gated {
+        if !self.keyword_hits(lowered, zones, hits) && gated {
             return;
         }
         for &(start, end, p) in hits.iter() {
@@ -1159,6 +1196,28 @@ mod tests {
             .with_rules(RuleFile::from_toml(toml, "test").unwrap())
             .build()
             .unwrap()
+    }
+
+    #[test]
+    fn the_keyword_search_in_zones_reads_only_the_zones() {
+        let e = Engine::builtin();
+        let gh = format!("ghp_{}", "q8W3nZ0rT5vB1xK7mP4sD9fG2hJ6kLa7Qe9c");
+        let text = format!("{} token {gh} {}", "x".repeat(4000), "y".repeat(4000));
+        let at = text.find("ghp_").unwrap();
+        let found = |zones: &[(usize, usize)]| {
+            let zones: Vec<Range<usize>> = zones.iter().map(|&(s, e)| s..e).collect();
+            let mut out = Vec::new();
+            e.find_if_keyword_in(text.as_bytes(), &zones, &mut Scratch::default(), &mut out);
+            out.iter().map(|m| e.rules()[m.rule].id.clone()).collect::<Vec<_>>()
+        };
+        let mut whole = Vec::new();
+        e.find_if_keyword(text.as_bytes(), &mut Scratch::default(), &mut whole);
+        assert_eq!(whole.len(), 1);
+        assert_eq!(found(&[(0, text.len())]), ["github-pat"]);
+        assert_eq!(found(&[(at - 10, at + 4)]), ["github-pat"]);
+        // The keyword must lie whole inside a zone; outside every zone it is not searched for.
+        assert!(found(&[(0, at + 3)]).is_empty());
+        assert!(found(&[(0, 100), (at + 1, text.len())]).is_empty());
     }
 
     fn ids(e: &Engine, text: &str) -> Vec<(String, String)> {
