@@ -197,6 +197,62 @@ fn secrets_in_a_long_entry_split_in_many_parts_are_found_in_any_part_and_across_
 }
 
 #[test]
+fn a_keyword_that_looks_inside_base64_on_its_raw_line_is_searched_in_a_long_entry() {
+    // On the raw line, Docker's escape `\n` (and the letters after it) make `AKIA` look like part
+    // of a base64 run, which the prefilter passes over; in the decoded text a newline ends that
+    // run. And once an entry passes the prefilter for another keyword (`password=` in part 0), a
+    // keyword inside base64 in another part still triggers its rule. Both parts are searched.
+    let dir = tempfile::tempdir().unwrap();
+    let aws = "AKIAQ3NCWV6BR4FSP7D4";
+    let filler = |n: usize| {
+        b"lorem ipsum dolor sit amet "
+            .iter()
+            .copied()
+            .cycle()
+            .take(n)
+            .collect::<Vec<u8>>()
+    };
+    let entry = |payloads: &[(usize, String)]| {
+        let mut msg = filler(16384 * 4 - 100);
+        for (at, p) in payloads {
+            msg[at - 1] = b' ';
+            msg[*at..at + p.len()].copy_from_slice(p.as_bytes());
+            msg[at + p.len()] = b' ';
+        }
+        docker_split(&msg, "stdout", T)
+    };
+    let cases = [
+        (
+            "escaped.log",
+            entry(&[(16384 * 2 + 5000, format!("\n/alice/bobkeys/{aws}"))]),
+            vec!["aws-access-key-id"],
+        ),
+        (
+            "path.log",
+            entry(&[
+                (3000, "db_password=Hunter2Secret99x".to_string()),
+                (16384 * 2 + 5000, format!("/api/v2/users/alice/keys/{aws}")),
+            ]),
+            vec!["aws-access-key-id", "password"],
+        ),
+    ];
+    for (name, body, want) in cases {
+        let log = dir.path().join(name);
+        write(&log, &body);
+        let out = run(sidecar(&dir.path().join("state"))
+            .arg("scan")
+            .arg(&log)
+            .args(["--format", "jsonl"]));
+        let mut rules: Vec<String> = findings(&out.stdout)
+            .iter()
+            .map(|f| f["rule"].as_str().unwrap().to_string())
+            .collect();
+        rules.sort();
+        assert_eq!(rules, want, "{name}");
+    }
+}
+
+#[test]
 fn a_pem_key_printed_over_several_entries_is_one_finding() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("pem-json.log");

@@ -696,8 +696,9 @@ struct Unit {
 
 /// Where the text of a unit joined from several lines can hold a keyword: the text of each part
 /// whose raw line held one (a line is searched in every form a keyword takes in it, JSON-escaped
-/// included, so a part whose line held none holds none either; as for a single line, a keyword
-/// inside a run of base64 is not one), and `reach` bytes on each side of every join (a keyword
+/// included, so a part whose line held none holds none either; a keyword the prefilter passes over
+/// inside a run of base64 counts, since an escape such as `\n` may end that run in the decoded
+/// text), and `reach` bytes on each side of every join (a keyword
 /// cut by Docker's 16 KiB split, or by a line end, is in neither line whole). Ascending, merged.
 /// On a 10 MB entry with four secrets, the keyword search reads a few parts and the joins
 /// instead of all 10 MB a second time.
@@ -747,6 +748,9 @@ struct RawLine<'b> {
     line_no: u64,
     /// What the keyword prefilter says of it.
     hit: LineHit,
+    /// A keyword starts in it, counting those the prefilter passes over as part of a base64 run
+    /// (in the decoded text, an escape may end that run): the decoded text may hold one.
+    any_keyword: bool,
     /// It starts in the owned range.
     in_own: bool,
 }
@@ -915,6 +919,7 @@ impl<'s, 'a> ChunkScanner<'s, 'a> {
                     Some(h) if h.at < end => LineHit::Maybe,
                     _ => LineHit::None,
                 };
+                let any_keyword = hit.any() || keywords.skipped_in(pos..end);
                 let in_own = self.job.own.contains(&line_start);
                 if let Some(first) = long_line.take() {
                     // The tail of a long line whose earlier windows were scanned below.
@@ -941,6 +946,7 @@ impl<'s, 'a> ChunkScanner<'s, 'a> {
                         line_start,
                         line_no,
                         hit,
+                        any_keyword,
                         in_own,
                     });
                 }
@@ -1034,6 +1040,7 @@ impl<'s, 'a> ChunkScanner<'s, 'a> {
             line_start,
             line_no,
             hit,
+            any_keyword,
             in_own,
         } = l;
         let may_start = line_start < self.job.own.end;
@@ -1055,7 +1062,7 @@ impl<'s, 'a> ChunkScanner<'s, 'a> {
                 may_open: hit && may_start,
                 in_own,
                 partial: false,
-                hit,
+                hit: any_keyword,
             });
             return;
         }
@@ -1091,7 +1098,7 @@ impl<'s, 'a> ChunkScanner<'s, 'a> {
                         may_open: open_here,
                         in_own,
                         partial,
-                        hit,
+                        hit: any_keyword,
                     });
                 }
                 if hit && in_own {
@@ -1117,7 +1124,7 @@ impl<'s, 'a> ChunkScanner<'s, 'a> {
                         may_open: true,
                         in_own,
                         partial: false,
-                        hit,
+                        hit: any_keyword,
                     });
                 }
             }

@@ -567,12 +567,18 @@ impl Prefilter {
 impl PrefilterGroup {
     /// First match of this group's patterns at or after `from`: (start, cover index). A match of
     /// a base64-only pattern inside a run of base64 (16 bytes or more on each side) is not one.
-    fn find(&self, lowered: &[u8], mut from: usize) -> Option<(usize, usize)> {
+    fn find(&self, lowered: &[u8], from: usize) -> Option<(usize, usize)> {
+        self.find_noting(lowered, from, &mut Vec::new())
+    }
+
+    /// [`Self::find`], pushing onto `skipped` where each match it passes over starts.
+    fn find_noting(&self, lowered: &[u8], mut from: usize, skipped: &mut Vec<usize>) -> Option<(usize, usize)> {
         loop {
             let (at, cover, inside_base64) = self.find_any(lowered, from)?;
             if !inside_base64 {
                 return Some((at, cover));
             }
+            skipped.push(at);
             from = at + 1;
         }
     }
@@ -654,9 +660,25 @@ pub struct KeywordCursor<'e> {
     /// Per prefilter group: `None` = not searched yet, `Some(None)` = no match left,
     /// `Some(Some((at, cover)))` = its next match starts at `at`, of cover pattern `cover`.
     next: Vec<Option<Option<(usize, usize)>>>,
+    /// Where the matches passed over as part of a base64 run start (any group, found so far).
+    skipped: Vec<usize>,
 }
 
 impl KeywordCursor<'_> {
+    /// Whether a match passed over as part of a base64 run starts in `range`, among those before
+    /// the last hit returned (or anywhere, once none is left). In decoded text such a keyword may
+    /// stand alone: Docker's escapes (`\n`, `\u0009`) put base64 letters around it in the raw line.
+    pub fn skipped_in(&mut self, range: Range<usize>) -> bool {
+        if self.skipped.is_empty() {
+            return false;
+        }
+        if !self.skipped.is_sorted() {
+            self.skipped.sort_unstable();
+        }
+        let i = self.skipped.partition_point(|&at| at < range.start);
+        self.skipped.get(i).is_some_and(|&at| at < range.end)
+    }
+
     /// Offset of the first keyword at or after `from` in `lowered` (the same buffer on every call;
     /// `from` never decreasing), like [`Engine::next_keyword_lowered`].
     pub fn next(&mut self, lowered: &[u8], from: usize) -> Option<usize> {
@@ -677,7 +699,7 @@ impl KeywordCursor<'_> {
                 Some(Some((at, cover))) if at >= from => Some((at, cover)),
                 Some(None) => None,
                 _ => {
-                    let h = g.find(lowered, from);
+                    let h = g.find_noting(lowered, from, &mut self.skipped);
                     *slot = Some(h);
                     h
                 }
@@ -857,6 +879,7 @@ impl Engine {
         KeywordCursor {
             engine: self,
             next: vec![None; self.prefilter.groups.len()],
+            skipped: Vec::new(),
         }
     }
 
