@@ -698,8 +698,8 @@ struct Unit {
 /// whose raw line held one (a line is searched in every form a keyword takes in it, JSON-escaped
 /// included, so a part whose line held none holds none either; a keyword the prefilter passes over
 /// inside a run of base64 counts, since an escape such as `\n` may end that run in the decoded
-/// text), and `reach` bytes on each side of every join (a keyword
-/// cut by Docker's 16 KiB split, or by a line end, is in neither line whole). Ascending, merged.
+/// text), and `reach` bytes on each side of every join (a keyword cut by Docker's 16 KiB split,
+/// or by a line end, is in neither line whole). Ascending, merged.
 /// On a 10 MB entry with four secrets, the keyword search reads a few parts and the joins
 /// instead of all 10 MB a second time.
 fn keyword_zones(unit: &Unit, reach: usize) -> Vec<Range<usize>> {

@@ -662,6 +662,8 @@ pub struct KeywordCursor<'e> {
     next: Vec<Option<Option<(usize, usize)>>>,
     /// Where the matches passed over as part of a base64 run start (any group, found so far).
     skipped: Vec<usize>,
+    /// How many of `skipped` were sorted when last asked (the groups push in their own order).
+    sorted: usize,
 }
 
 impl KeywordCursor<'_> {
@@ -672,8 +674,9 @@ impl KeywordCursor<'_> {
         if self.skipped.is_empty() {
             return false;
         }
-        if !self.skipped.is_sorted() {
+        if self.sorted != self.skipped.len() {
             self.skipped.sort_unstable();
+            self.sorted = self.skipped.len();
         }
         let i = self.skipped.partition_point(|&at| at < range.start);
         self.skipped.get(i).is_some_and(|&at| at < range.end)
@@ -880,6 +883,7 @@ impl Engine {
             engine: self,
             next: vec![None; self.prefilter.groups.len()],
             skipped: Vec::new(),
+            sorted: 0,
         }
     }
 
