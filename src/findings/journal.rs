@@ -14,6 +14,12 @@
 //! the aggregates again unless the report already holds its tag (the guard checks the records
 //! past the checkpoint and the checkpoint's own note of the last generation written).
 //!
+//! Each batch's aggregates are preceded by a line of the keys ([`OccurrenceId`]) of the
+//! occurrences they count, and followed by a `masked` line once the batch's masks are written.
+//! After a kill between the two the rescan finds those occurrences still in clear: their keys
+//! ([`Leftover::in_flight`]) tell the guard they are counted already (it masks them, and counts
+//! them no more; a flood run counted 4 403 twice after one kill before).
+//!
 //! Lines are not fsynced (as the report's appends between checkpoints): a kill of the process
 //! loses nothing; a power cut rolls back to the last checkpoint, whose rescan counts again what
 //! had not been masked durably.
@@ -25,12 +31,28 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::record::FindingRecord;
+use super::sink::OccurrenceId;
 use crate::fsutil;
 
 /// The first line of a generation.
 #[derive(Debug, Serialize, Deserialize)]
 struct Header {
     generation: String,
+}
+
+/// A line of the journal that is not an aggregate: the keys of the occurrences the aggregates
+/// after it count, or the note that their masks are written.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Control {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    ids: Vec<String>,
+    /// Keys of occurrences that are not masked (a container sidecar only reports): in flight
+    /// whatever comes after.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    unmasked: Vec<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    masked: bool,
 }
 
 /// What an earlier run left in the journal.
@@ -40,6 +62,9 @@ pub struct Leftover {
     pub generation: Option<String>,
     /// Its aggregates.
     pub records: Vec<FindingRecord>,
+    /// Keys of the occurrences counted in batches whose masks were not noted written: the kill
+    /// may have come before the masks (the rescan is to mask them without counting them again).
+    pub in_flight: Vec<OccurrenceId>,
     /// Lines that could not be read (cut short by a crash, or damaged).
     pub damaged: u64,
 }
@@ -50,6 +75,13 @@ pub struct AggregateJournal {
     path: PathBuf,
     file: File,
     generation: String,
+    /// A batch's keys were appended and its masks not noted written yet.
+    in_flight: bool,
+    /// Keys an earlier run left in flight, carried into each new generation until a checkpoint
+    /// holds them ([`Self::checkpointed`]).
+    carried_keys: Vec<OccurrenceId>,
+    /// Nothing appended since it was created with `carried_keys`.
+    only_carried_keys: bool,
 }
 
 impl AggregateJournal {
@@ -75,20 +107,31 @@ impl AggregateJournal {
             },
             None => return Ok(out),
         }
+        let mut unmasked = Vec::new();
         for line in lines {
-            match serde_json::from_slice::<FindingRecord>(&line?) {
+            let line = line?;
+            if let Ok(c) = serde_json::from_slice::<Control>(&line) {
+                if c.masked {
+                    out.in_flight.clear();
+                }
+                out.damaged += parse_keys(&c.ids, &mut out.in_flight) + parse_keys(&c.unmasked, &mut unmasked);
+                continue;
+            }
+            match serde_json::from_slice::<FindingRecord>(&line) {
                 Ok(r) if r.occurrences.is_some() => out.records.push(r),
                 _ => out.damaged += 1,
             }
         }
+        out.in_flight.extend(unmasked);
         Ok(out)
     }
 
     /// Start a new generation holding `carried` (aggregates of an earlier run not in the report
-    /// yet), replacing whatever the journal held: written to a temporary name and renamed, so that
-    /// a kill leaves one generation or the other whole (not fsynced, as the lines: this runs at
-    /// every checkpoint on the guard's thread).
-    pub fn create(state_dir: &Path, carried: &[FindingRecord]) -> io::Result<Self> {
+    /// yet) and `in_flight` (keys an earlier run left in flight, kept until a checkpoint holds
+    /// them), replacing whatever the journal held: written to a temporary name and renamed, so
+    /// that a kill leaves one generation or the other whole (not fsynced, as the lines: this runs
+    /// at every checkpoint on the guard's thread).
+    pub fn create(state_dir: &Path, carried: &[FindingRecord], in_flight: &[OccurrenceId]) -> io::Result<Self> {
         let path = Self::path(state_dir);
         let generation = new_generation()?;
         let mut buf = Vec::new();
@@ -99,6 +142,7 @@ impl AggregateJournal {
             },
         )?;
         buf.push(b'\n');
+        append_ids(&mut buf, in_flight)?;
         append_lines(&mut buf, carried)?;
         let tmp = path.with_extension("jsonl.tmp");
         let _ = std::fs::remove_file(&tmp);
@@ -115,7 +159,14 @@ impl AggregateJournal {
             .append(true)
             .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
             .open(&path)?;
-        Ok(Self { path, file, generation })
+        Ok(Self {
+            path,
+            file,
+            generation,
+            in_flight: false,
+            only_carried_keys: carried.is_empty() && !in_flight.is_empty(),
+            carried_keys: in_flight.to_vec(),
+        })
     }
 
     /// The generation being appended to.
@@ -123,22 +174,94 @@ impl AggregateJournal {
         &self.generation
     }
 
-    /// Append aggregates taken (one write).
-    pub fn append(&mut self, records: &[FindingRecord]) -> io::Result<()> {
+    /// Append aggregates taken and the keys of the occurrences they count (one write), before
+    /// their masks are written; [`Self::masked`] notes them written. `masked_later`: false for
+    /// occurrences that are not masked (a container sidecar only reports), which stay in flight.
+    pub fn append(&mut self, records: &[FindingRecord], ids: &[OccurrenceId], masked_later: bool) -> io::Result<()> {
         if records.is_empty() {
             return Ok(());
         }
         let mut buf = Vec::new();
+        if masked_later {
+            append_ids(&mut buf, ids)?;
+        } else if !ids.is_empty() {
+            serde_json::to_writer(
+                &mut buf,
+                &Control {
+                    unmasked: hex_keys(ids),
+                    ..Control::default()
+                },
+            )?;
+            buf.push(b'\n');
+        }
         append_lines(&mut buf, records)?;
-        self.file.write_all(&buf)
-    }
-
-    /// The aggregates it holds are in the report: start a new, empty generation.
-    pub fn restart(&mut self) -> io::Result<()> {
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        *self = Self::create(dir, &[])?;
+        self.only_carried_keys = false;
+        self.file.write_all(&buf)?;
+        self.in_flight = true;
         Ok(())
     }
+
+    /// Keys an earlier run left in flight that no checkpoint holds yet (carried into each new
+    /// generation).
+    pub fn carried_keys(&self) -> &[OccurrenceId] {
+        &self.carried_keys
+    }
+
+    /// A checkpoint saved after this journal was opened holds the keys an earlier run left in
+    /// flight (`Checkpoints::recovered`): new generations no longer carry them, and a journal
+    /// that holds nothing else starts afresh.
+    pub fn checkpointed(&mut self) -> io::Result<()> {
+        if self.carried_keys.is_empty() {
+            return Ok(());
+        }
+        self.carried_keys.clear();
+        if self.only_carried_keys {
+            self.restart()?;
+        }
+        Ok(())
+    }
+
+    /// The masks of the batches appended since the last call are written (a no-op when none).
+    pub fn masked(&mut self) -> io::Result<()> {
+        if !self.in_flight {
+            return Ok(());
+        }
+        self.file.write_all(b"{\"masked\":true}\n")?;
+        self.in_flight = false;
+        Ok(())
+    }
+
+    /// The aggregates it holds are in the report: start a new generation, empty but for the keys
+    /// it carries until a checkpoint holds them.
+    pub fn restart(&mut self) -> io::Result<()> {
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        *self = Self::create(dir, &[], &self.carried_keys)?;
+        Ok(())
+    }
+}
+
+fn hex_keys(ids: &[OccurrenceId]) -> Vec<String> {
+    ids.iter().map(|id| format!("{id:032x}")).collect()
+}
+
+/// Parse hexadecimal keys into `out`; returns how many could not be.
+fn parse_keys(hex: &[String], out: &mut Vec<OccurrenceId>) -> u64 {
+    let before = out.len();
+    out.extend(hex.iter().filter_map(|h| u128::from_str_radix(h, 16).ok()));
+    (hex.len() - (out.len() - before)) as u64
+}
+
+fn append_ids(buf: &mut Vec<u8>, ids: &[OccurrenceId]) -> io::Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let line = Control {
+        ids: hex_keys(ids),
+        ..Control::default()
+    };
+    serde_json::to_writer(&mut *buf, &line)?;
+    buf.push(b'\n');
+    Ok(())
 }
 
 fn append_lines(buf: &mut Vec<u8>, records: &[FindingRecord]) -> io::Result<()> {
@@ -196,9 +319,9 @@ mod tests {
     fn a_generation_is_read_back_whole_and_a_cut_line_is_skipped() {
         let dir = tempfile::tempdir().unwrap();
         assert!(AggregateJournal::read(dir.path()).unwrap().generation.is_none());
-        let mut j = AggregateJournal::create(dir.path(), &[aggregate(3)]).unwrap();
+        let mut j = AggregateJournal::create(dir.path(), &[aggregate(3)], &[]).unwrap();
         assert_eq!(fsutil::mode(&AggregateJournal::path(dir.path())).unwrap(), 0o600);
-        j.append(&[aggregate(4), aggregate(5)]).unwrap();
+        j.append(&[aggregate(4), aggregate(5)], &[], true).unwrap();
         // A kill in the middle of a write.
         j.file.write_all(br#"{"rule":"github-pat","desc"#).unwrap();
         let left = AggregateJournal::read(dir.path()).unwrap();
@@ -217,7 +340,54 @@ mod tests {
         let left = AggregateJournal::read(dir.path()).unwrap();
         assert_eq!(left.generation.as_deref(), Some(j.generation()));
         assert!(left.records.is_empty());
-        j.append(&[aggregate(1)]).unwrap();
+        j.append(&[aggregate(1)], &[], true).unwrap();
         assert_eq!(AggregateJournal::read(dir.path()).unwrap().records.len(), 1);
+    }
+
+    #[test]
+    fn the_keys_of_a_batch_whose_masks_are_not_noted_written_are_left_in_flight() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = AggregateJournal::create(dir.path(), &[], &[7]).unwrap();
+        let left = AggregateJournal::read(dir.path()).unwrap();
+        assert_eq!(left.in_flight, vec![7], "carried keys stay in flight");
+        // ... in each new generation, until a checkpoint holds them.
+        j.restart().unwrap();
+        assert_eq!(AggregateJournal::read(dir.path()).unwrap().in_flight, vec![7]);
+        j.checkpointed().unwrap();
+        assert!(AggregateJournal::read(dir.path()).unwrap().in_flight.is_empty());
+        let mut j = AggregateJournal::create(dir.path(), &[aggregate(1)], &[7]).unwrap();
+        j.checkpointed().unwrap();
+        let left = AggregateJournal::read(dir.path()).unwrap();
+        assert_eq!(
+            (left.in_flight.len(), left.records.len()),
+            (1, 1),
+            "kept with its records"
+        );
+        j.restart().unwrap();
+        assert!(AggregateJournal::read(dir.path()).unwrap().in_flight.is_empty());
+        j.append(&[aggregate(2)], &[1, u128::MAX], true).unwrap();
+        j.masked().unwrap();
+        let left = AggregateJournal::read(dir.path()).unwrap();
+        assert!(left.in_flight.is_empty(), "{:?}", left.in_flight);
+        assert_eq!(left.records.len(), 1);
+        // A second batch, killed before its masks.
+        j.append(&[aggregate(3)], &[3, 4], true).unwrap();
+        let left = AggregateJournal::read(dir.path()).unwrap();
+        assert_eq!(left.in_flight, vec![3, 4]);
+        assert_eq!((left.records.len(), left.damaged), (2, 0));
+        // Keys of occurrences not masked stay in flight whatever comes after.
+        j.append(&[aggregate(1)], &[9], false).unwrap();
+        j.masked().unwrap();
+        assert_eq!(AggregateJournal::read(dir.path()).unwrap().in_flight, vec![9]);
+        // Noting twice writes once.
+        j.masked().unwrap();
+        let len = fs_len(&AggregateJournal::path(dir.path()));
+        j.masked().unwrap();
+        assert_eq!(fs_len(&AggregateJournal::path(dir.path())), len);
+        assert_eq!(AggregateJournal::read(dir.path()).unwrap().in_flight, vec![9]);
+    }
+
+    fn fs_len(p: &Path) -> u64 {
+        std::fs::metadata(p).unwrap().len()
     }
 }

@@ -173,7 +173,12 @@ impl Guard<'_> {
         match self.sink.append_records(&records) {
             Ok(()) => {
                 self.marks.aggregates_written = batch;
-                match AggregateJournal::create(&self.opts.state_dir, &[]) {
+                let keys = self
+                    .journal
+                    .as_ref()
+                    .map(|j| j.carried_keys().to_vec())
+                    .unwrap_or_default();
+                match AggregateJournal::create(&self.opts.state_dir, &[], &keys) {
                     Ok(j) => self.journal = Some(j),
                     Err(e) => {
                         self.journal = None;
@@ -220,6 +225,11 @@ impl Guard<'_> {
             self.marks_dirty = true;
             self.pending_dirty |= s.spans_at.is_some();
             return Err(e);
+        }
+        // The checkpoint holds the keys an earlier run left in flight (`Checkpoints::recovered`):
+        // the journal need not keep them any more.
+        if let Some(Err(e)) = self.journal.as_mut().map(AggregateJournal::checkpointed) {
+            tracing::debug!("log guard: cannot start the aggregates journal afresh: {e}");
         }
         // The checkpoint covers these pending masks now (written and synced, or owed to a `.gz`).
         if s.pending > 0 {

@@ -50,10 +50,23 @@ impl Guard<'_> {
         }
     }
 
+    /// The masks of every finding recorded so far are written (or saved to be written): the
+    /// aggregates journal notes it (see [`AggregateJournal`]).
+    pub(super) fn masked_all(&mut self) {
+        if let Some(Err(e)) = self.journal.as_mut().map(AggregateJournal::masked) {
+            self.error(&format!(
+                "cannot append to {} ({e}): a kill before the next checkpoint may count some secrets past the recording budget twice (free space in the state directory)",
+                AggregateJournal::path(&self.opts.state_dir).display()
+            ));
+        }
+    }
+
     /// Append the new findings (not yet recorded, not in the baseline) to the report.
     pub(super) fn record(&mut self, c: &ContainerLog, findings: &[Found]) -> io::Result<SyncStats> {
         let mut new: Vec<&Finding> = Vec::new();
         let mut all: Vec<&Finding> = Vec::new();
+        // Keys of the occurrences counted past the budget (journaled with their counts).
+        let mut counted: Vec<crate::findings::sink::OccurrenceId> = Vec::new();
         let now = Instant::now();
         self.budget.set_room(self.sink.room_for_new_secrets());
         for Found { finding: f, is_new } in findings {
@@ -72,6 +85,7 @@ impl Guard<'_> {
             match self.budget.admit(f, &c.id, &c.name, &c.image, now) {
                 Admit::One => new.push(f),
                 admit => {
+                    counted.push(key);
                     self.metrics.add(
                         if admit == Admit::PerRule {
                             crate::metrics::FINDINGS_OVER_CAP_TOTAL
@@ -103,10 +117,13 @@ impl Guard<'_> {
         }
         self.sink.append(new.iter().copied(), &c.name, &c.image)?;
         // The counts past the budget are journaled before the masks are written (the caller
-        // writes them next): a kill before the checkpoint that reports them loses none.
+        // writes them next): a kill before the checkpoint that reports them loses none. With
+        // the keys they count: a kill before the masks leaves them to a rescan, which must not
+        // count them again (`masked_all` notes the masks written).
         let delta = self.budget.take_delta();
+        let masks = self.masks(c);
         if let Some(j) = self.journal.as_mut().filter(|_| !delta.is_empty()) {
-            if let Err(e) = j.append(&delta) {
+            if let Err(e) = j.append(&delta, &counted, masks) {
                 self.error(&format!(
                     "cannot append to {} ({e}): counts of secrets past the recording budget are lost if sidecar stops before the next checkpoint (free space in the state directory)",
                     AggregateJournal::path(&self.opts.state_dir).display()

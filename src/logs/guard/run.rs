@@ -185,6 +185,7 @@ impl Guard<'_> {
         match result {
             Ok(stats) => {
                 self.scanned_since_commit += stats.bytes;
+                self.masked_all();
                 if self.quarantine.remove(id).is_some() {
                     tracing::warn!("log guard: container {}: recovered", short_id(id));
                 }

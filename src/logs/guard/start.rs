@@ -17,7 +17,7 @@ use super::{unix_now, Guard, GuardOptions, RateLimit};
 use crate::findings::budget::Budget;
 use crate::findings::journal::AggregateJournal;
 use crate::findings::record::FindingRecord;
-use crate::findings::sink::{occurrence_id, FindingLog, OccurrenceId, OccurrenceKey};
+use crate::findings::sink::{occurrence_id, FindingLog, OccurrenceId};
 use crate::logs::checkpoint::{self, Checkpoints, FileMark, PendingFile, PendingMasks, SpansLog};
 use crate::logs::scan::Scanner;
 use crate::metrics::Metrics;
@@ -43,16 +43,20 @@ impl<'a> Guard<'a> {
                 crate::findings::sink::PENDING_MAX
             );
         }
-        keep_recovered(&mut marks, &uncommitted);
+        // Counts past the recording budget that an earlier run journaled and did not report, and
+        // the keys of those it counted and may not have masked.
+        let (journal, carried, in_flight) = open_journal(&opts.state_dir, &marks, &sink);
+        let mut marks_dirty = !in_flight.is_empty();
+        keep_recovered(
+            &mut marks,
+            uncommitted.iter().map(occurrence_id).chain(in_flight.iter().copied()),
+        );
         let recovered: HashSet<OccurrenceId> = marks.recovered.iter().map(|k| k.0).collect();
         let uncommitted: HashSet<OccurrenceId> = uncommitted.iter().map(occurrence_id).collect();
         let (replay, spans_left) = take_pending(&mut marks, &opts.state_dir)?;
-        let marks_dirty = !replay.is_empty() || marks.gz_owed.values().any(|v| !v.is_empty());
+        marks_dirty |= !replay.is_empty() || marks.gz_owed.values().any(|v| !v.is_empty());
         let spans = open_spans_log(&opts.state_dir);
-        // Counts past the recording budget that an earlier run journaled and did not report.
         let mut budget = Budget::new(opts.findings_per_second);
-        let mut marks_dirty = marks_dirty;
-        let (journal, carried) = open_journal(&opts.state_dir, &marks, &sink);
         if !carried.is_empty() {
             budget.restore(carried);
             marks_dirty = true;
@@ -104,16 +108,15 @@ impl<'a> Guard<'a> {
 /// crash came between recording them and the checkpoint) as `Checkpoints::recovered`, so that the
 /// rescan records none of them twice. Bounded across crashes (the newest kept); forgotten after
 /// an hour.
-fn keep_recovered(marks: &mut Checkpoints, uncommitted: &HashSet<OccurrenceKey>) {
-    if uncommitted.is_empty() {
+fn keep_recovered(marks: &mut Checkpoints, uncommitted: impl Iterator<Item = OccurrenceId>) {
+    let mut uncommitted = uncommitted.peekable();
+    if uncommitted.peek().is_none() {
         return;
     }
     if marks.recovered_at + 3600 < unix_now() {
         marks.recovered.clear();
     }
-    marks
-        .recovered
-        .extend(uncommitted.iter().map(|k| checkpoint::RecoveredKey(occurrence_id(k))));
+    marks.recovered.extend(uncommitted.map(checkpoint::RecoveredKey));
     // Bounded across crashes too (the newest kept).
     let over = marks.recovered.len().saturating_sub(RECOVERED_MAX);
     marks.recovered.drain(..over);
@@ -186,13 +189,14 @@ fn open_spans_log(state_dir: &Path) -> Option<SpansLog> {
     }
 }
 
-/// A fresh journal of the aggregates past the recording budget, and the counts an earlier run
-/// journaled and did not report (restored into the budget; the new journal holds them already).
+/// A fresh journal of the aggregates past the recording budget, the counts an earlier run
+/// journaled and did not report (restored into the budget), and the keys of the occurrences it
+/// counted and may not have masked (the new journal holds both, until a checkpoint holds them).
 fn open_journal(
     state_dir: &Path,
     marks: &Checkpoints,
     sink: &FindingLog,
-) -> (Option<AggregateJournal>, Vec<FindingRecord>) {
+) -> (Option<AggregateJournal>, Vec<FindingRecord>, Vec<OccurrenceId>) {
     let left = AggregateJournal::read(state_dir).unwrap_or_else(|e| {
         tracing::warn!(
             "log guard: cannot read {} ({e}); counts of secrets past the recording budget before the last stop may be missing from the report",
@@ -205,7 +209,7 @@ fn open_journal(
         .as_ref()
         .is_some_and(|g| marks.aggregates_written.as_ref() == Some(g) || sink.batches_read_back().contains(g));
     let carried = if reported { Vec::new() } else { left.records };
-    let journal = match AggregateJournal::create(state_dir, &carried) {
+    let journal = match AggregateJournal::create(state_dir, &carried, &left.in_flight) {
         Ok(j) => Some(j),
         Err(e) => {
             tracing::warn!(
@@ -215,5 +219,5 @@ fn open_journal(
             None
         }
     };
-    (journal, carried)
+    (journal, carried, left.in_flight)
 }

@@ -926,7 +926,65 @@ fn a_kill_during_a_flood_neither_loses_nor_doubles_the_counts_past_the_budget() 
         1500,
         "a journal the checkpoint says was written is not counted again"
     );
+    // Killed after the counts were journaled, before the masks were written (and noted so in
+    // the journal): the rescan masks them and counts them no more, also when a second kill comes
+    // before any checkpoint.
+    append(&live, &batch(1500, 250));
+    let unmasked = fs::read(&live).unwrap();
+    g.sync_all();
+    drop(g);
+    let journal = fs::read_to_string(state.join("aggregates.jsonl")).unwrap();
+    let cut = journal
+        .strip_suffix("{\"masked\":true}\n")
+        .expect("the masks noted written");
+    assert!(cut.contains("{\"ids\":["));
+    fs::write(state.join("aggregates.jsonl"), cut).unwrap();
+    fs::write(&live, &unmasked).unwrap();
+    let mut g = parts.guard_with(tmp.path(), opts);
+    assert_eq!(g.sync_all().recorded, 0, "counted or recorded already");
+    drop(g);
+    fs::write(&live, &unmasked).unwrap();
+    let mut g = parts.guard_with(tmp.path(), opts);
+    g.sync_all();
+    g.commit(Commit::Now).unwrap();
+    assert_eq!(total(), 1750, "occurrences counted before their masks are counted once");
+    let text = String::from_utf8(fs::read(&live).unwrap()).unwrap();
+    assert!(!text.contains("xT7wK9mB2vN5cR8yL4pF6hJ"), "every secret masked");
+    // The checkpoint holds the keys: the journal no longer does.
+    assert!(!fs::read_to_string(state.join("aggregates.jsonl"))
+        .unwrap()
+        .contains("\"ids\""));
+    assert!(!Checkpoints::load(&state).unwrap().recovered.is_empty());
     assert_eq!(fsutil_mode(&state.join("aggregates.jsonl")), 0o600);
+}
+
+#[test]
+fn a_kill_of_a_guard_that_only_reports_counts_nothing_twice_past_the_budget() {
+    let tmp = tempfile::tempdir().unwrap();
+    let live = container(tmp.path(), 'c', "flood", false, "");
+    let parts = Parts::new();
+    let opts = |o: &mut GuardOptions| {
+        o.findings_per_second = 1;
+        o.mask = false;
+    };
+    let lines: Vec<u8> = (0..400u64)
+        .flat_map(|i| {
+            line(
+                &format!("request {i} key={}", token(&format!("Rp{i:05}xT7wK9mB2vN5cR8yL4pF6hJ"))),
+                i,
+            )
+        })
+        .collect();
+    append(&live, &lines);
+    let mut g = parts.guard_with(tmp.path(), opts);
+    g.sync_all();
+    drop(g);
+    let mut g = parts.guard_with(tmp.path(), opts);
+    assert_eq!(g.sync_all().recorded, 0, "counted or recorded already");
+    g.commit(Commit::Now).unwrap();
+    let count = |r: &serde_json::Value| r["occurrences"]["count"].as_u64().unwrap_or(1);
+    assert_eq!(records(tmp.path()).iter().map(count).sum::<u64>(), 400);
+    assert_eq!(fs::read(&live).unwrap(), lines, "reported, not masked");
 }
 
 #[test]
