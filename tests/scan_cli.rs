@@ -228,6 +228,12 @@ fn a_keyword_that_looks_inside_base64_on_its_raw_line_is_searched_in_a_long_entr
             vec!["aws-access-key-id"],
         ),
         (
+            // The same in an entry of one line: the raw line alone is searched for keywords.
+            "escaped-single.log",
+            docker_split(format!("GET /x ok\n/alice/bobkeys/{aws} done").as_bytes(), "stdout", T),
+            vec!["aws-access-key-id"],
+        ),
+        (
             "path.log",
             entry(&[
                 (3000, "db_password=Hunter2Secret99x".to_string()),

@@ -441,6 +441,14 @@ fn is_base64(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=')
 }
 
+/// Whether a backslash escape (`\n`, `\u00e9`: JSON's, as on a raw json-file line) may reach into
+/// the text from `start` on: its backslash is among the 6 bytes before. Its letters look like
+/// base64 on the raw line, but the text decoded from it has a newline or a non-ASCII character
+/// there, which ends a base64 run (the keyword after it has fewer than 16 base64 bytes before it).
+fn escape_reaches(lowered: &[u8], start: usize) -> bool {
+    lowered[start.saturating_sub(6)..start].contains(&b'\\')
+}
+
 #[derive(Debug)]
 enum PrefilterSearcher {
     Packed(aho_corasick::packed::Searcher),
@@ -606,7 +614,8 @@ impl PrefilterGroup {
             && at >= BASE64_RUN
             && end + BASE64_RUN <= lowered.len()
             && lowered[at - BASE64_RUN..at].iter().all(|&b| is_base64(b))
-            && lowered[end..end + BASE64_RUN].iter().all(|&b| is_base64(b));
+            && lowered[end..end + BASE64_RUN].iter().all(|&b| is_base64(b))
+            && !escape_reaches(lowered, at - BASE64_RUN);
         Some((at, self.cover_index[i], inside_base64))
     }
 }
@@ -1245,6 +1254,22 @@ mod tests {
         // The keyword must lie whole inside a zone; outside every zone it is not searched for.
         assert!(found(&[(0, at + 3)]).is_empty());
         assert!(found(&[(0, 100), (at + 1, text.len())]).is_empty());
+    }
+
+    #[test]
+    fn a_base64_only_keyword_after_an_escape_is_not_taken_for_part_of_a_base64_run() {
+        let e = Engine::builtin();
+        let at = |raw: &str| e.next_keyword_lowered(raw.to_ascii_lowercase().as_bytes(), 0);
+        // In a run of base64 it is passed over...
+        assert_eq!(at("x Qm9ic0tleXNBbGljZS9pAKIAQ3NCWV6BR4FSP7D4 y"), None);
+        // ...but Docker's escapes put base64 letters before it on the raw line that the decoded
+        // text does not have: a newline, a non-ASCII character.
+        for raw in [
+            r"GET ok\n/alice/bobkeys/AKIAQ3NCWV6BR4FSP7D4 done",
+            r"caf\u00e9/alice/bobkeyAKIAQ3NCWV6BR4FSP7D4 done",
+        ] {
+            assert_eq!(at(raw), raw.find("AKIA"), "{raw}");
+        }
     }
 
     fn ids(e: &Engine, text: &str) -> Vec<(String, String)> {
