@@ -103,6 +103,7 @@ fn options(
         findings_keep: config.guard.findings_keep,
         findings_per_second: config.guard.findings_per_second,
         own_container,
+        boot_id: None,
     }
 }
 

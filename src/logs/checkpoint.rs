@@ -43,6 +43,11 @@ pub struct FileMark {
     /// Units open at `end` (from `resume` on): their findings are not reported yet.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub open: Vec<OpenUnit>,
+    /// To be scanned again from `resume` (0) up to `end` even without new bytes, masking and not
+    /// recording: the host restarted since this mark, and masks written into the file before may
+    /// have been lost with the page cache (see [`Checkpoints::after_reboot`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rescan: bool,
 }
 
 /// A compressed rotated file that has been checked (and masked when needed).
@@ -124,9 +129,45 @@ pub struct Checkpoints {
     /// this checkpoint (see [`crate::findings::journal`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aggregates_written: Option<String>,
+    /// The boot these checkpoints were written in (`/proc/sys/kernel/random/boot_id`). Masks
+    /// written into Docker's files are not synced to disk before a checkpoint: only a power cut
+    /// or a crash of the host loses them, and a checkpoint of another boot has every file scanned
+    /// again ([`Checkpoints::after_reboot`]).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub boot_id: String,
+}
+
+/// The identity of the running boot (`/proc/sys/kernel/random/boot_id`; `None` where it cannot be
+/// read).
+pub fn boot_id() -> Option<String> {
+    let id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    let id = id.trim();
+    (!id.is_empty()).then(|| id.to_string())
 }
 
 impl Checkpoints {
+    /// Checkpoints written in another boot than `boot`: masks written into Docker's files before
+    /// the host stopped may have been lost with its page cache (they are not synced, to spare the
+    /// host a flush of Docker's own writes at every checkpoint), so every plain file checkpointed
+    /// is scanned again from its start and masked, recording nothing it recorded before. Returns
+    /// whether that is so (the checkpoints then carry `boot`).
+    pub fn after_reboot(&mut self, boot: &str) -> bool {
+        if self.boot_id == boot {
+            return false;
+        }
+        let before = std::mem::replace(&mut self.boot_id, boot.to_string());
+        if before.is_empty() {
+            // First start, or checkpoints of a build that synced every masked file.
+            return false;
+        }
+        for m in self.files.values_mut().filter(|m| m.end > 0) {
+            m.resume = 0;
+            m.resume_line = 0;
+            m.rescan = true;
+        }
+        true
+    }
+
     /// `<state_dir>/checkpoints.json`.
     pub fn path(state_dir: &Path) -> PathBuf {
         crate::state::StateDir::new(state_dir).checkpoints()

@@ -431,7 +431,6 @@ impl Guard<'_> {
             let n = mask_in_place(&k.file, &parts);
             self.note_written(&k.ident, &parts);
             let n = n?;
-            self.sync_later(&k.file);
             self.observe_delays(&parts, "before");
             return Ok(n);
         }

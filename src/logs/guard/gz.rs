@@ -58,8 +58,12 @@ impl Guard<'_> {
         key: &str,
         masks: bool,
     ) -> io::Result<Option<SyncStats>> {
+        let scan = |why: &str| {
+            tracing::debug!("log guard: {}: scanned ({why})", path.display());
+            Ok(None)
+        };
         let (Some(w), Some(m)) = (self.written.get(key), self.marks.files.get(key)) else {
-            return Ok(None);
+            return scan("its plain file was not scanned whole by this process");
         };
         if m.container != c.id
             || m.end == 0
@@ -68,18 +72,18 @@ impl Guard<'_> {
             || self.held.contains_key(key)
             || size < 18
         {
-            return Ok(None);
+            return scan("an entry is open at the end of its plain file");
         }
         // The gzip trailer's size (modulo 2^32) is the plain file's, scanned to its end.
         let mut isize = [0u8; 4];
         file.read_exact_at(&mut isize, size - 4)?;
         if u64::from(u32::from_le_bytes(isize)) != m.end & 0xffff_ffff {
-            return Ok(None);
+            return scan("its plain file was not scanned to its end");
         }
         // Masks this process does not know of (an earlier run's) came before `since`: unless
         // Docker made the `.gz` after that, they may be missing from it, and only a scan can tell.
         let Some(born) = birth_time(file).filter(|born| *born > w.since) else {
-            return Ok(None);
+            return scan("made before this process began on its plain file");
         };
         // Masks owed to the `.gz` (not written into the plain file, or written where Docker may
         // have read it already) are written now whatever its birth time.

@@ -111,6 +111,9 @@ pub struct GuardOptions {
     pub findings_per_second: u32,
     /// This process's own container (never scanned).
     pub own_container: Option<String>,
+    /// The identity of the running boot (`None`: the kernel's, see [`checkpoint::boot_id`]):
+    /// checkpoints of another boot have every file scanned again.
+    pub boot_id: Option<String>,
 }
 
 /// What a file was to a sync.
@@ -118,6 +121,9 @@ pub struct GuardOptions {
 pub struct SyncStats {
     /// Bytes scanned.
     pub bytes: u64,
+    /// Of those, bytes of plain files: what the containers wrote (not compressed copies scanned
+    /// again).
+    pub plain_bytes: u64,
     /// Findings recorded.
     pub recorded: u64,
     /// Byte ranges masked.
@@ -127,6 +133,7 @@ pub struct SyncStats {
 impl std::ops::AddAssign for SyncStats {
     fn add_assign(&mut self, o: Self) {
         self.bytes += o.bytes;
+        self.plain_bytes += o.plain_bytes;
         self.recorded += o.recorded;
         self.masked += o.masked;
     }
@@ -168,8 +175,6 @@ pub struct Guard<'a> {
     found_logged: RateLimit,
     /// When the heartbeat is to be written next.
     next_beat: Instant,
-    /// Files masked in place since the last checkpoint (by dev, inode): synced before it.
-    unsynced: HashMap<(u64, u64), File>,
     /// Container id → the live log's (dev, inode), once followed past its start.
     live_known: HashMap<String, (u64, u64)>,
     /// The `.gz` files owed masks that a rewrite could not place (Docker renamed them at every

@@ -364,7 +364,6 @@ impl Guard<'_> {
                 self.alias_ahead(&c.id, p.ident, p.file, &pending.findings);
                 let n = mask_in_place(p.file, &pending.findings);
                 self.note_written(p.ident, &pending.findings);
-                self.sync_later(p.file);
                 match n {
                     Ok(n) => {
                         self.metrics.add(metrics::MASKS_WRITTEN_TOTAL, n as f64);
@@ -400,7 +399,7 @@ impl Guard<'_> {
             .held
             .get(p.ident)
             .is_some_and(|(_, since)| since.elapsed() >= self.opts.hold);
-        if end <= mark.end && !(mark.resume < mark.end && held_too_long) {
+        if end <= mark.end && !(mark.resume < mark.end && (held_too_long || mark.rescan)) {
             return Ok(None);
         }
         Ok(Some(Pass { end, held_too_long }))
@@ -495,7 +494,7 @@ impl Guard<'_> {
         }
         let mut stats = self.record_or_count(c, &here);
         here.truncate(here_len);
-        stats.bytes = scanned;
+        (stats.bytes, stats.plain_bytes) = (scanned, scanned);
         self.metrics.add(metrics::LOG_BYTES_SCANNED_TOTAL, scanned as f64);
         self.metrics.add(metrics::LOG_LINES_SCANNED_TOTAL, seg.lines as f64);
         stats.masked = self.mask_here(c, p, mark, here)?;
@@ -507,6 +506,7 @@ impl Guard<'_> {
             self.carried(&k);
         }
         mark.end = end;
+        mark.rescan = false;
         mark.resume = seg.resume.saturating_sub(shift);
         mark.resume_line = seg.resume_line.saturating_sub(carried_lines);
         mark.open = if held_too_long {
@@ -547,7 +547,6 @@ impl Guard<'_> {
         let written = mask_in_place(p.file, &all);
         self.note_written(p.ident, &all);
         let masked = written?;
-        self.sync_later(p.file);
         self.metrics.add(metrics::MASKS_WRITTEN_TOTAL, masked as f64);
         self.observe_delays(&all, "scan");
         Ok(masked)

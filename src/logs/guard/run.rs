@@ -14,7 +14,7 @@ use super::{selects, short_id, unix_now, Commit, Guard, SyncStats};
 use crate::escape::terminal;
 use crate::logs::checkpoint::Checkpoints;
 use crate::logs::containers;
-use crate::logs::watch::TMP_PREFIX;
+use crate::logs::watch::{Changes, Watch, TMP_PREFIX};
 
 /// Shortest time between two syncs driven by events.
 pub(super) const BATCH: Duration = Duration::from_millis(20);
@@ -29,8 +29,9 @@ pub(super) const BATCH: Duration = Duration::from_millis(20);
 /// (three and two runs).
 pub(super) const BATCH_BUSY: Duration = Duration::from_millis(5);
 
-/// Bytes a second scanned (over the last sync and the wait before it) that call for [`BATCH_BUSY`]:
-/// about 17 000 lines a second of a gateway's log.
+/// Bytes a second of plain files scanned (over the last sync and the wait before it: what the
+/// containers wrote, not compressed copies scanned again) that call for [`BATCH_BUSY`]: about
+/// 17 000 lines a second of a gateway's log.
 pub(super) const BUSY_RATE: f64 = 4.0 * 1024.0 * 1024.0;
 
 pub(super) fn remove_stale_temporaries(dir: &Path) {
@@ -301,6 +302,21 @@ impl Guard<'_> {
         due
     }
 
+    /// Add the events the watch holds to `changes` (all of them on an error).
+    fn drain_into(&mut self, w: &mut Watch, root: &Path, changes: &mut Changes) {
+        match w.drain() {
+            Ok(c) => {
+                changes.containers.extend(c.containers);
+                changes.structural.extend(c.structural);
+                changes.everything |= c.everything;
+            }
+            Err(e) => {
+                self.error(&format!("{}: inotify: {e}", root.display()));
+                changes.everything = true;
+            }
+        }
+    }
+
     /// Follow until `stop`: inotify events trigger syncs of their container; every `rescan` all
     /// containers are discovered and synced again. Checkpoints are written at the end.
     pub fn run(&mut self, stop: &AtomicBool) -> io::Result<()> {
@@ -346,24 +362,29 @@ impl Guard<'_> {
             }
             // A busy container writes thousands of times a second: one sync per batch of events,
             // at most one batch every BATCH, or BATCH_BUSY while they write fast (a quiet
-            // container's first write is handled at once).
+            // container's first write is handled at once). A rotation is not kept waiting a
+            // BATCH: Docker compresses the rotated file at once, and its last lines are masked
+            // in the plain file before Docker's compression reads them, or in a rewrite of the
+            // `.gz` after (a decompression and a compression).
             let batch = if busy { BATCH_BUSY } else { BATCH };
-            let since = last_sync.elapsed();
-            if since < batch {
-                std::thread::sleep(batch - since);
-            }
             if let Some(w) = &mut watch {
-                match w.drain() {
-                    Ok(changes) => {
-                        dirty = changes.containers;
-                        structural = changes.structural;
-                        everything |= changes.everything;
-                    }
-                    Err(e) => {
-                        self.error(&format!("{}: inotify: {e}", root.display()));
-                        everything = true;
+                let mut changes = Changes::default();
+                let since = last_sync.elapsed();
+                if busy || since >= batch {
+                    std::thread::sleep(batch.saturating_sub(since));
+                    self.drain_into(w, &root, &mut changes);
+                } else {
+                    self.drain_into(w, &root, &mut changes);
+                    if changes.structural.is_empty() {
+                        std::thread::sleep(batch.saturating_sub(last_sync.elapsed()));
+                        self.drain_into(w, &root, &mut changes);
                     }
                 }
+                dirty = changes.containers;
+                structural = changes.structural;
+                everything |= changes.everything;
+            }
+            if let Some(w) = &mut watch {
                 if everything {
                     // Events may have been lost: watch every container directory there is.
                     w.rewatch();
@@ -378,9 +399,9 @@ impl Guard<'_> {
                     self.error(&format!("{}: cannot list containers: {e}", root.display()));
                 }
             }
-            let scanned = if everything {
+            let written = if everything {
                 let ids: Vec<String> = self.containers.keys().cloned().collect();
-                self.sync_each(ids, Some(stop)).bytes
+                self.sync_each(ids, Some(stop)).plain_bytes
             } else {
                 // Held units, retries and quarantined containers need a full look.
                 let due: Vec<String> = self.held_due().into_iter().chain(self.quarantine_due()).collect();
@@ -402,10 +423,11 @@ impl Guard<'_> {
                 // each, and are masked before Docker compresses them only if they are not kept
                 // waiting.
                 each.sort_by_key(|(_, look)| *look != Look::LiveOnly);
-                self.sync_each_as(each, Some(stop)).bytes
+                self.sync_each_as(each, Some(stop)).plain_bytes
             };
+            // Busy by what the containers wrote: compressed copies scanned again are not new.
             let now = Instant::now();
-            busy = scanned as f64 >= BUSY_RATE * now.duration_since(last_sync).as_secs_f64();
+            busy = written as f64 >= BUSY_RATE * now.duration_since(last_sync).as_secs_f64();
             last_sync = now;
             if let Err(e) = self.commit(Commit::IfDue) {
                 self.error(&format!("cannot write checkpoints: {e}"));

@@ -30,6 +30,13 @@ impl<'a> Guard<'a> {
     pub fn open(scanner: Scanner<'a>, opts: GuardOptions, metrics: &'a Metrics) -> io::Result<Self> {
         crate::fsutil::create_private_dir(&opts.state_dir)?;
         let mut marks = Checkpoints::load(&opts.state_dir)?;
+        let boot = opts.boot_id.clone().or_else(checkpoint::boot_id);
+        let rebooted = boot.as_deref().is_some_and(|b| marks.after_reboot(b));
+        if rebooted {
+            tracing::warn!(
+                "log guard: the host restarted since the last checkpoint: every log file is scanned again from its start and masked (masks written before a power cut may be lost), and nothing is recorded twice"
+            );
+        }
         let (sink, uncommitted) = FindingLog::open(
             &crate::state::StateDir::new(&opts.state_dir).findings(),
             opts.findings_max_bytes,
@@ -46,7 +53,7 @@ impl<'a> Guard<'a> {
         // Counts past the recording budget that an earlier run journaled and did not report, and
         // the keys of those it counted and may not have masked.
         let (journal, carried, in_flight) = open_journal(&opts.state_dir, &marks, &sink);
-        let mut marks_dirty = !in_flight.is_empty();
+        let mut marks_dirty = !in_flight.is_empty() || rebooted;
         keep_recovered(
             &mut marks,
             uncommitted.iter().map(occurrence_id).chain(in_flight.iter().copied()),
@@ -83,7 +90,6 @@ impl<'a> Guard<'a> {
             errors_logged: RateLimit::new(Duration::from_secs(60)),
             found_logged: RateLimit::new(Duration::from_secs(10)),
             next_beat: Instant::now(),
-            unsynced: HashMap::new(),
             live_known: HashMap::new(),
             owed_open: HashMap::new(),
             expect_live: None,
@@ -204,6 +210,13 @@ fn open_journal(
         );
         Default::default()
     });
+    if left.damaged > 0 {
+        tracing::warn!(
+            "log guard: {} line(s) of {} could not be read (cut short by a crash, or damaged): counts of secrets past the recording budget before the last stop may be missing from the report, or counted twice",
+            left.damaged,
+            AggregateJournal::path(state_dir).display()
+        );
+    }
     let reported = left
         .generation
         .as_ref()
