@@ -80,6 +80,9 @@ pub struct AggregateJournal {
     /// Keys an earlier run left in flight, carried into each new generation until a checkpoint
     /// holds them ([`Self::checkpointed`]).
     carried_keys: Vec<OccurrenceId>,
+    /// Keys of occurrences that are not masked appended to this generation: carried into the next
+    /// until the checkpoint that covers them is saved.
+    unmasked_keys: Vec<OccurrenceId>,
     /// Nothing appended since it was created with `carried_keys`.
     only_carried_keys: bool,
 }
@@ -142,7 +145,8 @@ impl AggregateJournal {
             },
         )?;
         buf.push(b'\n');
-        append_ids(&mut buf, in_flight)?;
+        // Kept in flight whatever comes after (a `masked` line notes this run's masks only).
+        append_unmasked(&mut buf, in_flight)?;
         append_lines(&mut buf, carried)?;
         let tmp = path.with_extension("jsonl.tmp");
         let _ = std::fs::remove_file(&tmp);
@@ -166,6 +170,7 @@ impl AggregateJournal {
             in_flight: false,
             only_carried_keys: carried.is_empty() && !in_flight.is_empty(),
             carried_keys: in_flight.to_vec(),
+            unmasked_keys: Vec::new(),
         })
     }
 
@@ -184,15 +189,9 @@ impl AggregateJournal {
         let mut buf = Vec::new();
         if masked_later {
             append_ids(&mut buf, ids)?;
-        } else if !ids.is_empty() {
-            serde_json::to_writer(
-                &mut buf,
-                &Control {
-                    unmasked: hex_keys(ids),
-                    ..Control::default()
-                },
-            )?;
-            buf.push(b'\n');
+        } else {
+            append_unmasked(&mut buf, ids)?;
+            self.unmasked_keys.extend_from_slice(ids);
         }
         append_lines(&mut buf, records)?;
         self.only_carried_keys = false;
@@ -201,10 +200,11 @@ impl AggregateJournal {
         Ok(())
     }
 
-    /// Keys an earlier run left in flight that no checkpoint holds yet (carried into each new
-    /// generation).
-    pub fn carried_keys(&self) -> &[OccurrenceId] {
-        &self.carried_keys
+    /// Keys to carry into the next generation: those an earlier run left in flight that no
+    /// checkpoint holds yet, and those of occurrences not masked appended to this one (the
+    /// checkpoint that covers them is saved after the next generation starts).
+    pub fn keys_to_carry(&self) -> Vec<OccurrenceId> {
+        self.carried_keys.iter().chain(&self.unmasked_keys).copied().collect()
     }
 
     /// A checkpoint saved after this journal was opened holds the keys an earlier run left in
@@ -235,7 +235,7 @@ impl AggregateJournal {
     /// it carries until a checkpoint holds them.
     pub fn restart(&mut self) -> io::Result<()> {
         let dir = self.path.parent().unwrap_or(Path::new("."));
-        *self = Self::create(dir, &[], &self.carried_keys)?;
+        *self = Self::create(dir, &[], &self.keys_to_carry())?;
         Ok(())
     }
 }
@@ -249,6 +249,21 @@ fn parse_keys(hex: &[String], out: &mut Vec<OccurrenceId>) -> u64 {
     let before = out.len();
     out.extend(hex.iter().filter_map(|h| u128::from_str_radix(h, 16).ok()));
     (hex.len() - (out.len() - before)) as u64
+}
+
+fn append_unmasked(buf: &mut Vec<u8>, ids: &[OccurrenceId]) -> io::Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    serde_json::to_writer(
+        &mut *buf,
+        &Control {
+            unmasked: hex_keys(ids),
+            ..Control::default()
+        },
+    )?;
+    buf.push(b'\n');
+    Ok(())
 }
 
 fn append_ids(buf: &mut Vec<u8>, ids: &[OccurrenceId]) -> io::Result<()> {
@@ -385,6 +400,28 @@ mod tests {
         j.masked().unwrap();
         assert_eq!(fs_len(&AggregateJournal::path(dir.path())), len);
         assert_eq!(AggregateJournal::read(dir.path()).unwrap().in_flight, vec![9]);
+    }
+
+    #[test]
+    fn carried_keys_and_keys_not_masked_stay_until_a_checkpoint_holds_them() {
+        let dir = tempfile::tempdir().unwrap();
+        // An earlier run's keys: a note that this run's masks are written does not cover them.
+        let mut j = AggregateJournal::create(dir.path(), &[], &[7]).unwrap();
+        j.append(&[aggregate(1)], &[1], true).unwrap();
+        j.masked().unwrap();
+        assert_eq!(AggregateJournal::read(dir.path()).unwrap().in_flight, vec![7]);
+        // Keys not masked are carried into the next generation, which starts before the
+        // checkpoint that covers them is saved.
+        j.append(&[aggregate(1)], &[5], false).unwrap();
+        j.restart().unwrap();
+        let mut left = AggregateJournal::read(dir.path()).unwrap().in_flight;
+        left.sort_unstable();
+        assert_eq!(left, vec![5, 7]);
+        assert!(AggregateJournal::read(dir.path()).unwrap().records.is_empty());
+        j.checkpointed().unwrap();
+        assert!(AggregateJournal::read(dir.path()).unwrap().in_flight.is_empty());
+        j.restart().unwrap();
+        assert!(AggregateJournal::read(dir.path()).unwrap().in_flight.is_empty());
     }
 
     fn fs_len(p: &Path) -> u64 {

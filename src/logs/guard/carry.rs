@@ -430,6 +430,7 @@ impl Guard<'_> {
             }
             let n = mask_in_place(&k.file, &parts);
             self.note_written(&k.ident, &parts);
+            self.masked_in_place(&k.file, true);
             let n = n?;
             self.observe_delays(&parts, "before");
             return Ok(n);

@@ -1,14 +1,17 @@
-//! Checkpoints. What a checkpoint covers is made durable first: the records appended to the report.
-//! A power cut before that rolls back to the last checkpoint, and the rescan redoes it (records
-//! past the checkpoint are read back). The masks written into Docker's files are not synced: only
-//! a power cut or a crash of the host loses them, and checkpoints of another boot have every file
-//! scanned again (`Checkpoints::after_reboot`). Syncing them cost 5–9 % of the guard's CPU in the
-//! stress benchmark (writing back Docker's own writes, most of them to files Docker deletes after
-//! compressing them). The fsync and the save run on a syncer thread while masking goes on; a
-//! failed sync leaves what it covered owed to the next checkpoint.
+//! Checkpoints. What a checkpoint covers is made durable first: the records appended to the report,
+//! and the masks of secrets that span files. A power cut before that rolls back to the last
+//! checkpoint, and the rescan redoes both (masks are idempotent, records past the checkpoint are
+//! read back). Other masks written into Docker's files are not synced: only a power cut or a crash
+//! of the host loses them, and checkpoints of another boot have every file scanned again
+//! (`Checkpoints::after_reboot`); they are synced too where the boot cannot be told. Syncing every
+//! masked file cost 5–9 % of the guard's CPU in the stress benchmark (writing back Docker's own
+//! writes, most of them to files Docker deletes once it has compressed them). The fsyncs and the
+//! save run on a syncer thread while masking goes on; a failed sync leaves what it covered owed to
+//! the next checkpoint.
 use std::collections::HashSet;
 use std::fs::File;
 use std::io;
+use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -17,10 +20,11 @@ use crate::findings::journal::AggregateJournal;
 use crate::findings::sink::OccurrenceId;
 use crate::logs::checkpoint::{Checkpoints, PendingMasks};
 
-/// What the syncer thread reports.
-pub(super) type SyncResult = io::Result<()>;
+/// What the syncer thread reports: its result, and the masked files it could not sync (by dev,
+/// inode), owed to the next checkpoint.
+pub(super) type SyncResult = (io::Result<()>, Vec<((u64, u64), File)>);
 
-/// A checkpoint handed to the syncer thread: it syncs the report, then saves the checkpoint.
+/// A checkpoint handed to the syncer thread: it syncs the masked files, then saves the checkpoint.
 pub(super) struct Syncing {
     pub(super) done: std::sync::mpsc::Receiver<SyncResult>,
     /// The result, once received.
@@ -42,7 +46,10 @@ impl Syncing {
                 Ok(r) => self.result = Some(r),
                 Err(std::sync::mpsc::TryRecvError::Empty) => return false,
                 Err(std::sync::mpsc::TryRecvError::Disconnected) => {
-                    self.result = Some(Err(io::Error::other("the checkpoint's sync stopped unexpectedly")))
+                    self.result = Some((
+                        Err(io::Error::other("the checkpoint's sync stopped unexpectedly")),
+                        Vec::new(),
+                    ))
                 }
             }
         }
@@ -51,10 +58,13 @@ impl Syncing {
 }
 
 impl Drop for Guard<'_> {
-    /// The checkpoint handed to the syncer is waited for also when the guard stops without
-    /// another (an error, a contained panic that restarts it).
+    /// Masks written since the last checkpoint are made durable also when the guard stops without
+    /// one (an error, a contained panic that restarts it).
     fn drop(&mut self) {
         let _ = self.finish_sync();
+        for f in self.unsynced.values() {
+            let _ = f.sync_data();
+        }
     }
 }
 
@@ -105,11 +115,13 @@ impl Guard<'_> {
         if !self.marks_dirty || (!force && !self.checkpoint_due()) {
             return Ok(());
         }
-        // What the checkpoint covers is durable first: the records appended to the report (once
-        // per checkpoint, not once per batch: a power cut before this point rolls back to the
-        // last checkpoint, and the rescan redoes it). The report and the checkpoint itself are
-        // synced on another thread, while masking goes on: an fsync on this thread stalls masking
-        // for as long as the disk takes (measured: up to 200 ms at 125k lines/s).
+        // What the checkpoint covers is durable first: the records appended to the report and the
+        // masked files to sync (once per checkpoint, not once per batch: a power cut before this
+        // point rolls back to the last checkpoint, and the rescan redoes both). They and the
+        // checkpoint itself are synced on another thread (an fsync of a file Docker is writing
+        // takes tens of milliseconds), while masking goes on.
+        // Every fsync runs on the syncer thread: one on this thread stalls masking for as long as
+        // the disk takes to write back what Docker wrote (measured: up to 200 ms at 125k lines/s).
         // The aggregates of findings beyond the recording budget go in before the checkpoint that
         // covers their log bytes.
         self.report_aggregates();
@@ -169,7 +181,7 @@ impl Guard<'_> {
                 let keys = self
                     .journal
                     .as_ref()
-                    .map(|j| j.carried_keys().to_vec())
+                    .map(AggregateJournal::keys_to_carry)
                     .unwrap_or_default();
                 match AggregateJournal::create(&self.opts.state_dir, &[], &keys) {
                     Ok(j) => self.journal = Some(j),
@@ -203,14 +215,17 @@ impl Guard<'_> {
         let Some(mut s) = self.syncing.take() else {
             return Ok(());
         };
-        let result = match s.result.take() {
+        let (result, failed) = match s.result.take() {
             Some(r) => r,
-            None => s
-                .done
-                .recv()
-                .unwrap_or_else(|_| Err(io::Error::other("the checkpoint's sync stopped unexpectedly"))),
+            None => s.done.recv().unwrap_or_else(|_| {
+                (
+                    Err(io::Error::other("the checkpoint's sync stopped unexpectedly")),
+                    Vec::new(),
+                )
+            }),
         };
         if let Err(e) = result {
+            self.unsynced.extend(failed);
             self.uncommitted.extend(s.recorded);
             self.marks_dirty = true;
             self.pending_dirty |= s.spans_at.is_some();
@@ -243,17 +258,43 @@ impl Guard<'_> {
             }
         }
     }
+
+    /// A file was masked in place: synced before the next checkpoint when the boot cannot be told
+    /// (see [`Checkpoints::after_reboot`]), or `spans` (a secret that spans files: a rescan after
+    /// a reboot scans each file alone, and would not find it again).
+    pub(super) fn masked_in_place(&mut self, file: &File, spans: bool) {
+        if spans || self.sync_masks {
+            self.sync_later(file);
+        }
+    }
+
+    /// Remember a file masked in place, to be synced before the next checkpoint.
+    fn sync_later(&mut self, file: &File) {
+        let Ok(m) = file.metadata() else { return };
+        if let std::collections::hash_map::Entry::Vacant(e) = self.unsynced.entry((m.dev(), m.ino())) {
+            match file.try_clone() {
+                Ok(f) => {
+                    e.insert(f);
+                }
+                // Out of descriptors: sync it now.
+                Err(_) => {
+                    let _ = file.sync_data();
+                }
+            }
+        }
+    }
 }
 
 impl Guard<'_> {
     /// Take what the next checkpoint covers and make the work that makes it durable: the report's
-    /// file, a snapshot of the checkpoints and of the pending masks to save
+    /// file, the masked files, a snapshot of the checkpoints and of the pending masks to save
     /// after them. The pending masks this checkpoint covers (all of `pending` now) are left out of
     /// that save, an earlier run's not yet replayed are kept, and those that come later are in the
     /// spans log meanwhile (a kill between the two saves leaves the older file, which holds more).
     fn hand_off(&mut self) -> io::Result<(Syncing, CheckpointWork)> {
         let report = self.sink.sync_handle()?;
         self.marks.report_len = self.sink.len();
+        let files: Vec<((u64, u64), File)> = std::mem::take(&mut self.unsynced).into_iter().collect();
         self.drop_owed_of_deleted();
         let snapshot = self.marks.clone();
         let state_dir = self.opts.state_dir.clone();
@@ -281,6 +322,7 @@ impl Guard<'_> {
         };
         let work = CheckpointWork {
             report,
+            files,
             snapshot,
             state_dir,
             pending: pending_snapshot,
@@ -294,6 +336,8 @@ impl Guard<'_> {
 struct CheckpointWork {
     /// The report's file.
     report: File,
+    /// The files masked in place since the last checkpoint, by (dev, inode).
+    files: Vec<((u64, u64), File)>,
     /// The checkpoint.
     snapshot: Checkpoints,
     state_dir: PathBuf,
@@ -303,23 +347,36 @@ struct CheckpointWork {
 }
 
 impl CheckpointWork {
-    /// Sync the report, then save the checkpoint and the pending masks (none of them when the
-    /// sync failed).
+    /// Sync the report and the masked files, then save the checkpoint and the pending masks (none
+    /// of them when a sync failed: the masked files it could not sync are reported back).
     fn run(self) {
         let Self {
             report,
+            files,
             snapshot,
             state_dir,
             pending: pending_snapshot,
             tx,
         } = self;
-        let result = match report.sync_data() {
-            Err(e) => Err(io::Error::new(e.kind(), format!("cannot sync the findings file: {e}"))),
-            Ok(()) => match snapshot.save(&state_dir) {
+        let mut failed = Vec::new();
+        let mut error = None;
+        if let Err(e) = report.sync_data() {
+            error = Some(io::Error::new(e.kind(), format!("cannot sync the findings file: {e}")));
+        }
+        for (key, f) in files {
+            if let Err(e) = f.sync_data() {
+                // Kept, and no checkpoint until it is durable.
+                error = Some(io::Error::new(e.kind(), format!("cannot sync a masked log file: {e}")));
+                failed.push((key, f));
+            }
+        }
+        let result = match error {
+            Some(e) => Err(e),
+            None => match snapshot.save(&state_dir) {
                 Ok(()) => pending_snapshot.map_or(Ok(()), |p| p.save(&state_dir)),
                 Err(e) => Err(e),
             },
         };
-        let _ = tx.send(result);
+        let _ = tx.send((result, failed));
     }
 }

@@ -175,6 +175,12 @@ pub struct Guard<'a> {
     found_logged: RateLimit,
     /// When the heartbeat is to be written next.
     next_beat: Instant,
+    /// Files to sync before the next checkpoint (by dev, inode): masks of secrets that span files,
+    /// or every mask when `sync_masks`.
+    unsynced: HashMap<(u64, u64), File>,
+    /// Sync every masked file before a checkpoint: the boot cannot be told (see
+    /// [`Checkpoints::after_reboot`]).
+    sync_masks: bool,
     /// Container id → the live log's (dev, inode), once followed past its start.
     live_known: HashMap<String, (u64, u64)>,
     /// The `.gz` files owed masks that a rewrite could not place (Docker renamed them at every

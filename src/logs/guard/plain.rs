@@ -332,7 +332,11 @@ impl Guard<'_> {
                 last: None,
             });
         }
-        if p.size < mark.end {
+        if p.size < mark.end && mark.rescan {
+            // Docker's last writes before a power cut were lost with the page cache: what is left
+            // was scanned (and recorded) already.
+            mark.end = crate::fsutil::last_line_end(p.file, 0, p.size)?;
+        } else if p.size < mark.end {
             // Truncated and written again with the same first line: start over.
             self.warn_once(format!("shorter {ident} {dev}:{ino}"), || {
                 format!(
@@ -364,6 +368,7 @@ impl Guard<'_> {
                 self.alias_ahead(&c.id, p.ident, p.file, &pending.findings);
                 let n = mask_in_place(p.file, &pending.findings);
                 self.note_written(p.ident, &pending.findings);
+                self.masked_in_place(p.file, true);
                 match n {
                     Ok(n) => {
                         self.metrics.add(metrics::MASKS_WRITTEN_TOTAL, n as f64);
@@ -497,7 +502,7 @@ impl Guard<'_> {
         (stats.bytes, stats.plain_bytes) = (scanned, scanned);
         self.metrics.add(metrics::LOG_BYTES_SCANNED_TOTAL, scanned as f64);
         self.metrics.add(metrics::LOG_LINES_SCANNED_TOTAL, seg.lines as f64);
-        stats.masked = self.mask_here(c, p, mark, here)?;
+        stats.masked = self.mask_here(c, p, mark, (here, consumed))?;
         if consumed && !owed_here.is_empty() {
             self.owe(ident, owed_here, None);
         }
@@ -530,9 +535,16 @@ impl Guard<'_> {
     }
 
     /// Mask the findings `here` (recorded already) in place in the open file `p`, whose
-    /// checkpoint is `mark`; a secret that spans entries is saved as pending first. When the file
-    /// is not masked, what checks its `.gz` must scan it. Returns the byte ranges written.
-    fn mask_here(&mut self, c: &ContainerLog, p: &OpenPlain<'_>, mark: &FileMark, here: Vec<Found>) -> io::Result<u64> {
+    /// checkpoint is `mark`; a secret that spans entries is saved as pending first; `spans`: some
+    /// span this file and the one before (the file is synced before the next checkpoint). When
+    /// the file is not masked, what checks its `.gz` must scan it. Returns the byte ranges written.
+    fn mask_here(
+        &mut self,
+        c: &ContainerLog,
+        p: &OpenPlain<'_>,
+        mark: &FileMark,
+        (here, spans): (Vec<Found>, bool),
+    ) -> io::Result<u64> {
         if here.is_empty() {
             return Ok(0);
         }
@@ -546,6 +558,7 @@ impl Guard<'_> {
         self.alias_ahead(&c.id, p.ident, p.file, &all);
         let written = mask_in_place(p.file, &all);
         self.note_written(p.ident, &all);
+        self.masked_in_place(p.file, spans);
         let masked = written?;
         self.metrics.add(metrics::MASKS_WRITTEN_TOTAL, masked as f64);
         self.observe_delays(&all, "scan");

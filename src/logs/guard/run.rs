@@ -205,7 +205,9 @@ impl Guard<'_> {
                 self.recheck_gz = false;
                 self.settled.clear();
                 self.written.clear();
-                if let Ok(disk) = Checkpoints::load(&self.opts.state_dir) {
+                if let Ok(mut disk) = Checkpoints::load(&self.opts.state_dir) {
+                    // Not saved in this boot yet: its files are to be scanned again all the same.
+                    disk.after_reboot(&self.marks.boot_id);
                     self.marks.files.retain(|_, m| m.container != id);
                     self.marks.gz.retain(|_, m| m.container != id);
                     self.marks

@@ -90,6 +90,8 @@ impl<'a> Guard<'a> {
             errors_logged: RateLimit::new(Duration::from_secs(60)),
             found_logged: RateLimit::new(Duration::from_secs(10)),
             next_beat: Instant::now(),
+            unsynced: HashMap::new(),
+            sync_masks: boot.is_none(),
             live_known: HashMap::new(),
             owed_open: HashMap::new(),
             expect_live: None,

@@ -287,11 +287,13 @@ fn after_a_reboot_every_file_is_masked_again_and_nothing_is_recorded_twice() {
     append(&live, &line("end of the first file", 1));
     let mut g = parts.guard(tmp.path());
     g.sync_all();
+    assert!(g.unsynced.is_empty(), "a mask within one file is not synced");
     fs::rename(&live, &rotated).unwrap();
     append(&live, &line(&format!("new key {}", token(T2)), 2));
+    append(&live, &line(&format!("last key {}", token(T3)), 3));
     g.sync_all();
     g.commit(Commit::Now).unwrap();
-    assert_eq!(records(tmp.path()).len(), 2);
+    assert_eq!(records(tmp.path()).len(), 3);
     drop(g);
     // The power cut: both files as Docker wrote them, the masks lost.
     let lost = |p: &Path, lines: &[(String, u64)]| {
@@ -307,12 +309,13 @@ fn after_a_reboot_every_file_is_masked_again_and_nothing_is_recorded_twice() {
             ("end of the first file".into(), 1),
         ],
     );
-    lost(&live, &[(format!("new key {}", token(T2)), 2)]);
     // The same boot (a restart of sidecar alone): the masks are trusted to be there.
     let mut g = parts.guard(tmp.path());
     g.sync_all();
     drop(g);
     assert!(String::from_utf8(fs::read(&rotated).unwrap()).unwrap().contains(T1));
+    // Docker's last line lost with the page cache too: the live file is shorter than scanned.
+    lost(&live, &[(format!("new key {}", token(T2)), 2)]);
     // Another boot: both files masked again, nothing recorded twice.
     let mut g = parts.guard_with(tmp.path(), |o| o.boot_id = Some("boot-2".into()));
     let s = g.sync_all();
@@ -320,7 +323,11 @@ fn after_a_reboot_every_file_is_masked_again_and_nothing_is_recorded_twice() {
     g.commit(Commit::Now).unwrap();
     assert_clean(&fs::read(&rotated).unwrap(), &[T1]);
     assert_clean(&fs::read(&live).unwrap(), &[T2]);
-    assert_eq!(records(tmp.path()).len(), 2);
+    assert_eq!(records(tmp.path()).len(), 3);
+    // What Docker writes next is new.
+    append(&live, &line(&format!("after key {}", token(T1)), 4));
+    assert_eq!(g.sync_all().recorded, 1);
+    g.commit(Commit::Now).unwrap();
     assert_eq!(Checkpoints::load(&tmp.path().join("state")).unwrap().boot_id, "boot-2");
     // Once: the next start of that boot scans nothing again.
     drop(g);
@@ -1639,6 +1646,11 @@ fn an_entry_split_across_a_rotation_is_one_finding_masked_in_both_files() {
         }
         let s = g.sync_all();
         assert_eq!(s.recorded, 1, "compress={compress} away={away}");
+        if !compress {
+            // Both files are synced before the next checkpoint: after a power cut each is
+            // scanned alone, which would not find the secret again.
+            assert_eq!(g.unsynced.len(), 2, "compress={compress} away={away}");
+        }
         if compress {
             if !away {
                 // Docker compresses name.1 and removes it; the compressed copy is masked.
