@@ -85,6 +85,8 @@ pub struct AggregateJournal {
     unmasked_keys: Vec<OccurrenceId>,
     /// Nothing appended since it was created with `carried_keys`.
     only_carried_keys: bool,
+    /// Some masks could not be written: no `masked` line until the next generation.
+    held: bool,
 }
 
 impl AggregateJournal {
@@ -171,6 +173,7 @@ impl AggregateJournal {
             only_carried_keys: carried.is_empty() && !in_flight.is_empty(),
             carried_keys: in_flight.to_vec(),
             unmasked_keys: Vec::new(),
+            held: false,
         })
     }
 
@@ -207,6 +210,12 @@ impl AggregateJournal {
         self.carried_keys.iter().chain(&self.unmasked_keys).copied().collect()
     }
 
+    /// Some masks of the batches appended could not be written (an error, a panic): their keys
+    /// stay in flight until the generation ends (at the checkpoint that covers them).
+    pub fn hold(&mut self) {
+        self.held = true;
+    }
+
     /// A checkpoint saved after this journal was opened holds the keys an earlier run left in
     /// flight (`Checkpoints::recovered`): new generations no longer carry them, and a journal
     /// that holds nothing else starts afresh.
@@ -221,9 +230,10 @@ impl AggregateJournal {
         Ok(())
     }
 
-    /// The masks of the batches appended since the last call are written (a no-op when none).
+    /// The masks of the batches appended since the last call are written (a no-op when none, or
+    /// after [`Self::hold`]).
     pub fn masked(&mut self) -> io::Result<()> {
-        if !self.in_flight {
+        if !self.in_flight || self.held {
             return Ok(());
         }
         self.file.write_all(b"{\"masked\":true}\n")?;
@@ -421,6 +431,17 @@ mod tests {
         j.checkpointed().unwrap();
         assert!(AggregateJournal::read(dir.path()).unwrap().in_flight.is_empty());
         j.restart().unwrap();
+        assert!(AggregateJournal::read(dir.path()).unwrap().in_flight.is_empty());
+        // Masks that may not have been written (an error): no note until the next generation.
+        j.append(&[aggregate(1)], &[8], true).unwrap();
+        j.hold();
+        j.masked().unwrap();
+        j.append(&[aggregate(1)], &[9], true).unwrap();
+        j.masked().unwrap();
+        assert_eq!(AggregateJournal::read(dir.path()).unwrap().in_flight, vec![8, 9]);
+        j.restart().unwrap();
+        j.append(&[aggregate(1)], &[10], true).unwrap();
+        j.masked().unwrap();
         assert!(AggregateJournal::read(dir.path()).unwrap().in_flight.is_empty());
     }
 

@@ -182,11 +182,18 @@ impl Guard<'_> {
                 return SyncStats::default();
             }
         }
+        let errors_before = self.errors_seen;
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.sync_container_once(id, look)));
+        // The aggregates journal notes the masks written, unless some may not be.
+        if result.is_err() || self.errors_seen != errors_before {
+            if let Some(j) = self.journal.as_mut() {
+                j.hold();
+            }
+        }
+        self.masked_all();
         match result {
             Ok(stats) => {
                 self.scanned_since_commit += stats.bytes;
-                self.masked_all();
                 if self.quarantine.remove(id).is_some() {
                     tracing::warn!("log guard: container {}: recovered", short_id(id));
                 }
