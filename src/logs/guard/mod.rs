@@ -203,8 +203,8 @@ pub struct Guard<'a> {
     settled: HashMap<(u64, u64), (Stamp, String)>,
     /// Containers with a file waiting for the file before it to be compressed: synced again then.
     retry: HashMap<String, Instant>,
-    /// The masks this process wrote into plain files since it first saw them, by checkpoint key:
-    /// when Docker compresses such a file after that, its `.gz` is checked against them
+    /// The masks this process wrote into plain files it scanned from their first byte, by
+    /// checkpoint key: when Docker compresses such a file, its `.gz` is checked against them
     /// instead of being decompressed and scanned again (see `gz_from_written`).
     written: HashMap<String, Written>,
     /// New files (dev, inode) waiting for the file before them to be listed again (see

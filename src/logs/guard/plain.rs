@@ -316,7 +316,7 @@ impl Guard<'_> {
     }
 
     /// Bring the checkpoint `mark` of the open file `p` up to date before a scan: seen now, at this
-    /// inode. From the first time this process sees a file, every mask it writes there is remembered
+    /// inode. A file this process starts on from its first byte has every mask it gets remembered
     /// (see `Guard::written`); a file shorter than scanned, or changed beneath its checkpoint, is
     /// scanned again from its start (what was recorded stays recorded).
     fn prepare_mark(&mut self, p: &OpenPlain<'_>, mark: &mut FileMark) -> io::Result<()> {
@@ -324,10 +324,8 @@ impl Guard<'_> {
         mark.seen = unix_now();
         mark.dev = dev;
         mark.inode = ino;
-        if !ident.contains('@') {
-            // Every mask this process writes into it from now on is known here; those written
-            // before (by an earlier run, from its start to its checkpoint) are in any `.gz` Docker
-            // makes after now (see `gz_from_written`).
+        if mark.end == 0 && mark.resume == 0 && !ident.contains('@') {
+            // Scanned from its first byte by this process: every mask it gets is known here.
             self.written.entry(ident.to_string()).or_insert_with(|| Written {
                 since: SystemTime::now(),
                 masks: Some(Vec::new()),

@@ -1049,49 +1049,6 @@ fn a_kill_of_a_guard_that_only_reports_counts_nothing_twice_past_the_budget() {
 }
 
 #[test]
-fn the_gz_of_a_file_an_earlier_run_began_is_checked_from_memory_once_made_after_this_run_began() {
-    let tmp = tempfile::tempdir().unwrap();
-    let live = container(tmp.path(), 'e', "gw", true, "");
-    let parts = Parts::new();
-    // An earlier run masks the first secret and checkpoints; it is killed.
-    append(
-        &live,
-        &[line("first file", 0), line(&format!("one {}", token(T1)), 1)].concat(),
-    );
-    let mut g = parts.guard(tmp.path());
-    g.sync_all();
-    g.commit(Commit::Now).unwrap();
-    drop(g);
-    // This run masks the second; Docker then compresses the file (the masked bytes).
-    let mut g = parts.guard(tmp.path());
-    append(&live, &line(&format!("two {}", token(T2)), 2));
-    assert_eq!(g.sync_all().recorded, 1);
-    std::thread::sleep(Duration::from_millis(20));
-    let masked = fs::read(&live).unwrap();
-    assert_clean(&masked, &[T1, T2]);
-    let (_, gz) = rotate_compressed(&live, &masked, false);
-    append(&live, &line("second file", 3));
-    let before = metric(g.metrics, crate::metrics::LOG_BYTES_SCANNED_TOTAL);
-    g.sync_all();
-    assert_eq!(
-        metric(g.metrics, crate::metrics::LOG_GZ_CHECKED_TOTAL),
-        1.0,
-        "from memory"
-    );
-    assert_eq!(
-        metric(g.metrics, crate::metrics::LOG_BYTES_SCANNED_TOTAL) - before,
-        line("second file", 3).len() as f64,
-        "the .gz is not scanned"
-    );
-    let mut plain = Vec::new();
-    flate2::read::GzDecoder::new(File::open(&gz).unwrap())
-        .read_to_end(&mut plain)
-        .unwrap();
-    assert_clean(&plain, &[T1, T2]);
-    assert_eq!(records(tmp.path()).len(), 2);
-}
-
-#[test]
 fn the_gz_of_a_file_scanned_whole_is_checked_from_the_masks_written_without_a_scan() {
     let tmp = tempfile::tempdir().unwrap();
     let live = container(tmp.path(), 'e', "gw", true, "");
