@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::record::FindingRecord;
-use super::sink::OccurrenceId;
+use super::sink::{id_from_hex, id_to_hex, OccurrenceId};
 use crate::fsutil;
 
 /// The first line of a generation.
@@ -148,7 +148,7 @@ impl AggregateJournal {
         )?;
         buf.push(b'\n');
         // Kept in flight whatever comes after (a `masked` line notes this run's masks only).
-        append_unmasked(&mut buf, in_flight)?;
+        append_keys(&mut buf, in_flight, true)?;
         append_lines(&mut buf, carried)?;
         let tmp = path.with_extension("jsonl.tmp");
         let _ = std::fs::remove_file(&tmp);
@@ -190,10 +190,8 @@ impl AggregateJournal {
             return Ok(());
         }
         let mut buf = Vec::new();
-        if masked_later {
-            append_ids(&mut buf, ids)?;
-        } else {
-            append_unmasked(&mut buf, ids)?;
+        append_keys(&mut buf, ids, !masked_later)?;
+        if !masked_later {
             self.unmasked_keys.extend_from_slice(ids);
         }
         append_lines(&mut buf, records)?;
@@ -250,39 +248,30 @@ impl AggregateJournal {
     }
 }
 
-fn hex_keys(ids: &[OccurrenceId]) -> Vec<String> {
-    ids.iter().map(|id| format!("{id:032x}")).collect()
-}
-
 /// Parse hexadecimal keys into `out`; returns how many could not be.
 fn parse_keys(hex: &[String], out: &mut Vec<OccurrenceId>) -> u64 {
     let before = out.len();
-    out.extend(hex.iter().filter_map(|h| u128::from_str_radix(h, 16).ok()));
+    out.extend(hex.iter().filter_map(|h| id_from_hex(h)));
     (hex.len() - (out.len() - before)) as u64
 }
 
-fn append_unmasked(buf: &mut Vec<u8>, ids: &[OccurrenceId]) -> io::Result<()> {
+/// Append a line of keys: `unmasked` ones stay in flight whatever comes after, the others until
+/// the next `masked` line.
+fn append_keys(buf: &mut Vec<u8>, ids: &[OccurrenceId], unmasked: bool) -> io::Result<()> {
     if ids.is_empty() {
         return Ok(());
     }
-    serde_json::to_writer(
-        &mut *buf,
-        &Control {
-            unmasked: hex_keys(ids),
+    let hex: Vec<String> = ids.iter().map(|&id| id_to_hex(id)).collect();
+    let line = if unmasked {
+        Control {
+            unmasked: hex,
             ..Control::default()
-        },
-    )?;
-    buf.push(b'\n');
-    Ok(())
-}
-
-fn append_ids(buf: &mut Vec<u8>, ids: &[OccurrenceId]) -> io::Result<()> {
-    if ids.is_empty() {
-        return Ok(());
-    }
-    let line = Control {
-        ids: hex_keys(ids),
-        ..Control::default()
+        }
+    } else {
+        Control {
+            ids: hex,
+            ..Control::default()
+        }
     };
     serde_json::to_writer(&mut *buf, &line)?;
     buf.push(b'\n');

@@ -56,6 +56,16 @@ pub fn occurrence_key(f: &Finding) -> OccurrenceKey {
 /// would only leave one occurrence unrecorded).
 pub type OccurrenceId = u128;
 
+/// A key's digest as it is written in state files: 32 hex digits.
+pub fn id_to_hex(id: OccurrenceId) -> String {
+    format!("{id:032x}")
+}
+
+/// A key's digest read back from [`id_to_hex`] (`None` when it is not one).
+pub fn id_from_hex(hex: &str) -> Option<OccurrenceId> {
+    u128::from_str_radix(hex, 16).ok()
+}
+
 /// The digest of an occurrence key.
 pub fn occurrence_id(k: &OccurrenceKey) -> OccurrenceId {
     let mut h = blake3::Hasher::new();

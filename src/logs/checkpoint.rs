@@ -75,7 +75,7 @@ pub struct RecoveredKey(pub crate::findings::sink::OccurrenceId);
 
 impl Serialize for RecoveredKey {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&format!("{:032x}", self.0))
+        s.serialize_str(&crate::findings::sink::id_to_hex(self.0))
     }
 }
 
@@ -88,9 +88,9 @@ impl<'de> Deserialize<'de> for RecoveredKey {
             Key(crate::findings::sink::OccurrenceKey),
         }
         match Either::deserialize(d)? {
-            Either::Digest(h) => u128::from_str_radix(&h, 16)
+            Either::Digest(h) => crate::findings::sink::id_from_hex(&h)
                 .map(RecoveredKey)
-                .map_err(|_| serde::de::Error::custom("a recovered key is not 32 hex digits")),
+                .ok_or_else(|| serde::de::Error::custom("a recovered key is not 32 hex digits")),
             Either::Key(k) => Ok(RecoveredKey(crate::findings::sink::occurrence_id(&k))),
         }
     }

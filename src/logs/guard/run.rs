@@ -392,8 +392,6 @@ impl Guard<'_> {
                 dirty = changes.containers;
                 structural = changes.structural;
                 everything |= changes.everything;
-            }
-            if let Some(w) = &mut watch {
                 if everything {
                     // Events may have been lost: watch every container directory there is.
                     w.rewatch();
