@@ -85,11 +85,13 @@ impl Drop for AtomicFile {
 }
 
 /// The end of the last complete line (just past its `\n`) in `[from, len)` of `file`, or `from` when
-/// there is none. Reads backwards in 64 KiB blocks with positioned reads.
+/// there is none. Reads backwards with positioned reads: the last 4 KiB first, then blocks growing to 64 KiB.
 pub fn last_line_end(file: &File, from: u64, len: u64) -> io::Result<u64> {
     use std::os::unix::fs::FileExt;
     let mut end = len;
-    let mut buf = vec![0u8; 64 << 10];
+    // Lines are short: the last one usually ends in the last few KiB (the bytes before it are
+    // about to be read by the scan; reading them here as well doubled a busy guard's reads).
+    let mut buf = vec![0u8; 4 << 10];
     while end > from {
         let start = end.saturating_sub(buf.len() as u64).max(from);
         let n = (end - start) as usize;
@@ -98,6 +100,9 @@ pub fn last_line_end(file: &File, from: u64, len: u64) -> io::Result<u64> {
             return Ok(start + i as u64 + 1);
         }
         end = start;
+        if buf.len() < 64 << 10 {
+            buf.resize(buf.len() * 4, 0);
+        }
     }
     Ok(from)
 }
@@ -381,6 +386,44 @@ pub fn read_input_string(path: &Path, kind: InputKind) -> io::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_last_line_end_is_found_however_far_back_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("log");
+        // Newlines at these offsets, in a file of 300 000 bytes.
+        for nl in [
+            None,
+            Some(0u64),
+            Some(10),
+            Some(4095),
+            Some(4096),
+            Some(20_000),
+            Some(150_000),
+            Some(299_999),
+        ] {
+            let mut bytes = vec![b'x'; 300_000];
+            if let Some(i) = nl {
+                bytes[i as usize] = b'\n';
+            }
+            fs::write(&p, &bytes).unwrap();
+            let f = File::open(&p).unwrap();
+            let want = nl.map_or(0, |i| i + 1);
+            assert_eq!(last_line_end(&f, 0, 300_000).unwrap(), want, "newline at {nl:?}");
+            // Not before `from`, nor past `len`.
+            let from = 5;
+            let want_from = nl.filter(|i| *i >= from).map_or(from, |i| i + 1);
+            assert_eq!(
+                last_line_end(&f, from, 300_000).unwrap(),
+                want_from,
+                "from 5, newline at {nl:?}"
+            );
+            assert_eq!(
+                last_line_end(&f, 0, 10).unwrap(),
+                nl.filter(|i| *i < 10).map_or(0, |i| i + 1)
+            );
+        }
+    }
 
     #[test]
     fn atomic_write_is_private_and_leaves_no_temp() {

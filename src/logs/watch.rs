@@ -4,12 +4,19 @@
 //! The guard reads the queue only once per batch: the kernel merges an event identical to the last
 //! one queued (the same file modified again), so a container writing thousands of lines a second
 //! costs a few events per batch, not one wake-up per line.
+//!
+//! A second, quiet queue holds only renames in container directories: the guard waits between
+//! batches on it, and a rotation of a live log (Docker renames `<id>-json.log` to `.1` and, with
+//! `compress`, compresses `.1` at once and removes it) ends the wait, so that the last lines of the
+//! rotated file are masked in place before Docker's compression reads them (otherwise in a rewrite
+//! of the `.gz`: a decompression, a scan and a compression). It takes a second watch per container
+//! directory from `fs.inotify.max_user_watches`, and is given up when those run out.
 use std::collections::{HashMap, HashSet};
 use std::io;
 use std::mem::MaybeUninit;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::fs::inotify::{self, CreateFlags, ReadFlags, WatchFlags};
@@ -68,6 +75,9 @@ pub struct Watch {
     /// Watch descriptor → container directory name.
     dirs: HashMap<i32, String>,
     buf: Vec<MaybeUninit<u8>>,
+    /// Renames in container directories only (see the module's documentation); `None` when a
+    /// second inotify instance could not be made (waits are then plain sleeps).
+    moves: Option<OwnedFd>,
 }
 
 const ROOT_EVENTS: WatchFlags = WatchFlags::CREATE
@@ -86,18 +96,27 @@ const DIR_EVENTS: WatchFlags = WatchFlags::MODIFY
     .union(WatchFlags::ONLYDIR)
     .union(WatchFlags::DONT_FOLLOW);
 
+/// What the quiet queue watches in each container directory: a file renamed away.
+const MOVE_EVENTS: WatchFlags = WatchFlags::MOVED_FROM
+    .union(WatchFlags::ONLYDIR)
+    .union(WatchFlags::DONT_FOLLOW);
+
 impl Watch {
     /// Watch `root` (Docker's `containers/`) and every directory in it. Fails when inotify is not
     /// available or `root` cannot be watched (e.g. `fs.inotify.max_user_watches` reached).
     pub fn new(root: &Path) -> io::Result<Self> {
         let fd = inotify::init(CreateFlags::NONBLOCK | CreateFlags::CLOEXEC)?;
         let root_wd = inotify::add_watch(&fd, root, ROOT_EVENTS)?;
+        let moves = inotify::init(CreateFlags::NONBLOCK | CreateFlags::CLOEXEC)
+            .map_err(|e| tracing::debug!("log guard: no second inotify instance ({e}): rotations wait for the batch"))
+            .ok();
         let mut w = Self {
             fd,
             root: root.to_path_buf(),
             root_wd,
             dirs: HashMap::new(),
             buf: vec![MaybeUninit::uninit(); 64 << 10],
+            moves,
         };
         std::fs::read_dir(root)?;
         w.rewatch();
@@ -122,9 +141,83 @@ impl Watch {
     }
 
     fn add(&mut self, name: &str) -> io::Result<()> {
-        let wd = inotify::add_watch(&self.fd, self.root.join(name), DIR_EVENTS)?;
+        let path = self.root.join(name);
+        let wd = match inotify::add_watch(&self.fd, &path, DIR_EVENTS) {
+            Err(rustix::io::Errno::NOSPC) if self.moves.is_some() => {
+                // `fs.inotify.max_user_watches` reached: the rename watches give their places to
+                // the watches that find changes (rotations then wait for the end of the batch).
+                tracing::debug!("log guard: inotify watches exhausted: rotations wait for the batch");
+                self.moves = None;
+                inotify::add_watch(&self.fd, &path, DIR_EVENTS)?
+            }
+            r => r?,
+        };
         self.dirs.insert(wd, name.to_string());
+        if let Some(moves) = &self.moves {
+            if let Err(e) = inotify::add_watch(moves, &path, MOVE_EVENTS) {
+                // Its rotations then wait for the end of the batch.
+                tracing::debug!("log guard: cannot watch {} for rotations: {e}", path.display());
+            }
+        }
         Ok(())
+    }
+
+    /// Sleep for `timeout`, or less when a live log (`*-json.log`) is renamed meanwhile (Docker
+    /// rotating it; or events were lost): true then. Renames before the last [`Self::drain`] that
+    /// were not waited for also end it at once.
+    pub fn pause(&mut self, timeout: Duration) -> bool {
+        let Some(moves) = &self.moves else {
+            std::thread::sleep(timeout);
+            return false;
+        };
+        let deadline = Instant::now() + timeout;
+        let mut buf = [MaybeUninit::<u8>::uninit(); 4096];
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            let t = Timespec {
+                tv_sec: left.as_secs() as _,
+                tv_nsec: left.subsec_nanos() as _,
+            };
+            match rustix::event::poll(&mut [PollFd::new(moves, PollFlags::IN)], Some(&t)) {
+                Ok(0) => return false,
+                Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                Err(e) => {
+                    tracing::debug!("log guard: waiting for rotations: {e}");
+                    std::thread::sleep(left);
+                    return false;
+                }
+            }
+            let mut reader = inotify::Reader::new(moves, &mut buf);
+            let mut rotated = false;
+            loop {
+                match reader.next() {
+                    Ok(ev) => {
+                        let live = ev.file_name().is_some_and(|n| n.to_bytes().ends_with(b"-json.log"));
+                        rotated |= ev.events().contains(ReadFlags::QUEUE_OVERFLOW) || live;
+                    }
+                    Err(rustix::io::Errno::WOULDBLOCK) | Err(rustix::io::Errno::INTR) => break,
+                    Err(e) => {
+                        tracing::debug!("log guard: reading rotations: {e}");
+                        std::thread::sleep(left);
+                        return false;
+                    }
+                }
+            }
+            if rotated {
+                return true;
+            }
+        }
+    }
+
+    /// Discard the renames queued for [`Self::pause`]: read before the main queue, they are in it.
+    fn discard_moves(&mut self) {
+        let Some(moves) = &self.moves else { return };
+        let mut buf = [MaybeUninit::<u8>::uninit(); 4096];
+        let mut reader = inotify::Reader::new(moves, &mut buf);
+        while reader.next().is_ok() {}
     }
 
     /// Wait at most `timeout` for an event; true when one is queued.
@@ -143,6 +236,7 @@ impl Watch {
 
     /// Read every queued event.
     pub fn drain(&mut self) -> io::Result<Changes> {
+        self.discard_moves();
         let mut changes = Changes::default();
         let mut new_dirs = Vec::new();
         let mut reader = inotify::Reader::new(&self.fd, &mut self.buf);
@@ -245,6 +339,47 @@ mod tests {
         assert!(w.wait(Duration::from_secs(1)).unwrap());
         assert!(w.drain().unwrap().containers.contains("bbb"));
         assert_eq!(w.watched(), 2, "the removed directory's watch is gone");
+    }
+
+    #[test]
+    fn a_rotation_ends_the_pause_and_writes_do_not() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        std::fs::create_dir(root.join("aaa")).unwrap();
+        let mut w = Watch::new(root).unwrap();
+        let live = root.join("aaa/aaa-json.log");
+        let mut log = std::fs::File::create(&live).unwrap();
+        log.write_all(b"{\"log\":\"x\\n\"}\n").unwrap();
+        std::fs::write(root.join("aaa/aaa-json.log.3.gz"), b"x").unwrap();
+        std::fs::rename(root.join("aaa/aaa-json.log.3.gz"), root.join("aaa/aaa-json.log.4.gz")).unwrap();
+        let t = Instant::now();
+        assert!(
+            !w.pause(Duration::from_millis(150)),
+            "writes and other renames do not end it"
+        );
+        assert!(t.elapsed() >= Duration::from_millis(150));
+        // A rename before the pause, not drained: it ends the pause at once.
+        std::fs::rename(&live, root.join("aaa/aaa-json.log.1")).unwrap();
+        let t = Instant::now();
+        assert!(w.pause(Duration::from_secs(5)));
+        assert!(t.elapsed() < Duration::from_secs(1));
+        // Drained with the main queue: the next pause waits again.
+        let c = w.drain().unwrap();
+        assert!(c.structural.contains("aaa"));
+        assert!(!w.pause(Duration::from_millis(50)));
+        // A rotation during the pause ends it.
+        let renamer = std::thread::spawn({
+            let (from, to) = (live.clone(), root.join("aaa/aaa-json.log.1"));
+            move || {
+                std::thread::sleep(Duration::from_millis(100));
+                std::fs::write(&from, b"{}\n").unwrap();
+                std::fs::rename(from, to).unwrap();
+            }
+        });
+        let t = Instant::now();
+        assert!(w.pause(Duration::from_secs(5)));
+        assert!(t.elapsed() < Duration::from_secs(2));
+        renamer.join().unwrap();
     }
 
     #[test]

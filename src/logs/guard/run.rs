@@ -372,7 +372,7 @@ impl Guard<'_> {
             // A busy container writes thousands of times a second: one sync per batch of events,
             // at most one batch every BATCH, or BATCH_BUSY while they write fast (a quiet
             // container's first write is handled at once). A rotation is not kept waiting a
-            // BATCH: Docker compresses the rotated file at once, and its last lines are masked
+            // BATCH (it ends the pause): Docker compresses the rotated file at once, and its last lines are masked
             // in the plain file before Docker's compression reads them, or in a rewrite of the
             // `.gz` after (a decompression and a compression).
             let batch = if busy { BATCH_BUSY } else { BATCH };
@@ -380,12 +380,12 @@ impl Guard<'_> {
                 let mut changes = Changes::default();
                 let since = last_sync.elapsed();
                 if busy || since >= batch {
-                    std::thread::sleep(batch.saturating_sub(since));
+                    w.pause(batch.saturating_sub(since));
                     self.drain_into(w, &root, &mut changes);
                 } else {
                     self.drain_into(w, &root, &mut changes);
                     if changes.structural.is_empty() {
-                        std::thread::sleep(batch.saturating_sub(last_sync.elapsed()));
+                        w.pause(batch.saturating_sub(last_sync.elapsed()));
                         self.drain_into(w, &root, &mut changes);
                     }
                 }
