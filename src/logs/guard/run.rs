@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use super::plain::PlainFile;
 use super::{selects, short_id, unix_now, Commit, Guard, SyncStats};
 use crate::escape::terminal;
+use crate::findings::sink::OccurrenceId;
 use crate::logs::checkpoint::Checkpoints;
 use crate::logs::containers;
 use crate::logs::watch::{Changes, Watch, TMP_PREFIX};
@@ -200,30 +201,7 @@ impl Guard<'_> {
                 stats
             }
             Err(_) => {
-                let failures = self.quarantine.get(id).map_or(0, |(n, _)| *n) + 1;
-                let wait = Duration::from_secs(1u64 << (failures - 1).min(8)).min(Duration::from_secs(300));
-                self.quarantine
-                    .insert(id.to_string(), (failures, Instant::now() + wait));
-                self.metrics.add(crate::metrics::GUARD_PANICS_TOTAL, 1.0);
-                // What this container's work held in memory may be half-updated: forget it, so the
-                // next attempt starts again from the checkpoints on disk. (Masks waiting in
-                // `gz_owed` stay: each is a confirmed secret, whoever's sync found it.)
-                self.held.retain(|_, (held_id, _)| held_id != id);
-                self.recheck_gz = false;
-                self.settled.clear();
-                self.written.clear();
-                if let Ok(mut disk) = Checkpoints::load(&self.opts.state_dir) {
-                    // Not saved in this boot yet: its files are to be scanned again all the same.
-                    disk.after_reboot(&self.marks.boot_id);
-                    self.marks.files.retain(|_, m| m.container != id);
-                    self.marks.gz.retain(|_, m| m.container != id);
-                    self.marks
-                        .files
-                        .extend(disk.files.into_iter().filter(|(_, m)| m.container == id));
-                    self.marks
-                        .gz
-                        .extend(disk.gz.into_iter().filter(|(_, m)| m.container == id));
-                }
+                let (failures, wait) = self.contain_panic(id);
                 self.error(&format!(
                     "container {}: internal error while scanning (failure {failures}); the other containers go on, retrying this one in {} s",
                     short_id(id),
@@ -232,6 +210,48 @@ impl Guard<'_> {
                 SyncStats::default()
             }
         }
+    }
+
+    /// After a panic in container `id`'s work: quarantine it (back-off) and forget what its work
+    /// held in memory, which may be half-updated, so that the next attempt starts again from the
+    /// checkpoints on disk. Returns the failures in a row and the wait.
+    pub(super) fn contain_panic(&mut self, id: &str) -> (u32, Duration) {
+        let failures = self.quarantine.get(id).map_or(0, |(n, _)| *n) + 1;
+        let wait = Duration::from_secs(1u64 << (failures - 1).min(8)).min(Duration::from_secs(300));
+        self.quarantine
+            .insert(id.to_string(), (failures, Instant::now() + wait));
+        self.metrics.add(crate::metrics::GUARD_PANICS_TOTAL, 1.0);
+        // (Masks waiting in `gz_owed` stay: each is a confirmed secret, whoever's sync found it.)
+        self.held.retain(|_, (held_id, _)| held_id != id);
+        self.recheck_gz = false;
+        self.settled.clear();
+        self.written.clear();
+        if let Ok(mut disk) = Checkpoints::load(&self.opts.state_dir) {
+            // Not saved in this boot yet: its files are to be scanned again all the same.
+            disk.after_reboot(&self.marks.boot_id);
+            self.marks.files.retain(|_, m| m.container != id);
+            self.marks.gz.retain(|_, m| m.container != id);
+            self.marks
+                .files
+                .extend(disk.files.into_iter().filter(|(_, m)| m.container == id));
+            self.marks
+                .gz
+                .extend(disk.gz.into_iter().filter(|(_, m)| m.container == id));
+        }
+        // Its files are scanned again from checkpoints that may predate what it recorded since:
+        // those occurrences are recovered keys (as after a crash), kept in the checkpoints, so
+        // that a checkpoint taken during the quarantine does not forget them. (Keys are digests:
+        // the other containers' recorded since go along, which is harmless.)
+        let recorded: Vec<OccurrenceId> = self
+            .uncommitted
+            .iter()
+            .chain(self.syncing.iter().flat_map(|s| s.recorded.iter()))
+            .copied()
+            .collect();
+        self.recovered.extend(recorded.iter().copied());
+        super::start::keep_recovered(&mut self.marks, recorded.into_iter());
+        self.marks_dirty = true;
+        (failures, wait)
     }
 
     pub(super) fn sync_container_once(&mut self, id: &str, look: Look) -> SyncStats {

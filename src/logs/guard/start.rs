@@ -116,7 +116,7 @@ impl<'a> Guard<'a> {
 /// crash came between recording them and the checkpoint) as `Checkpoints::recovered`, so that the
 /// rescan records none of them twice. Bounded across crashes (the newest kept); forgotten after
 /// an hour.
-fn keep_recovered(marks: &mut Checkpoints, uncommitted: impl Iterator<Item = OccurrenceId>) {
+pub(super) fn keep_recovered(marks: &mut Checkpoints, uncommitted: impl Iterator<Item = OccurrenceId>) {
     let mut uncommitted = uncommitted.peekable();
     if uncommitted.peek().is_none() {
         return;

@@ -276,6 +276,33 @@ fn a_crash_after_recording_records_nothing_twice_and_still_masks() {
 }
 
 #[test]
+fn a_checkpoint_during_the_quarantine_after_a_panic_records_nothing_twice() {
+    // A report-only container: its secret stays in the file, and the scan after the panic sees it
+    // again from the checkpoint before it.
+    let tmp = tempfile::tempdir().unwrap();
+    let live = container(tmp.path(), 'd', "audit-me", false, "");
+    append(&live, &line("first line", 0));
+    let parts = Parts::new();
+    let mut g = parts.guard(tmp.path());
+    g.sync_all();
+    g.commit(Commit::Now).unwrap();
+    append(&live, &line(&format!("export GITHUB_TOKEN={}", token(T1)), 1));
+    assert_eq!(g.sync_all().recorded, 1);
+    // Its work panics: its checkpoints are reloaded from disk (before the secret), and a
+    // checkpoint is taken while it waits.
+    let id: String = std::iter::repeat_n('d', 64).collect();
+    g.contain_panic(&id);
+    g.commit(Commit::Now).unwrap();
+    g.quarantine.clear();
+    assert_eq!(g.sync_all().recorded, 0, "recorded before the panic");
+    g.commit(Commit::Now).unwrap();
+    drop(g);
+    let mut g = parts.guard(tmp.path());
+    assert_eq!(g.sync_all().recorded, 0, "nor after a restart");
+    assert_eq!(records(tmp.path()).len(), 1);
+}
+
+#[test]
 fn after_a_reboot_every_file_is_masked_again_and_nothing_is_recorded_twice() {
     // Masks are not synced to disk before a checkpoint: a power cut may lose them while the
     // checkpoint (synced) survives. Checkpoints of another boot have every file scanned again.
