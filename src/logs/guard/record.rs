@@ -67,6 +67,7 @@ impl Guard<'_> {
         let mut all: Vec<&Finding> = Vec::new();
         // Keys of the occurrences counted past the budget (journaled with their counts).
         let mut counted: Vec<crate::findings::sink::OccurrenceId> = Vec::new();
+        let mut new_keys: std::collections::HashSet<crate::findings::sink::OccurrenceId> = Default::default();
         let now = Instant::now();
         self.budget.set_room(self.sink.room_for_new_secrets());
         for Found { finding: f, is_new } in findings {
@@ -77,14 +78,21 @@ impl Guard<'_> {
             if self.uncommitted.contains(&key)
                 || self.syncing.as_ref().is_some_and(|s| s.recorded.contains(&key))
                 || self.recovered.contains(&key)
+                || new_keys.contains(&key)
             {
                 continue;
             }
-            self.uncommitted.insert(key);
             all.push(f);
             match self.budget.admit(f, &c.id, &c.name, &c.image, now) {
-                Admit::One => new.push(f),
+                // Known as recorded once the report holds it (a panic before then, and its key
+                // would pass for recorded in the scan after; see `contain_panic`).
+                Admit::One => {
+                    new.push(f);
+                    new_keys.insert(key);
+                }
                 admit => {
+                    // Counted in memory at once.
+                    self.uncommitted.insert(key);
                     counted.push(key);
                     self.metrics.add(
                         if admit == Admit::PerRule {
@@ -116,6 +124,7 @@ impl Guard<'_> {
             return Ok(SyncStats::default());
         }
         self.sink.append(new.iter().copied(), &c.name, &c.image)?;
+        self.uncommitted.extend(new_keys);
         // The counts past the budget are journaled before the masks are written (the caller
         // writes them next): a kill before the checkpoint that reports them loses none. With
         // the keys they count: a kill before the masks leaves them to a rescan, which must not

@@ -246,10 +246,19 @@ impl Guard<'_> {
             .uncommitted
             .iter()
             .chain(self.syncing.iter().flat_map(|s| s.recorded.iter()))
+            .filter(|k| !self.recovered.contains(k))
             .copied()
             .collect();
         self.recovered.extend(recorded.iter().copied());
         super::start::keep_recovered(&mut self.marks, recorded.into_iter());
+        if !self.marks.recovered.is_empty() {
+            // Kept while the container keeps failing (they are forgotten an hour after the last).
+            self.marks.recovered_at = unix_now();
+        }
+        if self.recovered.len() > super::start::RECOVERED_MAX {
+            // Bounded as the checkpoint's are (the newest kept).
+            self.recovered = self.marks.recovered.iter().map(|k| k.0).collect();
+        }
         self.marks_dirty = true;
         (failures, wait)
     }

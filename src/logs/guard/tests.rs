@@ -293,6 +293,10 @@ fn a_checkpoint_during_the_quarantine_after_a_panic_records_nothing_twice() {
     let id: String = std::iter::repeat_n('d', 64).collect();
     g.contain_panic(&id);
     g.commit(Commit::Now).unwrap();
+    // It fails again more than an hour later: what it recorded is still known.
+    g.marks.recovered_at -= 4000;
+    g.contain_panic(&id);
+    g.discover().unwrap();
     g.quarantine.clear();
     assert_eq!(g.sync_all().recorded, 0, "recorded before the panic");
     g.commit(Commit::Now).unwrap();
