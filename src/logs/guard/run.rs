@@ -238,6 +238,15 @@ impl Guard<'_> {
                 .gz
                 .extend(disk.gz.into_iter().filter(|(_, m)| m.container == id));
         }
+        // Its files are there while it waits, however long it keeps failing: their marks are not
+        // taken for those of files Docker deleted (pruned an hour after they were last seen).
+        let now = unix_now();
+        for m in self.marks.files.values_mut().filter(|m| m.container == id) {
+            m.seen = now;
+        }
+        for m in self.marks.gz.values_mut().filter(|m| m.container == id) {
+            m.seen = now;
+        }
         // Its files are scanned again from checkpoints that may predate what it recorded since:
         // those occurrences are recovered keys (as after a crash), kept in the checkpoints, so
         // that a checkpoint taken during the quarantine does not forget them. (Keys are digests:

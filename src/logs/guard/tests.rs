@@ -293,10 +293,17 @@ fn a_checkpoint_during_the_quarantine_after_a_panic_records_nothing_twice() {
     let id: String = std::iter::repeat_n('d', 64).collect();
     g.contain_panic(&id);
     g.commit(Commit::Now).unwrap();
-    // It fails again more than an hour later: what it recorded is still known.
+    // It fails again more than an hour later: what it recorded is still known, and its files'
+    // checkpoints are kept.
     g.marks.recovered_at -= 4000;
+    for m in g.marks.files.values_mut() {
+        m.seen -= 4000;
+    }
+    g.marks_dirty = true;
+    g.commit(Commit::Now).unwrap();
     g.contain_panic(&id);
     g.discover().unwrap();
+    assert_eq!(g.marks.files.len(), 1, "not taken for a deleted file's");
     g.quarantine.clear();
     assert_eq!(g.sync_all().recorded, 0, "recorded before the panic");
     g.commit(Commit::Now).unwrap();
