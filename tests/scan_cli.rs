@@ -501,7 +501,10 @@ fn stdin_formats_baseline_and_user_rules() {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        if let Err(e) = child.stdin.take().unwrap().write_all(input.as_bytes()) {
+            // A usage error exits before reading standard input (checked by its output below).
+            assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "{e}");
+        }
         child.wait_with_output().unwrap()
     };
     let out = run_stdin(&["--format", "jsonl"]);
