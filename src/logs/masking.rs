@@ -106,35 +106,94 @@ impl MaskPlan {
             let mut chunk = buf.to_vec();
             let len = chunk.len();
             src.consume(len);
-            let end = pos + len as u64;
-            // Apply every edit that touches [pos, end).
-            let mut i = next;
-            while i < self.edits.len() && self.edits[i].0 < end {
-                let (s, bytes) = &self.edits[i];
-                let e = s + bytes.len() as u64;
-                if e > pos {
-                    let from = s.max(&pos) - pos;
-                    let to = e.min(end) - pos;
-                    let off = (pos.max(*s) - s) as usize;
-                    chunk[from as usize..to as usize].copy_from_slice(&bytes[off..off + (to - from) as usize]);
-                }
-                if e <= end {
-                    next = i + 1;
-                }
-                i += 1;
-            }
+            self.apply_at(&mut chunk, pos, &mut next);
             dst.write_all(&chunk)?;
-            pos = end;
+            pos += len as u64;
         }
-        if let Some((s, _)) = self.edits.get(next) {
-            if *s >= pos {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "the file is shorter than the findings say (it changed since the scan); scan it again",
-                ));
-            }
-        }
+        self.all_applied(pos, next)?;
         Ok(pos)
+    }
+
+    /// Replace the planned bytes in `chunk`, the bytes at offset `pos`; `next`: the first edit
+    /// that may touch it, moved past those that end within it.
+    fn apply_at(&self, chunk: &mut [u8], pos: u64, next: &mut usize) {
+        let end = pos + chunk.len() as u64;
+        let mut i = *next;
+        while i < self.edits.len() && self.edits[i].0 < end {
+            let (s, bytes) = &self.edits[i];
+            let e = s + bytes.len() as u64;
+            if e > pos {
+                let from = s.max(&pos) - pos;
+                let to = e.min(end) - pos;
+                let off = (pos.max(*s) - s) as usize;
+                chunk[from as usize..to as usize].copy_from_slice(&bytes[off..off + (to - from) as usize]);
+            }
+            if e <= end {
+                *next = i + 1;
+            }
+            i += 1;
+        }
+    }
+
+    /// An error when an edit from `next` on starts at or after `len`, the length of the content.
+    fn all_applied(&self, len: u64, next: usize) -> io::Result<()> {
+        match self.edits.get(next) {
+            Some((s, _)) if *s >= len => Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the file is shorter than the findings say (it changed since the scan); scan it again",
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// A writer that passes what it is given on to `dst` with the planned bytes replaced (offsets
+    /// counted from its first byte).
+    pub fn writer<W: Write>(&self, dst: W) -> MaskWriter<'_, W> {
+        MaskWriter {
+            plan: self,
+            inner: dst,
+            pos: 0,
+            next: 0,
+            chunk: Vec::new(),
+        }
+    }
+}
+
+/// See [`MaskPlan::writer`].
+pub struct MaskWriter<'p, W> {
+    plan: &'p MaskPlan,
+    inner: W,
+    pos: u64,
+    next: usize,
+    chunk: Vec<u8>,
+}
+
+impl<W: Write> MaskWriter<'_, W> {
+    /// The writer given, once every planned edit was applied (`UnexpectedEof` when the content
+    /// ended before one).
+    pub fn finish(self) -> io::Result<W> {
+        self.plan.all_applied(self.pos, self.next)?;
+        Ok(self.inner)
+    }
+}
+
+impl<W: Write> Write for MaskWriter<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.next >= self.plan.edits.len() {
+            self.inner.write_all(buf)?;
+            self.pos += buf.len() as u64;
+            return Ok(buf.len());
+        }
+        self.chunk.clear();
+        self.chunk.extend_from_slice(buf);
+        self.plan.apply_at(&mut self.chunk, self.pos, &mut self.next);
+        self.inner.write_all(&self.chunk)?;
+        self.pos += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
     }
 }
 
@@ -229,6 +288,30 @@ mod tests {
         let mut out = Vec::new();
         plan.apply_stream(&b"xxxxxxxx"[..], &mut out).unwrap();
         assert_eq!(out, b"AAAABBxx");
+    }
+
+    #[test]
+    fn the_writer_masks_as_the_stream_does_whatever_the_sizes_of_the_writes() {
+        let src: Vec<u8> = (0..5_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+        let plan = MaskPlan::from_findings(&[
+            f(vec![[0, 3]], b"XYZ"),
+            f(vec![[10, 14], [20, 22]], b"ABCDEF"),
+            f(vec![[997, 1_013]], b"0123456789abcdef"),
+            f(vec![[4_990, 5_000]], b"0123456789"),
+        ]);
+        let mut want = Vec::new();
+        plan.apply_stream(&src[..], &mut want).unwrap();
+        for step in [1, 3, 7, 16, 1_000, 5_000] {
+            let mut w = plan.writer(Vec::new());
+            for part in src.chunks(step) {
+                w.write_all(part).unwrap();
+            }
+            assert_eq!(w.finish().unwrap(), want, "writes of {step} bytes");
+        }
+        // An edit at or past the end of what was written: an error at the end.
+        let mut w = plan.writer(Vec::new());
+        w.write_all(&src[..4_000]).unwrap();
+        assert!(w.finish().unwrap_err().to_string().contains("changed since the scan"));
     }
 
     #[test]

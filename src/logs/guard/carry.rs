@@ -410,6 +410,11 @@ impl Guard<'_> {
             m.open.clear();
         }
         self.held.remove(&k.ident);
+        // A `.gz` checked from memory while this entry was open kept what was written into its
+        // plain file for a check after this one: needed only when it is owed masks now.
+        if k.gz && !self.marks.gz_owed.contains_key(&k.ident) {
+            self.written.remove(&k.ident);
+        }
         self.settled.retain(|_, (_, ident)| *ident != k.ident);
         if let (Some(container), true) = (container, k.masks && k.start == 0) {
             self.alias_first_line(&container, &k.ident, &k.file, None);

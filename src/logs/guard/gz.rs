@@ -8,10 +8,10 @@ use std::fs::{self, File};
 use std::io::{self, Read, Seek};
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::carry::{split_carried, units_from, Carry, Prev, Split, This};
-use super::rewrite::{birth_time, gz_holds, rewrite_gz, GzRewrite};
+use super::rewrite::{birth_time, gz_holds, rewrite_gz, GzRewrite, PlainTail};
 use super::{born, unix_now, Found, Guard, SyncStats, RETRY_AFTER};
 use crate::logs::checkpoint::{self, FileMark, GzMark};
 use crate::logs::containers::ContainerLog;
@@ -44,20 +44,18 @@ impl Guard<'_> {
         }
     }
 
-    /// Check a complete `.gz` of a plain file this process scanned whole, from what it wrote into
-    /// that file, without decompressing it: Docker creates the `.gz` and then reads the plain
-    /// file, so a mask written before the `.gz` was created (its birth time) is in it. When a
-    /// mask came later, the `.gz` is rewritten with every mask the file got, and the rewrite is
-    /// kept only if its last bytes hash as the plain file's did. `None`: check it by a scan.
-    pub(super) fn gz_from_written(
-        &mut self,
+    /// Whether the complete `.gz` open as `file` (of `size` bytes) can be checked from what this
+    /// process wrote into its plain file, known as `key`: `Some((open, born))` (an entry open at
+    /// the end of the plain file waits for the next file; the `.gz`'s birth time), or `None`
+    /// (logged why): it is scanned.
+    fn checkable_from_written(
+        &self,
         c: &ContainerLog,
         path: &Path,
         file: &File,
-        (dev, ino, size): (u64, u64, u64),
+        size: u64,
         key: &str,
-        masks: bool,
-    ) -> io::Result<Option<SyncStats>> {
+    ) -> io::Result<Option<(bool, SystemTime)>> {
         let scan = |why: &str| {
             tracing::debug!("log guard: {}: scanned ({why})", path.display());
             Ok(None)
@@ -65,14 +63,21 @@ impl Guard<'_> {
         let (Some(w), Some(m)) = (self.written.get(key), self.marks.files.get(key)) else {
             return scan("its plain file was not scanned whole by this process");
         };
-        if m.container != c.id
-            || m.end == 0
-            || m.resume != m.end
-            || !m.open.is_empty()
-            || self.held.contains_key(key)
-            || size < 18
+        if m.container != c.id || m.end == 0 || size < 18 {
+            return scan("its plain file was not scanned by this process");
+        }
+        // An entry open at the end of the plain file is finished by the next file: that file reads
+        // its start from this `.gz` (once checked) and owes it the masks of what it finds there,
+        // which a check from memory writes then. Until the hold time is over this `.gz` is checked
+        // like any other, and what was written into its plain file is kept for that check.
+        let open = m.resume != m.end || !m.open.is_empty() || self.held.contains_key(key);
+        if open
+            && self
+                .held
+                .get(key)
+                .is_none_or(|(_, since)| since.elapsed() >= self.opts.hold)
         {
-            return scan("an entry is open at the end of its plain file");
+            return scan("an entry open at the end of its plain file is not waiting for the next file");
         }
         // The gzip trailer's size (modulo 2^32) is the plain file's, scanned to its end.
         let mut isize = [0u8; 4];
@@ -82,8 +87,32 @@ impl Guard<'_> {
         }
         // Masks this process does not know of (an earlier run's) came before `since`: unless
         // Docker made the `.gz` after that, they may be missing from it, and only a scan can tell.
-        let Some(born) = birth_time(file).filter(|born| *born > w.since) else {
-            return scan("made before this process began on its plain file");
+        match birth_time(file).filter(|born| *born > w.since) {
+            Some(born) => Ok(Some((open, born))),
+            None => scan("made before this process began on its plain file"),
+        }
+    }
+
+    /// Check a complete `.gz` of a plain file this process scanned whole, from what it wrote into
+    /// that file, without decompressing it: Docker creates the `.gz` and then reads the plain
+    /// file, so a mask written before the `.gz` was created (its birth time) is in it. When a
+    /// mask came later, the `.gz` is rewritten with every mask the file got, and the rewrite is
+    /// kept only if, with the masks of the plain file, its last bytes hash as that file's did.
+    /// `None`: check it by a scan.
+    pub(super) fn gz_from_written(
+        &mut self,
+        c: &ContainerLog,
+        path: &Path,
+        file: &File,
+        (dev, ino, size): (u64, u64, u64),
+        key: &str,
+        masks: bool,
+    ) -> io::Result<Option<SyncStats>> {
+        let Some((open, born)) = self.checkable_from_written(c, path, file, size, key)? else {
+            return Ok(None);
+        };
+        let (Some(w), Some(m)) = (self.written.get(key), self.marks.files.get(key)) else {
+            return Ok(None);
         };
         // Masks owed to the `.gz` (not written into the plain file, or written where Docker may
         // have read it already) are written now whatever its birth time.
@@ -92,10 +121,12 @@ impl Guard<'_> {
         let mut stats = SyncStats::default();
         let mut checked = (format!("{dev}:{ino}"), size);
         if !clean && masks {
-            let Some(mut all) = w.masks.clone() else {
+            let Some(written) = w.masks.clone() else {
                 return Ok(None);
             };
-            all.extend(owed.into_iter().flatten().cloned());
+            let late = w.last.is_some_and(|last| last >= born);
+            let owed: Vec<Finding> = owed.into_iter().flatten().cloned().collect();
+            let all: Vec<Finding> = written.iter().chain(&owed).cloned().collect();
             let tail = (m.end, m.tail.clone());
             // Docker often reads the end of the file after the masks were written: then the `.gz`
             // holds them already and is not rewritten (one decompression instead of a
@@ -106,7 +137,12 @@ impl Guard<'_> {
                 Ok(true) => Ok(GzRewrite::Done((dev, ino, size), path.to_path_buf())),
                 Ok(false) => {
                     self.alias_ahead_gz(&c.id, key, file, &all);
-                    rewrite_gz(path, (dev, ino), &all, Some((tail.0, &tail.1)))
+                    let plain = PlainTail {
+                        len: tail.0,
+                        hash: &tail.1,
+                        masks: &written,
+                    };
+                    rewrite_gz(path, (dev, ino), &owed, Some(plain))
                 }
                 Err(e) => Err(e),
             };
@@ -115,10 +151,13 @@ impl Guard<'_> {
                     self.metrics.add(crate::metrics::LOG_GZ_MASKS_FOUND_TOTAL, 1.0);
                 }
                 Ok(GzRewrite::Done((ndev, nino, nsize), now)) => {
-                    let n: u64 = all.iter().map(|f| f.ranges.len() as u64).sum();
+                    // Counted: the masks this `.gz` lacked (written ones made before it was are
+                    // in it: a rewrite while an entry was open at its end put them there).
+                    let placed = if late { &all } else { &owed };
+                    let n: u64 = placed.iter().map(|f| f.ranges.len() as u64).sum();
                     stats.masked += n;
                     self.metrics.add(crate::metrics::MASKS_WRITTEN_TOTAL, n as f64);
-                    self.observe_delays(&all, "gz-late");
+                    self.observe_delays(placed, "gz-late");
                     checked = (format!("{ndev}:{nino}"), nsize);
                     self.alias_gz_first_line(&c.id, key, &now, (ndev, nino));
                 }
@@ -146,7 +185,9 @@ impl Guard<'_> {
                 Err(e) => return Err(e),
             }
         }
-        self.written.remove(key);
+        if !open {
+            self.written.remove(key);
+        }
         if masks {
             self.forget_owed(key);
         }
@@ -552,7 +593,12 @@ impl Guard<'_> {
             if let Some(i) = ident {
                 self.alias_ahead_gz(&c.id, i, file, &with);
             }
-            r = rewrite_gz(path, (dev, ino), &with, Some((w.end, &w.tail)));
+            let plain = PlainTail {
+                len: w.end,
+                hash: &w.tail,
+                masks: &w.masks,
+            };
+            r = rewrite_gz(path, (dev, ino), &all, Some(plain));
             if matches!(r, Ok(GzRewrite::Done(..))) {
                 all = with;
             }

@@ -69,7 +69,7 @@ use plain::Stamp;
 
 pub use commit::Commit;
 pub use heartbeat::{heartbeat_age, write_heartbeat, Heartbeat};
-pub use rewrite::{rewrite_gz, GzRewrite};
+pub use rewrite::{rewrite_gz, GzRewrite, PlainTail};
 
 /// A finding of a scan, and whether it is new: to be recorded (otherwise an earlier scan recorded
 /// it, and it is only masked again).

@@ -52,13 +52,14 @@ pub(super) fn name_of(dir: &Path, at: (u64, u64)) -> io::Result<Option<PathBuf>>
 /// (`path`, or the name Docker renamed it to: Docker renames every `.gz` at each rotation, which
 /// under a fast writer comes more often than a rewrite takes).
 ///
-/// With `tail` (a length and [`checkpoint::tail_hash`]), the masked content must have that length
-/// and end with bytes of that hash, or nothing is replaced (`InvalidData`).
+/// With `tail`, the file must be the plain file it was taken for: masked as that was, it must
+/// have its length and end with bytes of its hash, or nothing is replaced (`InvalidData`).
+/// `findings` are written over that.
 pub fn rewrite_gz(
     path: &Path,
     expect: (u64, u64),
     findings: &[Finding],
-    tail: Option<(u64, &str)>,
+    tail: Option<PlainTail<'_>>,
 ) -> io::Result<GzRewrite> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let Some(src) = open_expected(path, dir, expect)? else {
@@ -164,15 +165,28 @@ fn open_expected(path: &Path, dir: &Path, expect: (u64, u64)) -> io::Result<Opti
     }
 }
 
+/// The plain file a compressed file is taken for.
+#[derive(Debug, Clone, Copy)]
+pub struct PlainTail<'a> {
+    /// Its length.
+    pub len: u64,
+    /// The [`checkpoint::tail_hash`] of its end.
+    pub hash: &'a str,
+    /// The masks written into it before that hash was taken.
+    pub masks: &'a [Finding],
+}
+
 /// Write the compressed file `src` (metadata `meta`) masked with `findings` into `out`: same owner
-/// and mode, Docker's gzip header, [`REWRITE_LEVEL`]; synced. With `tail`, the masked content must
-/// have that length and end with bytes of that hash (`InvalidData` otherwise).
+/// and mode, Docker's gzip header, [`REWRITE_LEVEL`]; synced. With `tail`, the content with its
+/// masks must have its length and end with bytes of its hash (`InvalidData` otherwise); the
+/// `findings` are written over that (a mask the plain file never got, such as one owed to the
+/// `.gz` by the file after it, may change those bytes).
 fn write_masked(
     src: File,
     out: &File,
     meta: &fs::Metadata,
     findings: &[Finding],
-    tail: Option<(u64, &str)>,
+    tail: Option<PlainTail<'_>>,
 ) -> io::Result<()> {
     std::os::unix::fs::fchown(out, Some(meta.uid()), Some(meta.gid()))?;
     out.set_permissions(fs::Permissions::from_mode(meta.mode() & 0o7777))?;
@@ -180,22 +194,24 @@ fn write_masked(
     io::BufRead::fill_buf(&mut decoder)?;
     let builder = crate::logs::masking::gzip_like(decoder.get_ref().header());
     let enc = builder.write(io::BufWriter::with_capacity(256 << 10, out), REWRITE_LEVEL);
+    // The plain file's masks, then (past the tail's check) the findings.
+    let over = MaskPlan::from_findings(findings);
     let mut enc = TailWriter {
-        inner: enc,
+        inner: over.writer(enc),
         last: Vec::with_capacity(128),
         len: 0,
     };
-    MaskPlan::from_findings(findings).apply_stream(decoder, &mut enc)?;
-    if let Some((len, hash)) = tail {
+    MaskPlan::from_findings(tail.map_or(&[][..], |t| t.masks)).apply_stream(decoder, &mut enc)?;
+    if let Some(t) = tail {
         let start = enc.last.len().saturating_sub(64);
-        if enc.len != len || checkpoint::tail_hash_of(&enc.last[start..]) != hash {
+        if enc.len != t.len || checkpoint::tail_hash_of(&enc.last[start..]) != t.hash {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 "the compressed file is not the plain file it was taken for",
             ));
         }
     }
-    let mut w = enc.inner.finish()?;
+    let mut w = enc.inner.finish()?.finish()?;
     w.flush()?;
     drop(w);
     out.sync_all()

@@ -1180,6 +1180,60 @@ fn the_gz_of_a_file_scanned_whole_is_checked_from_the_masks_written_without_a_sc
 }
 
 #[test]
+fn the_gz_of_a_file_scanned_whole_with_an_entry_open_at_its_end_is_joined_and_masked_without_a_scan() {
+    let tmp = tempfile::tempdir().unwrap();
+    let live = container(tmp.path(), 'f', "gw", true, "");
+    let parts = Parts::new();
+    let mut g = parts.guard(tmp.path());
+    let scanned = |g: &Guard| metric(g.metrics, crate::metrics::LOG_BYTES_SCANNED_TOTAL);
+    let tok = token(T1);
+    // A secret masked in place, and the first part of an entry split at 16 KiB: held.
+    append(
+        &live,
+        &[line(&format!("one {}", token(T2)), 0), split_head(&tok)].concat(),
+    );
+    let s = g.sync_all();
+    assert_eq!((s.recorded, s.masked), (1, 1), "T2; T1 held");
+    let content = fs::read(&live).unwrap();
+    // Docker rotates, compresses the file and deletes it before the guard's next sync; the
+    // entry's last part opens the new file.
+    std::thread::sleep(Duration::from_millis(20));
+    let (_, gz) = rotate_compressed(&live, &content, false);
+    let rest = [line(&format!("{} done", &tok[14..]), 2), line("after", 3)].concat();
+    append(&live, &rest);
+    let before = scanned(&g);
+    let s = g.sync_all();
+    assert_eq!(s.recorded, 1, "T1, joined");
+    // The new file and the carried entry, not the whole `.gz` (decompressed and scanned).
+    let read = scanned(&g) - before;
+    assert!(
+        read < (rest.len() + split_head(&tok).len()) as f64 + 1.0,
+        "{read} bytes scanned, more than {} + {}",
+        rest.len(),
+        split_head(&tok).len()
+    );
+    let now = gunzip(&gz);
+    assert_eq!(now.len(), content.len());
+    assert!(
+        !String::from_utf8_lossy(&now).contains(&tok[..14]),
+        "T1's start masked in the .gz"
+    );
+    assert_clean(&now, &[T2]);
+    assert!(!String::from_utf8(fs::read(&live).unwrap())
+        .unwrap()
+        .contains(&tok[14..]));
+    // Checked: nothing more, also after a restart.
+    assert_eq!(g.sync_all(), SyncStats::default());
+    g.commit(Commit::Now).unwrap();
+    drop(g);
+    let parts = Parts::new();
+    let mut g = parts.guard(tmp.path());
+    assert_eq!(g.sync_all().recorded, 0);
+    let recs = records(tmp.path());
+    assert_eq!(recs.len(), 2, "T1 and T2 once each: {recs:?}");
+}
+
+#[test]
 fn a_gz_whose_plain_file_was_scanned_in_part_is_never_taken_as_clean_from_the_masks_written() {
     let tmp = tempfile::tempdir().unwrap();
     let live = container(tmp.path(), 'a', "gw", true, "");
