@@ -177,11 +177,7 @@ impl Watch {
             if left.is_zero() {
                 return false;
             }
-            let t = Timespec {
-                tv_sec: left.as_secs() as _,
-                tv_nsec: left.subsec_nanos() as _,
-            };
-            match rustix::event::poll(&mut [PollFd::new(moves, PollFlags::IN)], Some(&t)) {
+            match rustix::event::poll(&mut [PollFd::new(moves, PollFlags::IN)], Some(&timespec(left))) {
                 Ok(0) => return false,
                 Ok(_) | Err(rustix::io::Errno::INTR) => {}
                 Err(e) => {
@@ -222,12 +218,8 @@ impl Watch {
 
     /// Wait at most `timeout` for an event; true when one is queued.
     pub fn wait(&self, timeout: Duration) -> io::Result<bool> {
-        let t = Timespec {
-            tv_sec: timeout.as_secs() as _,
-            tv_nsec: timeout.subsec_nanos() as _,
-        };
         let mut fds = [PollFd::new(&self.fd, PollFlags::IN)];
-        match rustix::event::poll(&mut fds, Some(&t)) {
+        match rustix::event::poll(&mut fds, Some(&timespec(timeout))) {
             Ok(n) => Ok(n > 0),
             Err(rustix::io::Errno::INTR) => Ok(false),
             Err(e) => Err(e.into()),
@@ -293,6 +285,14 @@ impl Watch {
     /// Directories watched (the containers' and the root).
     pub fn watched(&self) -> usize {
         self.dirs.len() + 1
+    }
+}
+
+/// `d` as poll(2) takes it.
+fn timespec(d: Duration) -> Timespec {
+    Timespec {
+        tv_sec: d.as_secs() as _,
+        tv_nsec: d.subsec_nanos() as _,
     }
 }
 
