@@ -534,6 +534,26 @@ class Watched:
         self.token, self.segs, self.ts, self.seen, self.moved = token, segs, ts, seen, None
 
 
+def lines_at_least(c, n):
+    """(start, end) of each line of `c` (complete lines, each ending in a newline) at least `n` bytes
+    long, in order: without splitting `c` into lines. Such a line holds a whole window of n/2 bytes
+    from the sequence looked at (each window after the line before, or n/2 further), and only
+    windows without a newline are looked at closer."""
+    half = max(1, n // 2)
+    b, size = 0, len(c)
+    while b + half <= size:
+        if c.find(b"\n", b, b + half) >= 0:
+            b += half
+            continue
+        ls = c.rfind(b"\n", 0, b) + 1
+        le = c.find(b"\n", b + half)
+        if le < 0:
+            return
+        if le - ls >= n:
+            yield ls, le
+        b = le + 1
+
+
 class Monitor:
     """Tails one container's json-file log: reads its files in order (the live file, and when Docker
     rotated it, the oldest plain file not read yet: `.N` files are walked when compression is off),
@@ -659,11 +679,9 @@ class Monitor:
     def _lines(self, c, base):
         f = self.cur
         now = time.time_ns()
-        lines = c.split(b"\n")
-        lines.pop()
-        self.lines += len(lines)
+        self.lines += c.count(b"\n")
         if self.carry is not None:
-            self._join(lines[0], f, base, now)
+            self._join(c[:c.find(b"\n")], f, base, now)
         i = c.find(b"ghp_")
         while i >= 0:
             ls = c.rfind(b"\n", 0, i) + 1
@@ -684,19 +702,15 @@ class Monitor:
                 if ls + len(LOG_HEAD) < i and i + MASK_TAG_LEN <= c.rfind(STREAM_SEP, ls, le):
                     self._early(line_time_ns(c[ls:le]), now)
             i = c.find(MASK_TAG, i + 1)
-        lens = list(map(len, lines))
-        big = [k for k, n in enumerate(lens) if n >= SPLIT]
-        if big:
-            starts = [0, *accumulate(n + 1 for n in lens)]
-            for k in big:
-                line = lines[k]
-                ce = line.rfind(STREAM_SEP)
-                if ce < 0 or line[ce - 2:ce] == b"\\n":
-                    continue  # a complete entry
-                t0 = max(len(LOG_HEAD), ce - (TOKEN_LEN - 1))
-                self.carry = (f, base + starts[k] + t0, line[t0:ce], line_time_ns(line))
-                if k + 1 < len(lines):
-                    self._join(lines[k + 1], f, base + starts[k + 1], now)
+        for ls, le in lines_at_least(c, SPLIT):
+            line = c[ls:le]
+            ce = line.rfind(STREAM_SEP)
+            if ce < 0 or line[ce - 2:ce] == b"\\n":
+                continue  # a complete entry
+            t0 = max(len(LOG_HEAD), ce - (TOKEN_LEN - 1))
+            self.carry = (f, base + ls + t0, line[t0:ce], line_time_ns(line))
+            if le + 1 < len(c):
+                self._join(c[le + 1:c.find(b"\n", le + 1)], f, base + le + 1, now)
 
     def _join(self, line, f, line_off, now):
         """The entry after a partial one: tokens that start in the partial entry's tail and end here."""
