@@ -522,6 +522,11 @@ fn links_under_the_docker_root_are_never_followed() {
     assert!(g.warned.iter().any(|w| w.contains(&format!("{name}.2.gz"))));
 }
 
+/// `sidecar_log_bytes_scanned_total` of the guard `g`.
+fn bytes_scanned(g: &Guard) -> f64 {
+    metric(g.metrics, crate::metrics::LOG_BYTES_SCANNED_TOTAL)
+}
+
 fn metric(m: &Metrics, name: &str) -> f64 {
     m.render()
         .lines()
@@ -1092,7 +1097,6 @@ fn the_gz_of_a_file_scanned_whole_is_checked_from_the_masks_written_without_a_sc
     let live = container(tmp.path(), 'e', "gw", true, "");
     let parts = Parts::new();
     let mut g = parts.guard(tmp.path());
-    let scanned = |g: &Guard| metric(g.metrics, crate::metrics::LOG_BYTES_SCANNED_TOTAL);
 
     // 1. Masked before Docker made the .gz (Docker read the masked bytes): nothing to do.
     append(
@@ -1109,12 +1113,12 @@ fn the_gz_of_a_file_scanned_whole_is_checked_from_the_masks_written_without_a_sc
     let (_, gz) = rotate_compressed(&live, &masked, false);
     let gz_bytes = fs::read(&gz).unwrap();
     append(&live, &line("second file", 2));
-    let before = scanned(&g);
+    let before = bytes_scanned(&g);
     g.sync_all();
     assert_eq!(fs::read(&gz).unwrap(), gz_bytes, "not rewritten");
     assert_eq!(metric(g.metrics, crate::metrics::LOG_GZ_CHECKED_TOTAL), 1.0);
     assert_eq!(
-        scanned(&g) - before,
+        bytes_scanned(&g) - before,
         line("second file", 2).len() as f64,
         "only the new live file"
     );
@@ -1139,10 +1143,10 @@ fn the_gz_of_a_file_scanned_whole_is_checked_from_the_masks_written_without_a_sc
         plain.display()
     );
     fs::remove_file(&plain).unwrap();
-    let before = scanned(&g);
+    let before = bytes_scanned(&g);
     let s = g.sync_all();
     assert_eq!(s.masked, 1);
-    assert_eq!(scanned(&g), before, "not scanned");
+    assert_eq!(bytes_scanned(&g), before, "not scanned");
     assert_eq!(metric(g.metrics, crate::metrics::LOG_GZ_CHECKED_TOTAL), 2.0);
     let now = gunzip(&gz);
     assert_eq!(now.len(), content.len());
@@ -1168,9 +1172,9 @@ fn the_gz_of_a_file_scanned_whole_is_checked_from_the_masks_written_without_a_sc
     fs::write(&gz, enc.finish().unwrap()).unwrap();
     fs::remove_file(&plain).unwrap();
     let ino = fs::metadata(&gz).unwrap().ino();
-    let before = scanned(&g);
+    let before = bytes_scanned(&g);
     let s = g.sync_all();
-    assert_eq!(scanned(&g), before, "not scanned");
+    assert_eq!(bytes_scanned(&g), before, "not scanned");
     assert_eq!(s.masked, 0, "nothing left to mask");
     assert_eq!(fs::metadata(&gz).unwrap().ino(), ino, "not rewritten");
     assert_eq!(metric(g.metrics, crate::metrics::LOG_GZ_MASKS_FOUND_TOTAL), 1.0);
@@ -1185,7 +1189,6 @@ fn the_gz_of_a_file_scanned_whole_with_an_entry_open_at_its_end_is_joined_and_ma
     let live = container(tmp.path(), 'f', "gw", true, "");
     let parts = Parts::new();
     let mut g = parts.guard(tmp.path());
-    let scanned = |g: &Guard| metric(g.metrics, crate::metrics::LOG_BYTES_SCANNED_TOTAL);
     let tok = token(T1);
     // A secret masked in place, and the first part of an entry split at 16 KiB: held.
     append(
@@ -1201,11 +1204,11 @@ fn the_gz_of_a_file_scanned_whole_with_an_entry_open_at_its_end_is_joined_and_ma
     let (_, gz) = rotate_compressed(&live, &content, false);
     let rest = [line(&format!("{} done", &tok[14..]), 2), line("after", 3)].concat();
     append(&live, &rest);
-    let before = scanned(&g);
+    let before = bytes_scanned(&g);
     let s = g.sync_all();
     assert_eq!(s.recorded, 1, "T1, joined");
     // The new file and the carried entry, not the whole `.gz` (decompressed and scanned).
-    let read = scanned(&g) - before;
+    let read = bytes_scanned(&g) - before;
     assert!(
         read < (rest.len() + split_head(&tok).len()) as f64 + 1.0,
         "{read} bytes scanned, more than {} + {}",
