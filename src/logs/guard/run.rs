@@ -17,17 +17,22 @@ use crate::logs::checkpoint::Checkpoints;
 use crate::logs::containers;
 use crate::logs::watch::{Changes, Watch, TMP_PREFIX};
 
-/// Shortest time between two syncs driven by events.
-pub(super) const BATCH: Duration = Duration::from_millis(20);
+/// Shortest time between two syncs driven by events (a container's first write after a quiet
+/// spell is synced at once). Each sync has a cost of its own besides the bytes (waking, `lstat`,
+/// caches gone cold while dockerd ran): `rate10k` of `benches/guard_stress.py` (10 000 lines/s,
+/// compressed rotations) took 0.52–0.61 CPU-s of the guard with 20 ms, 0.49–0.51 with 40 ms and
+/// 0.44–0.49 with 50 ms (four, two and four runs, alternating), with an exposure p99 of 21, 41 and
+/// 51 ms.
+pub(super) const BATCH: Duration = Duration::from_millis(50);
 
 /// The batch instead of [`BATCH`] while the containers write [`BUSY_RATE`] or more: a backlog grows
 /// faster than linearly on a busy host (longer passes, preempted more often). Measured with
 /// `benches/guard_stress.py` at 150 000–165 000 lines/s (`max1`, three runs each, alternating): 20 ms
 /// gave an exposure p99 of 171–234 ms (69–78 % of masks within 100 ms), and with `max-file` 3 Docker
 /// deleted 359–801 of 2 499 secrets before the guard saw them (eight runs); 5 ms gave 39–58 ms
-/// (100 %) and 0–31 (four runs). Always 5 ms cost 5–10 % more CPU at 10 000 lines/s, where 20 ms
-/// keeps the p99 near 20 ms; switched by rate, `max1` gave 49–73 ms and `rate10k` the CPU of 20 ms
-/// (three and two runs).
+/// (100 %) and 0–31 (four runs). Always 5 ms cost 5–10 % more CPU at 10 000 lines/s than 20 ms (then
+/// [`BATCH`]), which kept the p99 near 20 ms; switched by rate, `max1` gave 49–73 ms and `rate10k`
+/// the CPU of 20 ms (three and two runs).
 pub(super) const BATCH_BUSY: Duration = Duration::from_millis(5);
 
 /// Bytes a second of plain files scanned (over the last sync and the wait before it: what the
