@@ -260,14 +260,18 @@ impl Watch {
                 }
             } else if let Some(name) = self.dirs.get(&ev.wd()) {
                 let file = ev.file_name().map(|f| f.to_bytes()).unwrap_or_default();
+                // Thousands of events a second from a few containers: a name is copied once.
+                let note = |set: &mut HashSet<String>| {
+                    if !set.contains(name) {
+                        set.insert(name.clone());
+                    }
+                };
                 match kind_of(flags, file, name) {
                     Kind::Ignored => {}
-                    Kind::LiveWrite => {
-                        changes.containers.insert(name.clone());
-                    }
+                    Kind::LiveWrite => note(&mut changes.containers),
                     Kind::Structural => {
-                        changes.structural.insert(name.clone());
-                        changes.containers.insert(name.clone());
+                        note(&mut changes.structural);
+                        note(&mut changes.containers);
                     }
                 }
             }

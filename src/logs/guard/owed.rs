@@ -27,6 +27,25 @@ pub(super) fn slim_owed(mut f: Finding) -> Finding {
     f
 }
 
+/// [`slim_owed`] of a copy, without copying the text it drops (the guard notes every mask it
+/// writes: thousands a second under a flood).
+pub(super) fn slim_copy(f: &Finding) -> Finding {
+    Finding {
+        rule: f.rule.clone(),
+        time: f.time.clone(),
+        ranges: f.ranges.clone(),
+        mask: f.mask.clone(),
+        description: String::new(),
+        file: String::new(),
+        preview: String::new(),
+        fingerprint: String::new(),
+        container_id: None,
+        stream: None,
+        confidence: None,
+        ..*f
+    }
+}
+
 /// Add masks owed to a `.gz` to those it is owed already, each once (by its byte ranges: a file
 /// scanned again while Docker renames it finds the same secrets again).
 pub(super) fn merge_owed(owed: &mut Vec<Finding>, more: impl IntoIterator<Item = Finding>) {
@@ -106,7 +125,7 @@ impl Guard<'_> {
             w.last = Some(SystemTime::now());
             match &mut w.masks {
                 Some(m) if m.len() + findings.len() <= WRITTEN_MAX && total + findings.len() <= WRITTEN_TOTAL_MAX => {
-                    m.extend(findings.iter().cloned())
+                    m.extend(findings.iter().map(slim_copy))
                 }
                 _ => w.masks = None,
             }
@@ -124,6 +143,7 @@ mod tests {
     fn masks_owed_to_a_gz_keep_what_writing_them_needs_and_none_of_the_reports_text() {
         let f = finding_at(vec![[100, 120], [130, 150]]);
         let s = slim_owed(f.clone());
+        assert_eq!(slim_copy(&f), s);
         assert_eq!(
             MaskPlan::from_findings(std::slice::from_ref(&s)),
             MaskPlan::from_findings(std::slice::from_ref(&f))
