@@ -1,5 +1,6 @@
 //! Faults around the live log guard never stop masking: a dead stderr (`/dev/full`), a container
-//! whose work panics (injected in debug builds by `FAULT_SIDECAR_PANIC_CONTAINER`). `sidecar run`
+//! whose work panics (injected in debug builds by `FAULT_SIDECAR_PANIC_CONTAINER`), inotify watches
+//! run out (in a user namespace of its own, `unshare --user`). `sidecar run`
 //! follows a Docker root made of plain files here, so these tests need no Docker daemon.
 
 use std::fs::{self, OpenOptions};
@@ -224,6 +225,68 @@ fn a_stderr_nobody_reads_does_not_stop_masking() {
     );
     if let Err(e) = result {
         std::panic::resume_unwind(e);
+    }
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn containers_inotify_cannot_watch_are_still_masked_long_before_the_rescan() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("docker");
+    let logs: Vec<PathBuf> = ['7', '8', '9']
+        .iter()
+        .map(|&c| container(&root, c, &format!("busy-{c}")))
+        .collect();
+    let port = free_port();
+    let err = tmp.path().join("stderr.txt");
+    // A user namespace of its own, whose inotify watch limit (2: the root and one container
+    // directory) is lowered without touching the host's.
+    let cmd = sidecar(&tmp.path().join("state"));
+    let child = Command::new("unshare")
+        .args(["--user", "--map-root-user", "sh", "-c"])
+        .arg("echo 2 > /proc/sys/user/max_inotify_watches && exec \"$0\" run")
+        .arg(cmd.get_program())
+        .env_clear()
+        .envs(cmd.get_envs().filter_map(|(k, v)| Some((k, v?))))
+        .env("SIDECAR_DOCKER_ROOT", &root)
+        .env("SIDECAR_RUN__AUDIT_MINUTES", "0")
+        .env("SIDECAR_RUN__ENFORCE_MINUTES", "0")
+        .env("SIDECAR_RUN__METRICS_LISTEN", format!("127.0.0.1:{port}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(fs::File::create(&err).unwrap()))
+        .spawn()
+        .expect("unshare (util-linux) runs sidecar in a user namespace");
+    let mut rng = Rng::from_time();
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        wait_for("the warning that watches ran out", Duration::from_secs(30), || {
+            fs::read_to_string(&err)
+                .unwrap_or_default()
+                .contains("no inotify watch left")
+        });
+        wait_for("the guard up", Duration::from_secs(30), || {
+            metric(port, "sidecar_log_containers_followed") >= 3.0
+        });
+        for round in 0..3 {
+            let tokens: Vec<String> = logs.iter().map(|_| github_token(&rng.base62(30))).collect();
+            for (log, t) in logs.iter().zip(&tokens) {
+                append(log, &secret_line(t));
+            }
+            // The rescan comes every 30 s: only a look at every wake masks them this soon.
+            wait_for(
+                &format!("round {round}: every container's token masked"),
+                Duration::from_secs(5),
+                || logs.iter().zip(&tokens).all(|(log, t)| !has(log, t)),
+            );
+        }
+    }));
+    let status = stop(child);
+    if let Err(e) = result {
+        panic!(
+            "{:?}\nstderr:\n{}",
+            e.downcast_ref::<String>(),
+            fs::read_to_string(&err).unwrap_or_default()
+        );
     }
     assert!(status.success(), "{status:?}");
 }

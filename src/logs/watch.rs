@@ -78,6 +78,11 @@ pub struct Watch {
     /// Renames in container directories only (see the module's documentation); `None` when a
     /// second inotify instance could not be made (waits are then plain sleeps).
     moves: Option<OwnedFd>,
+    /// Container directories left without a watch when `fs.inotify.max_user_watches` ran out
+    /// (see [`Self::unwatched`]).
+    unwatched: HashSet<String>,
+    /// When watching them was last tried again.
+    retried: Option<Instant>,
 }
 
 const ROOT_EVENTS: WatchFlags = WatchFlags::CREATE
@@ -117,6 +122,8 @@ impl Watch {
             dirs: HashMap::new(),
             buf: vec![MaybeUninit::uninit(); 64 << 10],
             moves,
+            unwatched: HashSet::new(),
+            retried: None,
         };
         std::fs::read_dir(root)?;
         w.rewatch();
@@ -140,7 +147,53 @@ impl Watch {
         }
     }
 
+    /// Container directories inotify has no watch left for: nothing tells of their writes, so the
+    /// guard looks at them on every wake (at least every 200 ms). Watching each is tried again at
+    /// every [`Self::drain`]; a warning is logged when the first one is left out, and a note when
+    /// every directory is watched again.
+    pub fn unwatched(&self) -> &HashSet<String> {
+        &self.unwatched
+    }
+
     fn add(&mut self, name: &str) -> io::Result<()> {
+        let r = self.try_add(name);
+        match &r {
+            Ok(()) => {
+                if self.unwatched.remove(name) && self.unwatched.is_empty() {
+                    tracing::info!("log guard: every container directory is watched again");
+                }
+            }
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::NOSPC.raw_os_error()) => {
+                if self.unwatched.is_empty() {
+                    tracing::warn!(
+                        "log guard: no inotify watch left for {} (fs.inotify.max_user_watches reached): \
+                         such containers are looked at every 200 ms instead of on each write; raise the limit",
+                        self.root.join(name).display()
+                    );
+                }
+                self.unwatched.insert(name.to_string());
+            }
+            // Gone, or not a directory (a symlink is never followed).
+            Err(_) => {
+                self.unwatched.remove(name);
+            }
+        }
+        r
+    }
+
+    /// Try again, at most once a second, to watch the directories left without a watch.
+    fn retry_unwatched(&mut self) {
+        if self.unwatched.is_empty() || self.retried.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
+            return;
+        }
+        self.retried = Some(Instant::now());
+        let names: Vec<String> = self.unwatched.iter().cloned().collect();
+        for name in names {
+            let _ = self.add(&name);
+        }
+    }
+
+    fn try_add(&mut self, name: &str) -> io::Result<()> {
         let path = self.root.join(name);
         let wd = match inotify::add_watch(&self.fd, &path, DIR_EVENTS) {
             Err(rustix::io::Errno::NOSPC) if self.moves.is_some() => {
@@ -231,6 +284,7 @@ impl Watch {
         self.discard_moves();
         let mut changes = Changes::default();
         let mut new_dirs = Vec::new();
+        self.retry_unwatched();
         let mut reader = inotify::Reader::new(&self.fd, &mut self.buf);
         loop {
             let ev = match reader.next() {
@@ -249,6 +303,8 @@ impl Watch {
                 };
                 if flags.intersects(ReadFlags::CREATE | ReadFlags::MOVED_TO) && flags.contains(ReadFlags::ISDIR) {
                     new_dirs.push(name.clone());
+                } else if flags.intersects(ReadFlags::DELETE | ReadFlags::MOVED_FROM) {
+                    self.unwatched.remove(&name);
                 }
                 changes.structural.insert(name.clone());
                 changes.containers.insert(name);
@@ -278,7 +334,7 @@ impl Watch {
         }
         for name in new_dirs {
             if let Err(e) = self.add(&name) {
-                // Not watched: found by the periodic rescan instead.
+                // Not watched: a full look now, and then see `Self::unwatched`.
                 tracing::debug!("log guard: cannot watch {}: {e}", self.root.join(&name).display());
                 changes.everything = true;
             }
@@ -450,5 +506,78 @@ mod tests {
         std::fs::write(outside.join("x-json.log"), b"x\n").unwrap();
         assert!(!w.wait(Duration::from_millis(100)).unwrap());
         assert!(w.drain().unwrap().containers.is_empty());
+    }
+
+    /// With `fs.inotify.max_user_watches` reached, the rename watches give their places to the
+    /// watches that find changes: every container directory is still watched, rotations wait for
+    /// the end of the batch, and a directory that cannot be watched asks for a full look. Runs in a
+    /// user namespace of its own (`unshare --user`), whose limit is lowered without touching the
+    /// host's.
+    #[test]
+    fn when_inotify_watches_run_out_the_rename_watches_give_way() {
+        const INSIDE: &str = "SIDECAR_TEST_INSIDE_USER_NAMESPACE";
+        const NAME: &str = "logs::watch::tests::when_inotify_watches_run_out_the_rename_watches_give_way";
+        if std::env::var_os(INSIDE).is_none() {
+            let out = std::process::Command::new("unshare")
+                .args(["--user", "--map-root-user"])
+                .arg(std::env::current_exe().unwrap())
+                .args(["--exact", NAME, "--nocapture", "--test-threads", "1"])
+                .env(INSIDE, "1")
+                .output()
+                .expect("unshare (util-linux) runs this test in a user namespace");
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(out.status.success() && text.contains("1 passed"), "{text}");
+            return;
+        }
+        // The root, one directory in both queues, one in the main queue: then none left.
+        std::fs::write("/proc/sys/user/max_inotify_watches", "4").unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        for d in ["aaa", "bbb", "ccc"] {
+            std::fs::create_dir(root.join(d)).unwrap();
+        }
+        let mut w = Watch::new(root).unwrap();
+        assert_eq!(w.watched(), 4, "every container directory is watched");
+        assert!(w.moves.is_none(), "the rename watches gave way");
+        for d in ["aaa", "bbb", "ccc"] {
+            std::fs::write(root.join(format!("{d}/{d}-json.log")), b"x\n").unwrap();
+        }
+        assert!(w.wait(Duration::from_secs(1)).unwrap());
+        let c = w.drain().unwrap();
+        assert_eq!(c.containers.len(), 3);
+        assert!(!c.everything);
+        // A rotation no longer ends the pause, but is in the next batch.
+        std::fs::rename(root.join("bbb/bbb-json.log"), root.join("bbb/bbb-json.log.1")).unwrap();
+        let t = Instant::now();
+        assert!(!w.pause(Duration::from_millis(200)));
+        assert!(t.elapsed() >= Duration::from_millis(200));
+        let c = w.drain().unwrap();
+        assert!(c.structural.contains("bbb"));
+        // A new container that cannot be watched: a full look (the periodic rescan follows it).
+        std::fs::create_dir(root.join("ddd")).unwrap();
+        assert!(w.wait(Duration::from_secs(1)).unwrap());
+        let c = w.drain().unwrap();
+        assert!(c.containers.contains("ddd") && c.everything);
+        assert_eq!(w.watched(), 4);
+        assert_eq!(w.unwatched(), &HashSet::from(["ddd".to_string()]));
+        // A watch freed (a container removed): the directory left out is watched at the next
+        // retry (at most one a second).
+        std::fs::remove_dir_all(root.join("aaa")).unwrap();
+        assert!(w.wait(Duration::from_secs(1)).unwrap());
+        w.drain().unwrap();
+        std::thread::sleep(Duration::from_millis(1100));
+        w.drain().unwrap();
+        assert!(w.unwatched().is_empty());
+        std::fs::write(root.join("ddd/ddd-json.log"), b"x\n").unwrap();
+        assert!(w.wait(Duration::from_secs(1)).unwrap());
+        assert!(w.drain().unwrap().containers.contains("ddd"));
+        assert_eq!(w.watched(), 4);
+        // None at all: the guard checks every second instead (see `Guard::run`).
+        std::fs::write("/proc/sys/user/max_inotify_watches", "0").unwrap();
+        assert!(Watch::new(root).is_err());
     }
 }

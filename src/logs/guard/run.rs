@@ -354,7 +354,9 @@ impl Guard<'_> {
         due
     }
 
-    /// Add the events the watch holds to `changes` (all of them on an error).
+    /// Add the events the watch holds to `changes` (all of them on an error), and the containers
+    /// whose directories inotify has no watch left for (looked at on every wake: nothing tells of
+    /// their writes).
     fn drain_into(&mut self, w: &mut Watch, root: &Path, changes: &mut Changes) {
         match w.drain() {
             Ok(c) => {
@@ -365,6 +367,12 @@ impl Guard<'_> {
             Err(e) => {
                 self.error(&format!("{}: inotify: {e}", root.display()));
                 changes.everything = true;
+            }
+        }
+        for id in w.unwatched() {
+            if self.containers.contains_key(id) && !changes.structural.contains(id) {
+                changes.containers.insert(id.clone());
+                changes.structural.insert(id.clone());
             }
         }
     }
