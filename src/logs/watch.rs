@@ -83,7 +83,12 @@ pub struct Watch {
     unwatched: HashSet<String>,
     /// When watching them was last tried again.
     retried: Option<Instant>,
+    /// When [`Self::unwatched_due`] last gave them.
+    looked: Option<Instant>,
 }
+
+/// How often the directories without a watch are given to be looked at ([`Watch::unwatched_due`]).
+pub const UNWATCHED_LOOK: Duration = Duration::from_millis(100);
 
 const ROOT_EVENTS: WatchFlags = WatchFlags::CREATE
     .union(WatchFlags::DELETE)
@@ -124,6 +129,7 @@ impl Watch {
             moves,
             unwatched: HashSet::new(),
             retried: None,
+            looked: None,
         };
         std::fs::read_dir(root)?;
         w.rewatch();
@@ -147,12 +153,22 @@ impl Watch {
         }
     }
 
-    /// Container directories inotify has no watch left for: nothing tells of their writes, so the
-    /// guard looks at them on every wake (at least every 200 ms). Watching each is tried again at
-    /// every [`Self::drain`]; a warning is logged when the first one is left out, and a note when
-    /// every directory is watched again.
+    /// Container directories inotify has no watch left for: nothing tells of their writes.
+    /// Watching each is tried again at most once a second (at a [`Self::drain`]); a warning is
+    /// logged when the first one is left out, and a note when every directory is watched again.
     pub fn unwatched(&self) -> &HashSet<String> {
         &self.unwatched
+    }
+
+    /// The directories without a watch, to be looked at: at most every [`UNWATCHED_LOOK`] (each
+    /// look lists a directory and `lstat`s its files; a busy guard wakes every few milliseconds),
+    /// and none otherwise.
+    pub fn unwatched_due(&mut self) -> Vec<String> {
+        if self.unwatched.is_empty() || self.looked.is_some_and(|t| t.elapsed() < UNWATCHED_LOOK) {
+            return Vec::new();
+        }
+        self.looked = Some(Instant::now());
+        self.unwatched.iter().cloned().collect()
     }
 
     fn add(&mut self, name: &str) -> io::Result<()> {
@@ -167,7 +183,7 @@ impl Watch {
                 if self.unwatched.is_empty() {
                     tracing::warn!(
                         "log guard: no inotify watch left for {} (fs.inotify.max_user_watches reached): \
-                         such containers are looked at every 200 ms instead of on each write; raise the limit",
+                         such containers are looked at every 100-200 ms instead of on each write; raise the limit",
                         self.root.join(name).display()
                     );
                 }
@@ -564,6 +580,11 @@ mod tests {
         assert!(c.containers.contains("ddd") && c.everything);
         assert_eq!(w.watched(), 4);
         assert_eq!(w.unwatched(), &HashSet::from(["ddd".to_string()]));
+        // Given to be looked at, at most every UNWATCHED_LOOK.
+        assert_eq!(w.unwatched_due(), vec!["ddd".to_string()]);
+        assert!(w.unwatched_due().is_empty());
+        std::thread::sleep(UNWATCHED_LOOK);
+        assert_eq!(w.unwatched_due(), vec!["ddd".to_string()]);
         // A watch freed (a container removed): the directory left out is watched at the next
         // retry (at most one a second).
         std::fs::remove_dir_all(root.join("aaa")).unwrap();

@@ -355,8 +355,8 @@ impl Guard<'_> {
     }
 
     /// Add the events the watch holds to `changes` (all of them on an error), and the containers
-    /// whose directories inotify has no watch left for (looked at on every wake: nothing tells of
-    /// their writes).
+    /// whose directories inotify has no watch left for, when a look at them is due (nothing tells
+    /// of their writes; see `Watch::unwatched_due`).
     fn drain_into(&mut self, w: &mut Watch, root: &Path, changes: &mut Changes) {
         match w.drain() {
             Ok(c) => {
@@ -369,10 +369,10 @@ impl Guard<'_> {
                 changes.everything = true;
             }
         }
-        for id in w.unwatched() {
-            if self.containers.contains_key(id) && !changes.structural.contains(id) {
+        for id in w.unwatched_due() {
+            if self.containers.contains_key(&id) {
                 changes.containers.insert(id.clone());
-                changes.structural.insert(id.clone());
+                changes.structural.insert(id);
             }
         }
     }
