@@ -46,6 +46,9 @@ pub const LOG_CONTAINERS_FOLLOWED: &str = "sidecar_log_containers_followed";
 pub const LOG_CONTAINERS_UNMASKED: &str = "sidecar_log_containers_unmasked";
 /// `sidecar_log_files_followed` (gauge): Log files (live and rotated) with a checkpoint.
 pub const LOG_FILES_FOLLOWED: &str = "sidecar_log_files_followed";
+/// `sidecar_log_dirs_unwatched` (gauge): Container directories without an inotify watch
+/// (fs.inotify.max_user_watches reached): listed several times a second instead.
+pub const LOG_DIRS_UNWATCHED: &str = "sidecar_log_dirs_unwatched";
 /// `sidecar_log_lag_bytes` (gauge): Bytes written to live logs and not scanned yet.
 pub const LOG_LAG_BYTES: &str = "sidecar_log_lag_bytes";
 /// `sidecar_log_lag_seconds` (gauge): How long the container furthest behind has had bytes in
@@ -198,6 +201,11 @@ const FAMILIES: &[(&str, &str, &str)] = &[
         LOG_FILES_FOLLOWED,
         "gauge",
         "Log files (live and rotated) with a checkpoint.",
+    ),
+    (
+        LOG_DIRS_UNWATCHED,
+        "gauge",
+        "Container directories without an inotify watch (fs.inotify.max_user_watches reached): listed several times a second instead.",
     ),
     (
         LOG_LAG_BYTES,

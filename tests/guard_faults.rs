@@ -291,6 +291,11 @@ fn containers_inotify_cannot_watch_are_still_masked_long_before_the_rescan() {
         wait_for("the guard up", Duration::from_secs(30), || {
             metric(port, "sidecar_log_containers_followed") >= 3.0
         });
+        wait_for(
+            "the directories without a watch counted",
+            Duration::from_secs(5),
+            || metric(port, "sidecar_log_dirs_unwatched") >= 1.0,
+        );
         // A container started now: Docker makes its directory, then writes its configuration.
         let mut logs = logs;
         let id: String = std::iter::repeat_n('6', 64).collect();

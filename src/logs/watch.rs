@@ -85,6 +85,8 @@ pub struct Watch {
     retried: Option<Instant>,
     /// When [`Self::unwatched_due`] last gave them.
     looked: Option<Instant>,
+    /// Their number as [`Self::unwatched_changed`] last gave it.
+    reported: Option<usize>,
     /// The warning that watches ran out was logged, and no note since that every directory is
     /// watched again.
     warned: bool,
@@ -140,6 +142,7 @@ impl Watch {
             unwatched: HashSet::new(),
             retried: None,
             looked: None,
+            reported: None,
             warned: false,
         };
         std::fs::read_dir(root)?;
@@ -171,6 +174,16 @@ impl Watch {
     /// note when every directory is watched again.
     pub fn unwatched(&self) -> &HashSet<String> {
         &self.unwatched
+    }
+
+    /// How many directories are without a watch, when that changed since the last call (the first
+    /// call gives it).
+    pub fn unwatched_changed(&mut self) -> Option<usize> {
+        let n = self.unwatched.len();
+        (self.reported != Some(n)).then(|| {
+            self.reported = Some(n);
+            n
+        })
     }
 
     /// The directories without a watch, to be looked at: at most every [`UNWATCHED_LOOK`] (each
@@ -618,6 +631,8 @@ mod tests {
         assert!(!c.everything, "no full look of every container for it");
         assert_eq!(w.watched(), 4);
         assert_eq!(w.unwatched(), &HashSet::from(["ddd".to_string()]));
+        assert_eq!(w.unwatched_changed(), Some(1));
+        assert_eq!(w.unwatched_changed(), None, "unchanged");
         // Given to be looked at, at most every UNWATCHED_LOOK.
         assert_eq!(w.unwatched_due(), vec!["ddd".to_string()]);
         assert!(w.unwatched_due().is_empty());
@@ -631,6 +646,7 @@ mod tests {
         std::thread::sleep(Duration::from_millis(1100));
         looked.extend(w.drain().unwrap().structural);
         assert!(w.unwatched().is_empty());
+        assert_eq!(w.unwatched_changed(), Some(0));
         assert!(
             looked.contains("ddd"),
             "a look at it once watched: what came before caused no event"

@@ -369,6 +369,9 @@ impl Guard<'_> {
                 changes.everything = true;
             }
         }
+        if let Some(n) = w.unwatched_changed() {
+            self.metrics.set(crate::metrics::LOG_DIRS_UNWATCHED, n as f64);
+        }
         for id in w.unwatched_due() {
             if self.containers.contains_key(&id) {
                 changes.containers.insert(id.clone());
